@@ -1,0 +1,1 @@
+"""Web views over the service API (see issue: the service)."""

@@ -1,0 +1,1 @@
+"""nas: job specs, proxies, the search loop, storage, export, API and CLI."""

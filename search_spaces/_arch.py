@@ -1,0 +1,175 @@
+"""ArchConfig: one MetaFormer-family network, as data.
+
+A network is a stem, then stages (each: downsampling, then ``depth`` blocks of one kind), then a
+classification head. A MetaFormer block is norm -> token mixer -> residual, norm -> MLP -> residual;
+an ``mbconv`` stage uses MobileNetV2 inverted-residual blocks instead (the hybrid conv stages).
+
+The config is canonical on construction: options a mixer does not use are rejected, the ones it
+uses get their defaults, and stages of depth 0 are dropped (they build nothing). So two spellings
+of one network compare equal and share ``arch_hash``. The input shape and the number of classes
+are not part of the architecture: they come from the job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cached_property
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Mixer = Literal[
+    "identity", "pooling", "sepconv", "dwconv", "spatial_mlp", "attention", "window_attention", "mbconv"
+]
+Norm = Literal["layernorm", "layernorm_nobias", "groupnorm1", "groupnorm1_nobias", "batchnorm"]
+Act = Literal["gelu", "starrelu", "relu"]
+
+MIXERS: tuple[str, ...] = Mixer.__args__
+NORMS: tuple[str, ...] = Norm.__args__
+ACTS: tuple[str, ...] = Act.__args__
+
+# Mixers whose blocks run channels-last (tokens x channels); the others run NCHW.
+CHANNELS_LAST_MIXERS = frozenset({"attention", "window_attention", "spatial_mlp"})
+
+# Which per-stage options each mixer uses, and their defaults (from the papers' reference models).
+MIXER_OPTIONS: dict[str, dict[str, Any]] = {
+    "identity": {},
+    "pooling": {"kernel_size": 3},  # PoolFormer
+    "sepconv": {"kernel_size": 7},  # ConvFormer: pw -> act -> dw7x7 -> pw, expansion 2
+    "dwconv": {"kernel_size": 7},  # ConvNeXt-style depthwise conv
+    "spatial_mlp": {"token_mlp_ratio": 0.5},  # MLP-Mixer (0.5 x dim hidden); 0 = one Linear (ResMLP)
+    "attention": {"head_dim": 32},  # CAFormer
+    "window_attention": {"head_dim": 32, "window_size": 7},  # Swin
+    "mbconv": {"kernel_size": 3},  # MobileNetV2 inverted residual; mlp_ratio is its expansion
+}
+_OPTION_NAMES = ("kernel_size", "window_size", "head_dim", "token_mlp_ratio")
+
+MIXER_ABBREVIATIONS = {
+    "identity": "id",
+    "pooling": "pool",
+    "sepconv": "sep",
+    "dwconv": "dw",
+    "spatial_mlp": "mlp",
+    "attention": "att",
+    "window_attention": "win",
+    "mbconv": "mb",
+}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StageConfig(_Frozen):
+    """One stage: ``depth`` blocks of width ``dim``, after a stride-2 downsampling (except stage 0,
+    which follows the stem)."""
+
+    mixer: Mixer
+    depth: int = Field(ge=0)  # 0: the stage is dropped
+    dim: int = Field(ge=1)
+    mlp_ratio: float = Field(default=4.0, gt=0)  # MLP hidden = int(mlp_ratio * dim)
+    kernel_size: int | None = Field(default=None, ge=1)  # pooling, sepconv, dwconv, mbconv
+    window_size: int | None = Field(default=None, ge=1)  # window_attention; clamped to the map
+    head_dim: int | None = Field(default=None, ge=1)  # attention mixers; heads = dim // head_dim
+    token_mlp_ratio: float | None = Field(default=None, ge=0)  # spatial_mlp
+    res_scale: bool = False  # learnable per-channel scale on the residual branch (MetaFormer v2)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_mixer_options(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("mixer") not in MIXER_OPTIONS:
+            return data  # the field validators report the problem
+        uses = MIXER_OPTIONS[data["mixer"]]
+        data = dict(data)
+        for option in _OPTION_NAMES:
+            if option in uses:
+                if data.get(option) is None:
+                    data[option] = uses[option]
+            elif data.get(option) is not None:
+                users = sorted(m for m, opts in MIXER_OPTIONS.items() if option in opts)
+                raise ValueError(
+                    f"{option}: mixer {data['mixer']!r} does not use it; remove it, or use one of "
+                    f"the mixers that do: {users}"
+                )
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> StageConfig:
+        if self.head_dim is not None and self.dim % self.head_dim:
+            divisors = [d for d in range(1, self.dim + 1) if self.dim % d == 0]
+            raise ValueError(
+                f"head_dim: {self.head_dim} does not divide dim={self.dim}; "
+                f"choose a head_dim from {divisors[-12:]}"
+            )
+        if self.kernel_size is not None and self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size: must be odd (got {self.kernel_size}) so the map keeps its size")
+        return self
+
+    @property
+    def channels_last(self) -> bool:
+        return self.mixer in CHANNELS_LAST_MIXERS
+
+    @property
+    def num_heads(self) -> int | None:
+        return None if self.head_dim is None else self.dim // self.head_dim
+
+    def short_name(self) -> str:
+        abbr = MIXER_ABBREVIATIONS[self.mixer]
+        if self.mixer == "window_attention":
+            abbr += str(self.window_size)
+        return f"{abbr}{self.depth}x{self.dim}"
+
+
+class ArchConfig(_Frozen):
+    """A whole network. Frozen and hashable; ``arch_hash`` is the canonical identity."""
+
+    stem: Literal["conv", "patch"] = "conv"  # conv: overlapping (stride+3)x(stride+3), padding 2
+    stem_stride: int = Field(default=4, ge=1)  # the patch size of an isotropic network
+    downsample: Literal["conv", "patch"] = "conv"  # conv: 3x3 stride 2; patch: 2x2 stride 2
+    downsample_norm: Norm | None = None  # after the stem, before each downsampling conv
+    stages: tuple[StageConfig, ...] = Field(min_length=1, max_length=6)
+    norm: Norm = "layernorm_nobias"  # the norms of the MetaFormer blocks
+    act: Act = "starrelu"  # the MLPs' (and sepconv's / mbconv's) activation
+    bias: bool = False  # biases of the MLPs and mixers' projections
+    layer_scale: float | None = Field(default=None, gt=0)  # LayerScale init value; None: off
+    head: Literal["linear", "mlp"] = "linear"  # mlp: Linear(4x) -> SquaredReLU -> LayerNorm -> Linear
+    head_norm: Norm | None = "layernorm"  # on the pooled features
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_empty_stages(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("stages"), (list, tuple)):
+            stages = [s for s in data["stages"] if not _is_empty_stage(s)]
+            if not stages and data["stages"]:
+                raise ValueError("stages: every stage has depth 0; at least one needs depth >= 1")
+            data = {**data, "stages": stages}
+        return data
+
+    @cached_property
+    def arch_hash(self) -> str:
+        """Hex digest of the canonical JSON; equal for every spelling of one network."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    @property
+    def isotropic(self) -> bool:
+        return len(self.stages) == 1
+
+    @property
+    def name(self) -> str:
+        """Short and human-readable, for tables and logs (use ``arch_hash`` as the identity)."""
+        body = "-".join(stage.short_name() for stage in self.stages)
+        prefix = f"p{self.stem_stride}-" if self.stem == "patch" or self.stem_stride != 4 else ""
+        return prefix + body
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ArchConfig:
+        return cls.model_validate_json(text)
+
+
+def _is_empty_stage(stage: Any) -> bool:
+    depth = stage.depth if isinstance(stage, StageConfig) else stage.get("depth") if isinstance(stage, dict) else None
+    return isinstance(depth, int) and depth == 0
