@@ -1,7 +1,10 @@
 """Analytical lowering: ArchConfig -> layer IR, from the config alone (no torch, no model built).
 
 It walks the network in the builder's forward order and emits what the builder's modules compute,
-layer for layer; ``tests/test_lowering.py`` checks it against the built model's parameters and
+layer for layer. Layout changes that a GEMM or a fused kernel absorbs by reading with strides (NCHW
+<-> tokens, attention's head split and merge, the spatial MLP's transposes) are free; copies that
+need a pass of their own (window partition and reverse, cyclic shift, padding) are RESHAPE records.
+ ``tests/test_lowering.py`` checks it against the built model's parameters and
 against ``trace`` of that model.
 """
 
@@ -94,6 +97,8 @@ class _Emitter:
 
     def act(self, name: str, kind: str, shape: tuple[int, ...]) -> None:
         self.elementwise(name, OpKind.ACT, shape)
+        if kind in ("starrelu", "squared_relu"):
+            self.elementwise(f"{name}:square", OpKind.ACT, shape)
         if kind == "starrelu":  # s * relu(x)^2 + b, with a learnable scalar s and b
             self.elementwise(f"{name}:scale", OpKind.MUL, shape, params=1)
             self.elementwise(f"{name}:bias", OpKind.ADD, shape, params=1)
@@ -180,15 +185,13 @@ def _mixer(e: _Emitter, name: str, stage: StageConfig, arch: ArchConfig, shape: 
             e.elementwise(f"{name}:unroll", OpKind.RESHAPE, padded)
     elif mixer == "spatial_mlp":
         tokens, hidden = size[0] * size[1], token_mlp_hidden(stage)
-        transposed = (c, tokens)
-        e.elementwise(f"{name}:transpose", OpKind.RESHAPE, transposed)
+        transposed = (c, tokens)  # read transposed by the GEMM, not copied
         if hidden:
             mid = e.linear(f"{name}.fc1", transposed, hidden, bias=arch.bias)
             e.act(f"{name}.act", "gelu", mid)
             e.linear(f"{name}.fc2", mid, tokens, bias=arch.bias)
         else:
             e.linear(f"{name}.fc1", transposed, tokens, bias=arch.bias)
-        e.elementwise(f"{name}:untranspose", OpKind.RESHAPE, shape)
     # identity: nothing to compute
 
 
@@ -198,12 +201,12 @@ def _attention(e: _Emitter, name: str, c: int, heads: int, head_dim: int, tokens
     e.linear(f"{name}.qkv", (windows * tokens, c), 3 * c, bias=bias)
     groups = windows * heads
     scores = (groups, tokens, tokens)
+    e.elementwise(f"{name}:scale", OpKind.MUL, (groups, tokens, head_dim))  # q * head_dim^-0.5
     e.matmul(f"{name}:qk", groups, tokens, head_dim, tokens)
     if rel_pos:  # window attention: the bias table (and shift mask) added to the scores
         e.elementwise(f"{name}:bias", OpKind.ADD, scores, params=rel_pos)
     e.elementwise(f"{name}:softmax", OpKind.SOFTMAX, scores)
     e.matmul(f"{name}:av", groups, tokens, tokens, head_dim)
-    e.elementwise(f"{name}:merge_heads", OpKind.RESHAPE, (windows * tokens, c))
     # timm's WindowAttention always has a proj bias; the MetaFormer Attention follows `bias`.
     e.linear(f"{name}.proj", (windows * tokens, c), c, bias=bias or rel_pos > 0)
 
@@ -230,6 +233,6 @@ def _head(e: _Emitter, arch: ArchConfig, c: int, size: tuple[int, int], num_clas
         e.linear("head.fc", (c,), num_classes, bias=True)
         return
     hidden = e.linear("head.fc.fc1", (c,), 4 * c, bias=True)  # timm's MlpHead: ratio 4, SquaredReLU
-    e.act("head.fc.act", "relu", hidden)
+    e.act("head.fc.act", "squared_relu", hidden)
     e.norm("head.fc.norm", "layernorm", hidden, 4 * c)
     e.linear("head.fc.fc2", hidden, num_classes, bias=True)
