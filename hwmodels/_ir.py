@@ -21,13 +21,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from enum import Enum
+from enum import StrEnum
 from typing import NamedTuple
 
 BYTES_PER_ELEMENT = 1  # INT8 deployment: weights and activations are one byte each
 
 
-class OpKind(str, Enum):
+class OpKind(StrEnum):
     """What an operation is, as far as the accelerator is concerned."""
 
     CONV = "conv"  # dense or grouped conv with a kernel > 1x1 and static weights
@@ -43,9 +43,6 @@ class OpKind(str, Enum):
     RESHAPE = "reshape"  # a layout change that moves data: materialised transpose, pad, roll, concat
     RESIZE = "resize"  # up-sampling
     OTHER = "other"  # anything else; the name says which framework op it was
-
-    def __str__(self) -> str:
-        return self.value
 
 
 # Kinds whose count is a property of the network, not of how a framework happens to spell it.

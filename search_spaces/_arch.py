@@ -19,9 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Mixer = Literal[
-    "identity", "pooling", "sepconv", "dwconv", "spatial_mlp", "attention", "window_attention", "mbconv"
-]
+Mixer = Literal["identity", "pooling", "sepconv", "dwconv", "spatial_mlp", "attention", "window_attention", "mbconv"]
 Norm = Literal["layernorm", "layernorm_nobias", "groupnorm1", "groupnorm1_nobias", "batchnorm"]
 Act = Literal["gelu", "starrelu", "relu"]
 
@@ -99,8 +97,7 @@ class StageConfig(_Frozen):
         if self.head_dim is not None and self.dim % self.head_dim:
             divisors = [d for d in range(1, self.dim + 1) if self.dim % d == 0]
             raise ValueError(
-                f"head_dim: {self.head_dim} does not divide dim={self.dim}; "
-                f"choose a head_dim from {divisors[-12:]}"
+                f"head_dim: {self.head_dim} does not divide dim={self.dim}; choose a head_dim from {divisors[-12:]}"
             )
         if self.kernel_size is not None and self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size: must be odd (got {self.kernel_size}) so the map keeps its size")
@@ -117,7 +114,7 @@ class StageConfig(_Frozen):
     def short_name(self) -> str:
         abbr = MIXER_ABBREVIATIONS[self.mixer]
         if self.mixer == "window_attention":
-            abbr += str(self.window_size)
+            abbr += f"{self.window_size}_"
         return f"{abbr}{self.depth}x{self.dim}"
 
 

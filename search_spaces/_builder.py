@@ -55,9 +55,13 @@ def _scale(dim: int, init: float | None, nchw: bool) -> nn.Module:
 
 def _mbconv_block(stage: StageConfig, arch: ArchConfig, drop_path: float) -> nn.Module:
     return InvertedResidual(
-        stage.dim, stage.dim, dw_kernel_size=stage.kernel_size, exp_ratio=stage.mlp_ratio,
-        act_layer=ACT_LAYERS[arch.act], drop_path_rate=drop_path,
-    )  # fmt: skip
+        stage.dim,
+        stage.dim,
+        dw_kernel_size=stage.kernel_size,
+        exp_ratio=stage.mlp_ratio,
+        act_layer=ACT_LAYERS[arch.act],
+        drop_path_rate=drop_path,
+    )
 
 
 class MetaFormerStage(nn.Module):

@@ -70,8 +70,8 @@ def window_geometry(stage: StageConfig, size: tuple[int, int], block_index: int)
     assert stage.window_size is not None
     window = (min(stage.window_size, size[0]), min(stage.window_size, size[1]))
     shifted = block_index % 2 == 1  # Swin: shifted windows on alternate blocks
-    shift = tuple(w // 2 if shifted and f > stage.window_size else 0 for f, w in zip(size, window))
-    padded = tuple(math.ceil(f / w) * w for f, w in zip(size, window))
+    shift = tuple(w // 2 if shifted and f > stage.window_size else 0 for f, w in zip(size, window, strict=True))
+    padded = tuple(math.ceil(f / w) * w for f, w in zip(size, window, strict=True))
     return WindowGeometry(window, shift, padded)  # type: ignore[arg-type]
 
 

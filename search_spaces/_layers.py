@@ -83,9 +83,12 @@ class WindowAttentionMixer(nn.Module):
         super().__init__()
         self.geometry: WindowGeometry = window_geometry(stage, size, block_index)
         self.attn = WindowAttention(
-            stage.dim, num_heads=stage.num_heads, head_dim=stage.head_dim,
-            window_size=self.geometry.window, qkv_bias=arch.bias,
-        )  # fmt: skip
+            stage.dim,
+            num_heads=stage.num_heads,
+            head_dim=stage.head_dim,
+            window_size=self.geometry.window,
+            qkv_bias=arch.bias,
+        )
         self._masks: dict[tuple[int, int, torch.device], torch.Tensor] = {}
 
     def _mask(self, padded: tuple[int, int], device: torch.device) -> torch.Tensor | None:
@@ -104,7 +107,7 @@ class WindowAttentionMixer(nn.Module):
         return self._masks[key]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, H, W, C = x.shape
+        _, H, W, C = x.shape
         (wh, ww), (sh, sw) = self.geometry.window, self.geometry.shift
         Hp, Wp = -(-H // wh) * wh, -(-W // ww) * ww
         if (Hp, Wp) != (H, W):
@@ -143,7 +146,7 @@ class SpatialMlp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape
-        if (H, W) != self.size:
+        if self.size != (H, W):
             raise ValueError(
                 f"spatial_mlp was built for a {self.size[0]}x{self.size[1]} map and got {H}x{W}: "
                 "build the model with the img_size it will run at"

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hwmodels import Layer, OpKind, conv_kind
-
 from search_spaces._arch import ArchConfig, StageConfig
 from search_spaces._geometry import (
     ConvGeometry,
@@ -27,7 +26,13 @@ from search_spaces._geometry import (
     window_geometry,
 )
 
-_NORM_PARAMS_PER_CHANNEL = {"layernorm": 2, "layernorm_nobias": 1, "groupnorm1": 2, "groupnorm1_nobias": 1, "batchnorm": 2}
+_NORM_PARAMS_PER_CHANNEL = {
+    "layernorm": 2,
+    "layernorm_nobias": 1,
+    "groupnorm1": 2,
+    "groupnorm1_nobias": 1,
+    "batchnorm": 2,
+}
 
 
 def _prod(shape: Sequence[int]) -> int:
@@ -55,25 +60,53 @@ class _Emitter:
         self.stage: int | None = None
         self.block: int | None = None
 
-    def _add(self, name, op, in_shape, out_shape, *, macs=0, params=0, act_in=None, gemm=None, kernel=(1, 1), stride=(1, 1)):  # fmt: skip
+    def _add(
+        self, name, op, in_shape, out_shape, *, macs=0, params=0, act_in=None, gemm=None, kernel=(1, 1), stride=(1, 1)
+    ):
         self.layers.append(
             Layer(
-                name, op, in_shape, out_shape, macs, params,
-                _prod(in_shape) if act_in is None else act_in, _prod(out_shape),
-                gemm, kernel, stride, self.stage, self.block,
-            )  # fmt: skip
+                name,
+                op,
+                in_shape,
+                out_shape,
+                macs,
+                params,
+                _prod(in_shape) if act_in is None else act_in,
+                _prod(out_shape),
+                gemm,
+                kernel,
+                stride,
+                self.stage,
+                self.block,
+            )
         )
 
-    def conv(self, name: str, cin: int, cout: int, size: tuple[int, int], g: ConvGeometry, *, groups: int = 1, bias: bool = True) -> tuple[int, int]:  # fmt: skip
+    def conv(
+        self,
+        name: str,
+        cin: int,
+        cout: int,
+        size: tuple[int, int],
+        g: ConvGeometry,
+        *,
+        groups: int = 1,
+        bias: bool = True,
+    ) -> tuple[int, int]:
         ho, wo = conv_out(size[0], g), conv_out(size[1], g)
         k = cin // groups * g.kernel * g.kernel
         gemm = (groups, ho * wo, k, cout // groups)
         kernel = (g.kernel, g.kernel)
         self._add(
-            name, conv_kind(cin, cout, kernel, groups), (cin, *size), (cout, ho, wo),
-            macs=ho * wo * cout * k, params=cout * k + (cout if bias else 0), gemm=gemm,
-            kernel=kernel, stride=(g.stride, g.stride),
-        )  # fmt: skip
+            name,
+            conv_kind(cin, cout, kernel, groups),
+            (cin, *size),
+            (cout, ho, wo),
+            macs=ho * wo * cout * k,
+            params=cout * k + (cout if bias else 0),
+            gemm=gemm,
+            kernel=kernel,
+            stride=(g.stride, g.stride),
+        )
         return ho, wo
 
     def linear(self, name: str, shape: tuple[int, ...], n: int, *, bias: bool, nchw: bool = False) -> tuple[int, ...]:
@@ -85,8 +118,15 @@ class _Emitter:
         return out
 
     def matmul(self, name: str, batch: int, m: int, k: int, n: int) -> None:
-        self._add(name, OpKind.MATMUL, (batch, m, k), (batch, m, n), macs=batch * m * k * n,
-                  act_in=batch * (m * k + k * n), gemm=(batch, m, k, n))  # fmt: skip
+        self._add(
+            name,
+            OpKind.MATMUL,
+            (batch, m, k),
+            (batch, m, n),
+            macs=batch * m * k * n,
+            act_in=batch * (m * k + k * n),
+            gemm=(batch, m, k, n),
+        )
 
     def elementwise(self, name: str, op: OpKind, shape: tuple[int, ...], *, inputs: int = 1, params: int = 0) -> None:
         self._add(name, op, shape, shape, params=params, act_in=inputs * _prod(shape))
@@ -136,7 +176,9 @@ def lower(arch: ArchConfig, input_shape: Sequence[int], *, num_classes: int = 10
     return e.layers
 
 
-def _metaformer_block(e: _Emitter, prefix: str, stage: StageConfig, arch: ArchConfig, size: tuple[int, int], j: int) -> None:  # fmt: skip
+def _metaformer_block(
+    e: _Emitter, prefix: str, stage: StageConfig, arch: ArchConfig, size: tuple[int, int], j: int
+) -> None:
     c = stage.dim
     shape = (c, *size) if not stage.channels_last else (*size, c)
     for half in (1, 2):
@@ -155,7 +197,9 @@ def _metaformer_block(e: _Emitter, prefix: str, stage: StageConfig, arch: ArchCo
         e.elementwise(f"{prefix}.add{half}", OpKind.ADD, shape, inputs=2)
 
 
-def _mixer(e: _Emitter, name: str, stage: StageConfig, arch: ArchConfig, shape: tuple[int, ...], size: tuple[int, int], j: int) -> None:  # fmt: skip
+def _mixer(
+    e: _Emitter, name: str, stage: StageConfig, arch: ArchConfig, shape: tuple[int, ...], size: tuple[int, int], j: int
+) -> None:
     c, k, mixer = stage.dim, stage.kernel_size, stage.mixer
     if mixer == "pooling":
         e._add(f"{name}.pool", OpKind.POOL, shape, shape, kernel=(k, k))
@@ -179,7 +223,9 @@ def _mixer(e: _Emitter, name: str, stage: StageConfig, arch: ArchConfig, shape: 
         e.elementwise(f"{name}:partition", OpKind.RESHAPE, padded)
         heads = stage.num_heads
         rel_pos = (2 * g.window[0] - 1) * (2 * g.window[1] - 1) * heads
-        _attention(e, f"{name}.attn", c, heads, stage.head_dim, g.tokens, g.num_windows, bias=arch.bias, rel_pos=rel_pos)  # fmt: skip
+        _attention(
+            e, f"{name}.attn", c, heads, stage.head_dim, g.tokens, g.num_windows, bias=arch.bias, rel_pos=rel_pos
+        )
         e.elementwise(f"{name}:reverse", OpKind.RESHAPE, padded)
         if any(g.shift):
             e.elementwise(f"{name}:unroll", OpKind.RESHAPE, padded)
@@ -195,7 +241,9 @@ def _mixer(e: _Emitter, name: str, stage: StageConfig, arch: ArchConfig, shape: 
     # identity: nothing to compute
 
 
-def _attention(e: _Emitter, name: str, c: int, heads: int, head_dim: int, tokens: int, windows: int, *, bias: bool, rel_pos: int) -> None:  # fmt: skip
+def _attention(
+    e: _Emitter, name: str, c: int, heads: int, head_dim: int, tokens: int, windows: int, *, bias: bool, rel_pos: int
+) -> None:
     """qkv -> Q.K^T (+ relative-position bias) -> softmax -> A.V -> merge heads -> proj, over
     ``windows`` independent groups of ``tokens`` tokens (1 group: global attention)."""
     e.linear(f"{name}.qkv", (windows * tokens, c), 3 * c, bias=bias)

@@ -22,12 +22,12 @@ import re
 from collections.abc import Sequence
 
 import torch
-from hwmodels import Layer, OpKind, conv_kind
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakIdKeyDictionary
 
+from hwmodels import Layer, OpKind, conv_kind
 from search_spaces._lower import parse_input_shape
 
 aten = torch.ops.aten
@@ -46,31 +46,136 @@ _SDPA = _packets(
     "_scaled_dot_product_fused_attention_overrideable",
 )
 _ELEMENTWISE = {
-    **dict.fromkeys(_packets("native_layer_norm", "native_group_norm", "_native_batch_norm_legit_no_training",
-                             "_native_batch_norm_legit", "native_batch_norm", "_fused_rms_norm"), OpKind.NORM),
-    **dict.fromkeys(_packets("relu", "relu_", "gelu", "gelu_", "silu", "silu_", "sigmoid", "sigmoid_", "tanh",
-                             "tanh_", "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "hardtanh",
-                             "hardtanh_", "elu", "elu_", "leaky_relu", "leaky_relu_", "mish", "mish_", "pow",
-                             "square", "sqrt", "rsqrt", "exp", "erf", "clamp", "clamp_", "clamp_min",
-                             "clamp_min_", "clamp_max", "clamp_max_", "abs", "neg"), OpKind.ACT),
+    **dict.fromkeys(
+        _packets(
+            "native_layer_norm",
+            "native_group_norm",
+            "_native_batch_norm_legit_no_training",
+            "_native_batch_norm_legit",
+            "native_batch_norm",
+            "_fused_rms_norm",
+        ),
+        OpKind.NORM,
+    ),
+    **dict.fromkeys(
+        _packets(
+            "relu",
+            "relu_",
+            "gelu",
+            "gelu_",
+            "silu",
+            "silu_",
+            "sigmoid",
+            "sigmoid_",
+            "tanh",
+            "tanh_",
+            "hardswish",
+            "hardswish_",
+            "hardsigmoid",
+            "hardsigmoid_",
+            "hardtanh",
+            "hardtanh_",
+            "elu",
+            "elu_",
+            "leaky_relu",
+            "leaky_relu_",
+            "mish",
+            "mish_",
+            "pow",
+            "square",
+            "sqrt",
+            "rsqrt",
+            "exp",
+            "erf",
+            "clamp",
+            "clamp_",
+            "clamp_min",
+            "clamp_min_",
+            "clamp_max",
+            "clamp_max_",
+            "abs",
+            "neg",
+        ),
+        OpKind.ACT,
+    ),
     **dict.fromkeys(_packets("_softmax", "_log_softmax"), OpKind.SOFTMAX),
     **dict.fromkeys(_packets("add", "add_", "sub", "sub_", "rsub"), OpKind.ADD),
     **dict.fromkeys(_packets("mul", "mul_", "div", "div_"), OpKind.MUL),
-    **dict.fromkeys(_packets("avg_pool2d", "max_pool2d", "max_pool2d_with_indices", "adaptive_avg_pool2d",
-                             "_adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool1d", "mean", "amax"),
-                    OpKind.POOL),
-    **dict.fromkeys(_packets("clone", "roll", "constant_pad_nd", "reflection_pad2d", "replication_pad2d", "cat",
-                             "stack", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "flip"),
-                    OpKind.RESHAPE),
-    **dict.fromkeys(_packets("upsample_nearest2d", "upsample_bilinear2d", "upsample_bicubic2d", "_upsample_nearest_exact2d",
-                             "_upsample_bilinear2d_aa"), OpKind.RESIZE),
-}  # fmt: skip
+    **dict.fromkeys(
+        _packets(
+            "avg_pool2d",
+            "max_pool2d",
+            "max_pool2d_with_indices",
+            "adaptive_avg_pool2d",
+            "_adaptive_avg_pool2d",
+            "adaptive_max_pool2d",
+            "avg_pool1d",
+            "mean",
+            "amax",
+        ),
+        OpKind.POOL,
+    ),
+    **dict.fromkeys(
+        _packets(
+            "clone",
+            "roll",
+            "constant_pad_nd",
+            "reflection_pad2d",
+            "replication_pad2d",
+            "cat",
+            "stack",
+            "pixel_shuffle",
+            "pixel_unshuffle",
+            "channel_shuffle",
+            "flip",
+        ),
+        OpKind.RESHAPE,
+    ),
+    **dict.fromkeys(
+        _packets(
+            "upsample_nearest2d",
+            "upsample_bilinear2d",
+            "upsample_bicubic2d",
+            "_upsample_nearest_exact2d",
+            "_upsample_bilinear2d_aa",
+        ),
+        OpKind.RESIZE,
+    ),
+}
 _FREE = _packets(
-    "view", "_unsafe_view", "reshape", "permute", "transpose", "t", "expand", "unsqueeze", "squeeze", "select",
-    "slice", "unbind", "split", "split_with_sizes", "chunk", "alias", "detach", "as_strided", "_to_copy",
-    "lift_fresh", "lift_fresh_copy", "_reshape_alias", "unfold", "dropout", "native_dropout", "feature_dropout",
-    "empty_like", "zeros_like", "ones_like", "copy_", "fill_", "zero_",
-)  # fmt: skip
+    "view",
+    "_unsafe_view",
+    "reshape",
+    "permute",
+    "transpose",
+    "t",
+    "expand",
+    "unsqueeze",
+    "squeeze",
+    "select",
+    "slice",
+    "unbind",
+    "split",
+    "split_with_sizes",
+    "chunk",
+    "alias",
+    "detach",
+    "as_strided",
+    "_to_copy",
+    "lift_fresh",
+    "lift_fresh_copy",
+    "_reshape_alias",
+    "unfold",
+    "dropout",
+    "native_dropout",
+    "feature_dropout",
+    "empty_like",
+    "zeros_like",
+    "ones_like",
+    "copy_",
+    "fill_",
+    "zero_",
+)
 _BIAS_HOSTS = frozenset({OpKind.CONV, OpKind.LINEAR, OpKind.DWCONV})
 
 # Module paths -> (stage, block), for our builder and the common timm / torchvision layouts.
@@ -129,14 +234,38 @@ class _Recorder(TorchDispatchMode):
         self.names[base] = n + 1
         return base if n == 0 else f"{base}#{n}"
 
-    def _emit(self, op: OpKind, aten_name: str, inp, out, *, macs=0, params=0, act_in=None, gemm=None, kernel=(1, 1), stride=(1, 1)):  # fmt: skip
+    def _emit(
+        self,
+        op: OpKind,
+        aten_name: str,
+        inp,
+        out,
+        *,
+        macs=0,
+        params=0,
+        act_in=None,
+        gemm=None,
+        kernel=(1, 1),
+        stride=(1, 1),
+    ):
         module = self.module_stack[-1] if self.module_stack else ""
         stage, block = _stage_block(module)
         self.layers.append(
             Layer(
-                self._name(aten_name), op, _frame_shape(inp), _frame_shape(out), macs, params,
-                inp.numel() if act_in is None else act_in, out.numel(), gemm, kernel, stride, stage, block,
-            )  # fmt: skip
+                self._name(aten_name),
+                op,
+                _frame_shape(inp),
+                _frame_shape(out),
+                macs,
+                params,
+                inp.numel() if act_in is None else act_in,
+                out.numel(),
+                gemm,
+                kernel,
+                stride,
+                stage,
+                block,
+            )
         )
         self.last_out = id(out)
 
@@ -176,8 +305,14 @@ class _Recorder(TorchDispatchMode):
             act_in = sum(t.numel() for t in dynamic)
             self._emit(op, name, dynamic[0], main_out, params=self._params(statics), act_in=act_in, kernel=kernel)
         else:
-            self._emit(OpKind.OTHER, name, dynamic[0], main_out, params=self._params(statics),
-                       act_in=sum(t.numel() for t in dynamic))  # fmt: skip
+            self._emit(
+                OpKind.OTHER,
+                name,
+                dynamic[0],
+                main_out,
+                params=self._params(statics),
+                act_in=sum(t.numel() for t in dynamic),
+            )
         return out
 
     def _fold_bias(self, x: torch.Tensor, out: torch.Tensor, statics: list[torch.Tensor]) -> bool:
@@ -198,8 +333,17 @@ class _Recorder(TorchDispatchMode):
         k = cin_g * kernel[0] * kernel[1]
         op = conv_kind(cin, cout, kernel, groups)
         gemm = (groups, positions, k, cout // groups)
-        self._emit(op, "conv", x, out, macs=positions * cout * k, params=self._params(statics),
-                   gemm=gemm, kernel=kernel, stride=(stride[0], stride[-1]))  # fmt: skip
+        self._emit(
+            op,
+            "conv",
+            x,
+            out,
+            macs=positions * cout * k,
+            params=self._params(statics),
+            gemm=gemm,
+            kernel=kernel,
+            stride=(stride[0], stride[-1]),
+        )
 
     def _matmul(self, name: str, args, out: torch.Tensor, statics) -> None:
         a, b = (args[1], args[2]) if name in ("addmm", "baddbmm") else (args[0], args[1])
@@ -208,8 +352,16 @@ class _Recorder(TorchDispatchMode):
         static_operand = a in self.static or b in self.static
         op = OpKind.LINEAR if static_operand else OpKind.MATMUL
         main = b if a in self.static else a
-        self._emit(op, name, main, out, macs=batch * m * k * n, params=self._params(statics),
-                   act_in=sum(t.numel() for t in (a, b) if t not in self.static), gemm=(batch, m, k, n))  # fmt: skip
+        self._emit(
+            op,
+            name,
+            main,
+            out,
+            macs=batch * m * k * n,
+            params=self._params(statics),
+            act_in=sum(t.numel() for t in (a, b) if t not in self.static),
+            gemm=(batch, m, k, n),
+        )
 
     def _attention(self, name: str, args, kwargs, out: torch.Tensor, statics) -> None:
         """A fused attention kernel, spelled out as what it computes: Q.K^T, mask, softmax, A.V."""
@@ -221,13 +373,29 @@ class _Recorder(TorchDispatchMode):
         L, E, S, Ev = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
         scores = torch.empty((1, groups, L, S), device="meta")
         self._emit(OpKind.MUL, f"{name}:scale", q, q)
-        self._emit(OpKind.MATMUL, f"{name}:qk", q, scores, macs=groups * L * E * S,
-                   act_in=q.numel() + k.numel(), gemm=(groups, L, E, S))  # fmt: skip
+        self._emit(
+            OpKind.MATMUL,
+            f"{name}:qk",
+            q,
+            scores,
+            macs=groups * L * E * S,
+            act_in=q.numel() + k.numel(),
+            gemm=(groups, L, E, S),
+        )
         if mask is not None:
-            self._emit(OpKind.ADD, f"{name}:mask", scores, scores, params=self._params([mask] if mask in self.static else []))
+            self._emit(
+                OpKind.ADD, f"{name}:mask", scores, scores, params=self._params([mask] if mask in self.static else [])
+            )
         self._emit(OpKind.SOFTMAX, f"{name}:softmax", scores, scores)
-        self._emit(OpKind.MATMUL, f"{name}:av", scores, out, macs=groups * L * S * Ev,
-                   act_in=scores.numel() + v.numel(), gemm=(groups, L, S, Ev))  # fmt: skip
+        self._emit(
+            OpKind.MATMUL,
+            f"{name}:av",
+            scores,
+            out,
+            macs=groups * L * S * Ev,
+            act_in=scores.numel() + v.numel(),
+            gemm=(groups, L, S, Ev),
+        )
 
 
 def _is_reordering(t: torch.Tensor) -> bool:
@@ -252,8 +420,14 @@ def trace(module: nn.Module, input_shape: Sequence[int]) -> list[Layer]:
         raise TypeError(f"module: expected an nn.Module, got {type(module).__name__}")
     c, h, w = parse_input_shape(input_shape)
     first = next(module.parameters(), None)
-    x = torch.zeros(1, c, h, w, device=first.device if first is not None else "cpu",
-                    dtype=first.dtype if first is not None else torch.float32)  # fmt: skip
+    x = torch.zeros(
+        1,
+        c,
+        h,
+        w,
+        device=first.device if first is not None else "cpu",
+        dtype=first.dtype if first is not None else torch.float32,
+    )
     names = {m: name for name, m in module.named_modules()}
     recorder = _Recorder(module)
     stack = recorder.module_stack

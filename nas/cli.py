@@ -1,0 +1,45 @@
+"""The `nas` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pydantic import ValidationError
+
+from nas import _space_cli
+from search_spaces import SpaceError, UnknownNameError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nas", description="Hardware-aware NAS for IMC accelerators")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{space}")
+    _space_cli.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValidationError as err:
+        return _fail(_validation_message(err))
+    except (UnknownNameError, SpaceError, ValueError) as err:
+        return _fail(str(err))
+
+
+def _validation_message(err: ValidationError) -> str:
+    lines = [f"invalid {err.title}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"  {loc}: {e['msg'].removeprefix('Value error, ')}")
+    return "\n".join(lines)
+
+
+def _fail(message: str) -> int:
+    print(f"nas: error: {message}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""SearchSpace: which ArchConfigs a search may propose, declared as data (YAML or Python).
+
+Sampling draws from an Optuna trial under flat, stable parameter names (``s2.mixer``,
+``s2.window_attention.window_size``, ``iso.patch_size``, ``norm``); an option is suggested only
+where the sampled network uses it, and a choice list of one value is fixed rather than suggested.
+Every rule that could make a sample invalid (a head_dim that does not divide a width, a stage count
+whose stages could all be empty, an option a mixer does not take) is checked when the space is
+loaded, so every sample builds.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from search_spaces._arch import MIXER_OPTIONS, Act, ArchConfig, Mixer, Norm, StageConfig
+
+
+class SpaceError(ValueError):
+    """A search space that cannot be loaded; the message names the file and the field."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _nonempty(values: tuple) -> tuple:
+    if not values:
+        raise ValueError("needs at least one choice")
+    if len(set(values)) != len(values):
+        raise ValueError(f"has repeated choices: {list(values)}")
+    return values
+
+
+class MixerChoices(_Frozen):
+    """The option values a stage may use with one mixer; an omitted option takes its default."""
+
+    kernel_size: tuple[int, ...] | None = None
+    window_size: tuple[int, ...] | None = None
+    head_dim: tuple[int, ...] | None = None
+    token_mlp_ratio: tuple[float, ...] | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _choices(cls, v: tuple | None) -> tuple | None:
+        return v if v is None else _nonempty(v)
+
+
+class StageSpace(_Frozen):
+    mixers: dict[Mixer, MixerChoices]  # a list of names is short for {name: {}}
+    depth: tuple[int, ...]
+    dim: tuple[int, ...]
+    mlp_ratio: tuple[float, ...] = (4.0,)
+    res_scale: tuple[bool, ...] = (False,)
+
+    @field_validator("depth", "dim", "mlp_ratio", "res_scale")
+    @classmethod
+    def _choices(cls, v: tuple) -> tuple:
+        return _nonempty(v)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_mixer_list(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("mixers"), (list, tuple)):
+            data = {**data, "mixers": {name: {} for name in data["mixers"]}}
+        return data
+
+    @model_validator(mode="after")
+    def _valid_by_construction(self) -> StageSpace:
+        if not self.mixers:
+            raise ValueError("mixers: needs at least one mixer")
+        if min(self.depth) < 0 or min(self.dim) < 1 or min(self.mlp_ratio) <= 0:
+            raise ValueError("depth must be >= 0, dim >= 1 and mlp_ratio > 0")
+        for mixer, choices in self.mixers.items():
+            uses = MIXER_OPTIONS[mixer]
+            for option, values in choices.model_dump(exclude_none=True).items():
+                if option not in uses:
+                    raise ValueError(
+                        f"mixers.{mixer}.{option}: {mixer} does not use {option}; "
+                        f"it takes {sorted(uses) or 'no options'}"
+                    )
+                if option == "kernel_size" and any(k % 2 == 0 or k < 1 for k in values):
+                    raise ValueError(f"mixers.{mixer}.kernel_size: choices must be odd and positive, got {values}")
+                if option == "head_dim":
+                    bad = [(h, d) for h in values for d in self.dim if d % h]
+                    if bad:
+                        raise ValueError(
+                            f"mixers.{mixer}.head_dim: {bad[0][0]} does not divide dim choice {bad[0][1]}; "
+                            "every head_dim choice must divide every dim choice of the stage"
+                        )
+            if "head_dim" in uses and choices.head_dim is None:
+                bad_dims = [d for d in self.dim if d % uses["head_dim"]]
+                if bad_dims:
+                    raise ValueError(
+                        f"mixers.{mixer}.head_dim: the default {uses['head_dim']} does not divide dim choice "
+                        f"{bad_dims[0]}; give head_dim choices that divide every dim"
+                    )
+        return self
+
+    def option_choices(self, mixer: str) -> dict[str, tuple]:
+        """Each option ``mixer`` uses, with the choices for it (its default when not given)."""
+        given = self.mixers[mixer].model_dump(exclude_none=True)
+        return {option: tuple(given.get(option, (default,))) for option, default in MIXER_OPTIONS[mixer].items()}
+
+    def size(self) -> int:
+        per_mixer = sum(math.prod(len(c) for c in self.option_choices(m).values()) for m in self.mixers)
+        return len(self.depth) * len(self.dim) * len(self.mlp_ratio) * len(self.res_scale) * per_mixer
+
+
+class HierarchicalSpace(_Frozen):
+    """2-4 (up to 6) stages of falling resolution after a stride-4 stem."""
+
+    num_stages: tuple[int, ...]
+    stem: tuple[Literal["conv", "patch"], ...] = ("conv",)
+    downsample: tuple[Literal["conv", "patch"], ...] = ("conv",)
+    stages: tuple[StageSpace, ...] = Field(min_length=1, max_length=6)
+
+    @field_validator("num_stages", "stem", "downsample")
+    @classmethod
+    def _choices(cls, v: tuple) -> tuple:
+        return _nonempty(v)
+
+    @model_validator(mode="after")
+    def _never_empty(self) -> HierarchicalSpace:
+        for n in self.num_stages:
+            if not 1 <= n <= len(self.stages):
+                raise ValueError(f"num_stages: {n} is not in 1..{len(self.stages)} (the stages listed)")
+            if all(0 in stage.depth for stage in self.stages[:n]):
+                raise ValueError(
+                    f"stages: with num_stages={n} every one of the first {n} stages may get depth 0; "
+                    "remove 0 from the depth choices of one of them"
+                )
+        return self
+
+    def size(self) -> int:
+        return (
+            len(self.stem)
+            * len(self.downsample)
+            * sum(math.prod(s.size() for s in self.stages[:n]) for n in self.num_stages)
+        )
+
+
+class IsotropicSpace(_Frozen):
+    """One stage at one resolution after a patch embedding (ViT / Mixer / ResMLP-like)."""
+
+    patch_size: tuple[int, ...]
+    stage: StageSpace
+
+    @field_validator("patch_size")
+    @classmethod
+    def _choices(cls, v: tuple) -> tuple:
+        return _nonempty(v)
+
+    @model_validator(mode="after")
+    def _never_empty(self) -> IsotropicSpace:
+        if 0 in self.stage.depth:
+            raise ValueError("stage.depth: an isotropic network has one stage, so depth 0 is not allowed")
+        if min(self.patch_size) < 1:
+            raise ValueError("patch_size: choices must be >= 1")
+        return self
+
+    def size(self) -> int:
+        return len(self.patch_size) * self.stage.size()
+
+
+class SearchSpace(_Frozen):
+    """A declarative MetaFormer search space. Network-wide choices apply to every block."""
+
+    name: str
+    description: str = ""
+    hierarchical: HierarchicalSpace | None = None
+    isotropic: IsotropicSpace | None = None
+    norm: tuple[Norm, ...] = ("layernorm_nobias",)
+    act: tuple[Act, ...] = ("starrelu",)
+    bias: tuple[bool, ...] = (False,)
+    layer_scale: tuple[float | None, ...] = (None,)
+    downsample_norm: tuple[Norm | None, ...] = ("layernorm_nobias",)
+    head: tuple[Literal["linear", "mlp"], ...] = ("linear",)
+    head_norm: tuple[Norm | None, ...] = ("layernorm",)
+
+    @field_validator("norm", "act", "bias", "layer_scale", "downsample_norm", "head", "head_norm")
+    @classmethod
+    def _choices(cls, v: tuple) -> tuple:
+        return _nonempty(v)
+
+    @model_validator(mode="after")
+    def _some_hierarchy(self) -> SearchSpace:
+        if self.hierarchical is None and self.isotropic is None:
+            raise ValueError("give `hierarchical`, `isotropic` or both")
+        return self
+
+    def size(self) -> int:
+        """Number of distinct configs the space can sample (depth-0 stages counted as written)."""
+        structures = (self.hierarchical.size() if self.hierarchical else 0) + (
+            self.isotropic.size() if self.isotropic else 0
+        )
+        globals_ = (self.norm, self.act, self.bias, self.layer_scale, self.downsample_norm, self.head, self.head_norm)
+        return structures * math.prod(len(c) for c in globals_)
+
+    def sample(self, trial: Any) -> ArchConfig:
+        """Draw one architecture from an Optuna trial (``optuna.Trial`` or anything with
+        ``suggest_categorical``)."""
+        hierarchies = [h for h in ("hierarchical", "isotropic") if getattr(self, h) is not None]
+        hierarchy = _choose(trial, "hierarchy", hierarchies)
+        if hierarchy == "hierarchical":
+            h = self.hierarchical
+            n = _choose(trial, "num_stages", h.num_stages)
+            structure: dict[str, Any] = {
+                "stem": _choose(trial, "stem", h.stem),
+                "stem_stride": 4,
+                "downsample": _choose(trial, "downsample", h.downsample),
+                "stages": [_sample_stage(trial, f"s{i}", h.stages[i]) for i in range(n)],
+            }
+        else:
+            iso = self.isotropic
+            structure = {
+                "stem": "patch",
+                "stem_stride": _choose(trial, "iso.patch_size", iso.patch_size),
+                "stages": [_sample_stage(trial, "iso", iso.stage)],
+            }
+        fixed = {
+            field: _choose(trial, field, getattr(self, field))
+            for field in ("norm", "act", "bias", "layer_scale", "downsample_norm", "head", "head_norm")
+        }
+        return ArchConfig(**structure, **fixed)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> SearchSpace:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as err:
+            raise SpaceError(f"{path}: cannot read the space: {err}") from err
+        if not isinstance(data, dict):
+            raise SpaceError(f"{path}: a space is a mapping with at least `name` and `hierarchical` or `isotropic`")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            raise SpaceError(f"{path}: {_describe(err)}") from err
+
+
+def _choose(trial: Any, name: str, choices: tuple | list) -> Any:
+    choices = list(choices)
+    return choices[0] if len(choices) == 1 else trial.suggest_categorical(name, choices)
+
+
+def _sample_stage(trial: Any, prefix: str, space: StageSpace) -> StageConfig:
+    mixer = _choose(trial, f"{prefix}.mixer", list(space.mixers))
+    options = {
+        option: _choose(trial, f"{prefix}.{mixer}.{option}", choices)
+        for option, choices in space.option_choices(mixer).items()
+    }
+    return StageConfig(
+        mixer=mixer,
+        depth=_choose(trial, f"{prefix}.depth", space.depth),
+        dim=_choose(trial, f"{prefix}.dim", space.dim),
+        mlp_ratio=_choose(trial, f"{prefix}.mlp_ratio", space.mlp_ratio),
+        res_scale=_choose(trial, f"{prefix}.res_scale", space.res_scale),
+        **options,
+    )
+
+
+def _describe(err: ValidationError) -> str:
+    """pydantic's errors as 'field.path: message' lines."""
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(lines)

@@ -1,0 +1,92 @@
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from search_spaces import ArchConfig, StageConfig, get_preset
+
+CAFORMER = {
+    "stages": [
+        {"mixer": "sepconv", "depth": 3, "dim": 64},
+        {"mixer": "sepconv", "depth": 3, "dim": 128},
+        {"mixer": "attention", "depth": 9, "dim": 320},
+        {"mixer": "attention", "depth": 3, "dim": 512},
+    ],
+}
+
+
+def test_json_round_trip_and_hash():
+    arch = get_preset("swin_tiny_like")
+    again = ArchConfig.from_json(arch.to_json())
+    assert again == arch and again.arch_hash == arch.arch_hash
+    assert hash(again) == hash(arch)
+    assert len({arch, again, get_preset("caformer_s18")}) == 2
+
+
+def test_two_spellings_of_one_network_hash_the_same():
+    explicit = {
+        "stem": "conv",
+        "stem_stride": 4,
+        "norm": "layernorm_nobias",
+        "stages": [
+            {"mixer": "sepconv", "depth": 3, "dim": 64, "kernel_size": 7, "mlp_ratio": 4},
+            {"mixer": "pooling", "depth": 0, "dim": 96},  # an empty stage builds nothing
+            {"mixer": "sepconv", "depth": 3, "dim": 128, "mlp_ratio": 4.0},
+            {"dim": 320, "depth": 9, "mixer": "attention", "head_dim": 32},
+            {"mixer": "attention", "depth": 3, "dim": 512},
+        ],
+    }
+    a, b = ArchConfig.model_validate(CAFORMER), ArchConfig.model_validate(explicit)
+    assert a == b
+    assert a.arch_hash == b.arch_hash
+    assert len(b.stages) == 4
+
+
+def test_different_networks_hash_differently():
+    a = ArchConfig.model_validate(CAFORMER)
+    changed = json.loads(a.to_json())
+    changed["stages"][2]["head_dim"] = 64
+    assert ArchConfig.model_validate(changed).arch_hash != a.arch_hash
+
+
+def test_options_a_mixer_uses_get_defaults():
+    stage = StageConfig(mixer="window_attention", depth=2, dim=96)
+    assert (stage.window_size, stage.head_dim, stage.kernel_size) == (7, 32, None)
+    assert stage.num_heads == 3
+
+
+def test_name_is_short_and_readable():
+    assert get_preset("caformer_s18").name == "sep3x64-sep3x128-att9x320-att3x512"
+    assert get_preset("mixer_b16_like").name == "p16-mlp12x768"
+    assert get_preset("swin_tiny_like").name.startswith("p4-win7_2x96")
+
+
+def test_frozen():
+    arch = get_preset("poolformer_s12")
+    with pytest.raises(ValidationError):
+        arch.norm = "batchnorm"
+
+
+@pytest.mark.parametrize(
+    ("stage", "field", "hint"),
+    [
+        ({"mixer": "conv", "depth": 1, "dim": 8}, "stages.0.mixer", "'pooling'"),
+        ({"mixer": "attention", "depth": 1, "dim": 96, "head_dim": 64}, "head_dim", "choose a head_dim from"),
+        ({"mixer": "pooling", "depth": 1, "dim": 8, "window_size": 7}, "window_size", "window_attention"),
+        ({"mixer": "sepconv", "depth": 1, "dim": 8, "kernel_size": 4}, "kernel_size", "odd"),
+        ({"mixer": "pooling", "depth": -1, "dim": 8}, "stages.0.depth", "greater than or equal to 0"),
+        ({"mixer": "pooling", "depth": 1, "dim": 8, "colour": "red"}, "colour", "Extra inputs"),
+    ],
+)
+def test_bad_configs_name_the_field_and_the_fix(stage, field, hint):
+    with pytest.raises(ValidationError) as err:
+        ArchConfig.model_validate({"stages": [stage]})
+    text = str(err.value)
+    assert field in text and hint in text
+
+
+def test_a_network_needs_a_non_empty_stage():
+    with pytest.raises(ValidationError, match="at least one needs depth >= 1"):
+        ArchConfig.model_validate({"stages": [{"mixer": "pooling", "depth": 0, "dim": 8}]})
+    with pytest.raises(ValidationError, match="stages"):
+        ArchConfig.model_validate({"stages": []})

@@ -1,0 +1,69 @@
+"""The `nas` command, run as a user runs it: a subprocess of the installed console script."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from search_spaces import ArchConfig, get_preset
+
+NAS = shutil.which("nas") or str(Path(sys.executable).parent / "nas")
+
+
+def nas(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([NAS, *args], capture_output=True, text=True, timeout=300)
+    assert (result.returncode == 0) == ok, result.stderr
+    return result
+
+
+def test_space_list():
+    out = nas("space", "list").stdout
+    assert "metaformer" in out and "caformer_s18" in out
+    data = json.loads(nas("space", "list", "--json").stdout)
+    assert {p["name"] for p in data["presets"]} >= {"poolformer_s12", "swin_tiny_like"}
+    assert next(p for p in data["presets"] if p["name"] == "poolformer_s12")["params"] == 11_915_176
+
+
+def test_space_sample_json_is_a_list_of_arch_configs():
+    out = nas("space", "sample", "metaformer", "--n", "4", "--seed", "3", "--json").stdout
+    archs = [ArchConfig.model_validate(a) for a in json.loads(out)]
+    assert len(archs) == 4
+    assert out == nas("space", "sample", "metaformer", "--n", "4", "--seed", "3", "--json").stdout
+
+
+def test_space_sample_builds_and_checks():
+    out = nas("space", "sample", "metaformer-tiny", "--n", "2", "--build", "--input-size", "32").stdout
+    assert "built params" in out and out.count(" ms") == 2
+
+
+def test_space_show_round_trips_through_a_file(tmp_path):
+    text = nas("space", "show", "caformer_s18", "--json").stdout
+    assert ArchConfig.from_json(text) == get_preset("caformer_s18")
+    path = tmp_path / "arch.json"
+    path.write_text(text)
+    table = nas("space", "show", str(path)).stdout
+    assert "26.34 M params" in table and "attention" in table
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("space", "show", "resnet9000"), "unknown preset 'resnet9000'; known: caformer_s18"),
+        (("space", "sample", "nope"), "unknown search space 'nope'; known: metaformer"),
+        (("space", "sample", "metaformer", "--n", "-1"), "n: must be >= 0"),
+    ],
+)
+def test_errors_name_the_problem_and_exit_2(args, message):
+    result = nas(*args, ok=False)
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_arch_file_names_the_field(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"stages": [{"mixer": "attention", "depth": 1, "dim": 48}]}))
+    result = nas("space", "show", str(path), ok=False)
+    assert "stages.0" in result.stderr and "head_dim: 32 does not divide dim=48" in result.stderr

@@ -1,0 +1,137 @@
+import textwrap
+
+import optuna
+import pytest
+import torch
+
+import search_spaces as ss
+from hwmodels import total_params
+from search_spaces import SearchSpace, SpaceError, UnknownNameError
+from search_spaces._arch import MIXER_OPTIONS
+
+SPACES = ss.space_names()
+
+
+def test_shipped_spaces_are_registered():
+    assert {"metaformer", "metaformer-tiny"} <= set(SPACES)
+    assert ss.get_space().name == ss.DEFAULT_SPACE
+    with pytest.raises(UnknownNameError, match=r"known: .*metaformer"):
+        ss.get_space("no-such-space")
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_1000_samples_build_and_lower(name):
+    """Every sample builds (on the meta device: shapes and parameters, no weights), produces
+    logits of the right shape, and lowers to an IR with exactly the built parameter count."""
+    archs = ss.sample_archs(ss.get_space(name), 1000, seed=1)
+    assert len({a.arch_hash for a in archs}) > 900  # the space is large: few repeats
+    for arch in archs:
+        layers = ss.lower(arch, (3, 224, 224), num_classes=10)
+        with torch.device("meta"):
+            model = ss.build_model(arch, num_classes=10)
+        assert sum(p.numel() for p in model.parameters()) == total_params(layers), arch.name
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_samples_run_at_low_resolution(name):
+    """A real forward pass (random weights) at a proxy-like resolution: finite logits."""
+    for arch in ss.sample_archs(ss.get_space(name), 12, seed=2):
+        model = ss.build_model(arch, num_classes=10, in_chans=1, img_size=32).eval()
+        with torch.no_grad():
+            out = model(torch.randn(2, 1, 32, 32))
+        assert out.shape == (2, 10) and torch.isfinite(out).all(), arch.name
+
+
+def test_sampling_is_deterministic_under_a_seed():
+    space = ss.get_space()
+    assert ss.sample_archs(space, 20, seed=7) == ss.sample_archs(space, 20, seed=7)
+    assert ss.sample_archs(space, 20, seed=7) != ss.sample_archs(space, 20, seed=8)
+
+
+def test_parameter_names_are_flat_stable_and_conditional():
+    space = ss.get_space()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen_window = False
+    for _ in range(300):
+        trial = study.ask()
+        arch = space.sample(trial)
+        params = trial.params
+        if arch.isotropic:
+            assert params["hierarchy"] == "isotropic" and "iso.patch_size" in params
+            assert not any(k.startswith("s0.") for k in params)
+        else:
+            assert params["num_stages"] >= len(arch.stages)
+            for i in range(params["num_stages"]):
+                mixer = params[f"s{i}.mixer"]
+                # an option is suggested only under the mixer that uses it
+                options = {k.split(".")[2] for k in params if k.startswith(f"s{i}.") and k.count(".") == 2}
+                assert all(
+                    k.startswith(f"s{i}.{mixer}.") for k in params if k.startswith(f"s{i}.") and k.count(".") == 2
+                )
+                assert options <= set(MIXER_OPTIONS[mixer])
+        seen_window |= "s2.window_attention.window_size" in params  # [7, 14]: suggested
+        study.tell(trial, 0.0)
+    assert seen_window
+
+
+def _space(tmp_path, text):
+    path = tmp_path / "space.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+BASE = """
+name: custom
+hierarchical:
+  num_stages: [2]
+  stages:
+    - {mixers: [pooling], depth: [1, 2], dim: [32]}
+    - {mixers: %s, depth: %s, dim: [48, 64]}
+"""
+
+
+def test_a_space_loads_from_a_yaml_path(tmp_path):
+    path = _space(tmp_path, BASE % ("{sepconv: {kernel_size: [3, 7]}, attention: {head_dim: [16]}}", "[1]"))
+    space = ss.get_space(str(path))
+    # stage 0: 2 depths; stage 1: 2 dims x (2 sepconv kernels + 1 attention)
+    assert space.name == "custom" and space.size() == 2 * (2 * 3)
+    archs = ss.sample_archs(space, 30)
+    assert {a.stages[1].dim for a in archs} == {48, 64}
+    assert {a.stages[1].mixer for a in archs} == {"sepconv", "attention"}
+
+
+@pytest.mark.parametrize(
+    ("mixers", "depth", "message"),
+    [
+        (
+            "{attention: {head_dim: [32]}}",
+            "[1]",
+            "stages.1: Value error, mixers.attention.head_dim: 32 does not divide dim choice 48",
+        ),
+        ("{pooling: {window_size: [7]}}", "[1]", "mixers.pooling.window_size: pooling does not use window_size"),
+        ("{sepconv: {kernel_size: [4]}}", "[1]", "kernel_size: choices must be odd"),
+        ("[convolution]", "[1]", "hierarchical.stages.1.mixers.convolution"),
+        ("[pooling]", "[0, 1]", None),  # fine: stage 0 can never be empty
+    ],
+)
+def test_bad_spaces_name_the_field(tmp_path, mixers, depth, message):
+    path = _space(tmp_path, BASE % (mixers, depth))
+    if message is None:
+        SearchSpace.from_yaml(path)
+        return
+    with pytest.raises(SpaceError) as err:
+        SearchSpace.from_yaml(path)
+    assert str(path) in str(err.value)
+    assert message.replace("Value error, ", "") in str(err.value)
+
+
+def test_a_space_whose_stages_could_all_be_empty_is_rejected(tmp_path):
+    text = BASE.replace("depth: [1, 2]", "depth: [0, 1]") % ("[pooling]", "[0, 2]")
+    with pytest.raises(SpaceError, match="remove 0 from the depth choices"):
+        SearchSpace.from_yaml(_space(tmp_path, text))
+
+
+def test_unknown_keys_are_rejected(tmp_path):
+    path = _space(tmp_path, BASE % ("[pooling]", "[1]") + "optimizer: [adam]\n")
+    with pytest.raises(SpaceError, match="optimizer: Extra inputs are not permitted"):
+        SearchSpace.from_yaml(path)
