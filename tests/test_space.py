@@ -21,14 +21,17 @@ def test_shipped_spaces_are_registered():
 
 @pytest.mark.parametrize("name", SPACES)
 def test_1000_samples_build_and_lower(name):
-    """Every sample builds (on the meta device: shapes and parameters, no weights), produces
-    logits of the right shape, and lowers to an IR with exactly the built parameter count."""
+    """Every sample builds and runs a forward pass on the meta device (every module and shape,
+    no weight memory), produces logits of the right shape, and lowers to an IR with exactly the
+    built parameter count."""
     archs = ss.sample_archs(ss.get_space(name), 1000, seed=1)
     assert len({a.arch_hash for a in archs}) > 900  # the space is large: few repeats
     for arch in archs:
         layers = ss.lower(arch, (3, 224, 224), num_classes=10)
         with torch.device("meta"):
             model = ss.build_model(arch, num_classes=10)
+            out = model(torch.empty(2, 3, 224, 224))
+        assert out.shape == (2, 10), arch.name
         assert sum(p.numel() for p in model.parameters()) == total_params(layers), arch.name
 
 

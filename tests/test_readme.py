@@ -1,0 +1,15 @@
+"""The README's Python example runs as written."""
+
+import re
+from pathlib import Path
+
+
+def test_readme_python_examples_run():
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert blocks
+    for block in blocks:
+        namespace: dict = {}
+        exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["arch"].name == "sep3x64-sep3x128-att9x320-att3x512"
+    assert namespace["same"] == namespace["arch"]
