@@ -8,7 +8,7 @@ import sys
 from pydantic import ValidationError
 
 from nas import _space_cli
-from search_spaces import SpaceError, UnknownNameError
+from search_spaces import SpaceError, UnknownNameError, describe_validation_error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,17 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ValidationError as err:
-        return _fail(_validation_message(err))
+        return _fail(f"invalid {err.title}:\n  " + describe_validation_error(err, sep="\n  "))
     except (UnknownNameError, SpaceError, ValueError) as err:
         return _fail(str(err))
-
-
-def _validation_message(err: ValidationError) -> str:
-    lines = [f"invalid {err.title}:"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        lines.append(f"  {loc}: {e['msg'].removeprefix('Value error, ')}")
-    return "\n".join(lines)
 
 
 def _fail(message: str) -> int:

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from search_spaces._arch import ACTS, MIXERS, NORMS, ArchConfig, StageConfig
 from search_spaces._catalog import DEFAULT_SPACE, get_space, register_space, sample_archs, space_names
+from search_spaces._errors import SpaceError, UnknownNameError, describe_validation_error
 from search_spaces._lower import lower
-from search_spaces._registry import UnknownNameError
-from search_spaces._space import SearchSpace, SpaceError
+from search_spaces._space import SearchSpace
 from search_spaces.presets import PRESETS, get_preset
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ __all__ = [
     "StageConfig",
     "UnknownNameError",
     "build_model",
+    "describe_validation_error",
     "get_preset",
     "get_space",
     "lower",

@@ -168,5 +168,5 @@ class ArchConfig(_Frozen):
 
 
 def _is_empty_stage(stage: Any) -> bool:
-    depth = stage.depth if isinstance(stage, StageConfig) else stage.get("depth") if isinstance(stage, dict) else None
-    return isinstance(depth, int) and depth == 0
+    depth = stage.get("depth") if isinstance(stage, dict) else getattr(stage, "depth", None)
+    return depth == 0

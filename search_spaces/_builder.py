@@ -183,8 +183,10 @@ def build_model(
     """
     if not isinstance(arch, ArchConfig):
         raise TypeError(f"arch: expected an ArchConfig, got {type(arch).__name__}; see ArchConfig.model_validate")
-    if num_classes < 0 or in_chans < 1:
-        raise ValueError(f"num_classes must be >= 0 and in_chans >= 1 (got {num_classes}, {in_chans})")
+    if num_classes < 0:
+        raise ValueError(f"num_classes: must be >= 0 (0: no classifier, features only); got {num_classes}")
+    if in_chans < 1:
+        raise ValueError(f"in_chans: must be >= 1; got {in_chans}")
     return MetaFormerNet(
         arch, num_classes=num_classes, in_chans=in_chans, img_size=img_size, drop_path_rate=drop_path_rate
     )

@@ -8,8 +8,8 @@ from pathlib import Path
 import optuna
 
 from search_spaces._arch import ArchConfig
-from search_spaces._registry import UnknownNameError
-from search_spaces._space import SearchSpace, SpaceError
+from search_spaces._errors import SpaceError, UnknownNameError
+from search_spaces._space import SearchSpace
 
 SPACES_DIR = Path(__file__).parent / "spaces"
 DEFAULT_SPACE = "metaformer"

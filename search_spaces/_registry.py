@@ -6,14 +6,9 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from search_spaces._errors import UnknownNameError
+
 T = TypeVar("T")
-
-
-class UnknownNameError(KeyError):
-    """A registry miss; the message lists the names that exist."""
-
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0])
 
 
 class Registry(Generic[T]):

@@ -18,10 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from search_spaces._arch import MIXER_OPTIONS, Act, ArchConfig, Mixer, Norm, StageConfig
-
-
-class SpaceError(ValueError):
-    """A search space that cannot be loaded; the message names the file and the field."""
+from search_spaces._errors import SpaceError, describe_validation_error
 
 
 class _Frozen(BaseModel):
@@ -240,7 +237,7 @@ class SearchSpace(_Frozen):
         try:
             return cls.model_validate(data)
         except ValidationError as err:
-            raise SpaceError(f"{path}: {_describe(err)}") from err
+            raise SpaceError(f"{path}: {describe_validation_error(err)}") from err
 
 
 def _choose(trial: Any, name: str, choices: tuple | list) -> Any:
@@ -262,13 +259,3 @@ def _sample_stage(trial: Any, prefix: str, space: StageSpace) -> StageConfig:
         res_scale=_choose(trial, f"{prefix}.res_scale", space.res_scale),
         **options,
     )
-
-
-def _describe(err: ValidationError) -> str:
-    """pydantic's errors as 'field.path: message' lines."""
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
-        msg = e["msg"].removeprefix("Value error, ")
-        lines.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(lines)

@@ -297,7 +297,7 @@ class _Recorder(TorchDispatchMode):
             self._attention(name, args, kwargs, main_out, statics)
         elif packet in _ELEMENTWISE:
             op = _ELEMENTWISE[packet]
-            if op is OpKind.RESHAPE and packet is aten.clone and not _is_reordering(dynamic[0]):
+            if op is OpKind.RESHAPE and packet is aten.clone and dynamic[0].is_contiguous():
                 return out  # a copy of an already-contiguous tensor moves nothing new
             if op is OpKind.ADD and statics and len(dynamic) == 1 and self._fold_bias(dynamic[0], main_out, statics):
                 return out
@@ -396,10 +396,6 @@ class _Recorder(TorchDispatchMode):
             act_in=scores.numel() + v.numel(),
             gemm=(groups, L, S, Ev),
         )
-
-
-def _is_reordering(t: torch.Tensor) -> bool:
-    return not t.is_contiguous()
 
 
 def _pool_kernel(packet, args) -> tuple[int, int]:
