@@ -69,6 +69,7 @@ class Layer(NamedTuple):
     stride: tuple[int, int] = (1, 1)
     stage: int | None = None  # None: stem, head or a layer outside any stage
     block: int | None = None  # None: not inside a block (downsampling, stem, head)
+    fn: str = ""  # the function within the kind: "gelu", "layernorm", "avgpool", "roll", ...
 
     @property
     def weight_bytes(self) -> int:

@@ -61,7 +61,19 @@ class _Emitter:
         self.block: int | None = None
 
     def _add(
-        self, name, op, in_shape, out_shape, *, macs=0, params=0, act_in=None, gemm=None, kernel=(1, 1), stride=(1, 1)
+        self,
+        name,
+        op,
+        in_shape,
+        out_shape,
+        fn,
+        *,
+        macs=0,
+        params=0,
+        act_in=None,
+        gemm=None,
+        kernel=(1, 1),
+        stride=(1, 1),
     ):
         self.layers.append(
             Layer(
@@ -78,6 +90,7 @@ class _Emitter:
                 stride,
                 self.stage,
                 self.block,
+                fn,
             )
         )
 
@@ -96,11 +109,13 @@ class _Emitter:
         k = cin // groups * g.kernel * g.kernel
         gemm = (groups, ho * wo, k, cout // groups)
         kernel = (g.kernel, g.kernel)
+        op = conv_kind(cin, cout, kernel, groups)
         self._add(
             name,
-            conv_kind(cin, cout, kernel, groups),
+            op,
             (cin, *size),
             (cout, ho, wo),
+            op.value,
             macs=ho * wo * cout * k,
             params=cout * k + (cout if bias else 0),
             gemm=gemm,
@@ -114,7 +129,16 @@ class _Emitter:
         k = shape[0] if nchw else shape[-1]
         m = _prod(shape) // k
         out = (n, *shape[1:]) if nchw else (*shape[:-1], n)
-        self._add(name, OpKind.LINEAR, shape, out, macs=m * k * n, params=k * n + (n if bias else 0), gemm=(1, m, k, n))
+        self._add(
+            name,
+            OpKind.LINEAR,
+            shape,
+            out,
+            "linear",
+            macs=m * k * n,
+            params=k * n + (n if bias else 0),
+            gemm=(1, m, k, n),
+        )
         return out
 
     def matmul(self, name: str, batch: int, m: int, k: int, n: int) -> None:
@@ -123,25 +147,29 @@ class _Emitter:
             OpKind.MATMUL,
             (batch, m, k),
             (batch, m, n),
+            "matmul",
             macs=batch * m * k * n,
             act_in=batch * (m * k + k * n),
             gemm=(batch, m, k, n),
         )
 
-    def elementwise(self, name: str, op: OpKind, shape: tuple[int, ...], *, inputs: int = 1, params: int = 0) -> None:
-        self._add(name, op, shape, shape, params=params, act_in=inputs * _prod(shape))
+    def elementwise(
+        self, name: str, op: OpKind, shape: tuple[int, ...], fn: str, *, inputs: int = 1, params: int = 0
+    ) -> None:
+        self._add(name, op, shape, shape, fn, params=params, act_in=inputs * _prod(shape))
 
     def norm(self, name: str, kind: str | None, shape: tuple[int, ...], channels: int) -> None:
         if kind is not None:
-            self.elementwise(name, OpKind.NORM, shape, params=_NORM_PARAMS_PER_CHANNEL[kind] * channels)
+            fn = kind.removesuffix("_nobias").removesuffix("1")  # layernorm | groupnorm | batchnorm
+            self.elementwise(name, OpKind.NORM, shape, fn, params=_NORM_PARAMS_PER_CHANNEL[kind] * channels)
 
     def act(self, name: str, kind: str, shape: tuple[int, ...]) -> None:
-        self.elementwise(name, OpKind.ACT, shape)
+        self.elementwise(name, OpKind.ACT, shape, "gelu" if kind == "gelu" else "relu")
         if kind in ("starrelu", "squared_relu"):
-            self.elementwise(f"{name}:square", OpKind.ACT, shape)
+            self.elementwise(f"{name}:square", OpKind.ACT, shape, "square")
         if kind == "starrelu":  # s * relu(x)^2 + b, with a learnable scalar s and b
-            self.elementwise(f"{name}:scale", OpKind.MUL, shape, params=1)
-            self.elementwise(f"{name}:bias", OpKind.ADD, shape, params=1)
+            self.elementwise(f"{name}:scale", OpKind.MUL, shape, "mul", params=1)
+            self.elementwise(f"{name}:bias", OpKind.ADD, shape, "add", params=1)
 
 
 def lower(arch: ArchConfig, input_shape: Sequence[int], *, num_classes: int = 1000) -> list[Layer]:
@@ -183,7 +211,7 @@ def _metaformer_block(
     shape = (c, *size) if not stage.channels_last else (*size, c)
     for half in (1, 2):
         if stage.res_scale:
-            e.elementwise(f"{prefix}.rs{half}", OpKind.MUL, shape, params=c)
+            e.elementwise(f"{prefix}.rs{half}", OpKind.MUL, shape, "mul", params=c)
         e.norm(f"{prefix}.norm{half}", arch.norm, shape, c)
         if half == 1:
             _mixer(e, f"{prefix}.mixer", stage, arch, shape, size, j)
@@ -193,8 +221,8 @@ def _metaformer_block(
             e.act(f"{prefix}.mlp.act", arch.act, hidden)
             e.linear(f"{prefix}.mlp.fc2", hidden, c, bias=arch.bias, nchw=nchw)
         if arch.layer_scale is not None:
-            e.elementwise(f"{prefix}.ls{half}", OpKind.MUL, shape, params=c)
-        e.elementwise(f"{prefix}.add{half}", OpKind.ADD, shape, inputs=2)
+            e.elementwise(f"{prefix}.ls{half}", OpKind.MUL, shape, "mul", params=c)
+        e.elementwise(f"{prefix}.add{half}", OpKind.ADD, shape, "add", inputs=2)
 
 
 def _mixer(
@@ -202,8 +230,8 @@ def _mixer(
 ) -> None:
     c, k, mixer = stage.dim, stage.kernel_size, stage.mixer
     if mixer == "pooling":
-        e._add(f"{name}.pool", OpKind.POOL, shape, shape, kernel=(k, k))
-        e.elementwise(f"{name}:sub", OpKind.ADD, shape, inputs=2)
+        e._add(f"{name}.pool", OpKind.POOL, shape, shape, "avgpool", kernel=(k, k))
+        e.elementwise(f"{name}:sub", OpKind.ADD, shape, "sub", inputs=2)
     elif mixer == "sepconv":
         mid = e.linear(f"{name}.pwconv1", shape, 2 * c, bias=arch.bias, nchw=True)
         e.act(f"{name}.act1", arch.act, mid)
@@ -217,18 +245,18 @@ def _mixer(
         g = window_geometry(stage, size, j)
         padded = (*g.padded, c)
         if g.padded != size:
-            e.elementwise(f"{name}:pad", OpKind.RESHAPE, padded)
+            e.elementwise(f"{name}:pad", OpKind.RESHAPE, padded, "pad")
         if any(g.shift):
-            e.elementwise(f"{name}:roll", OpKind.RESHAPE, padded)
-        e.elementwise(f"{name}:partition", OpKind.RESHAPE, padded)
+            e.elementwise(f"{name}:roll", OpKind.RESHAPE, padded, "roll")
+        e.elementwise(f"{name}:partition", OpKind.RESHAPE, padded, "clone")
         heads = stage.num_heads
         rel_pos = (2 * g.window[0] - 1) * (2 * g.window[1] - 1) * heads
         _attention(
             e, f"{name}.attn", c, heads, stage.head_dim, g.tokens, g.num_windows, bias=arch.bias, rel_pos=rel_pos
         )
-        e.elementwise(f"{name}:reverse", OpKind.RESHAPE, padded)
+        e.elementwise(f"{name}:reverse", OpKind.RESHAPE, padded, "clone")
         if any(g.shift):
-            e.elementwise(f"{name}:unroll", OpKind.RESHAPE, padded)
+            e.elementwise(f"{name}:unroll", OpKind.RESHAPE, padded, "roll")
     elif mixer == "spatial_mlp":
         tokens, hidden = size[0] * size[1], token_mlp_hidden(stage)
         transposed = (c, tokens)  # read transposed by the GEMM, not copied
@@ -249,11 +277,11 @@ def _attention(
     e.linear(f"{name}.qkv", (windows * tokens, c), 3 * c, bias=bias)
     groups = windows * heads
     scores = (groups, tokens, tokens)
-    e.elementwise(f"{name}:scale", OpKind.MUL, (groups, tokens, head_dim))  # q * head_dim^-0.5
+    e.elementwise(f"{name}:scale", OpKind.MUL, (groups, tokens, head_dim), "mul")  # q * head_dim^-0.5
     e.matmul(f"{name}:qk", groups, tokens, head_dim, tokens)
     if rel_pos:  # window attention: the bias table (and shift mask) added to the scores
-        e.elementwise(f"{name}:bias", OpKind.ADD, scores, params=rel_pos)
-    e.elementwise(f"{name}:softmax", OpKind.SOFTMAX, scores)
+        e.elementwise(f"{name}:bias", OpKind.ADD, scores, "add", params=rel_pos)
+    e.elementwise(f"{name}:softmax", OpKind.SOFTMAX, scores, "softmax")
     e.matmul(f"{name}:av", groups, tokens, tokens, head_dim)
     # timm's WindowAttention always has a proj bias; the MetaFormer Attention follows `bias`.
     e.linear(f"{name}.proj", (windows * tokens, c), c, bias=bias or rel_pos > 0)
@@ -269,11 +297,11 @@ def _mbconv_block(e: _Emitter, prefix: str, stage: StageConfig, arch: ArchConfig
     e.act(f"{prefix}.bn2.act", arch.act, (mid, *size))
     e.linear(f"{prefix}.conv_pwl", (mid, *size), c, bias=False, nchw=True)
     e.norm(f"{prefix}.bn3", "batchnorm", (c, *size), c)
-    e.elementwise(f"{prefix}.add", OpKind.ADD, (c, *size), inputs=2)
+    e.elementwise(f"{prefix}.add", OpKind.ADD, (c, *size), "add", inputs=2)
 
 
 def _head(e: _Emitter, arch: ArchConfig, c: int, size: tuple[int, int], num_classes: int) -> None:
-    e._add("head.pool", OpKind.POOL, (c, *size), (c,), kernel=size)
+    e._add("head.pool", OpKind.POOL, (c, *size), (c,), "mean", kernel=size)
     e.norm("head.norm", arch.head_norm, (c,), c)
     if num_classes <= 0:
         return

@@ -247,6 +247,7 @@ class _Recorder(TorchDispatchMode):
         gemm=None,
         kernel=(1, 1),
         stride=(1, 1),
+        fn: str | None = None,
     ):
         module = self.module_stack[-1] if self.module_stack else ""
         stage, block = _stage_block(module)
@@ -265,6 +266,7 @@ class _Recorder(TorchDispatchMode):
                 stride,
                 stage,
                 block,
+                _function_name(aten_name, op) if fn is None else fn,
             )
         )
         self.last_out = id(out)
@@ -372,7 +374,7 @@ class _Recorder(TorchDispatchMode):
         groups = q.numel() // (q.shape[-2] * q.shape[-1])
         L, E, S, Ev = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
         scores = torch.empty((1, groups, L, S), device="meta")
-        self._emit(OpKind.MUL, f"{name}:scale", q, q)
+        self._emit(OpKind.MUL, f"{name}:scale", q, q, fn="mul")
         self._emit(
             OpKind.MATMUL,
             f"{name}:qk",
@@ -384,7 +386,12 @@ class _Recorder(TorchDispatchMode):
         )
         if mask is not None:
             self._emit(
-                OpKind.ADD, f"{name}:mask", scores, scores, params=self._params([mask] if mask in self.static else [])
+                OpKind.ADD,
+                f"{name}:mask",
+                scores,
+                scores,
+                params=self._params([mask] if mask in self.static else []),
+                fn="add",
             )
         self._emit(OpKind.SOFTMAX, f"{name}:softmax", scores, scores)
         self._emit(
@@ -396,6 +403,41 @@ class _Recorder(TorchDispatchMode):
             act_in=scores.numel() + v.numel(),
             gemm=(groups, L, S, Ev),
         )
+
+
+# ATen op -> the IR's function name (what the accelerator's operator tables call it).
+_FUNCTIONS = {
+    "native_layer_norm": "layernorm",
+    "native_group_norm": "groupnorm",
+    "_native_batch_norm_legit_no_training": "batchnorm",
+    "_native_batch_norm_legit": "batchnorm",
+    "native_batch_norm": "batchnorm",
+    "_fused_rms_norm": "rmsnorm",
+    "_softmax": "softmax",
+    "avg_pool2d": "avgpool",
+    "avg_pool1d": "avgpool",
+    "max_pool2d": "maxpool",
+    "max_pool2d_with_indices": "maxpool",
+    "adaptive_max_pool2d": "maxpool",
+    "amax": "maxpool",
+    "adaptive_avg_pool2d": "mean",
+    "_adaptive_avg_pool2d": "mean",
+    "constant_pad_nd": "pad",
+    "reflection_pad2d": "pad",
+    "replication_pad2d": "pad",
+    "hardtanh": "clip",
+    "clamp": "clip",
+    "rsub": "sub",
+    "pow": "square",  # x ** 2 (StarReLU, SquaredReLU); other exponents are rare in vision nets
+}
+_GEMM_FUNCTIONS = {OpKind.CONV: "conv", OpKind.DWCONV: "dwconv", OpKind.LINEAR: "linear", OpKind.MATMUL: "matmul"}
+
+
+def _function_name(aten_name: str, op: OpKind) -> str:
+    if op in _GEMM_FUNCTIONS:
+        return _GEMM_FUNCTIONS[op]
+    base = aten_name.split(":")[-1].rstrip("_")
+    return _FUNCTIONS.get(base, base)
 
 
 def _pool_kernel(packet, args) -> tuple[int, int]:

@@ -108,3 +108,14 @@ def test_traced_macs_of_timm_and_torchvision_models_agree_with_fvcore(name, unfu
     layers = ss.trace(model, (3, 224, 224))
     assert total_params(layers) == sum(p.numel() for p in model.parameters())
     assert total_macs(layers) == pytest.approx(_fvcore_macs(model), rel=0.01)
+
+
+@pytest.mark.parametrize("preset", ["caformer_s18", "swin_tiny_like", "poolformer_s12", "convformer_s18"])
+def test_lowering_and_trace_name_the_same_functions(preset):
+    """The cost model prices by function (GELU or LayerNorm may be unsupported): both producers
+    must name them alike."""
+    arch = ss.get_preset(preset)
+    lowered = ss.lower(arch, (3, 64, 64))
+    traced = ss.trace(ss.build_model(arch, img_size=64), (3, 64, 64))
+    for kind in COMPUTE_KINDS | {OpKind.ACT}:
+        assert {x.fn for x in lowered if x.op is kind} == {x.fn for x in traced if x.op is kind}, kind
