@@ -1,0 +1,185 @@
+"""Accelerator descriptions as data: what the chip is (``ChipConfig``) and how the compiler maps a
+network onto it (``MappingPolicy``), kept apart as ZigZag keeps hardware and mapping apart.
+
+Both load from YAML in this package (``accelerators/``, ``mappings/``) or from a path. Units are in
+the field names (``_mhz``, ``_pj``, ``_gbps`` = GB/s, ``_bytes``, ``_us``, ``_w``); each YAML value
+carries its source in a comment.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+
+PACKAGE_DIR = Path(__file__).parent
+ACCELERATORS_DIR = PACKAGE_DIR / "accelerators"
+MAPPINGS_DIR = PACKAGE_DIR / "mappings"
+DEFAULT_ACCELERATOR = "metis-like"
+
+Unit = Literal["imc", "dwpu", "dpu", "dma", "host"]
+
+
+class AcceleratorError(ValueError):
+    """An accelerator or mapping that cannot be loaded; names the file and the field."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ImcConfig(_Frozen):
+    """The in-memory-computing matrix engine of one core."""
+
+    rows: PositiveInt  # inputs per array
+    cols: PositiveInt  # outputs per array
+    weight_sets: PositiveInt  # weight tiles stored per array; one computes while another is rewritten
+    gate_rows: PositiveInt  # inputs are gated (powered) in blocks of this many rows
+    gate_cols: PositiveInt  # outputs are gated in blocks of this many columns
+    input_bits: PositiveInt  # bit-serial activations: cycles per matrix-vector product
+    outputs_per_cycle: PositiveInt  # accumulator results read out per cycle (into the DPU)
+    mac_energy_pj: PositiveFloat  # per 8-bit MAC of an active (gated-on) cell
+    write_gbps: PositiveFloat  # weight (re)write bandwidth per core
+    write_energy_pj_per_byte: PositiveFloat
+
+    @property
+    def weight_bytes(self) -> int:
+        return self.rows * self.cols * self.weight_sets  # INT8: one byte per cell and set
+
+
+class DwpuConfig(_Frozen):
+    """The depthwise / pooling unit of one core."""
+
+    macs_per_cycle: PositiveFloat
+    mac_energy_pj: PositiveFloat
+
+
+class DpuConfig(_Frozen):
+    """The vector unit of one core: element-wise ops, activations, norms, softmax, dynamic matmuls."""
+
+    ops_per_cycle: PositiveFloat  # element-wise operations (and MACs of dynamic matmuls) per cycle
+    op_energy_pj: PositiveFloat
+
+
+class MemoryConfig(_Frozen):
+    l1_bytes: PositiveInt  # per core
+    l1_gbps: PositiveFloat  # per core
+    l1_energy_pj_per_byte: PositiveFloat
+    l2_bytes: PositiveInt  # shared
+    l2_gbps: PositiveFloat  # aggregate, shared by the cores
+    l2_energy_pj_per_byte: PositiveFloat
+    dram_bytes: int = Field(ge=0)  # 0: no DRAM
+    dram_gbps: PositiveFloat
+    dram_energy_pj_per_byte: PositiveFloat
+
+
+class HostConfig(_Frozen):
+    """Where ops the chip cannot run go (host fallback): across PCIe to the host CPU."""
+
+    link_gbps: PositiveFloat
+    round_trip_us: PositiveFloat  # fixed cost of one hand-off and back
+    gops: PositiveFloat  # host throughput on the fallen-back element-wise work
+    link_energy_pj_per_byte: PositiveFloat
+
+
+class ChipConfig(_Frozen):
+    """What the chip is."""
+
+    name: str
+    description: str = ""
+    clock_mhz: PositiveFloat
+    cores: PositiveInt
+    imc: ImcConfig
+    dwpu: DwpuConfig
+    dpu: DpuConfig
+    memory: MemoryConfig
+    host: HostConfig
+    layer_overhead_us: float = Field(ge=0)  # control / DMA set-up per scheduled kernel
+    static_power_w: float = Field(ge=0)  # leakage and always-on logic: paid for every second a frame takes
+    core_active_power_w: float = Field(ge=0)  # clock tree, control and DMA engines of a busy core
+    default_mapping: str
+
+    @property
+    def hz(self) -> float:
+        return self.clock_mhz * 1e6
+
+
+class MappingPolicy(_Frozen):
+    """How a compiler maps the IR's op kinds onto the chip's units, and what it does with functions
+    the chip's operator tables do not list."""
+
+    name: str
+    description: str = ""
+    units: dict[str, Unit]  # op kind -> unit
+    supported: dict[Unit, tuple[str, ...]]  # unit -> functions it runs natively ("*": all)
+    unsupported: Literal["dpu_emulate", "host_fallback", "infeasible"]
+    emulation_passes: dict[str, PositiveFloat]  # function -> DPU passes per element when emulated
+    default_emulation_passes: PositiveFloat
+    fusable: tuple[str, ...]  # op kinds the DPU applies on a producer's output stream for free
+    matmul_array_rewrite: bool  # may attention's dynamic matmuls be written into the arrays instead
+
+    def runs_natively(self, unit: str, fn: str) -> bool:
+        listed = self.supported.get(unit, ())
+        return "*" in listed or fn in listed
+
+
+class Accelerator(NamedTuple):
+    chip: ChipConfig
+    mapping: MappingPolicy
+
+    @property
+    def name(self) -> str:
+        return (
+            self.chip.name
+            if self.mapping.name == self.chip.default_mapping
+            else f"{self.chip.name}+{self.mapping.name}"
+        )
+
+
+def _load_yaml(path: Path, model: type[BaseModel], what: str) -> BaseModel:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise AcceleratorError(f"{path}: cannot read the {what}: {err}") from err
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        fields = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in err.errors()
+        )
+        raise AcceleratorError(f"{path}: {fields}") from err
+
+
+def _resolve(name_or_path: str, directory: Path, what: str) -> Path:
+    candidate = directory / f"{name_or_path}.yaml"
+    if candidate.is_file():
+        return candidate
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    known = ", ".join(sorted(p.stem for p in directory.glob("*.yaml")))
+    raise AcceleratorError(f"unknown {what} {name_or_path!r}; known: {known} (or a YAML path)")
+
+
+@cache
+def _load_chip(path: Path) -> ChipConfig:
+    return _load_yaml(path, ChipConfig, "accelerator")  # type: ignore[return-value]
+
+
+@cache
+def _load_mapping(path: Path) -> MappingPolicy:
+    return _load_yaml(path, MappingPolicy, "mapping policy")  # type: ignore[return-value]
+
+
+def load_accelerator(name_or_path: str | None = None, *, mapping: str | None = None) -> Accelerator:
+    """Load a chip (default: ``metis-like``) with its default mapping policy, or the one named."""
+    chip = _load_chip(_resolve(name_or_path or DEFAULT_ACCELERATOR, ACCELERATORS_DIR, "accelerator"))
+    policy = _load_mapping(_resolve(mapping or chip.default_mapping, MAPPINGS_DIR, "mapping policy"))
+    return Accelerator(chip, policy)
+
+
+def accelerator_names() -> list[str]:
+    return sorted(p.stem for p in ACCELERATORS_DIR.glob("*.yaml"))

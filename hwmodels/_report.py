@@ -1,0 +1,67 @@
+"""What ``estimate`` returns: frame totals, splits by unit and by energy kind, flags, and a per-layer
+table. Frozen; ``to_dict`` gives the JSON form the CLI and the service use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from hwmodels._ir import OpKind
+
+ENERGY_KINDS = ("compute", "weights", "activations", "static")
+
+
+class LayerCost(NamedTuple):
+    """One IR layer on the chip, per frame."""
+
+    name: str
+    op: OpKind
+    fn: str
+    unit: str  # imc | dwpu | dpu | dma | host
+    mapping: str  # native | fused | emulated | array_rewrite | host | infeasible
+    cycles: float  # busy cycles of its unit (after splitting over cores in latency mode)
+    time_us: float  # its share of the frame: compute, or the weight / activation stream it waits on, + overhead
+    compute_uj: float
+    weights_uj: float  # streaming its weights into the arrays
+    activations_uj: float  # reading and writing its activations at their memory level
+    static_uj: float  # static power over its time
+    weights_in: str  # imc (resident) | l2 | dram (streamed every frame) | "" (no static weights)
+    act_level: str  # where its output lives: stream (fused into the next op) | l1 | l2 | dram
+    utilisation: float  # IMC arrays only: MACs / (tiles x rows x cols x vectors)
+    macs: int
+
+    @property
+    def energy_uj(self) -> float:
+        return self.compute_uj + self.weights_uj + self.activations_uj + self.static_uj
+
+
+@dataclass(frozen=True)
+class CostReport:
+    accelerator: str
+    mode: str  # throughput: one network instance per core | latency: one network split over the cores
+    batch: int
+    latency_ms: float  # one batch, start to end
+    throughput_fps: float  # whole chip
+    energy_mj: float  # per frame, static included
+    power_w: float  # average, at throughput_fps
+    macs: int
+    params: int
+    weight_bytes: int
+    utilisation: float  # MAC-weighted over the IMC layers
+    bound: str  # what limits throughput: compute | l2_bandwidth | dram_bandwidth
+    weights_in: dict[str, int]  # bytes resident in the arrays / streamed from L2 / from DRAM each frame
+    energy_split_mj: dict[str, float]  # compute / weights / activations / static
+    per_unit: dict[str, dict[str, float]]  # unit -> time_us, energy_uj, layers
+    deployable: bool
+    host_ops: tuple[str, ...]  # layer names that fall back to the host
+    emulated_ops: tuple[str, ...]  # layer names emulated with extra DPU passes
+    infeasible_ops: tuple[str, ...]
+    layers: tuple[LayerCost, ...] = field(repr=False)
+
+    def to_dict(self, *, layers: bool = True) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "layers"}
+        data["host_ops"], data["emulated_ops"] = list(self.host_ops), list(self.emulated_ops)
+        data["infeasible_ops"] = list(self.infeasible_ops)
+        if layers:
+            data["layers"] = [{**row._asdict(), "op": str(row.op), "energy_uj": row.energy_uj} for row in self.layers]
+        return data
