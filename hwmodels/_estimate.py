@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from math import ceil
 
 from hwmodels._accelerator import Accelerator, load_accelerator
-from hwmodels._ir import Layer, OpKind
+from hwmodels._ir import BYTES_PER_ELEMENT, Layer, OpKind
 from hwmodels._report import CostReport, LayerCost
 
 MODES = ("throughput", "latency")
@@ -60,71 +60,67 @@ def estimate(
         raise ValueError(f"mode: {mode!r} is not one of {MODES}")
     if batch < 1:
         raise ValueError(f"batch: must be >= 1, got {batch}")
+    # This loop runs for every candidate of a search: constants are hoisted into locals and the
+    # per-layer rows are kept as columns (LayerCost tuples are built only when asked for).
     chip, policy = acc
-    imc, mem, dpu, dwpu, host = chip.imc, chip.memory, chip.dpu, chip.dwpu, chip.host
+    imc, mem = chip.imc, chip.memory
     hz, cores = chip.hz, chip.cores
     split = cores if mode == "latency" else 1  # cores one frame is spread over
     instances = cores if mode == "throughput" else 1  # frames in flight on the chip
     us_per_cycle = 1e6 / hz
     overhead_us = chip.layer_overhead_us / batch
-    l1_tensor = mem.l1_bytes // 2  # a layer's input and output share L1
-    level_gbps = {"l1": mem.l1_gbps, "l2": mem.l2_gbps / instances, "dram": mem.dram_gbps / instances}
-    level_pj = {"l1": mem.l1_energy_pj_per_byte, "l2": mem.l2_energy_pj_per_byte, "dram": mem.dram_energy_pj_per_byte}
-
-    def level(nbytes: int) -> str:
-        return "l1" if nbytes <= l1_tensor else "l2" if nbytes <= mem.l2_bytes else "dram"
+    l1_tensor, l2_size = mem.l1_bytes // 2, mem.l2_bytes  # a layer's input and output share L1
+    # per level: (pJ per byte, us per byte for one frame in flight)
+    l1 = ("l1", mem.l1_energy_pj_per_byte, 1e-3 / mem.l1_gbps)
+    l2 = ("l2", mem.l2_energy_pj_per_byte, 1e-3 * instances / mem.l2_gbps)
+    dram = ("dram", mem.dram_energy_pj_per_byte, 1e-3 * instances / mem.dram_gbps)
+    levels = {"l2": l2, "dram": dram}
+    rows, cols, bits = imc.rows, imc.cols, imc.input_bits
+    gate_r, gate_c, mac_pj, out_per_cycle = imc.gate_rows, imc.gate_cols, imc.mac_energy_pj, imc.outputs_per_cycle
+    dwpu_rate, dwpu_pj = chip.dwpu.macs_per_cycle * split, chip.dwpu.mac_energy_pj
+    dpu_rate, dpu_pj = chip.dpu.ops_per_cycle * split, chip.dpu.op_energy_pj
+    dma_bytes_per_cycle = mem.l1_gbps * 1e9 / hz * split
+    host = chip.host
+    static_w = chip.static_power_w / instances + chip.core_active_power_w * split
+    fusable = frozenset(policy.fusable)
 
     weights_in = _place_weights(layers, acc, split)
-
-    rows: list[LayerCost] = []
+    route: dict[tuple[OpKind, str], tuple[str, str, float]] = {}
+    table: list[list] = []  # one row per layer, columns as in _layer_costs
     host_ops, emulated_ops, infeasible_ops = [], [], []
-    l2_bytes = dram_bytes = 0.0  # shared-memory traffic per frame, for the bandwidth cap
-    prev_out_elems, prev_fusable = -1, False
+    l2_traffic = dram_traffic = 0.0  # shared-memory bytes per frame, for the bandwidth cap
+    prev_out, prev_fusable = -1, False
     for i, layer in enumerate(layers):
-        op, fn = layer.op, layer.fn
-        unit = policy.units.get(op.value, "host")
-        mapping = "native"
-        passes = 1.0
-        if not policy.runs_natively(unit, fn):
-            if policy.unsupported == "dpu_emulate" and unit != "host":
-                unit, mapping = "dpu", "emulated"
-                passes = policy.emulation_passes.get(fn, policy.default_emulation_passes)
-                emulated_ops.append(layer.name)
-            elif policy.unsupported == "infeasible":
-                mapping = "infeasible"
-                infeasible_ops.append(layer.name)
-            else:
-                unit, mapping = "host", "host"
-                host_ops.append(layer.name)
-        if mapping == "infeasible":
-            unit = "host"  # priced as a fallback so the figures stay finite; flagged undeployable
+        name, op, _, _, macs, params, in_bytes, out_bytes, gemm, kernel, _, _, _, fn = layer  # one unpack: hot loop
+        key = (op, fn)
+        if key not in route:
+            route[key] = _route(policy, op, fn)
+        unit, mapping, passes = route[key]
+        if mapping != "native":
+            {"emulated": emulated_ops, "host": host_ops, "infeasible": infeasible_ops}[mapping].append(name)
 
-        out_bytes, in_bytes = layer.act_out_bytes, layer.act_in_bytes
-        weight_src = weights_in[i]
-        compute_pj = 0.0
-        utilisation = 0.0
+        compute_pj = utilisation = 0.0
         if unit == "imc":
-            g, m, k, n = layer.gemm
-            tiles = imc_tiles(layer.gemm, imc.rows, imc.cols)
-            cycles = max(m * tiles * imc.input_bits, m * g * n / imc.outputs_per_cycle) / min(split, tiles)
-            compute_pj = m * g * _ceil_to(k, imc.gate_rows) * _ceil_to(n, imc.gate_cols) * imc.mac_energy_pj
-            utilisation = layer.macs / (m * tiles * imc.rows * imc.cols)
+            g, m, k, n = gemm
+            tiles = g * -(-k // rows) * -(-n // cols)
+            cycles = max(m * tiles * bits, m * g * n / out_per_cycle) / min(split, tiles)
+            compute_pj = m * g * (-(-k // gate_r) * gate_r) * (-(-n // gate_c) * gate_c) * mac_pj
+            utilisation = macs / (m * tiles * rows * cols)
         elif unit == "dwpu":
-            work = layer.macs or layer.act_out_bytes * layer.kernel[0] * layer.kernel[1]
-            cycles = work / dwpu.macs_per_cycle / split
-            compute_pj = work * dwpu.mac_energy_pj
+            work = macs or out_bytes * kernel[0] * kernel[1]
+            cycles = work / dwpu_rate
+            compute_pj = work * dwpu_pj
         elif unit == "dpu":
-            work = (layer.macs or out_bytes) * passes
-            cycles = work / dpu.ops_per_cycle / split
-            compute_pj = work * dpu.op_energy_pj
+            work = (macs or out_bytes) * passes
+            cycles = work / dpu_rate
+            compute_pj = work * dpu_pj
             if op is OpKind.MATMUL and policy.matmul_array_rewrite:
-                rewrite = _array_rewrite(layer, acc, split)
-                if rewrite[0] * us_per_cycle < cycles * us_per_cycle:
-                    cycles, compute_pj = rewrite
-                    unit, mapping = "imc", "array_rewrite"
+                rewrite_cycles, rewrite_pj = _array_rewrite(layer, acc, split)
+                if rewrite_cycles < cycles:
+                    cycles, compute_pj, unit, mapping = rewrite_cycles, rewrite_pj, "imc", "array_rewrite"
         elif unit == "dma":
-            cycles = (in_bytes + out_bytes) / (mem.l1_gbps * 1e9 / hz) / split
-        else:  # host: across the link and back
+            cycles = (in_bytes + out_bytes) / dma_bytes_per_cycle
+        else:  # host, across the link and back
             link_s = (in_bytes + out_bytes) / (host.link_gbps * 1e9)
             cycles = (host.round_trip_us * 1e-6 + link_s + out_bytes / (host.gops * 1e9)) * hz
             compute_pj = (in_bytes + out_bytes) * host.link_energy_pj_per_byte
@@ -135,61 +131,96 @@ def estimate(
             prev_fusable
             and mapping == "native"
             and unit == "dpu"
-            and op.value in policy.fusable
-            and layer.act_in_bytes >= prev_out_elems == out_bytes
+            and op in fusable
+            and out_bytes == prev_out
+            and in_bytes >= prev_out
         )
-        if fused:
-            prev = rows[-1]
-            # the producer's output no longer goes to memory: its write moves to this op
-            rows[-1] = prev._replace(
-                act_level="stream",
-                activations_uj=prev.activations_uj - _write_uj(prev_out_elems, level(prev_out_elems), level_pj),
-            )
-            in_bytes -= prev_out_elems  # the streamed operand is not read from memory
+        if fused:  # the producer's output no longer goes to memory: its write moves to this op
+            _, pj, _ = l1 if prev_out <= l1_tensor else l2 if prev_out <= l2_size else dram
+            table[-1][_ACT_PJ] -= prev_out * pj
+            table[-1][_LEVEL] = "stream"
+            in_bytes -= prev_out  # the streamed operand is not read from memory
             mapping = "fused"
 
-        out_level = level(out_bytes)
-        in_level = level(max(in_bytes, 1))
-        act_pj = in_bytes * level_pj[in_level] + out_bytes * level_pj[out_level]
-        act_us = in_bytes / (level_gbps[in_level] * 1e3) + out_bytes / (level_gbps[out_level] * 1e3)
+        in_level = l1 if in_bytes <= l1_tensor else l2 if in_bytes <= l2_size else dram
+        out_level = l1 if out_bytes <= l1_tensor else l2 if out_bytes <= l2_size else dram
+        act_pj = in_bytes * in_level[1] + out_bytes * out_level[1]
+        act_us = in_bytes * in_level[2] + out_bytes * out_level[2]
+        if in_level is not l1:
+            if in_level is l2:
+                l2_traffic += in_bytes
+            else:
+                dram_traffic += in_bytes
+        if out_level is not l1:
+            if out_level is l2:
+                l2_traffic += out_bytes
+            else:
+                dram_traffic += out_bytes
 
-        weight_bytes = layer.params if weight_src in ("l2", "dram") else 0
+        source = weights_in[i]
         weight_pj = weight_us = 0.0
-        if weight_bytes:
-            src_gbps = min(imc.write_gbps, level_gbps[weight_src])
-            weight_us = weight_bytes / (src_gbps * 1e3) / batch / split
-            weight_pj = weight_bytes * (level_pj[weight_src] + imc.write_energy_pj_per_byte) / batch
-        if weight_src == "l2":
-            l2_bytes += weight_bytes / batch
-        elif weight_src == "dram":
-            dram_bytes += weight_bytes / batch
-        if in_level == "l2" or out_level == "l2":
-            l2_bytes += (in_bytes if in_level == "l2" else 0) + (out_bytes if out_level == "l2" else 0)
-        if in_level == "dram" or out_level == "dram":
-            dram_bytes += (in_bytes if in_level == "dram" else 0) + (out_bytes if out_level == "dram" else 0)
+        if source and source != "imc":
+            per_frame = params / batch
+            _, src_pj, src_us = levels[source]
+            weight_us = per_frame * max(src_us, 1e-3 / imc.write_gbps) / split
+            weight_pj = per_frame * (src_pj + imc.write_energy_pj_per_byte)
+            if source == "l2":
+                l2_traffic += per_frame
+            else:
+                dram_traffic += per_frame
 
         if fused:  # only what the producer cannot hide
-            time_us = max(0.0, compute_us - rows[-1].time_us) + act_us
+            time_us = max(0.0, compute_us - table[-1][_TIME]) + act_us
         else:
             time_us = max(compute_us, weight_us, act_us) + overhead_us
-        # the chip's static power is shared by the frames in flight; a busy core draws its own
-        static_uj = (chip.static_power_w / instances + chip.core_active_power_w * split) * time_us
-        rows.append(
-            LayerCost(
-                layer.name, op, fn, unit, mapping, cycles, time_us, compute_pj * _PJ_TO_UJ,
-                weight_pj * _PJ_TO_UJ, act_pj * _PJ_TO_UJ, static_uj,
-                weight_src, out_level, utilisation, layer.macs,
-            )
-        )  # fmt: skip
-        prev_out_elems, prev_fusable = out_bytes, unit in ("imc", "dwpu", "dpu") and mapping != "emulated"
+        table.append([layer, unit, mapping, cycles, time_us, compute_pj, weight_pj, act_pj, static_w * time_us,
+                      source, out_level[0], utilisation])  # fmt: skip
+        prev_out, prev_fusable = out_bytes, unit != "dma" and unit != "host" and mapping != "emulated"
 
     return _report(
-        layers, rows, acc, mode, batch, weights_in, l2_bytes, dram_bytes, host_ops, emulated_ops, infeasible_ops
+        layers, table, acc, mode, batch, weights_in, l2_traffic, dram_traffic, host_ops, emulated_ops, infeasible_ops
     )
 
 
-def _write_uj(nbytes: int, lvl: str, level_pj: dict[str, float]) -> float:
-    return nbytes * level_pj[lvl] * _PJ_TO_UJ
+def _route(policy, op: OpKind, fn: str) -> tuple[str, str, float]:
+    """(unit, mapping, DPU passes) for one op kind and function under the mapping policy."""
+    unit = policy.units.get(op.value, "host")
+    if policy.runs_natively(unit, fn):
+        return unit, "native", 1.0
+    if policy.unsupported == "dpu_emulate" and unit != "host":
+        return "dpu", "emulated", policy.emulation_passes.get(fn, policy.default_emulation_passes)
+    if policy.unsupported == "infeasible":
+        return "host", "infeasible", 1.0  # priced as a fallback so figures stay finite; flagged
+    return "host", "host", 1.0
+
+
+# Columns of the per-layer rows estimate() fills (lists, so fusion can amend the producer's row).
+_LAYER, _UNIT, _MAPPING, _CYCLES, _TIME, _COMPUTE_PJ, _WEIGHTS_PJ, _ACT_PJ, _STATIC_UJ, _SOURCE, _LEVEL, _UTIL = range(
+    12
+)
+
+
+def _layer_costs(table: list[list]) -> tuple[LayerCost, ...]:
+    return tuple(
+        LayerCost(
+            layer.name,
+            layer.op,
+            layer.fn,
+            unit,
+            mapping,
+            cycles,
+            t,
+            cp * _PJ_TO_UJ,
+            wp * _PJ_TO_UJ,
+            ap * _PJ_TO_UJ,
+            st,
+            src,
+            level,
+            util,
+            layer.macs,
+        )
+        for layer, unit, mapping, cycles, t, cp, wp, ap, st, src, level, util in table
+    )
 
 
 def _array_rewrite(layer: Layer, acc: Accelerator, split: int) -> tuple[float, float]:
@@ -215,9 +246,8 @@ def _place_weights(layers: Sequence[Layer], acc: Accelerator, split: int) -> lis
     chip, policy = acc
     imc = chip.imc
     src = ["" for _ in layers]
-    static = [
-        i for i, layer in enumerate(layers) if layer.params and policy.units.get(layer.op.value) == "imc" and layer.gemm
-    ]
+    on_arrays = {kind for kind, unit in policy.units.items() if unit == "imc"}
+    static = [i for i, layer in enumerate(layers) if layer.params and layer.gemm and layer.op in on_arrays]
     total = sum(layers[i].params for i in static)
     capacity = imc.weight_bytes * split
     if total <= capacity:
@@ -238,34 +268,44 @@ def _place_weights(layers: Sequence[Layer], acc: Accelerator, split: int) -> lis
     return src
 
 
-def _report(layers, rows, acc, mode, batch, weights_in, l2_bytes, dram_bytes, host_ops, emulated_ops, infeasible_ops):
+def _report(
+    layers, table, acc, mode, batch, weights_in, l2_traffic, dram_traffic, host_ops, emulated_ops, infeasible_ops
+):
     chip = acc.chip
     mem = chip.memory
     instances = chip.cores if mode == "throughput" else 1
-    frame_us = sum(r.time_us for r in rows)
+    frame_us = sum(row[_TIME] for row in table)
     fps = instances / (frame_us * 1e-6) if frame_us > 0 else float("inf")
     bound = "compute"
-    if l2_bytes and mem.l2_gbps * 1e9 / l2_bytes < fps:
-        fps, bound = mem.l2_gbps * 1e9 / l2_bytes, "l2_bandwidth"
-    if dram_bytes and mem.dram_gbps * 1e9 / dram_bytes < fps:
-        fps, bound = mem.dram_gbps * 1e9 / dram_bytes, "dram_bandwidth"
-    dynamic = {
-        "compute": sum(r.compute_uj for r in rows),
-        "weights": sum(r.weights_uj for r in rows),
-        "activations": sum(r.activations_uj for r in rows),
+    if l2_traffic and mem.l2_gbps * 1e9 / l2_traffic < fps:
+        fps, bound = mem.l2_gbps * 1e9 / l2_traffic, "l2_bandwidth"
+    if dram_traffic and mem.dram_gbps * 1e9 / dram_traffic < fps:
+        fps, bound = mem.dram_gbps * 1e9 / dram_traffic, "dram_bandwidth"
+    dynamic_mj = {
+        "compute": sum(row[_COMPUTE_PJ] for row in table) * 1e-9,
+        "weights": sum(row[_WEIGHTS_PJ] for row in table) * 1e-9,
+        "activations": sum(row[_ACT_PJ] for row in table) * 1e-9,
     }
     # static power over one frame's share of the chip's time, plus the busy cores' active power
-    static_uj = chip.static_power_w / fps * 1e6 + chip.core_active_power_w * (chip.cores // instances) * frame_us
-    energy_uj = sum(dynamic.values()) + static_uj
+    static_mj = (
+        chip.static_power_w / fps * 1e6 + chip.core_active_power_w * (chip.cores // instances) * frame_us
+    ) / 1e3
+    energy_mj = sum(dynamic_mj.values()) + static_mj
     per_unit: dict[str, dict[str, float]] = {}
-    for r in rows:
-        u = per_unit.setdefault(r.unit, {"time_us": 0.0, "energy_uj": 0.0, "layers": 0})
-        u["time_us"] += r.time_us
-        u["energy_uj"] += r.energy_uj
+    imc_macs = weighted = 0.0
+    for layer, unit, _, _, t, cp, wp, ap, st, _, _, util in table:
+        if util:
+            imc_macs += layer.macs
+            weighted += layer.macs * util
+        u = per_unit.setdefault(unit, {"time_us": 0.0, "energy_uj": 0.0, "layers": 0})
+        u["time_us"] += t
+        u["energy_uj"] += (cp + wp + ap) * _PJ_TO_UJ + st
         u["layers"] += 1
-    imc_macs = sum(r.macs for r in rows if r.utilisation)
     resident = {"imc": 0, "l2": 0, "dram": 0}
+    macs = params = 0
     for layer, src in zip(layers, weights_in, strict=True):
+        macs += layer.macs
+        params += layer.params
         if src:
             resident[src] += layer.params
     deployable = not infeasible_ops and not (resident["dram"] and mem.dram_bytes == 0)
@@ -275,19 +315,19 @@ def _report(layers, rows, acc, mode, batch, weights_in, l2_bytes, dram_bytes, ho
         batch=batch,
         latency_ms=frame_us * batch / 1e3,
         throughput_fps=fps,
-        energy_mj=energy_uj / 1e3,
-        power_w=energy_uj * 1e-6 * fps,
-        macs=sum(layer.macs for layer in layers),
-        params=sum(layer.params for layer in layers),
-        weight_bytes=sum(layer.weight_bytes for layer in layers),
-        utilisation=sum(r.macs * r.utilisation for r in rows) / imc_macs if imc_macs else 0.0,
+        energy_mj=energy_mj,
+        power_w=energy_mj * 1e-3 * fps,
+        macs=macs,
+        params=params,
+        weight_bytes=params * BYTES_PER_ELEMENT,
+        utilisation=weighted / imc_macs if imc_macs else 0.0,
         bound=bound,
         weights_in=resident,
-        energy_split_mj={**{k: v / 1e3 for k, v in dynamic.items()}, "static": static_uj / 1e3},
+        energy_split_mj={**dynamic_mj, "static": static_mj},
         per_unit=per_unit,
         deployable=deployable,
         host_ops=tuple(host_ops),
         emulated_ops=tuple(emulated_ops),
         infeasible_ops=tuple(infeasible_ops),
-        layers=tuple(rows),
+        _table=table,
     )

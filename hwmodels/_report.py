@@ -4,6 +4,7 @@ table. Frozen; ``to_dict`` gives the JSON form the CLI and the service use."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, NamedTuple
 
 from hwmodels._ir import OpKind
@@ -56,10 +57,17 @@ class CostReport:
     host_ops: tuple[str, ...]  # layer names that fall back to the host
     emulated_ops: tuple[str, ...]  # layer names emulated with extra DPU passes
     infeasible_ops: tuple[str, ...]
-    layers: tuple[LayerCost, ...] = field(repr=False)
+    _table: Any = field(repr=False, compare=False)  # the per-layer columns estimate() filled
+
+    @cached_property
+    def layers(self) -> tuple[LayerCost, ...]:
+        """The per-layer table (built on first access: a search reads only the totals)."""
+        from hwmodels._estimate import _layer_costs  # the module that fills the table reads it
+
+        return _layer_costs(self._table)
 
     def to_dict(self, *, layers: bool = True) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k != "layers"}
+        data = {k: v for k, v in self.__dict__.items() if k not in ("layers", "_table")}
         data["host_ops"], data["emulated_ops"] = list(self.host_ops), list(self.emulated_ops)
         data["infeasible_ops"] = list(self.infeasible_ops)
         if layers:

@@ -11,6 +11,7 @@ against ``trace`` of that model.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from math import prod
 
 from hwmodels import Layer, OpKind, conv_kind
 from search_spaces._arch import ArchConfig, StageConfig
@@ -33,13 +34,6 @@ _NORM_PARAMS_PER_CHANNEL = {
     "groupnorm1_nobias": 1,
     "batchnorm": 2,
 }
-
-
-def _prod(shape: Sequence[int]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def parse_input_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
@@ -83,8 +77,8 @@ class _Emitter:
                 out_shape,
                 macs,
                 params,
-                _prod(in_shape) if act_in is None else act_in,
-                _prod(out_shape),
+                prod(in_shape) if act_in is None else act_in,
+                prod(out_shape),
                 gemm,
                 kernel,
                 stride,
@@ -127,7 +121,7 @@ class _Emitter:
     def linear(self, name: str, shape: tuple[int, ...], n: int, *, bias: bool, nchw: bool = False) -> tuple[int, ...]:
         """A Linear (or 1x1 conv if ``nchw``) mapping the channel axis of ``shape``."""
         k = shape[0] if nchw else shape[-1]
-        m = _prod(shape) // k
+        m = prod(shape) // k
         out = (n, *shape[1:]) if nchw else (*shape[:-1], n)
         self._add(
             name,
@@ -156,7 +150,7 @@ class _Emitter:
     def elementwise(
         self, name: str, op: OpKind, shape: tuple[int, ...], fn: str, *, inputs: int = 1, params: int = 0
     ) -> None:
-        self._add(name, op, shape, shape, fn, params=params, act_in=inputs * _prod(shape))
+        self._add(name, op, shape, shape, fn, params=params, act_in=inputs * prod(shape))
 
     def norm(self, name: str, kind: str | None, shape: tuple[int, ...], channels: int) -> None:
         if kind is not None:
