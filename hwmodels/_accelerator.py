@@ -139,11 +139,33 @@ class Accelerator(NamedTuple):
         )
 
 
-def _load_yaml(path: Path, model: type[BaseModel], what: str) -> BaseModel:
+def _read(path: Path, directory: Path, what: str, seen: tuple[Path, ...] = ()) -> dict:
+    """The YAML as a dict; a file with ``base: NAME`` is that base with the file's keys laid over it
+    (nested mappings merged), so a variant states only what differs."""
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as err:
         raise AcceleratorError(f"{path}: cannot read the {what}: {err}") from err
+    if not isinstance(data, dict):
+        raise AcceleratorError(f"{path}: the {what} must be a mapping of fields")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    base_path = _resolve(str(base), directory, what)
+    if base_path in seen or base_path == path:
+        raise AcceleratorError(f"{path}: base: {base!r} refers back to itself")
+    return _merge(_read(base_path, directory, what, (*seen, path)), data)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    merged = dict(base)
+    for key, value in over.items():
+        merged[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return merged
+
+
+def _load_yaml(path: Path, directory: Path, model: type[BaseModel], what: str) -> BaseModel:
+    data = _read(path, directory, what)
     try:
         return model.model_validate(data)
     except ValidationError as err:
@@ -166,18 +188,27 @@ def _resolve(name_or_path: str, directory: Path, what: str) -> Path:
 
 @cache
 def _load_chip(path: Path) -> ChipConfig:
-    return _load_yaml(path, ChipConfig, "accelerator")  # type: ignore[return-value]
+    return _load_yaml(path, ACCELERATORS_DIR, ChipConfig, "accelerator")  # type: ignore[return-value]
 
 
 @cache
 def _load_mapping(path: Path) -> MappingPolicy:
-    return _load_yaml(path, MappingPolicy, "mapping policy")  # type: ignore[return-value]
+    return _load_yaml(path, MAPPINGS_DIR, MappingPolicy, "mapping policy")  # type: ignore[return-value]
 
 
-def load_accelerator(name_or_path: str | None = None, *, mapping: str | None = None) -> Accelerator:
-    """Load a chip (default: ``metis-like``) with its default mapping policy, or the one named."""
+def load_accelerator(
+    name_or_path: str | None = None, *, mapping: str | None = None, unsupported: str | None = None
+) -> Accelerator:
+    """Load a chip (default: ``metis-like``) with its default mapping policy, or the one named;
+    ``unsupported`` overrides the policy's treatment of functions the chip does not list."""
     chip = _load_chip(_resolve(name_or_path or DEFAULT_ACCELERATOR, ACCELERATORS_DIR, "accelerator"))
     policy = _load_mapping(_resolve(mapping or chip.default_mapping, MAPPINGS_DIR, "mapping policy"))
+    if unsupported is not None:
+        try:
+            policy = MappingPolicy.model_validate({**policy.model_dump(), "unsupported": unsupported})
+        except ValidationError as err:
+            choices = MappingPolicy.model_fields["unsupported"].annotation.__args__
+            raise AcceleratorError(f"unsupported: {unsupported!r} is not one of {list(choices)}") from err
     return Accelerator(chip, policy)
 
 

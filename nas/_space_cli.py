@@ -106,7 +106,7 @@ def _build_and_check(arch: ArchConfig, shape: tuple[int, int, int], num_classes:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    arch = _load_arch(args.preset)
+    arch = load_arch(args.preset)
     if args.json:
         print(arch.to_json(indent=2))
         return 0
@@ -145,7 +145,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_arch(ref: str) -> ArchConfig:
+def load_arch(ref: str) -> ArchConfig:
+    """A preset name, or the path of an ArchConfig JSON file."""
     path = Path(ref)
     if ref.endswith(".json") or path.is_file():
         try:

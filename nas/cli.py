@@ -3,28 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from pydantic import ValidationError
 
-from nas import _space_cli
+from hwmodels import AcceleratorError
+from nas import _hw_cli, _space_cli
 from search_spaces import SpaceError, UnknownNameError, describe_validation_error
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nas", description="Hardware-aware NAS for IMC accelerators")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{space}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{space,hw}")
     _space_cli.add_parser(sub)
+    _hw_cli.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `nas ... | head` ends quietly
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except ValidationError as err:
         return _fail(f"invalid {err.title}:\n  " + describe_validation_error(err, sep="\n  "))
-    except (UnknownNameError, SpaceError, ValueError) as err:
+    except (UnknownNameError, SpaceError, AcceleratorError, ValueError) as err:
         return _fail(str(err))
 
 

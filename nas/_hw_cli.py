@@ -1,0 +1,111 @@
+"""`nas hw ...`: price a network on an accelerator, list the accelerators."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import hwmodels
+import search_spaces
+from hwmodels import CostReport, Layer
+from nas._format import giga, millions, table
+from nas._space_cli import load_arch
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    hw = sub.add_parser("hw", help="hardware cost of a network on an accelerator")
+    cmds = hw.add_subparsers(dest="hw_cmd", required=True, metavar="{estimate,list}")
+
+    p = cmds.add_parser("estimate", help="latency, throughput, energy and a per-layer table")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model", help="a timm or torchvision model name (torchvision:NAME to force torchvision)")
+    what.add_argument("--preset", help=f"a preset ({', '.join(search_spaces.PRESETS.names())})")
+    what.add_argument("--arch", help="an ArchConfig JSON file (e.g. from `nas space show --json`)")
+    p.add_argument("--accelerator", default=None, help="an accelerator name or YAML path (default metis-like)")
+    p.add_argument("--mapping", default=None, help="a mapping policy name or YAML path (default: the chip's)")
+    p.add_argument("--unsupported", choices=["dpu_emulate", "host_fallback", "infeasible"], help="override the policy")
+    p.add_argument("--mode", choices=list(hwmodels.MODES), default="throughput", help="default throughput")
+    p.add_argument("--input-size", type=int, default=224, help="deployment resolution (default 224)")
+    p.add_argument("--in-chans", type=int, default=3, help="input channels (default 3)")
+    p.add_argument("--num-classes", type=int, default=1000, help="classes of a preset / arch (default 1000)")
+    p.add_argument("--batch", type=int, default=1, help="frames per kernel launch (default 1)")
+    p.add_argument("--top", type=int, default=0, help="show only the N most expensive layers (default all)")
+    p.add_argument("--json", action="store_true", help="machine-readable output with the per-layer table")
+    p.set_defaults(func=cmd_estimate)
+
+    p = cmds.add_parser("list", help="the shipped accelerators")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+
+
+def network_layers(args: argparse.Namespace) -> tuple[str, list[Layer]]:
+    shape = (args.in_chans, args.input_size, args.input_size)
+    if args.model:
+        return args.model, search_spaces.trace(_external_model(args.model, args.in_chans), shape)
+    arch = load_arch(args.preset or args.arch)
+    return args.preset or arch.name, search_spaces.lower(arch, shape, num_classes=args.num_classes)
+
+
+def _external_model(name: str, in_chans: int):
+    import timm
+    import torchvision
+
+    if not name.startswith("torchvision:") and timm.is_model(name):
+        return timm.create_model(name, pretrained=False, in_chans=in_chans)
+    tv_name = name.removeprefix("torchvision:")
+    if tv_name in torchvision.models.list_models():
+        return torchvision.models.get_model(tv_name, weights=None)
+    raise ValueError(f"--model: {name!r} is neither a timm model nor a torchvision model (see timm.list_models())")
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    if args.batch < 1 or args.input_size < 1:
+        raise ValueError("--batch and --input-size must be >= 1")
+    acc = hwmodels.load_accelerator(args.accelerator, mapping=args.mapping, unsupported=args.unsupported)
+    name, layers = network_layers(args)
+    report = hwmodels.estimate(layers, acc, mode=args.mode, batch=args.batch)
+    if args.json:
+        print(json.dumps({"network": name, "input_shape": [args.in_chans, args.input_size, args.input_size],
+                          **report.to_dict()}, indent=2))  # fmt: skip
+        return 0
+    print(_totals(name, report, args))
+    rows = sorted(report.layers, key=lambda r: -r.time_us)[: args.top] if args.top else report.layers
+    print()
+    print(table(
+        ["layer", "op", "unit", "mapping", "time us", "energy uJ", "compute", "weights", "activ.", "weights in", "util"],
+        [(r.name, f"{r.op}/{r.fn}", r.unit, r.mapping, f"{r.time_us:.2f}", f"{r.energy_uj:.3f}",
+          f"{r.compute_uj:.3f}", f"{r.weights_uj:.3f}", f"{r.activations_uj:.3f}", r.weights_in or "-",
+          f"{r.utilisation:.0%}" if r.unit == "imc" else "-") for r in rows],
+    ))  # fmt: skip
+    return 0
+
+
+def _totals(name: str, r: CostReport, args: argparse.Namespace) -> str:
+    mib = 1 << 20
+    lines = [
+        f"{name} on {r.accelerator} ({r.mode} mode, batch {r.batch}, input {args.in_chans}x{args.input_size}x{args.input_size})",
+        f"  latency      {r.latency_ms:.3f} ms     throughput {r.throughput_fps:,.0f} FPS ({r.bound}-bound)",
+        f"  energy       {r.energy_mj:.3f} mJ/frame  power {r.power_w:.2f} W",
+        f"  work         {giga(r.macs)} GMACs, {millions(r.params)} M params, IMC utilisation {r.utilisation:.1%}",
+        f"  weights      {r.weights_in['imc'] / mib:.2f} MiB in the arrays, {r.weights_in['l2'] / mib:.2f} MiB streamed "
+        f"from L2, {r.weights_in['dram'] / mib:.2f} MiB from DRAM per frame",
+        "  energy split " + ", ".join(f"{k} {v:.3f}" for k, v in r.energy_split_mj.items()) + " mJ",
+        "  per unit     " + ", ".join(f"{u} {v['time_us']:.0f} us / {v['layers']:.0f} layers" for u, v in r.per_unit.items()),
+        f"  deployable   {'yes' if r.deployable else 'NO'}; emulated on the DPU: {len(r.emulated_ops)} layers; "
+        f"host fallback: {len(r.host_ops)}; infeasible: {len(r.infeasible_ops)}",
+    ]  # fmt: skip
+    return "\n".join(lines)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    accs = [hwmodels.load_accelerator(n) for n in hwmodels.accelerator_names()]
+    if args.json:
+        print(json.dumps([{**a.chip.model_dump(), "mapping": a.mapping.name} for a in accs], indent=2))
+        return 0
+    rows = [
+        (a.chip.name, a.chip.cores, f"{a.chip.imc.rows}x{a.chip.imc.cols}", f"{a.chip.clock_mhz:.0f}",
+         f"{a.chip.memory.l2_bytes >> 20}", f"{a.chip.static_power_w:.1f}", a.mapping.name, a.chip.description)
+        for a in accs
+    ]  # fmt: skip
+    print(table(["accelerator", "cores", "array", "MHz", "L2 MiB", "static W", "mapping", "description"], rows))
+    return 0
