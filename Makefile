@@ -27,7 +27,8 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/ir_agreement.py --out docs/ir_agreement.md
-	$(BIN)/python benchmarks/lowering_speed.py --out docs/lowering_speed.md
+	$(BIN)/python benchmarks/pricing_speed.py --out docs/pricing_speed.md
+	$(BIN)/python benchmarks/calibrate.py --check --out docs/calibration_table.md
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -67,3 +67,42 @@ def test_a_bad_arch_file_names_the_field(tmp_path):
     path.write_text(json.dumps({"stages": [{"mixer": "attention", "depth": 1, "dim": 48}]}))
     result = nas("space", "show", str(path), ok=False)
     assert "stages.0" in result.stderr and "head_dim: 32 does not divide dim=48" in result.stderr
+
+
+def test_hw_list():
+    out = nas("hw", "list").stdout
+    assert "metis-like" in out and "imc-8core-1024" in out and "metis-m2-like" in out
+
+
+def test_hw_estimate_a_timm_model_as_json():
+    data = json.loads(nas("hw", "estimate", "--model", "resnet50", "--json").stdout)
+    for key in ("latency_ms", "throughput_fps", "energy_mj", "power_w", "macs", "params", "weight_bytes",
+                "deployable", "layers"):  # fmt: skip
+        assert key in data, key
+    assert data["macs"] == 4_089_184_256 and data["params"] == 25_557_032
+    assert data["deployable"] and data["throughput_fps"] > 0 and len(data["layers"]) > 100
+    assert {"name", "unit", "time_us", "energy_uj", "weights_in"} <= set(data["layers"][0])
+
+
+def test_hw_estimate_presets_archs_and_torchvision(tmp_path):
+    out = nas("hw", "estimate", "--preset", "caformer_s18", "--top", "5", "--accelerator", "metis-m2-like").stdout
+    assert "caformer_s18 on metis-m2-like" in out and "deployable   yes" in out
+    path = tmp_path / "arch.json"
+    path.write_text(nas("space", "show", "poolformer_s12", "--json").stdout)
+    out = nas("hw", "estimate", "--arch", str(path), "--input-size", "128", "--num-classes", "10").stdout
+    assert "input 3x128x128" in out
+    data = json.loads(nas("hw", "estimate", "--model", "torchvision:squeezenet1_1", "--json").stdout)
+    assert data["params"] == 1_235_496
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--preset", "caformer_s18", "--accelerator", "tpu9"), "unknown accelerator 'tpu9'; known: imc-8core-1024"),
+        (("--model", "not_a_model_at_all"), "--model: 'not_a_model_at_all' is neither a timm model nor"),
+        (("--preset", "caformer_s18", "--batch", "0"), "--batch and --input-size must be >= 1"),
+    ],
+)
+def test_hw_estimate_errors(args, message):
+    result = nas("hw", "estimate", *args, ok=False)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,248 @@
+"""The cost model: cases derived by hand, properties, behaviours the reference sheet describes,
+golden totals and bad configs. Torch-free except where a timm model is the subject."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import search_spaces as ss
+from hwmodels import (
+    AcceleratorError,
+    Layer,
+    OpKind,
+    estimate,
+    imc_tiles,
+    load_accelerator,
+)
+
+ACC = load_accelerator("metis-like")
+GOLDEN = Path(__file__).parent / "golden" / "hw_totals.json"
+
+
+def linear(name: str, m: int, k: int, n: int, *, stage=None) -> Layer:
+    """A static-weight matmul of m input vectors through a k x n INT8 weight matrix."""
+    return Layer(
+        name, OpKind.LINEAR, (m, k), (m, n), m * k * n, k * n, m * k, m * n, (1, m, k, n), stage=stage, fn="linear"
+    )
+
+
+def row(report, name):
+    return next(r for r in report.layers if r.name == name)
+
+
+# -- hand-derived cases ---------------------------------------------------------------------------
+
+
+def test_a_512x512_int8_matmul_takes_8_cycles_per_input_vector():
+    report = estimate([linear("fc", 100, 512, 512)], ACC)
+    fc = row(report, "fc")
+    assert fc.unit == "imc" and fc.cycles == 8 * 100  # one tile, bit-serial 8-bit inputs
+    assert fc.utilisation == 1.0
+    assert fc.compute_uj == pytest.approx(100 * 512 * 512 * 0.133e-6)  # 0.133 pJ per MAC
+    assert fc.weights_in == "imc"  # 256 KiB: one of the four weight sets
+
+
+def test_a_1024x1536_layer_is_tiled_2_by_3():
+    assert imc_tiles((1, 10, 1024, 1536), 512, 512) == 6
+    fc = row(estimate([linear("fc", 10, 1024, 1536)], ACC), "fc")
+    # 6 tiles x 8 cycles per vector; the read-out (1536 / 64 = 24 per vector) is not the bound
+    assert fc.cycles == 10 * 6 * 8
+
+
+def test_gating_charges_only_the_32_row_and_column_blocks_in_use():
+    fc = row(estimate([linear("fc", 7, 40, 40)], ACC), "fc")
+    assert fc.compute_uj == pytest.approx(7 * 64 * 64 * 0.133e-6)  # 40 -> 64 rows and columns
+    assert fc.utilisation == pytest.approx(40 * 40 / (512 * 512))
+
+
+def test_a_depthwise_layer_runs_on_the_dwpu():
+    c, h, w = 64, 56, 56
+    macs = c * h * w * 9
+    dw = Layer("dw", OpKind.DWCONV, (c, h, w), (c, h, w), macs, c * 9, c * h * w, c * h * w, (c, h * w, 9, 1),
+               (3, 3), fn="dwconv")  # fmt: skip
+    report = estimate([dw], ACC)
+    assert row(report, "dw").unit == "dwpu"
+    assert row(report, "dw").cycles == pytest.approx(macs / ACC.chip.dwpu.macs_per_cycle)
+    assert report.per_unit == {"dwpu": pytest.approx(report.per_unit["dwpu"])} and "imc" not in report.per_unit
+
+
+def _mlp(total_mib: float, layers: int = 8) -> list[Layer]:
+    """`layers` square Linear layers of one token holding `total_mib` MiB of weights together."""
+    n = int((total_mib * 2**20 / layers) ** 0.5)
+    return [linear(f"fc{i}", 1, n, n) for i in range(layers)]
+
+
+def test_weights_spill_from_the_arrays_to_l2_then_to_dram():
+    small, medium, large = (estimate(_mlp(mib), ACC) for mib in (0.9, 8, 48))
+    assert small.weights_in["l2"] == small.weights_in["dram"] == 0  # 0.9 MiB fits 1 MiB of arrays
+    assert medium.weights_in["l2"] > 0 and medium.weights_in["dram"] == 0  # past the arrays: L2
+    assert large.weights_in["dram"] > 0  # past the 32 MiB of L2: DRAM
+    per_byte = [r.latency_ms / r.weight_bytes for r in (small, medium, large)]
+    assert per_byte[0] < per_byte[1] < per_byte[2]  # each spill is a cliff in time per weight byte
+    e_per_byte = [r.energy_split_mj["weights"] / r.weight_bytes for r in (small, medium, large)]
+    assert e_per_byte[0] == 0 < e_per_byte[1] < e_per_byte[2]
+
+
+def _variant(tmp_path, text: str):
+    path = tmp_path / "chip.yaml"
+    path.write_text(textwrap.dedent(text))
+    return load_accelerator(str(path))
+
+
+def test_weights_past_l2_without_dram_are_not_deployable(tmp_path):
+    no_dram = _variant(tmp_path, "base: metis-like\nname: no-dram\nmemory: {dram_bytes: 0}\n")
+    assert no_dram.chip.cores == 4  # the rest comes from the base
+    assert estimate(_mlp(8), no_dram).deployable
+    assert not estimate(_mlp(48), no_dram).deployable
+
+
+# -- the mapping policy ---------------------------------------------------------------------------
+
+
+def test_unsupported_functions_follow_the_policy():
+    layers = ss.lower(ss.get_preset("caformer_s18"), (3, 224, 224))  # LayerNorm, softmax, StarReLU
+    emulated = estimate(layers, load_accelerator(unsupported="dpu_emulate"))
+    host = estimate(layers, load_accelerator(unsupported="host_fallback"))
+    strict = estimate(layers, load_accelerator(unsupported="infeasible"))
+    assert emulated.deployable and emulated.emulated_ops and not emulated.host_ops
+    assert {row(emulated, n).fn for n in emulated.emulated_ops} == {"layernorm", "softmax"}
+    assert host.deployable and set(host.host_ops) == set(emulated.emulated_ops)
+    assert host.latency_ms > emulated.latency_ms  # a PCIe round trip per fallen-back op
+    assert not strict.deployable and set(strict.infeasible_ops) == set(emulated.emulated_ops)
+    relu_net = ss.lower(ss.get_preset("poolformer_s12").model_copy(update={"act": "relu"}), (3, 224, 224))
+    relu_report = estimate(relu_net, ACC)
+    assert {row(relu_report, n).fn for n in relu_report.emulated_ops} == {"groupnorm", "layernorm"}
+
+
+def test_bad_policy_names_the_choices():
+    with pytest.raises(AcceleratorError, match=r"unsupported: 'maybe' is not one of \['dpu_emulate'"):
+        load_accelerator(unsupported="maybe")
+
+
+# -- behaviours the reference sheet describes ------------------------------------------------------
+
+
+def test_attention_is_dominated_by_its_dynamic_matmuls_and_softmax():
+    report = estimate(ss.lower(ss.get_preset("caformer_s18"), (3, 224, 224)), ACC)
+    mixer = [r for r in report.layers if r.name.startswith("stages.2.blocks.0.mixer")]
+    dynamic = sum(r.time_us for r in mixer if r.op in (OpKind.MATMUL, OpKind.SOFTMAX))
+    static = sum(r.time_us for r in mixer if r.op is OpKind.LINEAR)
+    assert dynamic > 2 * static
+
+
+def test_depthwise_layers_are_not_free():
+    """MBConv blocks: depthwise convs hold a few % of the MACs and a far larger share of the time."""
+    mb = ss.ArchConfig.model_validate({"stages": [{"mixer": "mbconv", "depth": 4, "dim": 64, "mlp_ratio": 4}]})
+    report = estimate(ss.lower(mb, (3, 224, 224)), ACC)
+    dw = [r for r in report.layers if r.op is OpKind.DWCONV]
+    mac_share = sum(r.macs for r in dw) / report.macs
+    time_share = sum(r.time_us for r in dw) / (report.latency_ms * 1e3)
+    assert mac_share < 0.1 and time_share > 3 * mac_share
+
+
+def test_per_layer_overheads_are_not_free():
+    """The same array work in 16 short kernels instead of 2 long ones: 14 more kernel overheads."""
+    long = [linear(f"fc{i}", 512, 128, 128) for i in range(2)]
+    short = [linear(f"fc{i}", 64, 128, 128) for i in range(16)]
+    a, b = estimate(long, ACC), estimate(short, ACC)
+    assert sum(r.cycles for r in a.layers) == sum(r.cycles for r in b.layers)
+    extra_us = (b.latency_ms - a.latency_ms) * 1e3
+    assert extra_us == pytest.approx(14 * ACC.chip.layer_overhead_us, rel=0.05)
+
+
+# -- properties -----------------------------------------------------------------------------------
+
+
+def test_adding_a_block_never_lowers_latency_or_energy():
+    for arch in ss.sample_archs(ss.get_space(), 150, seed=11):
+        base = estimate(ss.lower(arch, (3, 224, 224)), ACC)
+        for i, stage in enumerate(arch.stages):
+            stages = [s.model_dump() for s in arch.stages]
+            stages[i]["depth"] = stage.depth + 1
+            deeper = ss.ArchConfig.model_validate({**arch.model_dump(), "stages": stages})
+            more = estimate(ss.lower(deeper, (3, 224, 224)), ACC)
+            assert more.latency_ms >= base.latency_ms - 1e-12, (arch.name, i)
+            assert more.energy_mj >= base.energy_mj - 1e-12, (arch.name, i)
+
+
+def test_a_bigger_array_never_raises_the_tile_count():
+    layers = ss.lower(ss.get_preset("swin_tiny_like"), (3, 224, 224))
+    gemms = [layer.gemm for layer in layers if layer.gemm]
+    for small, big in [(256, 512), (512, 1024), (512, 768)]:
+        assert all(imc_tiles(g, big, big) <= imc_tiles(g, small, small) for g in gemms)
+    big_chip = load_accelerator("imc-8core-1024")
+    a, b = estimate(layers, ACC), estimate(layers, big_chip)
+    assert sum(r.cycles for r in b.layers if r.unit == "imc") <= sum(r.cycles for r in a.layers if r.unit == "imc")
+
+
+def test_modes_and_batches():
+    layers = ss.lower(ss.get_preset("poolformer_s12"), (3, 224, 224))
+    through, latency = estimate(layers, ACC), estimate(layers, ACC, mode="latency")
+    assert latency.latency_ms < through.latency_ms  # one frame over four cores
+    assert through.throughput_fps > latency.throughput_fps  # four frames in flight
+    batched = estimate(layers, ACC, batch=8)
+    assert batched.throughput_fps > through.throughput_fps  # weight streams amortised over the batch
+    assert batched.latency_ms > through.latency_ms
+    with pytest.raises(ValueError, match="mode"):
+        estimate(layers, ACC, mode="fast")
+    with pytest.raises(ValueError, match="batch"):
+        estimate(layers, ACC, batch=0)
+
+
+# -- golden totals ------------------------------------------------------------------------------
+
+
+def test_golden_totals():
+    """Regenerate on purpose with `python tests/golden/regenerate.py` after a deliberate change."""
+    sys.path.insert(0, str(GOLDEN.parent))
+    from regenerate import totals
+
+    expected = json.loads(GOLDEN.read_text())
+    actual = totals()
+    assert actual.keys() == expected.keys()
+    for key, row_ in expected.items():
+        exact = ("weights_in", "bound", "deployable", "emulated_ops")
+        assert {k: actual[key][k] for k in exact} == {k: row_[k] for k in exact}, key
+        for k in set(row_) - set(exact):
+            assert actual[key][k] == pytest.approx(row_[k], rel=1e-9), (key, k)
+
+
+# -- configs ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("base: metis-like\nname: x\ncores: 0\n", "cores: Input should be greater than 0"),
+        ("base: metis-like\nname: x\nimc: {rows: -512}\n", "imc.rows: Input should be greater than 0"),
+        ("base: metis-like\nname: x\nclock_ghz: 1\n", "clock_ghz: Extra inputs are not permitted"),
+        ("base: nope\nname: x\n", "unknown accelerator 'nope'; known: imc-8core-1024, metis-like"),
+        ("- just\n- a list\n", "must be a mapping"),
+    ],
+)
+def test_bad_accelerator_files_name_the_field(tmp_path, text, message):
+    with pytest.raises(AcceleratorError) as err:
+        _variant(tmp_path, text)
+    assert message in str(err.value)
+
+
+def test_every_shipped_constant_documents_its_source():
+    for path in (Path(load_accelerator.__code__.co_filename).parent / "accelerators").glob("*.yaml"):
+        for line in path.read_text().splitlines():
+            if ":" in line and not line.lstrip().startswith("#") and not line.rstrip().endswith(":"):
+                key = line.split(":")[0].strip()
+                if key not in ("name", "description", "base", "default_mapping"):
+                    assert "#" in line, f"{path.name}: `{line.strip()}` has no unit/source comment"
+
+
+def test_pricing_needs_no_torch():
+    code = (
+        "import sys, search_spaces as s, hwmodels as h\n"
+        "r = h.estimate(s.lower(s.get_preset('caformer_s18'), (3, 224, 224)))\n"
+        "assert r.layers and 'torch' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
