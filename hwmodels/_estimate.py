@@ -89,6 +89,7 @@ def estimate(
     table: list[list] = []  # one row per layer, columns as in _layer_costs
     host_ops, emulated_ops, infeasible_ops = [], [], []
     l2_traffic = dram_traffic = 0.0  # shared-memory bytes per frame, for the bandwidth cap
+    waits = {"compute": 0.0, "weight_stream": 0.0, "activations": 0.0, "overhead": 0.0}  # what the frame waits on
     prev_out, prev_fusable = -1, False
     for i, layer in enumerate(layers):
         name, op, _, _, macs, params, in_bytes, out_bytes, gemm, kernel, _, _, _, fn = layer  # one unpack: hot loop
@@ -170,16 +171,25 @@ def estimate(
                 dram_traffic += per_frame
 
         if fused:  # only what the producer cannot hide
-            time_us = max(0.0, compute_us - table[-1][_TIME]) + act_us
+            hidden = max(0.0, compute_us - table[-1][_TIME])
+            time_us = hidden + act_us
+            waits["compute"] += hidden
+            waits["activations"] += act_us
         else:
-            time_us = max(compute_us, weight_us, act_us) + overhead_us
+            longest = max(compute_us, weight_us, act_us)
+            time_us = longest + overhead_us
+            waits[
+                "compute" if longest == compute_us else "weight_stream" if longest == weight_us else "activations"
+            ] += longest
+            waits["overhead"] += overhead_us
         table.append([layer, unit, mapping, cycles, time_us, compute_pj, weight_pj, act_pj, static_w * time_us,
                       source, out_level[0], utilisation])  # fmt: skip
         prev_out, prev_fusable = out_bytes, unit != "dma" and unit != "host" and mapping != "emulated"
 
     return _report(
-        layers, table, acc, mode, batch, weights_in, l2_traffic, dram_traffic, host_ops, emulated_ops, infeasible_ops
-    )
+        layers, table, acc, mode, batch, weights_in, waits, l2_traffic, dram_traffic, host_ops, emulated_ops,
+        infeasible_ops,
+    )  # fmt: skip
 
 
 def _route(policy, op: OpKind, fn: str) -> tuple[str, str, float]:
@@ -269,14 +279,14 @@ def _place_weights(layers: Sequence[Layer], acc: Accelerator, split: int) -> lis
 
 
 def _report(
-    layers, table, acc, mode, batch, weights_in, l2_traffic, dram_traffic, host_ops, emulated_ops, infeasible_ops
+    layers, table, acc, mode, batch, weights_in, waits, l2_traffic, dram_traffic, host_ops, emulated_ops, infeasible_ops
 ):
     chip = acc.chip
     mem = chip.memory
     instances = chip.cores if mode == "throughput" else 1
     frame_us = sum(row[_TIME] for row in table)
     fps = instances / (frame_us * 1e-6) if frame_us > 0 else float("inf")
-    bound = "compute"
+    bound = max(waits, key=waits.get)  # what the frame time on a core is mostly made of
     if l2_traffic and mem.l2_gbps * 1e9 / l2_traffic < fps:
         fps, bound = mem.l2_gbps * 1e9 / l2_traffic, "l2_bandwidth"
     if dram_traffic and mem.dram_gbps * 1e9 / dram_traffic < fps:
@@ -322,6 +332,7 @@ def _report(
         weight_bytes=params * BYTES_PER_ELEMENT,
         utilisation=weighted / imc_macs if imc_macs else 0.0,
         bound=bound,
+        time_split_ms={k: v * batch / 1e3 for k, v in waits.items()},
         weights_in=resident,
         energy_split_mj={**dynamic_mj, "static": static_mj},
         per_unit=per_unit,

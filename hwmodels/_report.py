@@ -49,7 +49,8 @@ class CostReport:
     params: int
     weight_bytes: int
     utilisation: float  # MAC-weighted over the IMC layers
-    bound: str  # what limits throughput: compute | l2_bandwidth | dram_bandwidth
+    bound: str  # the largest part of time_split_ms, or l2_bandwidth / dram_bandwidth when the shared memory caps FPS
+    time_split_ms: dict[str, float]  # latency_ms as compute | weight_stream | activations | overhead
     weights_in: dict[str, int]  # bytes resident in the arrays / streamed from L2 / from DRAM each frame
     energy_split_mj: dict[str, float]  # compute / weights / activations / static
     per_unit: dict[str, dict[str, float]]  # unit -> time_us, energy_uj, layers

@@ -85,6 +85,7 @@ def _totals(name: str, r: CostReport, args: argparse.Namespace) -> str:
     lines = [
         f"{name} on {r.accelerator} ({r.mode} mode, batch {r.batch}, input {args.in_chans}x{args.input_size}x{args.input_size})",
         f"  latency      {r.latency_ms:.3f} ms     throughput {r.throughput_fps:,.0f} FPS ({r.bound}-bound)",
+        "  time split   " + ", ".join(f"{k} {v:.3f}" for k, v in r.time_split_ms.items()) + " ms",
         f"  energy       {r.energy_mj:.3f} mJ/frame  power {r.power_w:.2f} W",
         f"  work         {giga(r.macs)} GMACs, {millions(r.params)} M params, IMC utilisation {r.utilisation:.1%}",
         f"  weights      {r.weights_in['imc'] / mib:.2f} MiB in the arrays, {r.weights_in['l2'] / mib:.2f} MiB streamed "

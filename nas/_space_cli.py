@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+import hwmodels
 import search_spaces
 from hwmodels import total_macs, total_params
 from nas._format import giga, millions, table
@@ -26,6 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=int, default=5, help="how many (default 5)")
     p.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
     _shape_args(p)
+    p.add_argument("--accelerator", default=None, help="accelerator to price on (default metis-like)")
     p.add_argument("--build", action="store_true", help="also build each as a torch model and check it")
     p.add_argument("--json", action="store_true", help="print a JSON list of ArchConfigs")
     p.set_defaults(func=cmd_sample)
@@ -74,17 +76,21 @@ def cmd_sample(args: argparse.Namespace) -> int:
         print(json.dumps([a.model_dump(mode="json") for a in archs], indent=2))
         return 0
     shape = (args.in_chans, args.input_size, args.input_size)
-    headers = ["#", "architecture", "hash", "params (M)", f"GMACs @{args.input_size}", "layers"]
+    accelerator = hwmodels.load_accelerator(args.accelerator)
+    headers = ["#", "architecture", "hash", "params (M)", f"GMACs @{args.input_size}", "FPS", "mJ/frame", "deployable"]
     if args.build:
-        headers += ["built params", "forward"]
+        headers += ["built params", "forward (CPU)"]
     rows = []
     for i, arch in enumerate(archs):
         layers = search_spaces.lower(arch, shape, num_classes=args.num_classes)
-        row = [i, arch.name, arch.arch_hash, millions(total_params(layers)), giga(total_macs(layers)), len(layers)]
+        cost = hwmodels.estimate(layers, accelerator)
+        row = [i, arch.name, arch.arch_hash, millions(total_params(layers)), giga(total_macs(layers)),
+               f"{cost.throughput_fps:,.0f}", f"{cost.energy_mj:.3f}", "yes" if cost.deployable else "no"]  # fmt: skip
         if args.build:
             row += _build_and_check(arch, shape, args.num_classes, total_params(layers))
         rows.append(row)
-    print(f"{len(archs)} architectures from space {space.name!r} (seed {args.seed}), priced at {shape}:")
+    print(f"{len(archs)} architectures from space {space.name!r} (seed {args.seed}), "
+          f"priced at {shape} on {accelerator.name}:")  # fmt: skip
     print(table(headers, rows))
     return 0
 
