@@ -246,3 +246,23 @@ def test_pricing_needs_no_torch():
         "assert r.layers and 'torch' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+ZOO = [
+    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "mobilenetv2_100", "efficientnet_b0",
+    "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4", "mobilenetv4_conv_small",
+    "mobilenetv4_conv_medium", "vit_tiny_patch16_224", "torchvision:squeezenet1_0", "torchvision:squeezenet1_1",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ZOO)
+def test_any_pytorch_model_is_priced(name):
+    import timm
+    import torchvision
+
+    model = getattr(torchvision.models, name[12:])() if name.startswith("torchvision:") else timm.create_model(name)
+    report = estimate(ss.trace(model, (3, 224, 224)), ACC)
+    assert report.params == sum(p.numel() for p in model.parameters())
+    assert report.deployable and 0 < report.latency_ms < 100 and 0 < report.energy_mj < 100
+    assert report.per_unit["imc"]["layers"] > 0
