@@ -60,8 +60,8 @@ def estimate(
         raise ValueError(f"mode: {mode!r} is not one of {MODES}")
     if batch < 1:
         raise ValueError(f"batch: must be >= 1, got {batch}")
-    # This loop runs for every candidate of a search: constants are hoisted into locals and the
-    # per-layer rows are kept as columns (LayerCost tuples are built only when asked for).
+    # This loop runs for every candidate of a search: constants are hoisted into locals and each
+    # layer's row is a plain list (LayerCost tuples are built only when the report is asked for them).
     chip, policy = acc
     imc, mem = chip.imc, chip.memory
     hz, cores = chip.hz, chip.cores
@@ -70,7 +70,7 @@ def estimate(
     us_per_cycle = 1e6 / hz
     overhead_us = chip.layer_overhead_us / batch
     l1_tensor, l2_size = mem.l1_bytes // 2, mem.l2_bytes  # a layer's input and output share L1
-    # per level: (pJ per byte, us per byte for one frame in flight)
+    # per memory level: (name, pJ per byte, us per byte with the level shared by the frames in flight)
     l1 = ("l1", mem.l1_energy_pj_per_byte, 1e-3 / mem.l1_gbps)
     l2 = ("l2", mem.l2_energy_pj_per_byte, 1e-3 * instances / mem.l2_gbps)
     dram = ("dram", mem.dram_energy_pj_per_byte, 1e-3 * instances / mem.dram_gbps)
@@ -89,8 +89,9 @@ def estimate(
     table: list[list] = []  # one row per layer, columns as in _layer_costs
     host_ops, emulated_ops, infeasible_ops = [], [], []
     l2_traffic = dram_traffic = 0.0  # shared-memory bytes per frame, for the bandwidth cap
-    waits = {"compute": 0.0, "weight_stream": 0.0, "activations": 0.0, "overhead": 0.0}  # what the frame waits on
+    wait_compute = wait_weights = wait_acts = wait_overhead = 0.0  # what the frame waits on
     prev_out, prev_fusable = -1, False
+    stream_us = 0.0  # time of the producer's output stream still free to hide fused DPU work
     for i, layer in enumerate(layers):
         name, op, _, _, macs, params, in_bytes, out_bytes, gemm, kernel, _, _, _, fn = layer  # one unpack: hot loop
         key = (op, fn)
@@ -170,22 +171,33 @@ def estimate(
             else:
                 dram_traffic += per_frame
 
-        if fused:  # only what the producer cannot hide
-            hidden = max(0.0, compute_us - table[-1][_TIME])
-            time_us = hidden + act_us
-            waits["compute"] += hidden
-            waits["activations"] += act_us
+        if fused:  # only what the producer's stream cannot hide
+            exposed = max(0.0, compute_us - stream_us)
+            stream_us = max(0.0, stream_us - compute_us)
+            time_us = exposed + act_us
+            wait_compute += exposed
+            wait_acts += act_us
         else:
             longest = max(compute_us, weight_us, act_us)
+            stream_us = longest
             time_us = longest + overhead_us
-            waits[
-                "compute" if longest == compute_us else "weight_stream" if longest == weight_us else "activations"
-            ] += longest
-            waits["overhead"] += overhead_us
+            wait_overhead += overhead_us
+            if longest == compute_us:
+                wait_compute += longest
+            elif longest == weight_us:
+                wait_weights += longest
+            else:
+                wait_acts += longest
         table.append([layer, unit, mapping, cycles, time_us, compute_pj, weight_pj, act_pj, static_w * time_us,
                       source, out_level[0], utilisation])  # fmt: skip
         prev_out, prev_fusable = out_bytes, unit != "dma" and unit != "host" and mapping != "emulated"
 
+    waits = {
+        "compute": wait_compute,
+        "weight_stream": wait_weights,
+        "activations": wait_acts,
+        "overhead": wait_overhead,
+    }
     return _report(
         layers, table, acc, mode, batch, weights_in, waits, l2_traffic, dram_traffic, host_ops, emulated_ops,
         infeasible_ops,
