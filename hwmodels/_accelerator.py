@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
+
+from hwmodels._ir import OpKind
 
 PACKAGE_DIR = Path(__file__).parent
 ACCELERATORS_DIR = PACKAGE_DIR / "accelerators"
@@ -113,13 +115,20 @@ class MappingPolicy(_Frozen):
 
     name: str
     description: str = ""
-    units: dict[str, Unit]  # op kind -> unit
+    units: dict[OpKind, Unit]  # every op kind of the IR -> the unit that runs it
     supported: dict[Unit, tuple[str, ...]]  # unit -> functions it runs natively ("*": all)
     unsupported: Literal["dpu_emulate", "host_fallback", "infeasible"]
     emulation_passes: dict[str, PositiveFloat]  # function -> DPU passes per element when emulated
     default_emulation_passes: PositiveFloat
-    fusable: tuple[str, ...]  # op kinds the DPU applies on a producer's output stream for free
+    fusable: tuple[OpKind, ...]  # op kinds the DPU applies on a producer's output stream for free
     matmul_array_rewrite: bool  # may attention's dynamic matmuls be written into the arrays instead
+
+    @model_validator(mode="after")
+    def _every_kind_has_a_unit(self) -> MappingPolicy:
+        missing = [str(kind) for kind in OpKind if kind not in self.units]
+        if missing:
+            raise ValueError(f"units: no unit for op kinds {missing}; map each to one of {list(Unit.__args__)}")
+        return self
 
     def runs_natively(self, unit: str, fn: str) -> bool:
         listed = self.supported.get(unit, ())
@@ -205,7 +214,9 @@ def load_accelerator(
     policy = _load_mapping(_resolve(mapping or chip.default_mapping, MAPPINGS_DIR, "mapping policy"))
     if unsupported is not None:
         try:
-            policy = MappingPolicy.model_validate({**policy.model_dump(), "unsupported": unsupported})
+            policy = MappingPolicy.model_validate(
+                {**policy.model_dump(), "unsupported": unsupported, "name": f"{policy.name}/{unsupported}"}
+            )
         except ValidationError as err:
             choices = MappingPolicy.model_fields["unsupported"].annotation.__args__
             raise AcceleratorError(f"unsupported: {unsupported!r} is not one of {list(choices)}") from err

@@ -206,7 +206,7 @@ def estimate(
 
 def _route(policy, op: OpKind, fn: str) -> tuple[str, str, float]:
     """(unit, mapping, DPU passes) for one op kind and function under the mapping policy."""
-    unit = policy.units.get(op.value, "host")
+    unit = policy.units[op]
     if policy.runs_natively(unit, fn):
         return unit, "native", 1.0
     if policy.unsupported == "dpu_emulate" and unit != "host":

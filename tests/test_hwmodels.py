@@ -266,3 +266,15 @@ def test_any_pytorch_model_is_priced(name):
     assert report.params == sum(p.numel() for p in model.parameters())
     assert report.deployable and 0 < report.latency_ms < 100 and 0 < report.energy_mj < 100
     assert report.per_unit["imc"]["layers"] > 0
+
+
+def test_a_mapping_must_place_every_op_kind(tmp_path):
+    base = (Path(load_accelerator.__code__.co_filename).parent / "mappings" / "metis-sdk.yaml").read_text()
+    path = tmp_path / "partial.yaml"
+    path.write_text(base.replace("  softmax: dpu\n", "").replace("  conv: imc\n", "  convolution: imc\n"))
+    with pytest.raises(AcceleratorError) as err:
+        load_accelerator(mapping=str(path))
+    assert "units.convolution" in str(err.value) and "'conv'" in str(err.value)
+    path.write_text(base.replace("  softmax: dpu\n", ""))
+    with pytest.raises(AcceleratorError, match=r"units: no unit for op kinds \['softmax'\]"):
+        load_accelerator(mapping=str(path))
