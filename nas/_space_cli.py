@@ -62,11 +62,16 @@ def cmd_list(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    print(table(["space", "configs", "description"], [(s.name, f"{s.size():.1e}", s.description) for s in spaces]))
+    rows = [(s.name, f"{s.size():.1e}", _shorten(s.description)) for s in spaces]
+    print(table(["space", "configs", "description"], rows))
     print()
     rows = [(n, presets[n].name, millions(total_params(L)), giga(total_macs(L))) for n, L in priced.items()]
     print(table(["preset", "architecture", "params (M)", "GMACs @224"], rows))
     return 0
+
+
+def _shorten(text: str, width: int = 80) -> str:
+    return text if len(text) <= width else text[: width - 3].rstrip() + "..."
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
