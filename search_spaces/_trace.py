@@ -27,7 +27,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakIdKeyDictionary
 
-from hwmodels import Layer, OpKind, conv_kind
+from hwmodels import STATIC_WEIGHT_KINDS, Layer, OpKind, conv_kind
 from search_spaces._lower import parse_input_shape
 
 aten = torch.ops.aten
@@ -176,7 +176,6 @@ _FREE = _packets(
     "fill_",
     "zero_",
 )
-_BIAS_HOSTS = frozenset({OpKind.CONV, OpKind.LINEAR, OpKind.DWCONV})
 
 # Module paths -> (stage, block), for our builder and the common timm / torchvision layouts.
 _STAGE_BLOCK_PATTERNS = [
@@ -319,7 +318,7 @@ class _Recorder(TorchDispatchMode):
 
     def _fold_bias(self, x: torch.Tensor, out: torch.Tensor, statics: list[torch.Tensor]) -> bool:
         last = self.layers[-1] if self.layers else None
-        if last is None or last.op not in _BIAS_HOSTS or self.last_out != id(x):
+        if last is None or last.op not in STATIC_WEIGHT_KINDS or self.last_out != id(x):
             return False
         self.layers[-1] = last._replace(params=last.params + self._params(statics))
         self.last_out = id(out)
