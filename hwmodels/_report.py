@@ -9,8 +9,6 @@ from typing import Any, NamedTuple
 
 from hwmodels._ir import OpKind
 
-ENERGY_KINDS = ("compute", "weights", "activations", "static")
-
 
 class LayerCost(NamedTuple):
     """One IR layer on the chip, per frame."""
