@@ -1,0 +1,473 @@
+"""How well each accuracy proxy ranks architectures of the default space, against real training.
+
+    python benchmarks/proxy_ranking.py train   [--n 64] [--shard 0/2]   # ground truth + short training (hours)
+    python benchmarks/proxy_ranking.py proxies [--n 64]                 # zero-cost proxies + their cost (minutes)
+    python benchmarks/proxy_ranking.py report  --out docs/proxy_ranking.md
+    python benchmarks/proxy_ranking.py smoke                            # all three on 3 archs, a few steps (CI)
+
+Ground truth: each of ``--n`` architectures sampled from the default space (seed 0) is built at
+32x32 for 10 classes and trained on a fixed 10k-image subset of Fashion-MNIST's training split for
+3 epochs (AdamW, warm-up + cosine); its accuracy on the 10k-image test split is the truth. The
+short-training proxy is a separate run with its own recipe (constant LR after warm-up) on the
+training split, scored on 2000 held-out training images after 25, 50 and 100 steps. Rows are
+appended to CSVs under ``benchmarks/results`` as they finish, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+from fit_default_proxy import _number, complete_proxies, load_rows, nested_out_of_fold
+
+import search_spaces as ss
+from nas.data import load_dataset
+from nas.proxies import PROXIES, ProxyError, score
+from nas.proxies._training import Trainer, TrainRecipe, evaluate, halving_schedule
+
+RESULTS = Path(__file__).parent / "results"
+TRAIN_CSV = RESULTS / "proxy_ranking_train.csv"
+PROXY_CSV = RESULTS / "proxy_ranking_proxies.csv"
+PROXY_BATCH = 64
+REFERENCE_CSV = RESULTS / "proxy_reference.csv"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+NB201_CSV = SHARED / "naslib_zc_nasbench201.csv"
+MACRO_JSON = SHARED / "nas-bench-macro_cifar10.json"
+# NASLib's column names for the proxies we share with it.
+NASLIB_NAMES = {
+    "synflow": "synflow",
+    "snip": "snip",
+    "grad_norm": "grad_norm",
+    "fisher": "fisher",
+    "jacob_cov": "jacov",
+    "nwot": "nwot",
+    "params": "params",
+    "flops": "flops",
+}
+RESOLUTION = 32
+TRUTH_IMAGES = 10_000
+TRUTH_EPOCHS = 3
+TRUTH = TrainRecipe(
+    steps=-(-TRUTH_EPOCHS * TRUTH_IMAGES // 128),
+    batch_size=128,
+    resolution=RESOLUTION,
+    lr=2e-3,
+    warmup_steps=20,
+    decay_steps=-(-TRUTH_EPOCHS * TRUTH_IMAGES // 128),
+    label_smoothing=0.1,
+)
+SHORT = TrainRecipe(steps=100, batch_size=64, resolution=RESOLUTION)
+SHORT_BUDGETS = (25, 50, 100)
+
+
+def train_fields(budgets) -> list[str]:
+    short = [f"short{b}_{what}" for what in ("acc", "seconds") for b in budgets]
+    return ["index", "arch_hash", "name", "params", "truth_acc", "truth_seconds", *short, "arch"]
+
+
+def sampled(n: int) -> list[ss.ArchConfig]:
+    return ss.sample_archs(ss.get_space(), n, seed=0)
+
+
+def build(arch: ss.ArchConfig, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return ss.build_model(arch, num_classes=10, img_size=RESOLUTION)
+
+
+def done_hashes(path: Path) -> set[str]:
+    if not path.is_file():
+        return set()
+    with path.open() as f:
+        return {row["arch_hash"] for row in csv.DictReader(f)}
+
+
+def append_row(path: Path, fields: list[str], row: dict) -> None:
+    new = not path.is_file()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def train_stage(
+    n: int,
+    shard: tuple[int, int],
+    out: Path,
+    truth: TrainRecipe = TRUTH,
+    short: TrainRecipe = SHORT,
+    budgets=SHORT_BUDGETS,
+    truth_images: int = TRUTH_IMAGES,
+    test_images: int | None = None,
+) -> None:
+    train = load_dataset(split="train")
+    test = load_dataset(split="test")
+    if test_images is not None:
+        test = test.subset(range(test_images))
+    truth_set = train.subset(torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:truth_images])
+    short_train, short_held_out = train.split(short.held_out, seed=short.seed)
+    done = done_hashes(out)
+    for index, arch in enumerate(sampled(n)):
+        if index % shard[1] != shard[0] or arch.arch_hash in done:
+            continue
+        row = {"index": index, "arch_hash": arch.arch_hash, "name": arch.name, "arch": arch.to_json()}
+        model = build(arch)
+        row["params"] = sum(p.numel() for p in model.parameters())
+        start = time.perf_counter()
+        trainer = Trainer(model, truth_set, truth)
+        trainer.advance(truth.steps)
+        row["truth_acc"] = round(evaluate(model, test, resolution=truth.resolution), 5)
+        row["truth_seconds"] = round(time.perf_counter() - start, 2)
+        trainer = Trainer(build(arch), short_train, short)
+        elapsed = 0.0
+        for budget in budgets:
+            start = time.perf_counter()
+            trainer.advance(budget - trainer.step)
+            row[f"short{budget}_acc"] = round(trainer.accuracy(short_held_out), 5)
+            elapsed += time.perf_counter() - start
+            row[f"short{budget}_seconds"] = round(elapsed, 2)
+        append_row(out, train_fields(budgets), row)
+        print(
+            f"[{index:3d}] {arch.name[:60]:60s} truth {row['truth_acc']:.4f} ({row['truth_seconds']:.0f}s)", flush=True
+        )
+
+
+def proxy_fields() -> list[str]:
+    timed = [f"{n}_seconds" for n in PROXIES]
+    return ["index", "arch_hash", "name", *PROXIES, *timed, "train_step_seconds", "errors"]
+
+
+def proxy_batch(data, size: int = PROXY_BATCH) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed batch of training images: the first ``size`` of a seed-0 permutation."""
+    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:size]
+    return data.batch(idx, resolution=RESOLUTION)
+
+
+def median_seconds(fn, repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def proxy_stage(n: int, shard: tuple[int, int], out: Path, short: TrainRecipe) -> None:
+    """Every zero-cost proxy on each architecture at initialisation, with its cost and that of one
+    training step of the short-training recipe (same model, same batch size)."""
+    train = load_dataset(split="train")
+    x, y = proxy_batch(train, short.batch_size)
+    done = done_hashes(out)
+    for index, arch in enumerate(sampled(n)):
+        if index % shard[1] != shard[0] or arch.arch_hash in done:
+            continue
+        model = build(arch)
+        row: dict = {"index": index, "arch_hash": arch.arch_hash, "name": arch.name}
+        errors = []
+        for name in PROXIES:
+            start = time.perf_counter()
+            try:
+                row[name] = score(model, x, y, names=[name])[name]
+            except ProxyError as e:
+                errors.append(str(e))
+            row[f"{name}_seconds"] = round(time.perf_counter() - start, 4)
+        trainer = Trainer(build(arch), train, short)
+        trainer.advance(1)  # warm-up: allocator, optimizer state
+        row["train_step_seconds"] = round(median_seconds(lambda t=trainer: t.advance(1)), 4)
+        row["errors"] = " | ".join(errors)
+        append_row(out, proxy_fields(), row)
+        print(
+            f"[{index:3d}] {arch.name[:60]:60s} step {row['train_step_seconds']:.3f}s {row['errors'][:60]}", flush=True
+        )
+
+
+def reference_networks(n: int, shared: Path = SHARED) -> list[dict]:
+    """``n`` NAS-Bench-201 cells (CIFAR-10 rows of NASLib's table) and ``n`` NAS-Bench-Macro
+    networks, each drawn with seed 0: dicts with benchmark, key, truth and NASLib's scores."""
+    import json
+    import random
+
+    with (shared / NB201_CSV.name).open() as f:
+        nb201 = [r for r in csv.DictReader(f) if r["dataset"] == "cifar10"]
+    macro = json.loads((shared / MACRO_JSON.name).read_text())
+    rng = random.Random(0)
+    picked = [
+        {
+            "benchmark": "nb201",
+            "key": r["nb201_arch_str"],
+            "truth": float(r["val_accuracy"]),
+            **{f"naslib_{ours}": float(r[theirs]) for ours, theirs in NASLIB_NAMES.items()},
+        }
+        for r in rng.sample(nb201, min(n, len(nb201)))
+    ]
+    picked += [
+        {"benchmark": "macro", "key": k, "truth": macro[k]["mean_acc"]}
+        for k in rng.sample(sorted(macro), min(n, len(macro)))
+    ]
+    return picked
+
+
+def reference_fields() -> list[str]:
+    return ["benchmark", "key", "truth", *(f"naslib_{n}" for n in NASLIB_NAMES), *PROXIES, "errors"]
+
+
+def reference_stage(n: int, shard: tuple[int, int], out: Path) -> None:
+    """Our proxies on the public benchmarks' networks. NASLib scored NAS-Bench-201 on CIFAR-10
+    batches; with no CIFAR-10 offline, data-based proxies here see Fashion-MNIST at 32x32 in three
+    channels (data-free ones see what NASLib's saw)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from reference_networks import macro_network, nb201_network
+
+    x, y = proxy_batch(load_dataset(split="train"))
+    done = set()
+    if out.is_file():
+        with out.open() as f:
+            done = {(r["benchmark"], r["key"]) for r in csv.DictReader(f)}
+    for i, row in enumerate(reference_networks(n)):
+        if i % shard[1] != shard[0] or (row["benchmark"], row["key"]) in done:
+            continue
+        torch.manual_seed(0)
+        model = nb201_network(row["key"]) if row["benchmark"] == "nb201" else macro_network(row["key"])
+        errors = []
+        for name in PROXIES:
+            try:
+                row[name] = score(model, x, y, names=[name])[name]
+            except ProxyError as e:
+                errors.append(str(e))
+        row["errors"] = " | ".join(errors)
+        append_row(out, reference_fields(), row)
+        print(f"[{i:3d}] {row['benchmark']} {row['key']} {row['errors'][:80]}", flush=True)
+
+
+PUBLISHED_NB201 = {
+    "flops": 0.711,
+    "params": 0.738,
+    "synflow": 0.736,
+    "snip": 0.608,
+    "grad_norm": 0.607,
+    "fisher": 0.509,
+    "jacob_cov": 0.766,
+    "nwot": 0.787,
+}  # ../shared/benchmarks/README.md
+PUBLISHED_MACRO = {"params": 0.318, "flops": 0.748}
+
+
+def _fmt(v: float, digits: int = 3) -> str:
+    return "n/a" if v != v else f"{v:.{digits}f}"
+
+
+def _median(values) -> float:
+    values = sorted(values)
+    return values[len(values) // 2] if values else float("nan")
+
+
+def successive_halving_ranking(rows: list[dict], budgets, keep: float = 0.5) -> tuple[list[float], float]:
+    """Successive halving replayed from each architecture's short-training curve: the recipe is
+    constant-LR and seeded, so continuing a survivor is the run the curve recorded. Returns each
+    row's position in the final order (rung first, then accuracy) and the mean seconds per candidate."""
+    results = halving_schedule(list(range(len(rows))), budgets, keep, lambda i, b: rows[i][f"short{b}_acc"])
+    order = sorted(results, key=lambda i: results[i].sort_key)
+    position = {i: float(p) for p, i in enumerate(order)}
+    cost = sum(rows[i][f"short{results[i].steps}_seconds"] for i in results) / len(rows)
+    return [position[i] for i in range(len(rows))], cost
+
+
+def report(train_csv: Path, proxy_csv: Path, reference_csv: Path) -> str:
+
+    from nas.proxies._default import load_default
+    from nas.proxies._rank import kendall, spearman
+
+    rows = load_rows(train_csv, proxy_csv)
+    budgets = sorted(int(k[5:-4]) for k in rows[0] if k.startswith("short") and k.endswith("_acc"))
+    truth = [r["truth_acc"] for r in rows]
+    step = [r["train_step_seconds"] for r in rows]
+    lines = [
+        "# Proxy ranking benchmark",
+        "",
+        "How well each accuracy proxy ranks architectures of the default space against real training,",
+        "and what it costs. Printed by `benchmarks/proxy_ranking.py report` from the committed CSVs in",
+        "`benchmarks/results/` (see the script's docstring for the stages that produce them).",
+        "",
+        f"- **Architectures**: {len(rows)} sampled uniformly from the `metaformer` space (seed 0), built at",
+        f"  {RESOLUTION}x{RESOLUTION} for 10 classes; {min(r['params'] for r in rows) / 1e6:.2f} M to"
+        f" {max(r['params'] for r in rows) / 1e6:.2f} M parameters.",
+        f"- **Ground truth**: Fashion-MNIST test accuracy (10k images) after {TRUTH_EPOCHS} epochs over a fixed",
+        f"  {TRUTH_IMAGES // 1000}k-image training subset (AdamW lr {TRUTH.lr}, batch {TRUTH.batch_size},"
+        f" {TRUTH.steps} steps, warm-up + cosine, label smoothing {TRUTH.label_smoothing}); accuracies span"
+        f" {min(truth):.3f} to {max(truth):.3f} (median {_median(truth):.3f}); median"
+        f" {_median(r['truth_seconds'] for r in rows):.0f} s per architecture.",
+        f"- **Zero-cost proxies**: scored at initialisation (seed 0) on one batch of {PROXY_BATCH} training images.",
+        f"- **Short training**: its own recipe (AdamW lr {SHORT.lr}, batch {SHORT.batch_size}, constant after"
+        f" {SHORT.warmup_steps} warm-up steps) on the training split, scored on {SHORT.held_out} held-out",
+        "  training images (never the test split).",
+        "- **Cost**: median seconds per candidate on this 2-core machine (one thread per process, two",
+        "  processes sharing the cores), and the median of its ratio to one training step of the same model",
+        "  (batch 64) timed in the same run.",
+        "",
+        "## Ranking against trained accuracy",
+        "",
+        "| proxy | Kendall tau | Spearman rho | scored | s / candidate | x train step |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    table = []
+    for name in PROXIES:
+        scored = [i for i, r in enumerate(rows) if isinstance(r.get(name), float)]
+        vals = [rows[i][name] for i in scored]
+        secs = [rows[i][f"{name}_seconds"] for i in scored]
+        ratio = [rows[i][f"{name}_seconds"] / step[i] for i in scored]
+        table.append(
+            (
+                name,
+                kendall(vals, [truth[i] for i in scored]),
+                spearman(vals, [truth[i] for i in scored]),
+                len(scored),
+                _median(secs),
+                _median(ratio),
+            )
+        )
+    names = complete_proxies(rows)
+    pred, chosen = nested_out_of_fold(rows, truth, names)
+    cost = [sum(r[f"{n}_seconds"] for n in load_default().components) for r in rows]
+    table.append(
+        (
+            "**default** (nested CV)",
+            kendall(pred, truth),
+            spearman(pred, truth),
+            len(rows),
+            _median(cost),
+            _median([c / s for c, s in zip(cost, step, strict=True)]),
+        )
+    )
+    for b in budgets:
+        vals = [r[f"short{b}_acc"] for r in rows]
+        secs = [r[f"short{b}_seconds"] for r in rows]
+        table.append(
+            (
+                f"short training, {b} steps",
+                kendall(vals, truth),
+                spearman(vals, truth),
+                len(rows),
+                _median(secs),
+                _median([t / s for t, s in zip(secs, step, strict=True)]),
+            )
+        )
+    sh_scores, sh_cost = successive_halving_ranking(rows, budgets)
+    table.append(
+        (
+            f"successive halving {'/'.join(map(str, budgets))}, keep 1/2",
+            kendall(sh_scores, truth),
+            spearman(sh_scores, truth),
+            len(rows),
+            sh_cost,
+            sh_cost / _median(step),
+        )
+    )
+    for name, tau, rho, n, secs, ratio in table:
+        lines.append(f"| {name} | {_fmt(tau)} | {_fmt(rho)} | {n} | {_fmt(secs, 3)} | {_fmt(ratio, 1)} |")
+    lines += [
+        "",
+        "Components the nested selection chose in its five outer folds: "
+        + "; ".join("+".join(c) for c in chosen)
+        + ".",
+    ]
+    if reference_csv.is_file():
+        lines += reference_report(reference_csv)
+    return "\n".join(lines) + "\n"
+
+
+def reference_report(path: Path) -> list[str]:
+    from nas.proxies._default import load_default
+    from nas.proxies._rank import spearman
+
+    with path.open() as f:
+        rows = [{k: _number(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    nb201 = [r for r in rows if r["benchmark"] == "nb201"]
+    macro = [r for r in rows if r["benchmark"] == "macro"]
+    default = load_default()
+
+    def rho(sub, name, against="truth"):
+        pairs = [
+            (r[name], r[against]) for r in sub if isinstance(r.get(name), float) and isinstance(r.get(against), float)
+        ]
+        return spearman([a for a, _ in pairs], [b for _, b in pairs]) if len(pairs) > 2 else float("nan")
+
+    for r in rows:
+        if all(isinstance(r.get(n), float) for n in default.components):
+            r["default"] = default.combine(r)
+    lines = [
+        "",
+        "## Against the reference implementations and trained benchmark networks",
+        "",
+        f"{len(nb201)} NAS-Bench-201 cells (CIFAR-10 rows of NASLib's zero-cost table) and {len(macro)}",
+        "NAS-Bench-Macro networks, drawn with seed 0 and built as the papers define them",
+        "(`benchmarks/reference_networks.py`; parameter counts equal the tables' for every network,",
+        "`tests/test_reference_networks.py`). NASLib scored CIFAR-10 batches; CIFAR-10 is not available",
+        "offline here, so our data-based proxies see a Fashion-MNIST batch at 32x32 in three channels,",
+        "while the data-free ones (synflow, params, flops) see exactly what NASLib's did. The",
+        "published column is the README's Spearman rho over all rows of each table.",
+        "",
+        "| proxy | rho(ours, NASLib) on NB201 | NB201 rho: ours | NB201 rho: NASLib, same cells | NB201 rho: published"
+        " | Macro rho: ours | Macro rho: published |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in [*PROXIES, "default"]:
+        agree = rho(nb201, name, f"naslib_{name}") if name in NASLIB_NAMES else float("nan")
+        theirs = rho(nb201, f"naslib_{name}") if name in NASLIB_NAMES else float("nan")
+        lines.append(
+            f"| {name} | {_fmt(agree)} | {_fmt(rho(nb201, name))} | {_fmt(theirs)} | "
+            f"{_fmt(PUBLISHED_NB201.get(name, float('nan')))} | {_fmt(rho(macro, name))} | "
+            f"{_fmt(PUBLISHED_MACRO.get(name, float('nan')))} |"
+        )
+    failures = sorted({e for r in rows for e in str(r.get("errors") or "").split(" | ") if e})
+    if failures:
+        lines += ["", "Proxies that could not score some networks: " + "; ".join(failures) + "."]
+    return lines
+
+
+def smoke(workdir: Path) -> str:
+    """Every stage on 3 architectures with a few steps each, into ``workdir``: what CI runs."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    truth = TrainRecipe(steps=4, batch_size=16, resolution=RESOLUTION, warmup_steps=1, decay_steps=4)
+    short = TrainRecipe(steps=4, batch_size=16, resolution=RESOLUTION, warmup_steps=1, held_out=100)
+    budgets = (2, 4)
+    train_stage(3, (0, 1), workdir / TRAIN_CSV.name, truth, short, budgets, truth_images=256, test_images=200)
+    proxy_stage(3, (0, 1), workdir / PROXY_CSV.name, short)
+    reference_stage(3, (0, 1), workdir / REFERENCE_CSV.name)
+    return report(workdir / TRAIN_CSV.name, workdir / PROXY_CSV.name, workdir / REFERENCE_CSV.name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stage", choices=["train", "proxies", "reference", "report", "smoke"])
+    parser.add_argument("--n", type=int, default=64, help="architectures (reference: networks per benchmark)")
+    parser.add_argument("--shard", default="0/1", help="i/k: this process takes every k-th architecture from i")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--workdir", type=Path, default=RESULTS, help="where the stages' CSVs are")
+    parser.add_argument("--out", type=Path, help="train/proxies/reference: the CSV; report/smoke: a markdown copy")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    i, k = (int(v) for v in args.shard.split("/"))
+    csvs = {
+        name: args.workdir / path.name
+        for name, path in (("train", TRAIN_CSV), ("proxies", PROXY_CSV), ("reference", REFERENCE_CSV))
+    }
+    if args.stage == "train":
+        train_stage(args.n, (i, k), args.out or csvs["train"])
+    elif args.stage == "proxies":
+        proxy_stage(args.n, (i, k), args.out or csvs["proxies"], SHORT)
+    elif args.stage == "reference":
+        reference_stage(args.n, (i, k), args.out or csvs["reference"])
+    else:
+        text = smoke(args.workdir) if args.stage == "smoke" else report(*csvs.values())
+        print(text)
+        if args.out:
+            args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

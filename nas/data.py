@@ -1,0 +1,212 @@
+"""Real image data for the proxies, offline: Fashion-MNIST's IDX files or any ``ImageFolder`` tree.
+
+Images stay in memory as uint8 at their stored size; ``ImageData.batch`` resizes, replicates
+channels and normalises per batch, so one copy serves every proxy resolution. There is no
+random-data fallback: a proxy that needs data and finds none raises ``DataNotFoundError`` saying
+where it looked and how to fix it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+FASHION_MNIST = "fashion-mnist"
+DATA_DIR_ENV = "NAS_DATA_DIR"
+# Debian's dataset-fashion-mnist package, then a per-user cache (torchvision's downloader writes there).
+FASHION_MNIST_DIRS = (Path("/usr/share/datasets/fashion-mnist"), Path("~/.cache/nas/fashion-mnist"))
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+_FIX = (
+    "install it (`apt-get install -y dataset-fashion-mnist`), point to a directory holding the IDX files "
+    f"(`data_dir=...` or ${DATA_DIR_ENV}), pass download=True where a network exists, "
+    "or give an ImageFolder directory (one sub-directory of images per class)"
+)
+
+
+class DataNotFoundError(FileNotFoundError):
+    """No dataset where one was needed; the message lists where we looked and how to fix it."""
+
+
+@dataclass(frozen=True, eq=False)
+class ImageData:
+    """A labelled image set held in memory: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,)."""
+
+    name: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    num_classes: int
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise ValueError(f"images: expected uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.labels.shape != (len(self.images),):
+            raise ValueError(f"labels: expected shape ({len(self.images)},), got {tuple(self.labels.shape)}")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, indices: Sequence[int] | torch.Tensor) -> ImageData:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return ImageData(self.name, self.images[idx], self.labels[idx], self.num_classes)
+
+    def split(self, n_held_out: int, *, seed: int = 0) -> tuple[ImageData, ImageData]:
+        """A seeded random split into (rest, held-out of ``n_held_out`` images)."""
+        if not 0 < n_held_out < len(self):
+            raise ValueError(f"n_held_out: must be in 1..{len(self) - 1}, got {n_held_out}")
+        perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        return self.subset(perm[n_held_out:]), self.subset(perm[:n_held_out])
+
+    def batch(
+        self, indices: Sequence[int] | torch.Tensor, *, resolution: int, channels: int = 3
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs float32 (B, channels, r, r) normalised per image set, labels) for ``indices``."""
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        x = self.images[idx].float().div_(255.0)
+        if x.shape[-2:] != (resolution, resolution):
+            x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
+        x = (x - self._mean) / self._std
+        if x.shape[1] != channels:
+            if x.shape[1] != 1:
+                raise ValueError(f"channels: cannot make {channels} channels from {x.shape[1]}-channel images")
+            x = x.expand(-1, channels, -1, -1)
+        return x.contiguous(), self.labels[idx]
+
+    @property
+    def _mean(self) -> torch.Tensor:
+        return self._stats[0]
+
+    @property
+    def _std(self) -> torch.Tensor:
+        return self._stats[1]
+
+    @property
+    def _stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        # Per-channel statistics of (at most) the first 10k images: cheap, and fixed for the set.
+        cached = self.__dict__.get("_cached_stats")
+        if cached is None:
+            sample = self.images[:10_000].float().div_(255.0)
+            mean = sample.mean((0, 2, 3)).view(1, -1, 1, 1)
+            std = sample.std((0, 2, 3)).clamp_min(1e-3).view(1, -1, 1, 1)
+            cached = (mean, std)
+            object.__setattr__(self, "_cached_stats", cached)
+        return cached
+
+
+def load_dataset(
+    source: str | os.PathLike[str] = FASHION_MNIST,
+    *,
+    split: str = "train",
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = False,
+) -> ImageData:
+    """Fashion-MNIST (by name) or an ``ImageFolder`` directory (by path).
+
+    Fashion-MNIST is looked for in ``data_dir``, then ``$NAS_DATA_DIR``, then Debian's
+    ``/usr/share/datasets/fashion-mnist``, then ``~/.cache/nas/fashion-mnist``; ``download=True``
+    fetches it with torchvision into the cache when none is found (needs a network). An
+    ``ImageFolder`` path has one sub-directory of images per class; ``split`` then names an
+    optional ``train``/``test`` sub-directory, used when present.
+    """
+    if split not in _IDX_FILES:
+        raise ValueError(f"split: must be 'train' or 'test', got {split!r}")
+    if str(source) == FASHION_MNIST:
+        return _load_fashion_mnist(split, data_dir, download)
+    path = Path(source).expanduser()
+    if not path.is_dir():
+        raise DataNotFoundError(f"data: {str(source)!r} is neither {FASHION_MNIST!r} nor a directory; {_FIX}")
+    return _load_image_folder(path / split if (path / split).is_dir() else path)
+
+
+def fashion_mnist_dirs(data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Where Fashion-MNIST is looked for, in order."""
+    dirs = [Path(data_dir)] if data_dir is not None else []
+    if os.environ.get(DATA_DIR_ENV):
+        dirs.append(Path(os.environ[DATA_DIR_ENV]))
+    dirs.extend(FASHION_MNIST_DIRS)
+    # torchvision's downloader nests the files under FashionMNIST/raw.
+    return [d.expanduser() for base in dirs for d in (base, base / "FashionMNIST" / "raw")]
+
+
+def _load_fashion_mnist(split: str, data_dir, download: bool) -> ImageData:
+    images_name, labels_name = _IDX_FILES[split]
+    dirs = fashion_mnist_dirs(data_dir)
+    for d in dirs:
+        images, labels = _find_idx(d, images_name), _find_idx(d, labels_name)
+        if images and labels:
+            x = torch.from_numpy(_read_idx(images)).unsqueeze(1)
+            y = torch.from_numpy(_read_idx(labels).astype(np.int64))
+            return ImageData(FASHION_MNIST, x, y, num_classes=10)
+    if download:
+        _download_fashion_mnist(FASHION_MNIST_DIRS[-1].expanduser())
+        return _load_fashion_mnist(split, data_dir, download=False)
+    looked = ", ".join(str(d) for d in dirs)
+    raise DataNotFoundError(f"data: Fashion-MNIST {split} files ({images_name}[.gz]) not found in {looked}; {_FIX}")
+
+
+def _find_idx(directory: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz"):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (LeCun's MNIST format), plain or gzipped."""
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:  # 0x08: unsigned byte data
+        raise ValueError(f"{path}: not an unsigned-byte IDX file")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise ValueError(f"{path}: truncated IDX file ({data.size} values for shape {shape})")
+    return data.reshape(shape).copy()
+
+
+def _download_fashion_mnist(root: Path) -> None:
+    from torchvision.datasets import FashionMNIST
+
+    try:
+        for train in (True, False):
+            FashionMNIST(str(root), train=train, download=True)
+    except Exception as e:  # any network or mirror failure reads the same to the user
+        raise DataNotFoundError(f"data: downloading Fashion-MNIST into {root} failed ({e}); {_FIX}") from e
+
+
+def _load_image_folder(path: Path) -> ImageData:
+    from PIL import Image
+
+    classes = sorted(d.name for d in path.iterdir() if d.is_dir())
+    files = [
+        (f, label)
+        for label, cls in enumerate(classes)
+        for f in sorted((path / cls).rglob("*"))
+        if f.suffix.lower() in _IMAGE_SUFFIXES
+    ]
+    if not files:
+        raise DataNotFoundError(
+            f"data: no images under {path} (expected an ImageFolder layout: {path}/<class>/<image>.png); {_FIX}"
+        )
+    first = Image.open(files[0][0])
+    mode = "L" if first.mode in ("L", "1", "I;16", "I") else "RGB"
+    size = first.size
+    arrays = []
+    for f, _ in files:
+        with Image.open(f) as im:
+            im = im.convert(mode)
+            arrays.append(np.asarray(im if im.size == size else im.resize(size, Image.BILINEAR)))
+    x = torch.from_numpy(np.stack(arrays))
+    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
+    y = torch.tensor([label for _, label in files], dtype=torch.long)
+    return ImageData(path.name, x, y, num_classes=len(classes))

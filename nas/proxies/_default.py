@@ -1,0 +1,63 @@
+"""The default proxy: a linear ranker over standardised zero-cost proxy scores, fitted by ridge
+regression on the ranking benchmark and shipped as ``default_proxy.json``.
+
+``benchmarks/fit_default_proxy.py`` regenerates the file from the benchmark's CSVs; its figures
+(out-of-fold rank correlation) are in ``docs/proxy_ranking.md``. Proxies whose scores span orders
+of magnitude enter as logarithms, so a change of input resolution (which scales FLOPs) shifts a
+feature by a constant and leaves the ranking of a batch of candidates unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT = Path(__file__).with_name("default_proxy.json")
+# Positive scores spanning orders of magnitude; the others are already logarithms or log-dets.
+LOG_SCALED = frozenset({"params", "flops", "snip", "grad_norm", "fisher"})
+
+
+def feature(name: str, value: float) -> float:
+    return math.log(max(value, 1e-30)) if name in LOG_SCALED else value
+
+
+@dataclass(frozen=True)
+class DefaultProxy:
+    components: list[str]
+    mean: list[float]
+    std: list[float]
+    weights: list[float]
+    alpha: float = 1.0
+    fitted_on: dict = field(default_factory=dict)  # provenance: benchmark, rows, out-of-fold figures
+
+    def combine(self, values: Mapping[str, float]) -> float:
+        x = np.array([feature(n, values[n]) for n in self.components])
+        return float(((x - np.array(self.mean)) / np.array(self.std)) @ np.array(self.weights))
+
+    @classmethod
+    def fit(
+        cls, components: Sequence[str], rows: Sequence[Mapping[str, float]], target: Sequence[float], alpha: float
+    ) -> DefaultProxy:
+        """Ridge regression of the standardised ``target`` ranks on the standardised features."""
+        x = np.array([[feature(n, row[n]) for n in components] for row in rows], dtype=float)
+        mean, std = x.mean(0), x.std(0)
+        std[std == 0] = 1.0
+        z = (x - mean) / std
+        ranks = np.argsort(np.argsort(np.asarray(target, dtype=float))).astype(float)
+        t = (ranks - ranks.mean()) / (ranks.std() or 1.0)
+        weights = np.linalg.solve(z.T @ z + alpha * np.eye(len(components)), z.T @ t)
+        return cls(list(components), mean.tolist(), std.tolist(), weights.tolist(), alpha)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+
+@cache
+def load_default(path: Path = DEFAULT) -> DefaultProxy:
+    return DefaultProxy(**json.loads(path.read_text()))

@@ -1,0 +1,177 @@
+"""The short-training proxy: a fixed small training budget at a low resolution, scored by held-out
+accuracy, and successive halving over a batch of candidates (train all briefly, continue the best).
+
+The recipe's learning rate is constant after warm-up unless ``decay_steps`` is set, so training
+for 25 steps and then 25 more is the same run as training for 50: successive halving continues a
+candidate instead of restarting it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.data import ImageData
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """A fixed training recipe (AdamW, linear warm-up, then constant or cosine)."""
+
+    steps: int = 100
+    batch_size: int = 64
+    resolution: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 10
+    decay_steps: int | None = None  # cosine to zero over this many steps; None: constant after warm-up
+    label_smoothing: float = 0.0
+    held_out: int = 2000  # images split off the training data to score on
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "resolution", "held_out"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr: must be > 0, got {self.lr}")
+
+    def lr_at(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        if self.decay_steps is None:
+            return self.lr
+        t = min(1.0, (step - self.warmup_steps) / max(1, self.decay_steps - self.warmup_steps))
+        return self.lr * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+class Trainer:
+    """One model under one recipe; ``advance(n)`` trains n more steps, ``accuracy`` scores it."""
+
+    def __init__(self, model: nn.Module, data: ImageData, recipe: TrainRecipe) -> None:
+        self.model, self.data, self.recipe = model, data, recipe
+        self.step = 0
+        self._generator = torch.Generator().manual_seed(recipe.seed)
+        self._order = torch.empty(0, dtype=torch.long)
+        self._optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        torch.manual_seed(recipe.seed)  # dropout / drop-path draws
+
+    def advance(self, steps: int) -> None:
+        r, model = self.recipe, self.model
+        model.train()
+        for _ in range(steps):
+            x, y = self.data.batch(self._next_indices(), resolution=r.resolution)
+            for group in self._optimizer.param_groups:
+                group["lr"] = r.lr_at(self.step)
+            loss = F.cross_entropy(model(x), y, label_smoothing=r.label_smoothing)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training diverged at step {self.step} (loss {loss.item()})")
+            self._optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self._optimizer.step()
+            self.step += 1
+
+    def accuracy(self, data: ImageData) -> float:
+        return evaluate(self.model, data, resolution=self.recipe.resolution)
+
+    def _next_indices(self) -> torch.Tensor:
+        b = self.recipe.batch_size
+        if len(self._order) < b:  # a fresh epoch, seeded
+            self._order = torch.cat([self._order, torch.randperm(len(self.data), generator=self._generator)])
+        idx, self._order = self._order[:b], self._order[b:]
+        return idx
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: ImageData, *, resolution: int, batch_size: int = 500) -> float:
+    """Top-1 accuracy of ``model`` on all of ``data``, in eval mode."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for start in range(0, len(data), batch_size):
+        x, y = data.batch(torch.arange(start, min(start + batch_size, len(data))), resolution=resolution)
+        correct += (model(x).argmax(-1) == y).sum().item()
+    model.train(was_training)
+    return correct / len(data)
+
+
+def short_training(model: nn.Module, data: ImageData, recipe: TrainRecipe | None = None) -> float:
+    """Held-out accuracy after ``recipe.steps`` steps on a copy of ``model`` (the original is untouched).
+
+    ``recipe.held_out`` images, drawn under ``recipe.seed``, are split off ``data`` to score on.
+    """
+    recipe = recipe or TrainRecipe()
+    train_set, held_out = data.split(recipe.held_out, seed=recipe.seed)
+    trainer = Trainer(copy.deepcopy(model), train_set, recipe)
+    trainer.advance(recipe.steps)
+    return trainer.accuracy(held_out)
+
+
+@dataclass(frozen=True)
+class HalvingResult:
+    """Where a candidate stopped: the rung it reached, the steps it trained, its held-out accuracy there."""
+
+    rung: int
+    steps: int
+    accuracy: float
+
+    @property
+    def sort_key(self) -> tuple[int, float]:
+        """Later rungs outrank earlier ones; accuracy orders a rung."""
+        return (self.rung, self.accuracy)
+
+
+def successive_halving(
+    models: Mapping[Hashable, nn.Module],
+    data: ImageData,
+    *,
+    budgets: Iterable[int] = (25, 50, 100),
+    keep: float = 0.5,
+    recipe: TrainRecipe | None = None,
+) -> dict[Hashable, HalvingResult]:
+    """Train every candidate to ``budgets[0]`` steps, keep the best ``keep`` fraction, continue them to
+    the next budget, and so on. Models are copied; each candidate sees the same batches.
+    """
+    recipe = recipe or TrainRecipe()
+    train_set, held_out = data.split(recipe.held_out, seed=recipe.seed)
+    trainers = {key: Trainer(copy.deepcopy(m), train_set, recipe) for key, m in models.items()}
+
+    def accuracy_at(key: Hashable, budget: int) -> float:
+        trainers[key].advance(budget - trainers[key].step)
+        return trainers[key].accuracy(held_out)
+
+    return halving_schedule(list(models), budgets, keep, accuracy_at, drop=trainers.pop)
+
+
+def halving_schedule(
+    keys: list[Hashable],
+    budgets: Iterable[int],
+    keep: float,
+    accuracy_at: Callable[[Hashable, int], float],
+    drop: Callable[[Hashable], object] = lambda key: None,
+) -> dict[Hashable, HalvingResult]:
+    """Successive halving over ``keys``: ``accuracy_at(key, budget)`` trains (or looks up) a candidate
+    at a budget; ``drop(key)`` is told when a candidate is eliminated, to free it."""
+    budgets = list(budgets)
+    if not budgets or budgets != sorted(set(budgets)) or budgets[0] < 1:
+        raise ValueError(f"budgets: must be increasing positive step counts, got {budgets}")
+    if not 0 < keep < 1:
+        raise ValueError(f"keep: must be in (0, 1), got {keep}")
+    results: dict[Hashable, HalvingResult] = {}
+    alive = list(keys)
+    for rung, budget in enumerate(budgets):
+        for key in alive:
+            results[key] = HalvingResult(rung, budget, accuracy_at(key, budget))
+        if rung + 1 < len(budgets):
+            alive.sort(key=lambda k: results[k].accuracy, reverse=True)
+            cut = max(1, math.ceil(len(alive) * keep))
+            for key in alive[cut:]:
+                drop(key)
+            alive = alive[:cut]
+    return results
