@@ -4,7 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+
+.PHONY: setup data demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,12 +16,19 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Fashion-MNIST for the proxies, from Debian (as root, or through sudo; skipped if already there).
+data: $(FASHION_MNIST)/t10k-labels-idx1-ubyte.gz
+
+$(FASHION_MNIST)/t10k-labels-idx1-ubyte.gz:
+	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist'
+
 # The main job on the embedded default: sample, build, lower and size networks of the default space.
-demo: setup
+demo: setup data
 	$(BIN)/nas space list
 	$(BIN)/nas space sample metaformer --n 5 --seed 0 --build
+	$(BIN)/nas proxy score --preset poolformer_s12 --names default,synflow,params
 
-test: setup
+test: setup data
 	$(BIN)/python -m pytest
 
 lint: setup
@@ -29,6 +38,7 @@ bench: setup
 	$(BIN)/python benchmarks/ir_agreement.py --out docs/ir_agreement.md
 	$(BIN)/python benchmarks/pricing_speed.py --out docs/pricing_speed.md
 	$(BIN)/python benchmarks/calibrate.py --check --out docs/calibration_table.md
+	$(BIN)/python benchmarks/proxy_ranking.py report --out docs/proxy_ranking.md
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -106,3 +106,24 @@ def test_hw_estimate_presets_archs_and_torchvision(tmp_path):
 def test_hw_estimate_errors(args, message):
     result = nas("hw", "estimate", *args, ok=False)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_proxy_list_and_score():
+    listed = json.loads(nas("proxy", "list", "--json").stdout)
+    assert {p["name"] for p in listed} >= {"synflow", "snip", "zico", "params", "flops", "default"}
+    assert next(p for p in listed if p["name"] == "synflow")["needs_data"] is False
+    out = json.loads(nas("proxy", "score", "--preset", "poolformer_s12", "--names", "synflow,snip", "--batch", "8",
+                         "--resolution", "16", "--json").stdout)  # fmt: skip
+    assert set(out["scores"]) == {"synflow", "snip"} and out["data"] == "8 fashion-mnist images"
+
+
+def test_proxy_score_errors_name_the_fix(tmp_path):
+    err = nas(
+        "proxy", "score", "--preset", "poolformer_s12", "--names", "snip", "--data", str(tmp_path), ok=False
+    ).stderr
+    assert err.startswith("nas: error: data: no images under") and "ImageFolder" in err
+    err = nas("proxy", "score", "--preset", "poolformer_s12", "--names", "snipp", ok=False).stderr
+    assert "unknown proxy 'snipp'; known: synflow" in err
+    # data-free proxies need no data at all
+    out = nas("proxy", "score", "--preset", "poolformer_s12", "--names", "synflow", "--data", str(tmp_path)).stdout
+    assert "no data (data-free proxies)" in out
