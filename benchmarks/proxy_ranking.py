@@ -1,7 +1,9 @@
 """How well each accuracy proxy ranks architectures of the default space, against real training.
 
     python benchmarks/proxy_ranking.py train   [--n 64] [--shard 0/2]   # ground truth + short training (hours)
+    python benchmarks/proxy_ranking.py repeat  [--n 16]                 # the truth again under seed 1 (its noise)
     python benchmarks/proxy_ranking.py proxies [--n 64]                 # zero-cost proxies + their cost (minutes)
+    python benchmarks/proxy_ranking.py reference [--n 200]              # our proxies on NAS-Bench-201 / -Macro nets
     python benchmarks/proxy_ranking.py report  --out docs/proxy_ranking.md
     python benchmarks/proxy_ranking.py smoke                            # all three on 3 archs, a few steps (CI)
 
@@ -35,6 +37,7 @@ TRAIN_CSV = RESULTS / "proxy_ranking_train.csv"
 PROXY_CSV = RESULTS / "proxy_ranking_proxies.csv"
 PROXY_BATCH = 64
 REFERENCE_CSV = RESULTS / "proxy_reference.csv"
+REPEAT_CSV = RESULTS / "proxy_ranking_truth_seed1.csv"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 NB201_CSV = SHARED / "naslib_zc_nasbench201.csv"
 MACRO_JSON = SHARED / "nas-bench-macro_cifar10.json"
@@ -135,6 +138,26 @@ def train_stage(
         print(
             f"[{index:3d}] {arch.name[:60]:60s} truth {row['truth_acc']:.4f} ({row['truth_seconds']:.0f}s)", flush=True
         )
+
+
+def repeat_stage(n: int, shard: tuple[int, int], out: Path, seed: int = 1) -> None:
+    """The ground truth again for the first ``n`` architectures under another seed (initialisation
+    and batch order): how well the truth ranks itself bounds what any proxy can reach."""
+    train, test = load_dataset(split="train"), load_dataset(split="test")
+    truth_set = train.subset(torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:TRUTH_IMAGES])
+    recipe = TrainRecipe(**{**TRUTH.__dict__, "seed": seed})
+    done = done_hashes(out)
+    for index, arch in enumerate(sampled(n)):
+        if index % shard[1] != shard[0] or arch.arch_hash in done:
+            continue
+        model = build(arch, seed)
+        start = time.perf_counter()
+        Trainer(model, truth_set, recipe).advance(recipe.steps)
+        acc = round(evaluate(model, test, resolution=recipe.resolution), 5)
+        row = {"index": index, "arch_hash": arch.arch_hash, "name": arch.name, "truth_acc": acc,
+               "truth_seconds": round(time.perf_counter() - start, 2), "seed": seed}  # fmt: skip
+        append_row(out, list(row), row)
+        print(f"[{index:3d}] {arch.name[:60]:60s} truth (seed {seed}) {acc:.4f}", flush=True)
 
 
 def proxy_fields() -> list[str]:
@@ -277,8 +300,7 @@ def successive_halving_ranking(rows: list[dict], budgets, keep: float = 0.5) -> 
     return [position[i] for i in range(len(rows))], cost
 
 
-def report(train_csv: Path, proxy_csv: Path, reference_csv: Path) -> str:
-
+def report(train_csv: Path, proxy_csv: Path, reference_csv: Path, repeat_csv: Path | None = None) -> str:
     from nas.proxies._default import load_default
     from nas.proxies._rank import kendall, spearman
 
@@ -443,7 +465,7 @@ def smoke(workdir: Path) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=["train", "proxies", "reference", "report", "smoke"])
+    parser.add_argument("stage", choices=["train", "repeat", "proxies", "reference", "report", "smoke"])
     parser.add_argument("--n", type=int, default=64, help="architectures (reference: networks per benchmark)")
     parser.add_argument("--shard", default="0/1", help="i/k: this process takes every k-th architecture from i")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -458,6 +480,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     if args.stage == "train":
         train_stage(args.n, (i, k), args.out or csvs["train"])
+    elif args.stage == "repeat":
+        repeat_stage(args.n, (i, k), args.out or csvs["repeat"])
     elif args.stage == "proxies":
         proxy_stage(args.n, (i, k), args.out or csvs["proxies"], SHORT)
     elif args.stage == "reference":

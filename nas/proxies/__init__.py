@@ -54,6 +54,9 @@ def score(
     wanted = _check_names(names)
     parts = _expand(wanted)
     x, y = _check_batch(inputs, targets, [n for n in parts if PROXIES[n].needs_data])
+    first = next(model.parameters(), None)
+    if first is not None:  # score where the model lives
+        x, y = x.to(first.device), y.to(first.device) if y is not None else None
     values = {name: _run(PROXIES[name], model, x, y, seed) for name in parts}
     if DEFAULT_NAME in wanted:
         values[DEFAULT_NAME] = load_default().combine(values)

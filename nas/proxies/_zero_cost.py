@@ -108,7 +108,7 @@ def synflow(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> fl
         for p in model.state_dict().values():
             if p.is_floating_point():
                 p.abs_()
-    ones = torch.ones((1, *inputs.shape[1:]), dtype=torch.float64)
+    ones = torch.ones((1, *inputs.shape[1:]), dtype=torch.float64, device=inputs.device)
     model(ones).sum().backward()
     with torch.no_grad():
         score = sum(float((m.weight * m.weight.grad).abs().sum()) for m in layers if m.weight.grad is not None)
@@ -151,7 +151,7 @@ def nwot(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float
         raise ProxyError("nwot: the model has no activation modules (ReLU, GELU, ...) to read binary codes from")
     if len(inputs) < 2:
         raise ProxyError("nwot: needs a batch of at least 2 inputs")
-    kernel = torch.zeros(len(inputs), len(inputs), dtype=torch.float64)
+    kernel = torch.zeros(len(inputs), len(inputs), dtype=torch.float64, device=inputs.device)
 
     def hook(_m, inp, _out) -> None:
         codes = (inp[0].detach().reshape(len(inputs), -1) > 0).double()
@@ -190,8 +190,8 @@ def zen(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
                     m.bias.zero_()
     model.train()
     features = _features_fn(model)
-    x = torch.randn(inputs.shape)
-    mixed = x + 1e-2 * torch.randn(inputs.shape)
+    x = torch.randn(inputs.shape, device=inputs.device)
+    mixed = x + 1e-2 * torch.randn(inputs.shape, device=inputs.device)
     with torch.no_grad():
         delta = (features(x) - features(mixed)).abs()
         score = delta.reshape(len(x), -1).sum(1).mean()
