@@ -56,7 +56,7 @@ def test_data_free_proxies_ignore_the_data(batch):
     model = tiny_metaformer()
     x, y = batch
     noise = torch.randn_like(x)
-    for name in ("synflow", "zen", "params", "flops"):
+    for name in ("synflow", "dss", "zen", "params", "flops"):
         assert not needs_data([name])
         real = score(model, x, y, names=[name])[name]
         assert score(model, noise, y, names=[name])[name] == real

@@ -44,7 +44,7 @@ def score(
     """Score an initialised classifier on one batch; higher is better for every name.
 
     ``inputs`` is a (B, C, H, W) batch of real images with ``targets`` their class indices, or, for
-    data-free proxies only (``synflow``, ``zen``, ``params``, ``flops``), just the batch shape.
+    data-free proxies only (``synflow``, ``dss``, ``zen``, ``params``, ``flops``), just the batch shape.
     Each proxy runs on a copy of ``model`` under ``torch.manual_seed(seed)``, so the model is left
     as it was and the scores repeat exactly. A proxy that cannot score the model raises
     ``ProxyError`` saying why.

@@ -103,13 +103,7 @@ def synflow(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> fl
     are the identity, as in NASLib's BN-free copy.
     """
     layers = _weighted_layers(model, "synflow")
-    model.double().eval()
-    with torch.no_grad():
-        for p in model.state_dict().values():
-            if p.is_floating_point():
-                p.abs_()
-    ones = torch.ones((1, *inputs.shape[1:]), dtype=torch.float64, device=inputs.device)
-    model(ones).sum().backward()
+    _linearized_backward(model, inputs)
     with torch.no_grad():
         score = sum(float((m.weight * m.weight.grad).abs().sum()) for m in layers if m.weight.grad is not None)
     if not math.isfinite(score):
@@ -118,6 +112,46 @@ def synflow(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> fl
         )
     if score <= 0:
         raise ProxyError("synflow: no signal reaches the output from an all-ones input (a norm layer zeroes it)")
+    return math.log(score)
+
+
+def _linearized_backward(model: nn.Module, inputs: torch.Tensor) -> None:
+    """Synflow's set-up: |weights| in float64, eval-mode norms, backward of the output sum on all ones."""
+    model.double().eval()
+    with torch.no_grad():
+        for p in model.state_dict().values():
+            if p.is_floating_point():
+                p.abs_()
+    model(torch.ones((1, *inputs.shape[1:]), dtype=torch.float64, device=inputs.device)).sum().backward()
+
+
+def dss(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+    """log of the DSS-indicator (Zhou et al., "Training-free Transformer Architecture Search", CVPR
+    2022): synaptic diversity ||W||_nuc * ||dR/dW||_nuc of every Linear inside an attention module,
+    plus synaptic saliency sum |w * dR/dw| of the other Linear and 1x1-conv (MLP) weights, with
+    synflow's data-free linearised network. Data-free.
+    """
+    in_attention = {id(m) for owner in model.modules() if "Attention" in type(owner).__name__ for m in owner.modules()}
+    layers = [
+        m for m in model.modules()
+        if isinstance(m, nn.Linear) or (isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.groups == 1)
+    ]  # fmt: skip
+    if not layers:
+        raise ProxyError("dss: the model has no Linear or 1x1-conv (attention / MLP) layers to score")
+    _linearized_backward(model, inputs)
+    score = 0.0
+    with torch.no_grad():
+        for m in layers:
+            if m.weight.grad is None:
+                continue
+            if id(m) in in_attention:
+                score += float(
+                    torch.linalg.matrix_norm(m.weight, "nuc") * torch.linalg.matrix_norm(m.weight.grad, "nuc")
+                )
+            else:
+                score += float((m.weight * m.weight.grad).abs().sum())
+    if not math.isfinite(score) or score <= 0:
+        raise ProxyError(f"dss: the score is {score} on this model (overflow, or no signal reaches the output)")
     return math.log(score)
 
 
@@ -270,6 +304,7 @@ PROXIES: dict[str, Proxy] = {
         Proxy("jacob_cov", jacob_cov, True, "Mellor et al., Neural architecture search without training, arXiv v1"),
         Proxy("nwot", nwot, True, "Mellor et al., Neural architecture search without training, ICML 2021"),
         Proxy("zen", zen, False, "Lin et al., Zen-NAS, ICCV 2021"),
+        Proxy("dss", dss, False, "Zhou et al., Training-free transformer architecture search (TF-TAS), CVPR 2022"),
         Proxy("zico", zico, True, "Li et al., ZiCo: zero-shot NAS via inverse coefficient of variation, ICLR 2023"),
         Proxy("params", params, False, "parameter count (baseline)"),
         Proxy("flops", flops, False, "multiply-accumulates (baseline)"),
