@@ -3,7 +3,7 @@
     python benchmarks/proxy_ranking.py train   [--n 64] [--shard 0/2]   # ground truth + short training (hours)
     python benchmarks/proxy_ranking.py repeat  [--n 16]                 # the truth again under seed 1 (its noise)
     python benchmarks/proxy_ranking.py proxies [--n 64]                 # zero-cost proxies + their cost (minutes)
-    python benchmarks/proxy_ranking.py reference [--n 200]              # our proxies on NAS-Bench-201 / -Macro nets
+    python benchmarks/proxy_ranking.py reference [--n 150 --n-macro 100] # our proxies on NAS-Bench-201 / -Macro nets
     python benchmarks/proxy_ranking.py report  --out docs/proxy_ranking.md
     python benchmarks/proxy_ranking.py smoke                            # every stage on 3 archs, a few steps (CI)
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import os
 import sys
 import time
@@ -209,37 +210,35 @@ def proxy_stage(n: int, shard: tuple[int, int], out: Path, short: TrainRecipe) -
         )
 
 
-def reference_networks(n: int, shared: Path = SHARED) -> list[dict]:
-    """``n`` NAS-Bench-201 cells (CIFAR-10 rows of NASLib's table) and ``n`` NAS-Bench-Macro
-    networks, each drawn with seed 0: dicts with benchmark, key, truth and NASLib's scores."""
+def reference_networks(n_nb201: int, n_macro: int, shared: Path = SHARED) -> list[dict]:
+    """NAS-Bench-201 cells (CIFAR-10 rows of NASLib's table) and NAS-Bench-Macro networks, each
+    drawn with its own seed-0 generator (so a smaller draw is a prefix of a larger one) and
+    interleaved, so a run stopped early covers both: dicts with benchmark, key, truth and NASLib's
+    scores."""
     import json
     import random
 
     with (shared / NB201_CSV.name).open() as f:
         nb201 = [r for r in csv.DictReader(f) if r["dataset"] == "cifar10"]
     macro = json.loads((shared / MACRO_JSON.name).read_text())
-    rng = random.Random(0)
-    picked = [
-        {
-            "benchmark": "nb201",
-            "key": r["nb201_arch_str"],
-            "truth": float(r["val_accuracy"]),
-            **{f"naslib_{ours}": float(r[theirs]) for ours, theirs in NASLIB_NAMES.items()},
-        }
-        for r in rng.sample(nb201, min(n, len(nb201)))
-    ]
-    picked += [
+    cells = [
+        {"benchmark": "nb201", "key": r["nb201_arch_str"], "truth": float(r["val_accuracy"]),
+         **{f"naslib_{ours}": float(r[theirs]) for ours, theirs in NASLIB_NAMES.items()}}
+        for r in random.Random(0).sample(nb201, min(n_nb201, len(nb201)))
+    ]  # fmt: skip
+    nets = [
         {"benchmark": "macro", "key": k, "truth": macro[k]["mean_acc"]}
-        for k in rng.sample(sorted(macro), min(n, len(macro)))
+        for k in random.Random(0).sample(sorted(macro), min(n_macro, len(macro)))
     ]
-    return picked
+    mixed = [row for pair in itertools.zip_longest(cells, nets) for row in pair if row is not None]
+    return mixed
 
 
 def reference_fields() -> list[str]:
     return ["benchmark", "key", "truth", *(f"naslib_{n}" for n in NASLIB_NAMES), *PROXIES, "errors"]
 
 
-def reference_stage(n: int, shard: tuple[int, int], out: Path) -> None:
+def reference_stage(n: int, n_macro: int, shard: tuple[int, int], out: Path) -> None:
     """Our proxies on the public benchmarks' networks. NASLib scored NAS-Bench-201 on CIFAR-10
     batches; with no CIFAR-10 offline, data-based proxies here see Fashion-MNIST at 32x32 in three
     channels (data-free ones see what NASLib's saw)."""
@@ -251,7 +250,7 @@ def reference_stage(n: int, shard: tuple[int, int], out: Path) -> None:
     if out.is_file():
         with out.open() as f:
             done = {(r["benchmark"], r["key"]) for r in csv.DictReader(f)}
-    for i, row in enumerate(reference_networks(n)):
+    for i, row in enumerate(reference_networks(n, n_macro)):
         if i % shard[1] != shard[0] or (row["benchmark"], row["key"]) in done:
             continue
         torch.manual_seed(0)
@@ -472,7 +471,7 @@ def smoke(workdir: Path) -> str:
     budgets = (2, 4)
     train_stage(3, (0, 1), workdir / TRAIN_CSV.name, truth, short, budgets, truth_images=256, test_images=200)
     proxy_stage(3, (0, 1), workdir / PROXY_CSV.name, short)
-    reference_stage(3, (0, 1), workdir / REFERENCE_CSV.name)
+    reference_stage(3, 3, (0, 1), workdir / REFERENCE_CSV.name)
     return report(workdir / TRAIN_CSV.name, workdir / PROXY_CSV.name, workdir / REFERENCE_CSV.name)
 
 
@@ -480,6 +479,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stage", choices=["train", "repeat", "proxies", "reference", "report", "smoke"])
     parser.add_argument("--n", type=int, default=64, help="architectures (reference: networks per benchmark)")
+    parser.add_argument("--n-macro", type=int, help="reference: NAS-Bench-Macro networks (default --n)")
     parser.add_argument("--shard", default="0/1", help="i/k: this process takes every k-th architecture from i")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--workdir", type=Path, default=RESULTS, help="where the stages' CSVs are")
@@ -498,7 +498,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.stage == "proxies":
         proxy_stage(args.n, (i, k), args.out or csvs["proxies"], SHORT)
     elif args.stage == "reference":
-        reference_stage(args.n, (i, k), args.out or csvs["reference"])
+        reference_stage(args.n, args.n_macro or args.n, (i, k), args.out or csvs["reference"])
     else:
         text = smoke(args.workdir) if args.stage == "smoke" else report(*csvs.values())
         print(text)
