@@ -1,6 +1,7 @@
 """Zero-cost proxies on tiny models: every proxy scores, repeats under a seed, leaves the model alone,
 and fails with a clear error where it cannot score."""
 
+import gc
 import math
 
 import pytest
@@ -120,3 +121,23 @@ def test_models_a_proxy_cannot_handle(batch):
         score(tiny_cnn(num_classes=5), x, y, names=["grad_norm"])
     with pytest.raises(ProxyError, match="fisher: the model failed on inputs of shape \\(16, 3, 16, 16\\)"):
         score(nn.Sequential(nn.Flatten(), nn.Linear(7, 10)), x, y, names=["fisher"])
+
+
+TENSOR_TYPES = (torch.Tensor, nn.Parameter)  # exact types: isinstance() on every object trips deprecation shims
+
+
+@pytest.mark.parametrize("name", proxy_names())
+def test_proxies_leave_nothing_alive(name, batch):
+    # A search scores thousands of candidates: a reference cycle holding activations (a grad hook that
+    # captures its own tensor) would pile them up between garbage collections.
+    model = tiny_cnn()
+    score(model, *batch, names=[name])  # warm up lazy imports and caches
+    gc.collect()
+    gc.disable()
+    try:
+        before = sum(1 for o in gc.get_objects() if type(o) in TENSOR_TYPES)
+        score(model, *batch, names=[name])
+        after = sum(1 for o in gc.get_objects() if type(o) in TENSOR_TYPES)
+    finally:
+        gc.enable()
+    assert after <= before, f"{name} left {after - before} tensors in reference cycles"

@@ -79,9 +79,10 @@ def fisher(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> flo
         if not out.requires_grad:
             return
         channel_dim = 1 if isinstance(module, (nn.Conv1d, nn.Conv2d)) else out.ndim - 1
+        act = out.detach()  # the hook must not hold `out` itself: out -> hook -> out is a cycle that keeps activations
 
         def on_grad(grad: torch.Tensor) -> None:
-            g = (out.detach() * grad).movedim(channel_dim, 1)
+            g = (act * grad).movedim(channel_dim, 1)
             g = g.sum(tuple(range(2, g.ndim))) if g.ndim > 2 else g
             total.append(float(g.pow(2).mean(0).mul(0.5).sum()))
 
