@@ -2,18 +2,19 @@
 
     python benchmarks/fit_default_proxy.py [--write]
 
-The default is a ridge-regression ranker over standardised zero-cost scores. Which scores it uses
-(any one, two or three of those that scored every architecture, or all of them) and the ridge
-strength are chosen by 5-fold cross-validation on the benchmark. The figure it prints, and the one
-``docs/proxy_ranking.md`` reports, is nested: every architecture is ranked by a model whose
-selection and fit never saw it. ``--write`` then selects and fits on all rows and writes the file.
+The default is a ridge-regression ranker over the standardised scores of every zero-cost proxy
+that scored all the benchmark's architectures (one that fails on some network cannot be part of
+a default that must score any network); the ridge strength is chosen by 5-fold cross-validation.
+The figure it prints, and the one ``docs/proxy_ranking.md`` reports, is nested: every architecture
+is ranked by a model whose choice of strength and fit never saw it, for three fold assignments.
+(Choosing a subset of proxies as well was tried and generalised worse under the same nested
+cross-validation: 0.41 against 0.51 mean Kendall tau.) ``--write`` fits on all rows and writes the file.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import itertools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +26,8 @@ from nas.proxies._default import DEFAULT, DefaultProxy
 from nas.proxies._rank import kendall, spearman
 
 RESULTS = Path(__file__).parent / "results"
-ALPHAS = (0.1, 1.0, 10.0)
+ALPHAS = (1.0, 10.0, 100.0)
+FOLD_SEEDS = (0, 1, 2)
 FOLDS = 5
 
 
@@ -54,11 +56,6 @@ def complete_proxies(rows: Sequence[dict]) -> list[str]:
     return [n for n in PROXIES if all(isinstance(r.get(n), float) for r in rows)]
 
 
-def candidate_sets(names: Sequence[str]) -> list[tuple[str, ...]]:
-    sets = [c for k in (1, 2, 3) for c in itertools.combinations(names, k)]
-    return [*sets, tuple(names)] if len(names) > 3 else sets
-
-
 def folds(n: int, k: int, seed: int) -> list[np.ndarray]:
     return np.array_split(np.random.default_rng(seed).permutation(n), k)
 
@@ -75,30 +72,31 @@ def out_of_fold(rows, target, components, alpha, k: int = FOLDS, seed: int = 0) 
     return pred
 
 
-def select(rows, target, names, seed: int = 0) -> tuple[tuple[str, ...], float, float]:
-    """The (components, alpha) with the best cross-validated Kendall tau on ``rows``."""
-    best = None
-    for components in candidate_sets(names):
-        for alpha in ALPHAS:
-            tau = kendall(out_of_fold(rows, target, components, alpha, seed=seed), target)
-            if best is None or tau > best[2]:
-                best = (components, alpha, tau)
-    return best
+def select_alpha(rows, target, components, seed: int = 0) -> tuple[float, float]:
+    """The ridge strength with the best cross-validated Kendall tau on ``rows``, and that tau."""
+    taus = {alpha: kendall(out_of_fold(rows, target, components, alpha, seed=seed), target) for alpha in ALPHAS}
+    best = max(taus, key=taus.get)
+    return best, taus[best]
 
 
-def nested_out_of_fold(rows, target, names, seed: int = 0) -> tuple[np.ndarray, list[tuple[str, ...]]]:
-    """Out-of-fold predictions where the selection, too, happened without the held-out fold."""
-    pred, chosen = np.empty(len(rows)), []
+def nested_out_of_fold(rows, target, components, seed: int = 0) -> np.ndarray:
+    """Out-of-fold predictions where the choice of ridge strength, too, happened without the held-out fold."""
+    pred = np.empty(len(rows))
     for held in folds(len(rows), FOLDS, seed + 1):
         if not len(held):
             continue
         fit_idx = np.setdiff1d(np.arange(len(rows)), held)
         fit_rows, fit_target = [rows[i] for i in fit_idx], [target[i] for i in fit_idx]
-        components, alpha, _ = select(fit_rows, fit_target, names, seed)
+        alpha, _ = select_alpha(fit_rows, fit_target, components, seed)
         model = DefaultProxy.fit(components, fit_rows, fit_target, alpha)
         pred[held] = [model.combine(rows[i]) for i in held]
-        chosen.append(components)
-    return pred, chosen
+    return pred
+
+
+def nested_figures(rows, target, components) -> tuple[np.ndarray, list[float]]:
+    """Seed 0's out-of-fold predictions, and the nested Kendall tau for each fold assignment."""
+    preds = [nested_out_of_fold(rows, target, components, seed) for seed in FOLD_SEEDS]
+    return preds[0], [kendall(p, target) for p in preds]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -110,14 +108,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rows = load_rows(args.train_csv, args.proxy_csv)
     target = [r["truth_acc"] for r in rows]
-    names = complete_proxies(rows)
-    pred, chosen = nested_out_of_fold(rows, target, names)
+    components = complete_proxies(rows)
+    pred, taus = nested_figures(rows, target, components)
     tau, rho = kendall(pred, target), spearman(pred, target)
-    print(f"{len(rows)} architectures; candidate components: {', '.join(names)}")
-    print(f"nested 5-fold out-of-fold ranking: Kendall tau {tau:.3f}, Spearman rho {rho:.3f}")
-    print("components chosen per outer fold: " + "; ".join("+".join(c) for c in chosen))
-    components, alpha, cv_tau = select(rows, target, names)
-    print(f"selected on all rows: {'+'.join(components)} (alpha {alpha}), 5-fold Kendall tau {cv_tau:.3f}")
+    print(f"{len(rows)} architectures; components: {', '.join(components)}")
+    print(f"nested 5-fold out-of-fold ranking: Kendall tau {tau:.3f}, Spearman rho {rho:.3f} (fold seed 0)")
+    print("Kendall tau per fold seed: " + ", ".join(f"{t:.3f}" for t in taus))
+    alpha, cv_tau = select_alpha(rows, target, components)
+    print(f"ridge strength on all rows: alpha {alpha} (5-fold Kendall tau {cv_tau:.3f})")
     if args.write:
         model = DefaultProxy.fit(components, rows, target, alpha)
         provenance = {
@@ -125,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
             "architectures": len(rows),
             "target": "rank of Fashion-MNIST test accuracy after 3 epochs over 10k images at 32x32",
             "nested_cv_kendall": round(tau, 4),
+            "nested_cv_kendall_per_fold_seed": [round(t, 4) for t in taus],
             "nested_cv_spearman": round(rho, 4),
         }
         model = DefaultProxy(model.components, model.mean, model.std, model.weights, alpha, provenance)

@@ -21,10 +21,17 @@ import numpy as np
 DEFAULT = Path(__file__).with_name("default_proxy.json")
 # Positive scores spanning orders of magnitude; the others are already logarithms or log-dets.
 LOG_SCALED = frozenset({"params", "flops", "snip", "grad_norm", "fisher"})
+# Negative sums of positive terms spanning orders of magnitude (jacob_cov's 1/eigenvalue terms).
+NEG_LOG_SCALED = frozenset({"jacob_cov"})
 
 
 def feature(name: str, value: float) -> float:
-    return math.log(max(value, 1e-30)) if name in LOG_SCALED else value
+    """A proxy score as the ranker sees it: monotone in the score, on a scale a linear model can use."""
+    if name in LOG_SCALED:
+        return math.log(max(value, 1e-30))
+    if name in NEG_LOG_SCALED:
+        return -math.log(max(-value, 1e-30))
+    return value
 
 
 @dataclass(frozen=True)
