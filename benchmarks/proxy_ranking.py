@@ -39,9 +39,9 @@ PROXY_CSV = RESULTS / "proxy_ranking_proxies.csv"
 PROXY_BATCH = 64
 REFERENCE_CSV = RESULTS / "proxy_reference.csv"
 REPEAT_CSV = RESULTS / "proxy_ranking_truth_seed1.csv"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
-NB201_CSV = SHARED / "naslib_zc_nasbench201.csv"
-MACRO_JSON = SHARED / "nas-bench-macro_cifar10.json"
+TABLES = Path(__file__).parent / "data"  # the public benchmark tables, see data/README.md
+NB201_CSV = TABLES / "naslib_zc_nasbench201.csv"
+MACRO_JSON = TABLES / "nas-bench-macro_cifar10.json"
 # NASLib's column names for the proxies we share with it.
 NASLIB_NAMES = {
     "synflow": "synflow",
@@ -213,7 +213,7 @@ def proxy_stage(n: int, shard: tuple[int, int], out: Path, short: TrainRecipe) -
         )
 
 
-def reference_networks(n_nb201: int, n_macro: int, shared: Path = SHARED) -> list[dict]:
+def reference_networks(n_nb201: int, n_macro: int, tables: Path = TABLES) -> list[dict]:
     """NAS-Bench-201 cells (CIFAR-10 rows of NASLib's table) and NAS-Bench-Macro networks, each
     drawn with its own seed-0 generator (so a smaller draw is a prefix of a larger one) and
     interleaved, so a run stopped early covers both: dicts with benchmark, key, truth and NASLib's
@@ -221,9 +221,9 @@ def reference_networks(n_nb201: int, n_macro: int, shared: Path = SHARED) -> lis
     import json
     import random
 
-    with (shared / NB201_CSV.name).open() as f:
+    with (tables / NB201_CSV.name).open() as f:
         nb201 = [r for r in csv.DictReader(f) if r["dataset"] == "cifar10"]
-    macro = json.loads((shared / MACRO_JSON.name).read_text())
+    macro = json.loads((tables / MACRO_JSON.name).read_text())
     cells = [
         {"benchmark": "nb201", "key": r["nb201_arch_str"], "truth": float(r["val_accuracy"]),
          **{f"naslib_{ours}": float(r[theirs]) for ours, theirs in NASLIB_NAMES.items()}}
@@ -278,7 +278,7 @@ PUBLISHED_NB201 = {
     "fisher": 0.509,
     "jacob_cov": 0.766,
     "nwot": 0.787,
-}  # ../shared/benchmarks/README.md
+}  # benchmarks/data/README.md
 PUBLISHED_MACRO = {"params": 0.318, "flops": 0.748}
 
 
@@ -447,7 +447,7 @@ def reference_report(path: Path) -> list[str]:
         "`tests/test_reference_networks.py`). NASLib scored CIFAR-10 batches; CIFAR-10 is not available",
         "offline here, so our data-based proxies see a Fashion-MNIST batch at 32x32 in three channels,",
         "while the data-free ones (synflow, params, flops) see exactly what NASLib's did. The",
-        "published column is the README's Spearman rho over all rows of each table.",
+        "published column is Spearman rho over all rows of each table, from benchmarks/data/README.md.",
         "",
         "| proxy | rho(ours, NASLib) on NB201 | NB201 rho: ours | NB201 rho: NASLib, same cells | NB201 rho: published"
         " | Macro rho: ours | Macro rho: published |",

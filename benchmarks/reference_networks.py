@@ -4,7 +4,7 @@ be checked against NASLib's scores and against the benchmarks' trained accuracie
 - NAS-Bench-201 (Dong & Yang, ICLR 2020): ``nb201_network("|nor_conv_3x3~0|+|...|")``.
 - NAS-Bench-Macro (Su et al., CVPR 2021): ``macro_network("01201212")``.
 
-``../shared/benchmarks/README.md`` describes both; built this way, parameter counts equal the
+``benchmarks/data/README.md`` describes both; built this way, parameter counts equal the
 tables' ``params`` columns (tests/test_reference_networks.py checks it).
 """
 
