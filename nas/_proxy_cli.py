@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
-
 import search_spaces
 from nas._format import table
 from nas._hw_cli import _external_model
 from nas._space_cli import load_arch
-from nas.data import FASHION_MNIST, load_dataset
-from nas.proxies import DEFAULT_NAME, PROXIES, needs_data, proxy_names, score
-from nas.proxies._default import load_default
+
+# torch, the data and the proxies load inside the commands: the rest of `nas` starts without torch.
+FASHION_MNIST = "fashion-mnist"
+DEFAULT_NAME = "default"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     what.add_argument("--preset", help=f"a preset ({', '.join(search_spaces.PRESETS.names())})")
     what.add_argument("--arch", help="an ArchConfig JSON file (e.g. from `nas space show --json`)")
     what.add_argument("--model", help="a timm or torchvision model name")
-    p.add_argument("--names", default=DEFAULT_NAME, help=f"comma-separated, of: {', '.join(proxy_names())}")
+    p.add_argument("--names", default=DEFAULT_NAME, help="comma-separated proxy names (see `nas proxy list`)")
     p.add_argument("--data", default=FASHION_MNIST, help=f"{FASHION_MNIST} or an ImageFolder directory")
     p.add_argument("--data-dir", help="where Fashion-MNIST's IDX files are (default: the usual places)")
     p.add_argument("--resolution", type=int, default=32, help="proxy resolution (default 32)")
@@ -40,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from nas.proxies import PROXIES, needs_data
+    from nas.proxies._default import load_default
+
     default = load_default()
     rows = [(name, "yes" if p.needs_data else "no (data-free)", p.citation) for name, p in PROXIES.items()]
     fitted = default.fitted_on
@@ -57,6 +59,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    import torch
+
+    from nas.data import load_dataset
+    from nas.proxies import needs_data, score
+
     names = [n.strip() for n in args.names.split(",") if n.strip()]
     if args.resolution < 1 or args.batch < 1:
         raise ValueError("--resolution and --batch must be >= 1")

@@ -10,7 +10,6 @@ from pydantic import ValidationError
 
 from hwmodels import AcceleratorError
 from nas import _hw_cli, _proxy_cli, _space_cli
-from nas.data import DataNotFoundError
 from search_spaces import SpaceError, UnknownNameError, describe_validation_error
 
 
@@ -30,7 +29,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ValidationError as err:
         return _fail(f"invalid {err.title}:\n  " + describe_validation_error(err, sep="\n  "))
-    except (UnknownNameError, SpaceError, AcceleratorError, DataNotFoundError, ValueError) as err:
+    except (
+        UnknownNameError,
+        SpaceError,
+        AcceleratorError,
+        FileNotFoundError,
+        ValueError,
+    ) as err:  # data: DataNotFoundError
         return _fail(str(err))
 
 

@@ -127,3 +127,14 @@ def test_proxy_score_errors_name_the_fix(tmp_path):
     # data-free proxies need no data at all
     out = nas("proxy", "score", "--preset", "poolformer_s12", "--names", "synflow", "--data", str(tmp_path)).stdout
     assert "no data (data-free proxies)" in out
+
+
+def test_the_cli_starts_without_torch():
+    # `nas space` and `nas hw` answer in a fraction of a second; only `nas proxy` commands load torch.
+    code = "import sys, nas.cli; nas.cli.build_parser(); assert 'torch' not in sys.modules, 'torch was imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    import nas._proxy_cli as cli
+    import nas.data
+    import nas.proxies
+
+    assert (cli.FASHION_MNIST, cli.DEFAULT_NAME) == (nas.data.FASHION_MNIST, nas.proxies.DEFAULT_NAME)
