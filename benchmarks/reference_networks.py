@@ -80,7 +80,20 @@ class ResNetBasicBlock(nn.Module):
         return self.downsample(x) + self.conv_b(self.conv_a(x))
 
 
-class NB201Network(nn.Module):
+class PooledClassifier(nn.Module):
+    """``features`` -> global average pool -> ``classifier``, with timm's ``forward_features``."""
+
+    features: nn.Module
+    classifier: nn.Module
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).mean((2, 3)))
+
+
+class NB201Network(PooledClassifier):
     def __init__(self, arch_str: str, num_classes: int = 10, c: int = 16, cells_per_stage: int = 5) -> None:
         super().__init__()
         nodes = parse_nb201(arch_str)
@@ -91,12 +104,6 @@ class NB201Network(nn.Module):
             layers += [NB201Cell(nodes, width) for _ in range(cells_per_stage)]
         self.features = nn.Sequential(*layers, nn.BatchNorm2d(4 * c), nn.ReLU())
         self.classifier = nn.Linear(4 * c, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x).mean((2, 3)))
 
 
 def nb201_network(arch_str: str, num_classes: int = 10) -> NB201Network:
@@ -126,7 +133,7 @@ class InvertedResidual(nn.Module):
 MACRO_CHOICES = {"1": (3, 3), "2": (5, 6)}  # layer code -> (kernel, expansion); "0" is identity
 
 
-class MacroNetwork(nn.Module):
+class MacroNetwork(PooledClassifier):
     """NAS-Bench-Macro: 8 searchable layers in stages of [2, 3, 3] on a MobileNetV2-style body."""
 
     def __init__(self, code: str, num_classes: int = 10) -> None:
@@ -151,12 +158,6 @@ class MacroNetwork(nn.Module):
         layers += [nn.Conv2d(c, 1280, 1, bias=False), nn.BatchNorm2d(1280), nn.ReLU()]
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(1280, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x).mean((2, 3)))
 
 
 def macro_network(code: str, num_classes: int = 10) -> MacroNetwork:
