@@ -26,6 +26,8 @@ _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+# Fashion-MNIST's training-set pixel statistics, used for both splits.
+FASHION_MNIST_MEAN, FASHION_MNIST_STD = (0.2860,), (0.3530,)
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 _FIX = (
     "install it (`apt-get install -y dataset-fashion-mnist`), point to a directory holding the IDX files "
@@ -40,25 +42,32 @@ class DataNotFoundError(FileNotFoundError):
 
 @dataclass(frozen=True, eq=False)
 class ImageData:
-    """A labelled image set held in memory: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,)."""
+    """A labelled image set held in memory: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,),
+    and the per-channel ``mean`` / ``std`` (of pixels in [0, 1]) that ``batch`` normalises with.
+    Subsets and splits keep their parent's statistics, so training and held-out images agree.
+    """
 
     name: str
     images: torch.Tensor
     labels: torch.Tensor
     num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
             raise ValueError(f"images: expected uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
         if self.labels.shape != (len(self.images),):
             raise ValueError(f"labels: expected shape ({len(self.images)},), got {tuple(self.labels.shape)}")
+        if not len(self.mean) == len(self.std) == self.images.shape[1]:
+            raise ValueError(f"mean, std: expected {self.images.shape[1]} values each (one per channel)")
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, indices: Sequence[int] | torch.Tensor) -> ImageData:
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return ImageData(self.name, self.images[idx], self.labels[idx], self.num_classes)
+        return ImageData(self.name, self.images[idx], self.labels[idx], self.num_classes, self.mean, self.std)
 
     def split(self, n_held_out: int, *, seed: int = 0) -> tuple[ImageData, ImageData]:
         """A seeded random split into (rest, held-out of ``n_held_out`` images)."""
@@ -75,32 +84,19 @@ class ImageData:
         x = self.images[idx].float().div_(255.0)
         if x.shape[-2:] != (resolution, resolution):
             x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
-        x = (x - self._mean) / self._std
+        x = (x - torch.tensor(self.mean).view(1, -1, 1, 1)) / torch.tensor(self.std).view(1, -1, 1, 1)
         if x.shape[1] != channels:
             if x.shape[1] != 1:
                 raise ValueError(f"channels: cannot make {channels} channels from {x.shape[1]}-channel images")
             x = x.expand(-1, channels, -1, -1)
         return x.contiguous(), self.labels[idx]
 
-    @property
-    def _mean(self) -> torch.Tensor:
-        return self._stats[0]
 
-    @property
-    def _std(self) -> torch.Tensor:
-        return self._stats[1]
-
-    @property
-    def _stats(self) -> tuple[torch.Tensor, torch.Tensor]:
-        # Per-channel statistics of (at most) the first 10k images: cheap, and fixed for the set.
-        cached = self.__dict__.get("_cached_stats")
-        if cached is None:
-            sample = self.images[:10_000].float().div_(255.0)
-            mean = sample.mean((0, 2, 3)).view(1, -1, 1, 1)
-            std = sample.std((0, 2, 3)).clamp_min(1e-3).view(1, -1, 1, 1)
-            cached = (mean, std)
-            object.__setattr__(self, "_cached_stats", cached)
-        return cached
+def channel_stats(images: torch.Tensor, limit: int = 10_000) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of (at most the first ``limit`` of) uint8 images, as pixels in [0, 1]."""
+    sample = images[:limit].float().div_(255.0)
+    std = sample.std((0, 2, 3)).clamp_min(1e-3)
+    return tuple(sample.mean((0, 2, 3)).tolist()), tuple(std.tolist())
 
 
 def load_dataset(
@@ -116,7 +112,8 @@ def load_dataset(
     ``/usr/share/datasets/fashion-mnist``, then ``~/.cache/nas/fashion-mnist``; ``download=True``
     fetches it with torchvision into the cache when none is found (needs a network). An
     ``ImageFolder`` path has one sub-directory of images per class; ``split`` then names an
-    optional ``train``/``test`` sub-directory, used when present.
+    optional ``train``/``test`` sub-directory, used when present. Fashion-MNIST is normalised by its
+    training-set statistics in both splits; an ImageFolder set by its own images' statistics.
     """
     if split not in _IDX_FILES:
         raise ValueError(f"split: must be 'train' or 'test', got {split!r}")
@@ -146,7 +143,7 @@ def _load_fashion_mnist(split: str, data_dir, download: bool) -> ImageData:
         if images and labels:
             x = torch.from_numpy(_read_idx(images)).unsqueeze(1)
             y = torch.from_numpy(_read_idx(labels).astype(np.int64))
-            return ImageData(FASHION_MNIST, x, y, num_classes=10)
+            return ImageData(FASHION_MNIST, x, y, 10, FASHION_MNIST_MEAN, FASHION_MNIST_STD)
     if download:
         _download_fashion_mnist(FASHION_MNIST_DIRS[-1].expanduser())
         return _load_fashion_mnist(split, data_dir, download=False)
@@ -209,4 +206,4 @@ def _load_image_folder(path: Path) -> ImageData:
     x = torch.from_numpy(np.stack(arrays))
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
     y = torch.tensor([label for _, label in files], dtype=torch.long)
-    return ImageData(path.name, x, y, num_classes=len(classes))
+    return ImageData(path.name, x, y, len(classes), *channel_stats(x))

@@ -76,6 +76,15 @@ def test_not_a_dataset(tmp_path):
         load_dataset(split="val")
 
 
+def test_subsets_and_splits_normalise_as_their_parent():
+    train, test = load_dataset(split="train"), load_dataset(split="test")
+    assert test.mean == train.mean and test.std == train.std  # the training set's statistics for both
+    rest, held = train.split(100)
+    assert held.mean == train.mean and rest.subset([0, 1]).std == train.std
+    x, _ = train.subset([7]).batch([0], resolution=28, channels=1)
+    assert torch.allclose(x, train.batch([7], resolution=28, channels=1)[0])
+
+
 def test_split_is_seeded_and_disjoint():
     data = load_dataset(split="test")
     rest, held = data.split(1000, seed=3)
