@@ -57,6 +57,7 @@ class Trainer:
     def __init__(self, model: nn.Module, data: ImageData, recipe: TrainRecipe) -> None:
         self.model, self.data, self.recipe = model, data, recipe
         self.step = 0
+        self._device = _device_of(model)
         self._generator = torch.Generator().manual_seed(recipe.seed)
         self._order = torch.empty(0, dtype=torch.long)
         self._optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -66,7 +67,7 @@ class Trainer:
         r, model = self.recipe, self.model
         model.train()
         for _ in range(steps):
-            x, y = self.data.batch(self._next_indices(), resolution=r.resolution)
+            x, y = (t.to(self._device) for t in self.data.batch(self._next_indices(), resolution=r.resolution))
             for group in self._optimizer.param_groups:
                 group["lr"] = r.lr_at(self.step)
             loss = F.cross_entropy(model(x), y, label_smoothing=r.label_smoothing)
@@ -91,14 +92,19 @@ class Trainer:
 @torch.no_grad()
 def evaluate(model: nn.Module, data: ImageData, *, resolution: int, batch_size: int = 500) -> float:
     """Top-1 accuracy of ``model`` on all of ``data``, in eval mode."""
-    was_training = model.training
+    was_training, device = model.training, _device_of(model)
     model.eval()
     correct = 0
     for start in range(0, len(data), batch_size):
         x, y = data.batch(torch.arange(start, min(start + batch_size, len(data))), resolution=resolution)
-        correct += (model(x).argmax(-1) == y).sum().item()
+        correct += (model(x.to(device)).argmax(-1).cpu() == y).sum().item()
     model.train(was_training)
     return correct / len(data)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
 
 
 def short_training(model: nn.Module, data: ImageData, recipe: TrainRecipe | None = None) -> float:
