@@ -40,11 +40,11 @@ def load_rows(train_csv: Path, proxy_csv: Path) -> list[dict]:
         for r in csv.DictReader(f):
             if r["arch_hash"] in scores:
                 merged = {**scores[r["arch_hash"]], **r}
-                rows.append({k: _number(v) for k, v in merged.items()})
+                rows.append({k: parse_number(v) for k, v in merged.items()})
     return sorted(rows, key=lambda r: r["index"])
 
 
-def _number(v: str):
+def parse_number(v: str):
     try:
         return float(v)
     except ValueError:

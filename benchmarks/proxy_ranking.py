@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import torch
-from fit_default_proxy import _number, complete_proxies, load_rows, nested_figures
+from fit_default_proxy import complete_proxies, load_rows, nested_figures, parse_number
 
 import search_spaces as ss
 from nas.data import load_dataset
@@ -423,7 +423,7 @@ def reference_report(path: Path) -> list[str]:
     from nas.proxies._rank import spearman
 
     with path.open() as f:
-        rows = [{k: _number(v) for k, v in r.items()} for r in csv.DictReader(f)]
+        rows = [{k: parse_number(v) for k, v in r.items()} for r in csv.DictReader(f)]
     nb201 = [r for r in rows if r["benchmark"] == "nb201"]
     macro = [r for r in rows if r["benchmark"] == "macro"]
     default = load_default()
