@@ -7,8 +7,9 @@ that scored all the benchmark's architectures (one that fails on some network ca
 a default that must score any network); the ridge strength is chosen by 5-fold cross-validation.
 The figure it prints, and the one ``docs/proxy_ranking.md`` reports, is nested: every architecture
 is ranked by a model whose choice of strength and fit never saw it, for three fold assignments.
-(Choosing a subset of proxies as well was tried and generalised worse under the same nested
-cross-validation: 0.41 against 0.51 mean Kendall tau.) ``--write`` fits on all rows and writes the file.
+(Choosing a subset of proxies by the inner cross-validation as well measured no better under the
+same nested cross-validation, so the default keeps the simpler ranker.) ``--write`` fits on all rows
+and writes the file.
 """
 
 from __future__ import annotations
