@@ -91,3 +91,16 @@ def test_split_is_seeded_and_disjoint():
     again, held_again = data.split(1000, seed=3)
     assert len(held) == 1000 and len(rest) == 9000
     assert torch.equal(held.images, held_again.images) and torch.equal(rest.labels, again.labels)
+
+
+def test_download_fails_clearly_offline(tmp_path, monkeypatch):
+    # No network here (only package registries): the downloader's failure must read as missing data.
+    monkeypatch.setattr(nas.data, "FASHION_MNIST_DIRS", (tmp_path / "system", tmp_path / "cache"))
+    monkeypatch.delenv("NAS_DATA_DIR", raising=False)
+    try:
+        data = load_dataset(split="test", download=True)
+    except DataNotFoundError as err:
+        assert f"downloading Fashion-MNIST into {tmp_path / 'cache'} failed" in str(err)
+        assert "apt-get install -y dataset-fashion-mnist" in str(err)
+    else:  # a machine with a network: the download must have produced the real test split
+        assert data.images.shape == (10_000, 1, 28, 28)
