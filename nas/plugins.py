@@ -1,0 +1,135 @@
+"""Plug-ins: a job can search its own space and score with its own evaluator, named by import path
+(``package.module:object``) in the job spec. See ``docs/plugins.md`` for a worked example.
+
+The protocols, in full:
+
+- a **space** has ``name``, ``sample(trial) -> arch``, ``lower(arch, input_shape, num_classes) ->
+  list[hwmodels.Layer]`` (the hardware model prices this IR) and ``arch_from_json(text) -> arch``;
+  an arch has ``arch_hash`` (its identity: equal hashes are one network, evaluated once), ``name``
+  and ``to_json()``. ``sample`` draws with ``trial.suggest_categorical`` / ``suggest_int`` /
+  ``suggest_float`` so that every Optuna sampler can search it.
+- an **evaluator** is a callable ``evaluator(arch) -> {"accuracy": float, ...}``: higher accuracy is
+  better, other keys are stored as the candidate's scores. It is built once per worker, so loading
+  data belongs in its constructor. An optional ``accuracy_floor`` attribute (the worst accuracy it
+  can return, e.g. 0.0 for a table of accuracies) anchors the hypervolume's reference point.
+
+The plug-in object named in the spec is called with the spec's ``options`` as keyword arguments and
+returns the space or evaluator (a class is such a callable).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from hwmodels import Layer
+from nas.spec import JobSpec, PluginRef, SpecError
+from search_spaces import ArchConfig, SearchSpace, get_space, lower
+
+
+@runtime_checkable
+class Arch(Protocol):
+    @property
+    def arch_hash(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    def to_json(self) -> str: ...
+
+
+@runtime_checkable
+class Space(Protocol):
+    name: str
+
+    def sample(self, trial: Any) -> Arch: ...
+
+    def lower(self, arch: Any, input_shape: Sequence[int], num_classes: int) -> list[Layer]: ...
+
+    def arch_from_json(self, text: str) -> Arch: ...
+
+
+class Evaluator(Protocol):
+    def __call__(self, arch: Any) -> Mapping[str, float]: ...
+
+
+class MetaFormerSpace:
+    """The shipped MetaFormer spaces, seen through the plug-in protocol."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+        self.name = space.name
+
+    def sample(self, trial: Any) -> ArchConfig:
+        return self.space.sample(trial)
+
+    def lower(self, arch: ArchConfig, input_shape: Sequence[int], num_classes: int) -> list[Layer]:
+        return lower(arch, input_shape, num_classes=num_classes)
+
+    def arch_from_json(self, text: str) -> ArchConfig:
+        return ArchConfig.from_json(text)
+
+
+def load_object(path: str, *, field: str) -> Any:
+    """The object at ``package.module:object``; errors name the spec ``field``."""
+    module_name, _, attr = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as err:
+        raise SpecError(
+            f"{field}: cannot import module {module_name!r} ({err}); is its package installed or on PYTHONPATH?"
+        ) from err
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as err:
+            raise SpecError(f"{field}: module {module_name!r} has no {attr!r}") from err
+    return obj
+
+
+def _call_plugin(ref: PluginRef, field: str) -> Any:
+    factory = load_object(ref.plugin, field=f"{field}.plugin")
+    if not callable(factory):
+        raise SpecError(f"{field}.plugin: {ref.plugin} is a {type(factory).__name__}, not a callable that builds one")
+    try:
+        return factory(**ref.options)
+    except TypeError as err:
+        raise SpecError(f"{field}.options: {ref.plugin} rejected them: {err}") from err
+
+
+def resolve_space(spec: JobSpec) -> Space:
+    """The spec's space: a registered name or YAML path, an inline space, or a plug-in."""
+    if isinstance(spec.space, PluginRef):
+        space = _call_plugin(spec.space, "space")
+        if not isinstance(space, Space):
+            missing = [m for m in ("name", "sample", "lower", "arch_from_json") if not hasattr(space, m)]
+            raise SpecError(f"space.plugin: {spec.space.plugin} lacks {', '.join(missing)} (see nas.plugins)")
+        return space
+    if isinstance(spec.space, SearchSpace):
+        return MetaFormerSpace(spec.space)
+    try:
+        return MetaFormerSpace(get_space(spec.space))
+    except (KeyError, ValueError) as err:
+        raise SpecError(f"space: {err}") from err
+
+
+def make_evaluator(spec: JobSpec) -> Evaluator:
+    """The spec's evaluator, built where it will run (a worker)."""
+    if isinstance(spec.evaluator, PluginRef):
+        evaluator = _call_plugin(spec.evaluator, "evaluator")
+        if not callable(evaluator):
+            raise SpecError(
+                f"evaluator.plugin: {spec.evaluator.plugin} built a non-callable {type(evaluator).__name__}"
+            )
+        return evaluator
+    if isinstance(spec.space, PluginRef):
+        raise SpecError(
+            "evaluator: the proxy evaluator builds MetaFormer networks; a plug-in space needs a plug-in evaluator"
+        )
+    from nas.evaluators import ProxyEvaluator  # torch loads here, in the worker
+
+    e = spec.evaluator
+    return ProxyEvaluator(
+        proxy=e.proxy, data=e.data, data_dir=e.data_dir, resolution=e.resolution, batch=e.batch, seed=spec.seed
+    )

@@ -1,0 +1,195 @@
+"""Where evaluations run: Ray actors (one per worker, each holding its evaluator and data), or the
+job's own process (``workers.count: 0``, for debugging and sampler benchmarks).
+
+Executors only execute: they never touch the database. Every outcome, failures included, comes
+back to the search loop as an ``Outcome``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from nas.spec import JobSpec
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    scores: dict[str, float] = field(default_factory=dict)
+    failure: str | None = None
+    eval_s: float = 0.0
+    worker: str | None = None
+
+
+def evaluate(evaluator: Any, arch: Any, worker: str | None) -> Outcome:
+    """Run one evaluation; an exception or a non-finite accuracy is a failed outcome, not a crash."""
+    start = time.perf_counter()
+    try:
+        raw = evaluator(arch)
+        scores = {str(k): float(v) for k, v in dict(raw).items()}
+        if not math.isfinite(scores.get("accuracy", math.nan)):
+            raise ValueError(f"the evaluator returned no finite 'accuracy' (got {raw!r})")
+    except Exception as err:  # the evaluator is user code: anything it raises is the candidate's failure
+        last = traceback.extract_tb(err.__traceback__)[-1:]
+        where = f" at {last[0].filename}:{last[0].lineno}" if last else ""
+        return Outcome(False, failure=f"{type(err).__name__}: {err}{where}", eval_s=time.perf_counter() - start)
+    return Outcome(True, scores=scores, eval_s=time.perf_counter() - start, worker=worker)
+
+
+class InlineExecutor:
+    """Evaluates in the calling process, one at a time; trial timeouts cannot be enforced here."""
+
+    def __init__(self, spec: JobSpec, evaluator: Any, space: Any) -> None:
+        self.evaluator, self.space = evaluator, space
+        self._done: list[tuple[int, Outcome]] = []
+        self._next = 0
+
+    @property
+    def capacity(self) -> int:
+        return 1 - len(self._done)
+
+    def submit(self, arch_json: str) -> int:
+        ticket, self._next = self._next, self._next + 1
+        self._done.append((ticket, evaluate(self.evaluator, self.space.arch_from_json(arch_json), "inline")))
+        return ticket
+
+    def wait(self, timeout: float) -> list[tuple[int, Outcome]]:
+        done, self._done = self._done, []
+        return done
+
+    def cancel_all(self) -> list[int]:
+        return []
+
+    def shutdown(self) -> None:
+        pass
+
+
+class _EvalActor:
+    """One worker: builds the job's space and evaluator once, then evaluates architectures."""
+
+    def __init__(self, spec_json: str, sys_path: list[str], threads: int) -> None:
+        for entry in reversed(sys_path):  # plug-ins import on workers as they did in the driver
+            if entry not in sys.path:
+                sys.path.insert(0, entry)
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        from nas.plugins import make_evaluator, resolve_space
+
+        spec = JobSpec.model_validate_json(spec_json)
+        self.space = resolve_space(spec)
+        self.evaluator = make_evaluator(spec)
+        try:
+            import torch
+
+            torch.set_num_threads(threads)
+        except ImportError:
+            pass
+        import ray
+
+        self.node = ray.get_runtime_context().get_node_id()
+
+    def evaluate(self, arch_json: str) -> Outcome:
+        return evaluate(self.evaluator, self.space.arch_from_json(arch_json), self.node)
+
+
+class RayExecutor:
+    """``workers.count`` Ray actors; a local Ray is started unless one is running or an address is given."""
+
+    def __init__(self, spec: JobSpec) -> None:
+        import ray
+
+        self.ray = ray
+        self.started_ray = False
+        if not ray.is_initialized():
+            address = spec.ray_address()
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
+            if address:
+                ray.init(address=address, **kwargs)
+            else:
+                cpus = max(os.cpu_count() or 1, math.ceil((spec.workers.count or 0) * spec.workers.cpus_per_worker))
+                ray.init(num_cpus=cpus, **kwargs)
+            self.started_ray = True
+        per = spec.workers.cpus_per_worker
+        count = spec.workers.count or max(1, int(ray.cluster_resources().get("CPU", 1) // per))
+        self.timeout_s = spec.budget.trial_timeout_s
+        self._actor_cls = ray.remote(_EvalActor).options(num_cpus=per, max_concurrency=1)
+        self._args = (spec.model_dump_json(), list(sys.path), max(1, int(per)))
+        self._idle = [self._actor_cls.remote(*self._args) for _ in range(count)]
+        self._running: dict[Any, tuple[int, Any, float]] = {}  # ref -> (ticket, actor, started)
+        self._next = 0
+        self.workers = count
+
+    @property
+    def capacity(self) -> int:
+        return len(self._idle)
+
+    def submit(self, arch_json: str) -> int:
+        actor = self._idle.pop()
+        ticket, self._next = self._next, self._next + 1
+        self._running[actor.evaluate.remote(arch_json)] = (ticket, actor, time.monotonic())
+        return ticket
+
+    def wait(self, timeout: float) -> list[tuple[int, Outcome]]:
+        ray = self.ray
+        if not self._running:
+            return []
+        ready, _ = ray.wait(list(self._running), num_returns=len(self._running), timeout=timeout, fetch_local=True)
+        results = []
+        for ref in ready:
+            ticket, actor, started = self._running.pop(ref)
+            try:
+                outcome = ray.get(ref)
+                self._idle.append(actor)
+            except ray.exceptions.RayError as err:  # the worker died: out of memory, killed, crashed
+                outcome = Outcome(False, failure=_describe(err), eval_s=time.monotonic() - started)
+                self._replace(actor)
+            results.append((ticket, outcome))
+        now = time.monotonic()
+        for ref, (ticket, actor, started) in list(self._running.items()):
+            if now - started > self.timeout_s:
+                del self._running[ref]
+                self._replace(actor)
+                results.append((ticket, Outcome(False, failure=f"timeout: still running after {self.timeout_s:g} s")))
+        return results
+
+    def cancel_all(self) -> list[int]:
+        """Stop every running evaluation; returns their tickets."""
+        tickets = []
+        for ticket, actor, _ in self._running.values():
+            self.ray.kill(actor)
+            tickets.append(ticket)
+        self._running.clear()
+        return tickets
+
+    def shutdown(self) -> None:
+        for _, actor, _ in self._running.values():
+            self.ray.kill(actor)
+        for actor in self._idle:
+            self.ray.kill(actor)
+        self._running.clear()
+        self._idle.clear()
+        if self.started_ray:
+            self.ray.shutdown()
+
+    def _replace(self, actor: Any) -> None:
+        self.ray.kill(actor)
+        self._idle.append(self._actor_cls.remote(*self._args))
+
+
+def _describe(err: Exception) -> str:
+    name = type(err).__name__
+    if "OutOfMemory" in name:
+        return f"out of memory: {str(err).splitlines()[0]}"
+    text = str(err).strip().splitlines()
+    return f"{name}: {text[-1] if text else ''}"
+
+
+def make_executor(spec: JobSpec, *, evaluator: Any = None, space: Any = None) -> InlineExecutor | RayExecutor:
+    if spec.workers.count == 0:
+        return InlineExecutor(spec, evaluator, space)
+    return RayExecutor(spec)

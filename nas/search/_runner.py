@@ -1,0 +1,368 @@
+"""The search loop. The database is the source of truth; Optuna proposes, Ray only executes.
+
+One trial: ask -> sample -> price (lower + estimate, ~1 ms) -> infeasible: record and tell with its
+constraint violations, never built -> a known architecture: tell its stored result again -> else
+evaluate on a worker -> record -> tell. Recording comes before telling, so after a crash a trial
+left RUNNING in Optuna is either in the store (tell it what the store holds) or not (fail it and
+queue its parameters again): nothing completed is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from nas.objectives import directions, values
+from nas.plugins import Space, load_object, make_evaluator, resolve_space
+from nas.search._executor import Outcome, make_executor
+from nas.search._pricing import (
+    Priced,
+    _constraint_values,
+    accelerator_from_json,
+    accelerator_to_json,
+    price,
+    resolve_accelerator,
+)
+from nas.search._samplers import make_sampler
+from nas.spec import JobSpec, PluginRef, load_spec
+from nas.store import CandidateIn, CandidateRecord, JobRecord, Store, StoreError
+
+HEARTBEAT_S = 1.0  # how often the loop records that it is alive and looks for a cancel request
+REFERENCE_SAMPLES = 256  # architectures priced at submission to place the hypervolume's reference point
+Progress = Callable[[JobRecord], None]
+_ZERO_METRICS = dict.fromkeys(("latency_ms", "throughput_fps", "energy_mj", "params", "weight_mib"), 1.0)
+
+
+class JobStateError(StoreError):
+    """The job is not in a state that allows the request (e.g. resuming a job that is running)."""
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def submit(store: Store, spec: JobSpec) -> JobRecord:
+    """Validate what the spec names and create the job (status ``queued``)."""
+    space = resolve_space(spec)
+    accelerator = resolve_accelerator(spec)
+    reference = _reference_point(spec, space, accelerator)
+    return store.create_job(
+        name=spec.name,
+        tags=spec.tags,
+        spec=spec.model_dump(mode="json"),
+        accelerator=accelerator_to_json(accelerator),
+        reference_point=reference,
+    )
+
+
+def run(store: Store, job_id: int, *, progress: Progress | None = None, resume: bool = False) -> JobRecord:
+    """Run (or, with ``resume``, continue) the job to its budget, a cancel or an error."""
+    job = store.get_job(job_id)
+    _check_can_run(job, resume)
+    spec = JobSpec.model_validate(job.spec)
+    owner = owner_id()
+    job = store.claim(job_id, owner)
+    executor = None
+    try:
+        loop = _Loop(store, job, spec, owner, progress)
+        executor = make_executor(spec, evaluator=loop.preflight_evaluator, space=loop.space)
+        status = loop.run(executor)
+        return store.finish(job_id, status)
+    except BaseException as err:
+        reason = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+        with contextlib.suppress(StoreError):
+            store.finish(job_id, reason, error=f"{type(err).__name__}: {err}")
+        raise
+    finally:
+        if executor is not None:
+            executor.shutdown()
+
+
+def cancel(store: Store, job_id: int) -> JobRecord:
+    """Ask the process running the job to stop; a job nobody runs is marked cancelled at once."""
+    job = store.get_job(job_id)
+    if job.status in ("completed", "cancelled", "failed"):
+        return job
+    job = store.request_cancel(job_id)
+    if job.status != "running" or not _owner_alive(job):
+        job = store.finish(job_id, "cancelled")
+    return job
+
+
+def _check_can_run(job: JobRecord, resume: bool) -> None:
+    if job.status == "running" and _owner_alive(job):
+        raise JobStateError(f"job {job.id} is running in {job.owner}; `nas cancel {job.id}` stops it")
+    if not resume and job.status != "queued":
+        raise JobStateError(f"job {job.id} is {job.status}; `nas resume {job.id}` continues it")
+    if job.status == "completed" and job.budget_trials is not None and job.n_trials >= job.budget_trials:
+        raise JobStateError(f"job {job.id} has completed its budget of {job.budget_trials} trials")
+
+
+def _owner_alive(job: JobRecord) -> bool:
+    """Whether the process that claimed the job still runs: checked directly on its own host, by a
+    recent heartbeat elsewhere."""
+    if not job.owner:
+        return False
+    host, _, pid = job.owner.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    if job.heartbeat_at is None:
+        return False
+    from datetime import UTC, datetime
+
+    return (datetime.now(UTC) - job.heartbeat_at).total_seconds() < 10 * HEARTBEAT_S
+
+
+def _reference_point(spec: JobSpec, space: Space, accelerator) -> dict[str, float | None]:
+    """The hypervolume's reference point, fixed for the job's life: the spec's values, else the
+    hard constraints' bounds, else the worst of ``REFERENCE_SAMPLES`` randomly drawn (and priced)
+    architectures. Accuracy takes the evaluator's declared floor, else the store fixes it from the
+    first scored candidates."""
+    c = spec.constraints
+    bounds = {"latency_ms": c.max_latency_ms, "throughput_fps": c.min_fps, "energy_mj": c.max_energy_mj}
+    bounds["params"] = c.max_params
+    if isinstance(spec.evaluator, PluginRef):
+        bounds["accuracy"] = getattr(
+            load_object(spec.evaluator.plugin, field="evaluator.plugin"), "accuracy_floor", None
+        )
+    reference: dict[str, float | None] = {}
+    hardware = [o for o in spec.objectives if o != "accuracy"]
+    sampled: list[dict[str, float]] = []
+    if any(spec.reference_point.get(o) is None and bounds.get(o) is None for o in hardware):
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=spec.seed))
+        for _ in range(REFERENCE_SAMPLES):
+            trial = study.ask()
+            sampled.append(price(space, space.sample(trial), spec, accelerator).metrics)
+            study.tell(trial, 0.0)
+    for o in spec.objectives:
+        if o in spec.reference_point:
+            reference[o] = float(spec.reference_point[o])
+        elif bounds.get(o) is not None:
+            reference[o] = float(bounds[o])
+        elif o == "accuracy":
+            reference[o] = None
+        else:
+            pick = min if o == "throughput_fps" else max
+            reference[o] = float(pick(m[o] for m in sampled))
+    return reference
+
+
+class _Loop:
+    def __init__(self, store: Store, job: JobRecord, spec: JobSpec, owner: str, progress: Progress | None) -> None:
+        self.store, self.job, self.spec, self.owner, self.progress = store, job, spec, owner, progress
+        self.space = resolve_space(spec)
+        self.accelerator = accelerator_from_json(job.accelerator)
+        # Build the evaluator here first: a missing dataset or a broken plug-in fails the job at once
+        # with its own message, instead of once per worker and trial.
+        self.preflight_evaluator = make_evaluator(spec)
+        self.constraint_names = list(_constraint_values(spec.constraints, _ZERO_METRICS, True))
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.study = self._study()
+        self.known: dict[str, CandidateRecord] = store.candidate_index(job.id)
+        self.constraints_of = {
+            t.candidate_id: t.constraints for t in store.trials(job.id).values() if t.outcome != "duplicate"
+        }
+        self._last = job
+        self.worst_accuracy = min(
+            (c.metrics["accuracy"] for c in self.known.values() if c.status == "complete"), default=None
+        )
+
+    def _study(self) -> optuna.Study:
+        storage = optuna.storages.RDBStorage(
+            self.store.url,
+            engine_kwargs={"connect_args": {"timeout": 60}} if self.store.url.startswith("sqlite") else {},
+        )
+        # a resumed job does not replay its random stream
+        sampler = make_sampler(self.spec.sampler, seed=self.spec.seed + self.job.n_trials)
+        return optuna.create_study(
+            storage=storage,
+            sampler=sampler,
+            study_name=self.job.study_name,
+            directions=directions(self.spec.objectives),
+            load_if_exists=True,
+        )
+
+    # ---- the loop ---------------------------------------------------------------------------
+
+    def run(self, executor: Any) -> str:
+        spec, job_id = self.spec, self.job.id
+        self._reap()
+        job = self.store.get_job(job_id)
+        done = job.n_trials
+        budget = spec.budget.trials if spec.budget.trials is not None else math.inf
+        started, run_before, eval_s = time.monotonic(), job.run_seconds, job.eval_seconds
+        wall = spec.budget.wall_time_s if spec.budget.wall_time_s is not None else math.inf
+        inflight: dict[int, tuple[optuna.Trial, Any, Priced]] = {}
+        waiting: dict[str, list[optuna.Trial]] = {}  # arch_hash in flight -> later trials of it
+        last_beat, status = 0.0, "completed"
+        while True:
+            elapsed = run_before + time.monotonic() - started
+            if time.monotonic() - last_beat >= HEARTBEAT_S:
+                last_beat = time.monotonic()
+                if self.store.heartbeat(job_id, self.owner, run_seconds=elapsed, eval_seconds=eval_s):
+                    status = "cancelled"
+                    break
+            pending = len(inflight) + sum(map(len, waiting.values()))
+            while executor.capacity > 0 and done + pending < budget and elapsed < wall:
+                trial = self.study.ask()
+                arch = self.space.sample(trial)
+                h = arch.arch_hash
+                if h in self.known:
+                    self._tell_duplicate(trial, self.known[h])
+                    done += 1
+                elif h in waiting:
+                    waiting[h].append(trial)
+                    pending += 1
+                else:
+                    priced = price(self.space, arch, spec, self.accelerator)
+                    if priced.feasible:
+                        inflight[executor.submit(arch.to_json())] = (trial, arch, priced)
+                        waiting[h] = []
+                        pending += 1
+                    else:
+                        self._finish(trial, arch, priced, None)
+                        done += 1
+                self._report()
+                if time.monotonic() - last_beat >= HEARTBEAT_S:
+                    break  # a long run of infeasible or known candidates still looks for a cancel
+            if not inflight:
+                if done + pending >= budget or elapsed >= wall:
+                    break
+                continue
+            for ticket, outcome in executor.wait(timeout=0.2):
+                trial, arch, priced = inflight.pop(ticket)
+                eval_s += outcome.eval_s
+                record = self._finish(trial, arch, priced, outcome)
+                done += 1
+                for twin in waiting.pop(arch.arch_hash, []):
+                    self._tell_duplicate(twin, record)
+                    done += 1
+                self._report()
+            self._check_not_all_failing()
+        if status == "cancelled":
+            executor.cancel_all()
+            for trial, _, _ in inflight.values():
+                self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            for twins in waiting.values():
+                for twin in twins:
+                    self.study.tell(twin, state=TrialState.FAIL, skip_if_finished=True)
+        elapsed = run_before + time.monotonic() - started
+        self.store.heartbeat(job_id, self.owner, run_seconds=elapsed, eval_seconds=eval_s)
+        return status
+
+    def _finish(self, trial: optuna.Trial, arch: Any, priced: Priced, outcome: Outcome | None) -> CandidateRecord:
+        """Record a new candidate, then tell Optuna (in this order: see the module docstring)."""
+        metrics = dict(priced.metrics)
+        if outcome is None:
+            status, failure = (
+                "infeasible",
+                "violates " + ", ".join(f"{k} by {v:.1%}" for k, v in priced.violations.items()),
+            )
+        elif outcome.ok:
+            status, failure = "complete", None
+            metrics["accuracy"] = outcome.scores["accuracy"]
+            self.worst_accuracy = (
+                min(self.worst_accuracy, metrics["accuracy"])
+                if self.worst_accuracy is not None
+                else metrics["accuracy"]
+            )
+        else:
+            status, failure = "failed", outcome.failure
+        told = self._told_values(metrics, status)
+        candidate = CandidateIn(
+            arch_hash=arch.arch_hash,
+            name=arch.name,
+            arch=arch.to_json(),
+            status=status,
+            metrics=metrics,
+            deployable=priced.deployable,
+            failure=failure,
+            violations=priced.violations,
+            scores=outcome.scores if outcome else {},
+            hardware=priced.hardware,
+            eval_s=outcome.eval_s if outcome else None,
+            worker=outcome.worker if outcome else None,
+        )
+        constraints = priced.constraint_values or None
+        recorded = self.store.record(
+            self.job.id, trial.number, candidate=candidate, values=told, constraints=constraints
+        )
+        self._tell(trial, told, priced.constraint_values)
+        self.constraints_of[recorded.candidate_id] = constraints
+        record = CandidateRecord(
+            id=recorded.candidate_id, job_id=self.job.id, trial_number=trial.number, arch_hash=arch.arch_hash,
+            name=arch.name, arch=candidate.arch, status=status, failure=failure, violations=priced.violations,
+            on_front=recorded.on_front, metrics=metrics, deployable=priced.deployable, scores=candidate.scores,
+            hardware=priced.hardware, eval_s=candidate.eval_s, worker=candidate.worker, created_at=None,
+        )  # fmt: skip
+        self.known[arch.arch_hash] = record
+        return record
+
+    def _told_values(self, metrics: dict[str, float], status: str) -> list[float] | None:
+        """What Optuna hears: the objectives, or None for a failed evaluation. An infeasible
+        candidate has no accuracy; it is told the worst seen so far (samplers rank it by its
+        violations, which come with it)."""
+        if status == "failed":
+            return None
+        if status == "infeasible":
+            metrics = {**metrics, "accuracy": self.worst_accuracy if self.worst_accuracy is not None else 0.0}
+        return values(metrics, self.spec.objectives)
+
+    def _tell_duplicate(self, trial: optuna.Trial, original: CandidateRecord) -> None:
+        told = self._told_values(original.metrics, original.status)
+        constraints = self.constraints_of.get(original.id)
+        self.store.record(self.job.id, trial.number, duplicate_of=original.id, values=told, constraints=constraints)
+        self._tell(trial, told, constraints)
+
+    def _tell(self, trial: optuna.Trial, told: list[float] | None, constraints: list[float] | None) -> None:
+        if told is None:
+            self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            return
+        for name, value in zip(self.constraint_names, constraints or (), strict=False):
+            trial.set_constraint(name, value)
+        self.study.tell(trial, told, skip_if_finished=True)
+
+    def _reap(self) -> None:
+        """Settle the trials a dead run left RUNNING: told from the store if they were recorded,
+        else failed and their parameters queued again."""
+        stored = self.store.trials(self.job.id)
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.number in stored:
+                s = stored[t.number]
+                self._tell(optuna.Trial(self.study, t._trial_id), s.values, s.constraints)
+            else:
+                self.study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+                self.study.enqueue_trial(t.params, user_attrs={"requeued_from": t.number})
+
+    def _check_not_all_failing(self) -> None:
+        job = self._last
+        if job.n_complete == 0 and job.n_failed >= 5:
+            failures = [c.failure for c in self.known.values() if c.status == "failed"]
+            raise RuntimeError(f"the first {job.n_failed} evaluations all failed; the first: {failures[0]}")
+
+    def _report(self) -> None:
+        self._last = self.store.get_job(self.job.id)
+        if self.progress is not None:
+            self.progress(self._last)
+
+
+def run_spec(spec: JobSpec | str | dict, *, store: Store | None = None, progress: Progress | None = None) -> JobRecord:
+    """Submit and run a spec in one call (what ``nas run`` does)."""
+    spec = spec if isinstance(spec, JobSpec) else load_spec(spec)
+    store = store or Store()
+    job = submit(store, spec)
+    return run(store, job.id, progress=progress)

@@ -1,0 +1,220 @@
+"""The job spec: everything a search needs, validated once at the edge.
+
+    name: edge-classifier
+    space: metaformer                  # a registered space, a space YAML, an inline space, or a plug-in
+    input_shape: [3, 224, 224]         # deployment input (C, H, W): the hardware cost is priced here
+    num_classes: 10
+    accelerator: metis-like            # a name (`nas hw list`) or an accelerator YAML
+    objectives: [accuracy, latency_ms, energy_mj]
+    evaluator: {proxy: default}        # or {plugin: "package.module:object", options: {...}}
+    constraints: {min_fps: 800, max_energy_mj: 3, max_params: 8000000}
+    budget: {trials: 200, wall_time_s: 3600}
+    sampler: tpe
+    seed: 0
+    workers: {count: 2}                # or {address: "ray://head:10001"}; RAY_ADDRESS also joins a cluster
+
+Unknown keys are errors, and every error names its field (``SpecError``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from nas.objectives import OBJECTIVES, check_objectives
+from search_spaces import SearchSpace
+
+SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
+DEFAULT_SAMPLER = "tpe"  # chosen from docs/search_efficiency.md
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+class SpecError(ValueError):
+    """A job spec that cannot be used; the message names the field and the fix."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PluginRef(_Frozen):
+    """An object found by import path, ``package.module:object``, called with ``**options``."""
+
+    plugin: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("plugin")
+    @classmethod
+    def _import_path(cls, v: str) -> str:
+        if not _IMPORT_PATH.match(v):
+            raise ValueError(f"{v!r} is not an import path; write it as package.module:object")
+        return v
+
+
+class ProxyEvaluatorSpec(_Frozen):
+    """Score each candidate with an accuracy proxy (``nas proxy list``) on real images."""
+
+    proxy: str = "default"
+    data: str = "fashion-mnist"  # or an ImageFolder directory
+    data_dir: str | None = None  # where Fashion-MNIST's IDX files are (default: the usual places)
+    resolution: int = Field(default=32, ge=8)  # proxies run at low resolution; hardware is priced at input_shape
+    batch: int = Field(default=64, ge=2)
+
+
+class Constraints(_Frozen):
+    """Hard limits, checked on the priced candidate before anything is built or scored."""
+
+    max_latency_ms: float | None = Field(default=None, gt=0)
+    min_fps: float | None = Field(default=None, gt=0)
+    max_energy_mj: float | None = Field(default=None, gt=0)
+    max_params: int | None = Field(default=None, gt=0)
+    max_weight_mib: float | None = Field(default=None, gt=0)
+    deployable_only: bool = True  # reject networks with ops the accelerator cannot run
+
+
+class Budget(_Frozen):
+    trials: int | None = Field(default=100, ge=1)  # Optuna trials, duplicates and infeasible ones included
+    wall_time_s: float | None = Field(default=None, gt=0)
+    trial_timeout_s: float = Field(default=600, gt=0)  # an evaluation running longer is recorded as failed
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Budget:
+        if self.trials is None and self.wall_time_s is None:
+            raise ValueError("set trials, wall_time_s or both: a job needs an end")
+        return self
+
+
+class Workers(_Frozen):
+    count: int | None = Field(default=None, ge=0)  # evaluations in flight; None: the CPUs Ray sees; 0: no Ray
+    address: str | None = None  # a Ray cluster to join; None: RAY_ADDRESS if set, else a local Ray
+    cpus_per_worker: float = Field(default=1, gt=0)
+
+
+def _kind(default: str):
+    """Pick the union member from the data, so an error speaks of the member the user wrote."""
+
+    def pick(v: Any) -> str:
+        if (isinstance(v, dict) and "plugin" in v) or isinstance(v, PluginRef):
+            return "plugin"
+        return "name" if isinstance(v, str) else default
+
+    return Discriminator(pick)
+
+
+SpaceField = Annotated[
+    Annotated[str, Tag("name")] | Annotated[SearchSpace, Tag("inline")] | Annotated[PluginRef, Tag("plugin")],
+    _kind("inline"),
+]
+EvaluatorField = Annotated[
+    Annotated[ProxyEvaluatorSpec, Tag("proxy")] | Annotated[PluginRef, Tag("plugin")],
+    _kind("proxy"),
+]
+_TAGS = {"name", "inline", "plugin", "proxy"}
+
+
+class JobSpec(_Frozen):
+    name: str = Field(default="search", min_length=1, max_length=200)
+    tags: tuple[str, ...] = ()
+    space: SpaceField = "metaformer"
+    input_shape: tuple[int, int, int] = (3, 224, 224)
+    num_classes: int = Field(default=10, ge=1)
+    accelerator: str = "metis-like"
+    mode: Literal["throughput", "latency"] = "throughput"
+    batch: int = Field(default=1, ge=1)
+    objectives: tuple[str, ...] = ("accuracy", "latency_ms", "energy_mj")
+    evaluator: EvaluatorField = ProxyEvaluatorSpec()
+    constraints: Constraints = Constraints()
+    reference_point: dict[str, float] = Field(default_factory=dict)  # hypervolume's; see nas.search
+    budget: Budget = Budget()
+    sampler: Literal["tpe", "nsga2", "nsga3", "gp", "random"] = DEFAULT_SAMPLER
+    seed: int = 0
+    workers: Workers = Workers()
+
+    @field_validator("input_shape")
+    @classmethod
+    def _positive(cls, v: tuple[int, int, int]) -> tuple[int, int, int]:
+        if min(v) < 1:
+            raise ValueError(f"every size must be >= 1, got {list(v)} (C, H, W)")
+        return v
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError(f"name at least one of {', '.join(OBJECTIVES)}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"an objective is listed twice: {list(v)}")
+        check_objectives(v)
+        return v
+
+    @model_validator(mode="after")
+    def _reference_point(self) -> JobSpec:
+        extra = sorted(set(self.reference_point) - set(self.objectives))
+        if extra:
+            raise ValueError(f"reference_point: {', '.join(extra)} is not among the objectives {list(self.objectives)}")
+        return self
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    def ray_address(self) -> str | None:
+        return self.workers.address or os.environ.get("RAY_ADDRESS") or None
+
+
+def load_spec(source: str | Path | dict[str, Any], **overrides: Any) -> JobSpec:
+    """A spec from a YAML/JSON file or a mapping; ``overrides`` replace top-level keys.
+
+    Names (space, accelerator, proxy, plug-ins) are checked when the job resolves them
+    (``nas.search.resolve``), where their registries load.
+    """
+    where = ""
+    if isinstance(source, dict):
+        data = source
+    else:
+        path = Path(source)
+        where = f"{path}: "
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise SpecError(f"{path}: cannot read the job spec: {err.strerror or err}") from err
+        try:
+            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as err:
+            raise SpecError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {err}") from err
+        if data is None:
+            data = {}
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}a job spec is a mapping of fields (name, space, objectives, ...)")
+    data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(where + describe_spec_error(err)) from err
+
+
+def describe_spec_error(err: ValidationError) -> str:
+    """One 'field.path: message' line per error, without pydantic's union-member tags."""
+    lines = []
+    for e in err.errors():
+        loc = e["loc"]
+        if len(loc) >= 2 and loc[0] in ("space", "evaluator") and loc[1] in _TAGS:
+            loc = loc[:1] + loc[2:]
+        loc = ".".join(str(p) for p in loc if not str(p).startswith("function-"))
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{loc}: {msg}" if loc else msg)
+    return "\n  ".join(lines)

@@ -1,0 +1,43 @@
+"""The SQL store of jobs, candidates, trials and Pareto fronts (SQLite or PostgreSQL).
+
+    from nas.store import Store
+    store = Store("sqlite:///nas.db")        # migrates the schema to the newest version
+    store.pareto(job_id, where=parse_bounds("latency_ms<2"), sort="energy_mj")
+
+``contract`` holds the test suite every backend must pass.
+"""
+
+from nas.store._records import (
+    CANDIDATE_STATUSES,
+    JOB_STATUSES,
+    METRIC_COLUMNS,
+    Bound,
+    CandidateIn,
+    CandidateRecord,
+    JobRecord,
+    NotFoundError,
+    Recorded,
+    StoreError,
+    TrialRecord,
+    parse_bounds,
+)
+from nas.store._store import DB_ENV, DEFAULT_DB, Store, default_url
+
+__all__ = [
+    "CANDIDATE_STATUSES",
+    "DB_ENV",
+    "DEFAULT_DB",
+    "JOB_STATUSES",
+    "METRIC_COLUMNS",
+    "Bound",
+    "CandidateIn",
+    "CandidateRecord",
+    "JobRecord",
+    "NotFoundError",
+    "Recorded",
+    "Store",
+    "StoreError",
+    "TrialRecord",
+    "default_url",
+    "parse_bounds",
+]

@@ -1,0 +1,113 @@
+"""The store's tables. Objective and metric values are columns, not rows: the set is fixed by
+``nas.objectives``, and the Pareto queries filter and sort on them at 100k candidates."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class BaseModel(DeclarativeBase):
+    pass
+
+
+class JobModel(BaseModel):
+    __tablename__ = "nas_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    tags: Mapped[list] = mapped_column(JSON, default=list)
+    spec: Mapped[dict] = mapped_column(JSON)  # the validated JobSpec
+    accelerator: Mapped[dict] = mapped_column(JSON)  # resolved chip + mapping: the job never rereads a YAML
+    study_name: Mapped[str] = mapped_column(String(200), unique=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)  # see nas.store.JOB_STATUSES
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    owner: Mapped[str | None] = mapped_column(String(200))  # host:pid of the process running it
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    n_trials: Mapped[int] = mapped_column(Integer, default=0)
+    n_complete: Mapped[int] = mapped_column(Integer, default=0)
+    n_infeasible: Mapped[int] = mapped_column(Integer, default=0)
+    n_failed: Mapped[int] = mapped_column(Integer, default=0)
+    n_duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    n_front: Mapped[int] = mapped_column(Integer, default=0)
+    hypervolume: Mapped[float | None] = mapped_column(Float)
+    reference_point: Mapped[dict] = mapped_column(JSON, default=dict)  # objective -> value; null: not fixed yet
+    eval_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # worker time spent evaluating
+    run_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # wall time run so far, over every resume
+
+
+class CandidateModel(BaseModel):
+    """One distinct architecture of a job (its first trial); duplicates only add trial rows."""
+
+    __tablename__ = "nas_candidates"
+    __table_args__ = (
+        UniqueConstraint("job_id", "arch_hash"),
+        Index("ix_nas_candidates_front", "job_id", "on_front"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("nas_jobs.id", ondelete="CASCADE"))
+    trial_number: Mapped[int] = mapped_column(Integer)
+    arch_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(500))
+    arch: Mapped[str] = mapped_column(Text)  # the architecture's JSON
+    status: Mapped[str] = mapped_column(String(20))  # complete | infeasible | failed
+    failure: Mapped[str | None] = mapped_column(Text)
+    violations: Mapped[dict] = mapped_column(JSON, default=dict)  # constraint -> amount over its bound
+    on_front: Mapped[bool] = mapped_column(Boolean, default=False)
+    accuracy: Mapped[float | None] = mapped_column(Float)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    throughput_fps: Mapped[float | None] = mapped_column(Float)
+    energy_mj: Mapped[float | None] = mapped_column(Float)
+    power_w: Mapped[float | None] = mapped_column(Float)
+    params: Mapped[int | None] = mapped_column(Integer)
+    weight_mib: Mapped[float | None] = mapped_column(Float)
+    macs: Mapped[float | None] = mapped_column(Float)  # float: billions of MACs overflow some INTEGERs
+    utilisation: Mapped[float | None] = mapped_column(Float)
+    deployable: Mapped[bool | None] = mapped_column(Boolean)
+    scores: Mapped[dict] = mapped_column(JSON, default=dict)  # every score the evaluator returned
+    hardware: Mapped[dict] = mapped_column(JSON, default=dict)  # the cost report's summary (no per-layer rows)
+    eval_s: Mapped[float | None] = mapped_column(Float)
+    worker: Mapped[str | None] = mapped_column(String(200))  # the Ray node that evaluated it
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TrialModel(BaseModel):
+    """Every finished trial of a job: the budget counts these rows, resume trusts them."""
+
+    __tablename__ = "nas_trials"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("nas_jobs.id", ondelete="CASCADE"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("nas_candidates.id", ondelete="CASCADE"))
+    outcome: Mapped[str] = mapped_column(String(20))  # complete | infeasible | failed | duplicate
+    values: Mapped[list | None] = mapped_column(JSON)  # what Optuna was told (None: failed)
+    constraints: Mapped[list | None] = mapped_column(JSON)  # violation amounts told with it
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class HypervolumeModel(BaseModel):
+    __tablename__ = "nas_hypervolume"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("nas_jobs.id", ondelete="CASCADE"), primary_key=True)
+    n_trials: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hypervolume: Mapped[float] = mapped_column(Float)
+    front_size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

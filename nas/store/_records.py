@@ -1,0 +1,165 @@
+"""What the store hands out and takes in: frozen records, detached from any session."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import operator
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from nas.objectives import METRICS
+
+JOB_STATUSES = ("queued", "running", "completed", "cancelled", "failed", "interrupted")
+CANDIDATE_STATUSES = ("complete", "infeasible", "failed")
+METRIC_COLUMNS = tuple(m for m in METRICS if m not in ("trial_number", "eval_s"))
+
+
+class StoreError(RuntimeError):
+    """The database refused or failed; the message names the database and what to do."""
+
+
+class NotFoundError(StoreError, LookupError):
+    """No such job or candidate."""
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything the store stores is UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: int
+    name: str
+    tags: tuple[str, ...]
+    spec: dict[str, Any]
+    accelerator: dict[str, Any]
+    study_name: str
+    status: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    owner: str | None
+    cancel_requested: bool
+    error: str | None
+    n_trials: int
+    n_complete: int
+    n_infeasible: int
+    n_failed: int
+    n_duplicates: int
+    n_front: int
+    hypervolume: float | None
+    reference_point: dict[str, float | None]
+    eval_seconds: float
+    run_seconds: float
+
+    @property
+    def budget_trials(self) -> int | None:
+        return self.spec["budget"]["trials"]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for key in ("created_at", "started_at", "finished_at", "heartbeat_at"):
+            data[key] = data[key].isoformat() if data[key] else None
+        data["tags"] = list(self.tags)
+        return data
+
+
+@dataclass(frozen=True)
+class CandidateRecord:
+    id: int
+    job_id: int
+    trial_number: int
+    arch_hash: str
+    name: str
+    arch: str  # JSON
+    status: str
+    failure: str | None
+    violations: dict[str, float]
+    on_front: bool
+    metrics: dict[str, float | None]  # METRIC_COLUMNS
+    deployable: bool | None
+    scores: dict[str, float]
+    hardware: dict[str, Any]
+    eval_s: float | None
+    worker: str | None
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["arch"] = json.loads(self.arch)
+        data["created_at"] = self.created_at.isoformat()
+        return data
+
+
+@dataclass(frozen=True)
+class CandidateIn:
+    """A result the search loop records."""
+
+    arch_hash: str
+    name: str
+    arch: str  # JSON
+    status: str  # complete | infeasible | failed
+    metrics: dict[str, float]  # METRIC_COLUMNS that are known (hardware always; accuracy when scored)
+    deployable: bool
+    failure: str | None = None
+    violations: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+    hardware: dict[str, Any] = field(default_factory=dict)
+    eval_s: float | None = None
+    worker: str | None = None
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    number: int
+    candidate_id: int
+    outcome: str  # complete | infeasible | failed | duplicate
+    values: list[float] | None
+    constraints: list[float] | None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording one trial changed."""
+
+    candidate_id: int
+    on_front: bool
+    front_changed: bool
+    hypervolume: float | None
+
+
+_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "=": operator.eq, "!=": operator.ne}
+_BOUND = re.compile(r"^\s*([a-z_]+)\s*(<=|>=|!=|<|>|==?)\s*(-?[\d.]+(?:e-?\d+)?)\s*$", re.IGNORECASE)
+FILTERABLE = (*METRIC_COLUMNS, "trial_number", "eval_s")
+
+
+@dataclass(frozen=True)
+class Bound:
+    metric: str
+    op: str
+    value: float
+
+    def __str__(self) -> str:
+        return f"{self.metric}{self.op}{self.value:g}"
+
+
+def parse_bounds(text: str | list[str] | tuple[str, ...] | None) -> list[Bound]:
+    """``'latency_ms<2, energy_mj<=3'`` (or a list of such) -> bounds; errors name the bad part."""
+    if not text:
+        return []
+    parts = [p for chunk in ([text] if isinstance(text, str) else text) for p in chunk.split(",") if p.strip()]
+    bounds = []
+    for part in parts:
+        m = _BOUND.match(part)
+        if not m:
+            raise ValueError(f"where: cannot read {part.strip()!r}; write METRIC OP NUMBER, e.g. 'latency_ms<2'")
+        metric, op, value = m.group(1), m.group(2), float(m.group(3))
+        if metric not in FILTERABLE:
+            raise ValueError(f"where: unknown metric {metric!r}; known: {', '.join(FILTERABLE)}")
+        bounds.append(Bound(metric, "=" if op == "==" else op, value))
+    return bounds

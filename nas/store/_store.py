@@ -1,0 +1,491 @@
+"""The store: jobs, candidates, trials and hypervolume history in SQL, the search's source of truth.
+
+One process writes a job (the one running it); any number read. Every call runs in one
+transaction that commits or rolls back whole, and turns driver errors into ``StoreError``.
+SQLite runs in WAL mode so readers never block the writer; PostgreSQL works with the same code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, asc, create_engine, desc, event, func, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from nas.objectives import OBJECTIVES, loss_vector, sign
+from nas.pareto import add_to_front, hypervolume, non_dominated
+from nas.store._models import CandidateModel, HypervolumeModel, JobModel, TrialModel
+from nas.store._records import (
+    _OPS,
+    FILTERABLE,
+    METRIC_COLUMNS,
+    Bound,
+    CandidateIn,
+    CandidateRecord,
+    JobRecord,
+    NotFoundError,
+    Recorded,
+    StoreError,
+    TrialRecord,
+    utc,
+)
+
+DB_ENV = "NAS_DB_URL"
+DEFAULT_DB = "sqlite:///nas.db"  # in the working directory
+MIGRATIONS = Path(__file__).parent / "migrations"
+REFERENCE_WARMUP = 10  # scored candidates after which an objective without a declared reference gets one
+
+
+def default_url() -> str:
+    return os.environ.get(DB_ENV) or DEFAULT_DB
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+            cursor.execute("PRAGMA synchronous=NORMAL")  # WAL keeps this crash-safe
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest migration (idempotent)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    """``Store(url)`` opens (and migrates) the database at ``url``, e.g. ``sqlite:///nas.db`` or
+    ``postgresql+psycopg://user:pw@host/db``."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_url()
+        try:
+            self.engine = make_engine(self.url)
+            upgrade(self.engine)
+        except SQLAlchemyError as err:
+            raise StoreError(f"database {self.safe_url}: cannot open it: {err.__class__.__name__}: {err}") from err
+        except ModuleNotFoundError as err:
+            raise StoreError(f"database {self.safe_url}: its driver is not installed ({err})") from err
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without its password, for messages."""
+        from sqlalchemy.engine import make_url
+
+        try:
+            return make_url(self.url).render_as_string(hide_password=True)
+        except Exception:  # an unparsable URL is reported by create_engine
+            return self.url
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[Session]:
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except StoreError:
+            session.rollback()
+            raise
+        except SQLAlchemyError as err:
+            session.rollback()
+            raise StoreError(f"database {self.safe_url}: {err.__class__.__name__}: {err.orig or err}") from err
+        finally:
+            session.close()
+
+    # ---- jobs -------------------------------------------------------------------------------
+
+    def create_job(
+        self,
+        *,
+        name: str,
+        tags: Sequence[str],
+        spec: dict[str, Any],
+        accelerator: dict[str, Any],
+        reference_point: dict,
+    ) -> JobRecord:
+        with self._session() as s:
+            job = JobModel(
+                name=name,
+                tags=list(tags),
+                spec=spec,
+                accelerator=accelerator,
+                study_name=f"pending-{os.getpid()}-{_now().timestamp()}",
+                status="queued",
+                created_at=_now(),
+                cancel_requested=False,
+                n_trials=0,
+                n_complete=0,
+                n_infeasible=0,
+                n_failed=0,
+                n_duplicates=0,
+                n_front=0,
+                reference_point=reference_point,
+                eval_seconds=0.0,
+                run_seconds=0.0,
+            )
+            s.add(job)
+            s.flush()
+            job.study_name = f"nas-job-{job.id}"
+            return _job(job)
+
+    def get_job(self, job_id: int) -> JobRecord:
+        with self._session() as s:
+            return _job(self._job(s, job_id))
+
+    def list_jobs(self, *, status: str | None = None, limit: int = 100) -> list[JobRecord]:
+        with self._session() as s:
+            query = select(JobModel).order_by(desc(JobModel.id)).limit(limit)
+            if status:
+                query = query.where(JobModel.status == status)
+            return [_job(j) for j in s.scalars(query)]
+
+    def claim(self, job_id: int, owner: str) -> JobRecord:
+        """Mark the job running in ``owner`` (host:pid)."""
+        with self._session() as s:
+            job = self._job(s, job_id, lock=True)
+            job.status, job.owner, job.heartbeat_at, job.cancel_requested = "running", owner, _now(), False
+            job.started_at = job.started_at or _now()
+            job.finished_at, job.error = None, None
+            return _job(job)
+
+    def heartbeat(self, job_id: int, owner: str, *, run_seconds: float, eval_seconds: float) -> bool:
+        """Record that ``owner`` is alive and the time spent; returns whether a cancel was requested."""
+        with self._session() as s:
+            s.execute(
+                update(JobModel)
+                .where(JobModel.id == job_id, JobModel.owner == owner)
+                .values(heartbeat_at=_now(), run_seconds=run_seconds, eval_seconds=eval_seconds)
+            )
+            return bool(s.scalar(select(JobModel.cancel_requested).where(JobModel.id == job_id)))
+
+    def request_cancel(self, job_id: int) -> JobRecord:
+        with self._session() as s:
+            job = self._job(s, job_id, lock=True)
+            job.cancel_requested = True
+            return _job(job)
+
+    def finish(self, job_id: int, status: str, error: str | None = None) -> JobRecord:
+        with self._session() as s:
+            job = self._job(s, job_id, lock=True)
+            job.status, job.error, job.finished_at, job.owner = status, error, _now(), None
+            return _job(job)
+
+    # ---- trials and candidates --------------------------------------------------------------
+
+    def trials(self, job_id: int) -> dict[int, TrialRecord]:
+        with self._session() as s:
+            rows = s.scalars(select(TrialModel).where(TrialModel.job_id == job_id))
+            return {t.number: TrialRecord(t.number, t.candidate_id, t.outcome, t.values, t.constraints) for t in rows}
+
+    def candidate_index(self, job_id: int) -> dict[str, CandidateRecord]:
+        """arch_hash -> candidate: what a new trial of the same network reuses."""
+        with self._session() as s:
+            return {c.arch_hash: _candidate(c) for c in s.scalars(_candidates(job_id))}
+
+    def record(
+        self,
+        job_id: int,
+        number: int,
+        *,
+        candidate: CandidateIn | None = None,
+        duplicate_of: int | None = None,
+        values: list[float] | None,
+        constraints: list[float] | None,
+    ) -> Recorded:
+        """Record finished trial ``number``: a new candidate, or a duplicate of an existing one.
+
+        One transaction adds the trial row, the candidate, the job's counters, the front's
+        membership and, when the front moved, a hypervolume history point.
+        """
+        if (candidate is None) == (duplicate_of is None):
+            raise ValueError("record: give exactly one of candidate and duplicate_of")
+        with self._session() as s:
+            job = self._job(s, job_id, lock=True)
+            job.n_trials += 1
+            if duplicate_of is not None:
+                job.n_duplicates += 1
+                s.add(_trial(job_id, number, duplicate_of, "duplicate", values, constraints))
+                return Recorded(duplicate_of, False, False, job.hypervolume)
+            row = CandidateModel(
+                job_id=job_id,
+                trial_number=number,
+                arch_hash=candidate.arch_hash,
+                name=candidate.name,
+                arch=candidate.arch,
+                status=candidate.status,
+                failure=candidate.failure,
+                violations=candidate.violations,
+                on_front=False,
+                deployable=candidate.deployable,
+                scores=candidate.scores,
+                hardware=candidate.hardware,
+                eval_s=candidate.eval_s,
+                worker=candidate.worker,
+                created_at=_now(),
+                **{m: candidate.metrics.get(m) for m in METRIC_COLUMNS},
+            )
+            s.add(row)
+            try:
+                s.flush()
+            except IntegrityError as err:
+                raise StoreError(f"job {job_id}: candidate {candidate.arch_hash} is already recorded") from err
+            s.add(_trial(job_id, number, row.id, candidate.status, values, constraints))
+            counter = {"complete": "n_complete", "infeasible": "n_infeasible", "failed": "n_failed"}[candidate.status]
+            setattr(job, counter, getattr(job, counter) + 1)
+            if candidate.status != "complete":
+                return Recorded(row.id, False, False, job.hypervolume)
+            return self._update_front(s, job, row)
+
+    def _update_front(self, s: Session, job: JobModel, row: CandidateModel) -> Recorded:
+        objectives = job.spec["objectives"]
+        columns = [getattr(CandidateModel, o) for o in objectives]
+        front = {
+            r[0]: loss_vector(dict(zip(objectives, r[1:], strict=True)), objectives)
+            for r in s.execute(
+                select(CandidateModel.id, *columns).where(*_on_front(job.id), CandidateModel.id != row.id)
+            )
+        }
+        loss = loss_vector({o: getattr(row, o) for o in objectives}, objectives)
+        joins, pushed_off = add_to_front(front, row.id, loss)
+        reference_fixed = self._fix_reference(s, job)
+        if not joins and not reference_fixed:
+            return Recorded(row.id, False, False, job.hypervolume)
+        if joins:
+            row.on_front = True
+            if pushed_off:
+                s.execute(update(CandidateModel).where(CandidateModel.id.in_(pushed_off)).values(on_front=False))
+            for key in pushed_off:
+                front.pop(key)
+            front[row.id] = loss
+            job.n_front = len(front)
+        reference = job.reference_point
+        if all(reference.get(o) is not None for o in objectives):
+            ref_loss = [sign(o) * reference[o] for o in objectives]
+            job.hypervolume = hypervolume(list(front.values()), ref_loss)
+            s.merge(
+                HypervolumeModel(
+                    job_id=job.id,
+                    n_trials=job.n_trials,
+                    hypervolume=job.hypervolume,
+                    front_size=job.n_front,
+                    created_at=_now(),
+                )
+            )
+        return Recorded(row.id, joins, joins, job.hypervolume)
+
+    def _fix_reference(self, s: Session, job: JobModel) -> bool:
+        """Give objectives without a reference value the worst of the first scored candidates."""
+        missing = [o for o in job.spec["objectives"] if job.reference_point.get(o) is None]
+        if not missing or job.n_complete < REFERENCE_WARMUP:
+            return False
+        reference = dict(job.reference_point)
+        for o in missing:
+            worst = func.max if OBJECTIVES[o] == "minimize" else func.min
+            column = getattr(CandidateModel, o)
+            reference[o] = s.scalar(select(worst(column)).where(*_complete(job.id)))
+        job.reference_point = reference  # a new dict: JSON columns track assignment, not mutation
+        return True
+
+    # ---- queries ----------------------------------------------------------------------------
+
+    def candidate(self, job_id: int, ref: int | str) -> CandidateRecord:
+        """A candidate by id, or by its architecture hash (a unique prefix is enough)."""
+        with self._session() as s:
+            self._job(s, job_id)
+            query = select(CandidateModel).where(CandidateModel.job_id == job_id)
+            if isinstance(ref, int) or str(ref).isdigit():
+                rows = list(s.scalars(query.where(CandidateModel.id == int(ref))))
+            else:
+                rows = list(s.scalars(query.where(CandidateModel.arch_hash.startswith(str(ref))).limit(2)))
+            if len(rows) != 1:
+                what = "is ambiguous" if rows else "is not among its candidates"
+                raise NotFoundError(f"job {job_id}: candidate {ref!r} {what}; `nas pareto {job_id}` lists them")
+            return _candidate(rows[0])
+
+    def candidates(
+        self, job_id: int, *, status: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[CandidateRecord]:
+        with self._session() as s:
+            query = _candidates(job_id).order_by(CandidateModel.trial_number).offset(offset).limit(limit)
+            if status:
+                query = query.where(CandidateModel.status == status)
+            return [_candidate(c) for c in s.scalars(query)]
+
+    def pareto(
+        self,
+        job_id: int,
+        *,
+        where: Sequence[Bound] = (),
+        sort: str | None = None,
+        descending: bool | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[CandidateRecord]:
+        """The feasible candidates that no other feasible candidate within ``where`` dominates.
+
+        Bounds that only cut the worse side of objectives keep the job's front as it is (anything
+        dominating a kept point is kept too), so those queries read the maintained membership. Other
+        bounds can promote candidates the job's front dominates: the front is recomputed over the
+        candidates inside them.
+        """
+        with self._session() as s:
+            job = self._job(s, job_id)
+            objectives = job.spec["objectives"]
+            filters = [_OPS[b.op](getattr(CandidateModel, b.metric), b.value) for b in where]
+            if all(_cuts_worse_side(b, objectives) for b in where):
+                ids = None
+                base = [*_on_front(job_id), *filters]
+            else:
+                columns = [getattr(CandidateModel, o) for o in objectives]
+                rows = s.execute(select(CandidateModel.id, *columns).where(*_complete(job_id), *filters)).all()
+                import numpy as np
+
+                losses = np.array([[sign(o) * v for o, v in zip(objectives, r[1:], strict=True)] for r in rows])
+                ids = [r[0] for r, keep in zip(rows, non_dominated(losses.reshape(len(rows), -1)), strict=True) if keep]
+                base = [CandidateModel.id.in_(ids)] if ids else [CandidateModel.id.is_(None)]
+            sort = sort or objectives[0]
+            if sort not in FILTERABLE:
+                raise ValueError(f"sort: unknown metric {sort!r}; known: {', '.join(FILTERABLE)}")
+            if descending is None:
+                descending = OBJECTIVES.get(sort) == "maximize"
+            order = desc if descending else asc
+            query = (
+                select(CandidateModel)
+                .where(*base)
+                .order_by(order(getattr(CandidateModel, sort)), CandidateModel.id)
+                .offset(offset)
+                .limit(limit)
+            )
+            return [_candidate(c) for c in s.scalars(query)]
+
+    def hypervolume_history(self, job_id: int) -> list[tuple[int, float, int]]:
+        """(trials done, hypervolume, front size) each time the front moved."""
+        with self._session() as s:
+            self._job(s, job_id)
+            rows = s.execute(
+                select(HypervolumeModel.n_trials, HypervolumeModel.hypervolume, HypervolumeModel.front_size)
+                .where(HypervolumeModel.job_id == job_id)
+                .order_by(HypervolumeModel.n_trials)
+            )
+            return [tuple(r) for r in rows]
+
+    def delete_job(self, job_id: int) -> None:
+        with self._session() as s:
+            s.delete(self._job(s, job_id))
+
+    def _job(self, s: Session, job_id: int, *, lock: bool = False) -> JobModel:
+        job = s.get(JobModel, job_id, with_for_update=lock)
+        if job is None:
+            raise NotFoundError(f"job {job_id} is not in {self.safe_url}; `nas jobs` lists the jobs there")
+        return job
+
+
+def _on_front(job_id: int) -> list:
+    return [CandidateModel.job_id == job_id, CandidateModel.on_front.is_(True)]
+
+
+def _complete(job_id: int) -> list:
+    return [CandidateModel.job_id == job_id, CandidateModel.status == "complete"]
+
+
+def _candidates(job_id: int):
+    return select(CandidateModel).where(CandidateModel.job_id == job_id)
+
+
+def _cuts_worse_side(bound: Bound, objectives: Sequence[str]) -> bool:
+    if bound.metric not in objectives:
+        return False
+    if OBJECTIVES[bound.metric] == "minimize":
+        return bound.op in ("<", "<=")
+    return bound.op in (">", ">=")
+
+
+def _trial(job_id: int, number: int, candidate_id: int, outcome: str, values, constraints) -> TrialModel:
+    return TrialModel(
+        job_id=job_id,
+        number=number,
+        candidate_id=candidate_id,
+        outcome=outcome,
+        values=values,
+        constraints=constraints,
+        created_at=_now(),
+    )
+
+
+def _job(m: JobModel) -> JobRecord:
+    return JobRecord(
+        id=m.id,
+        name=m.name,
+        tags=tuple(m.tags or ()),
+        spec=m.spec,
+        accelerator=m.accelerator,
+        study_name=m.study_name,
+        status=m.status,
+        created_at=utc(m.created_at),
+        started_at=utc(m.started_at),
+        finished_at=utc(m.finished_at),
+        heartbeat_at=utc(m.heartbeat_at),
+        owner=m.owner,
+        cancel_requested=bool(m.cancel_requested),
+        error=m.error,
+        n_trials=m.n_trials,
+        n_complete=m.n_complete,
+        n_infeasible=m.n_infeasible,
+        n_failed=m.n_failed,
+        n_duplicates=m.n_duplicates,
+        n_front=m.n_front,
+        hypervolume=m.hypervolume,
+        reference_point=dict(m.reference_point or {}),
+        eval_seconds=m.eval_seconds,
+        run_seconds=m.run_seconds,
+    )
+
+
+def _candidate(m: CandidateModel) -> CandidateRecord:
+    return CandidateRecord(
+        id=m.id,
+        job_id=m.job_id,
+        trial_number=m.trial_number,
+        arch_hash=m.arch_hash,
+        name=m.name,
+        arch=m.arch,
+        status=m.status,
+        failure=m.failure,
+        violations=dict(m.violations or {}),
+        on_front=bool(m.on_front),
+        metrics={c: getattr(m, c) for c in METRIC_COLUMNS},
+        deployable=m.deployable,
+        scores=dict(m.scores or {}),
+        hardware=dict(m.hardware or {}),
+        eval_s=m.eval_s,
+        worker=m.worker,
+        created_at=utc(m.created_at),
+    )
