@@ -69,15 +69,20 @@ def cmd_estimate(args: argparse.Namespace) -> int:
                           **report.to_dict()}, indent=2))  # fmt: skip
         return 0
     print(_totals(name, report, args))
-    rows = sorted(report.layers, key=lambda r: -r.time_us)[: args.top] if args.top else report.layers
     print()
-    print(table(
+    print(layer_table(report, args.top))
+    return 0
+
+
+def layer_table(report: CostReport, top: int | None = None) -> str:
+    """The per-layer table, or its ``top`` slowest layers."""
+    rows = sorted(report.layers, key=lambda r: -r.time_us)[:top] if top else report.layers
+    return table(
         ["layer", "op", "unit", "mapping", "time us", "energy uJ", "compute", "weights", "activ.", "weights in", "util"],
         [(r.name, f"{r.op}/{r.fn}", r.unit, r.mapping, f"{r.time_us:.2f}", f"{r.energy_uj:.3f}",
           f"{r.compute_uj:.3f}", f"{r.weights_uj:.3f}", f"{r.activations_uj:.3f}", r.weights_in or "-",
           f"{r.utilisation:.0%}" if r.unit == "imc" else "-") for r in rows],
-    ))  # fmt: skip
-    return 0
+    )  # fmt: skip
 
 
 def _totals(name: str, r: CostReport, args: argparse.Namespace) -> str:

@@ -9,13 +9,17 @@ import sys
 from pydantic import ValidationError
 
 from hwmodels import AcceleratorError
-from nas import _hw_cli, _proxy_cli, _space_cli
+from nas import _hw_cli, _jobs_cli, _proxy_cli, _space_cli
+from nas.store._records import StoreError
 from search_spaces import SpaceError, UnknownNameError, describe_validation_error
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nas", description="Hardware-aware NAS for IMC accelerators")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{space,hw,proxy}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{run,resume,cancel,jobs,pareto,show,space,hw,proxy}"
+    )
+    _jobs_cli.add_parsers(sub)
     _space_cli.add_parser(sub)
     _hw_cli.add_parser(sub)
     _proxy_cli.add_parser(sub)
@@ -29,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ValidationError as err:
         return _fail(f"invalid {err.title}:\n  " + describe_validation_error(err, sep="\n  "))
+    except StoreError as err:
+        return _fail(str(err))
     except (
         UnknownNameError,
         SpaceError,

@@ -292,7 +292,7 @@ class _Loop:
             deployable=priced.deployable,
             failure=failure,
             violations=priced.violations,
-            scores=outcome.scores if outcome else {},
+            scores={k: v for k, v in outcome.scores.items() if k != "accuracy"} if outcome else {},
             hardware=priced.hardware,
             eval_s=outcome.eval_s if outcome else None,
             worker=outcome.worker if outcome else None,
