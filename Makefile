@@ -28,8 +28,10 @@ demo: setup data
 	$(BIN)/nas space sample metaformer --n 5 --seed 0 --build
 	$(BIN)/nas proxy score --preset poolformer_s12 --names default,synflow,params
 
+# The store's contract tests also run on PostgreSQL: .ci/postgres starts Debian's server (as root
+# or through sudo) and prints its URL; without one those tests skip, unless NAS_REQUIRE_POSTGRES=1.
 test: setup data
-	$(BIN)/python -m pytest
+	NAS_TEST_POSTGRES_URL="$${NAS_TEST_POSTGRES_URL:-$$(bash .ci/postgres | tail -n 1)}" $(BIN)/python -m pytest
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

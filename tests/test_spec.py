@@ -1,0 +1,68 @@
+import pytest
+
+from nas.spec import DEFAULT_SAMPLER, JobSpec, SpecError, load_spec
+
+
+def test_defaults_are_the_embedded_default_job():
+    spec = load_spec({})
+    assert spec.space == "metaformer" and spec.accelerator == "metis-like"
+    assert spec.objectives == ("accuracy", "latency_ms", "energy_mj")
+    assert spec.sampler == DEFAULT_SAMPLER and spec.constraints.deployable_only
+
+
+def test_a_yaml_file_round_trips(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text(
+        "name: x\nspace: metaformer-tiny\nconstraints: {min_fps: 800, max_energy_mj: 3}\n"
+        "evaluator: {plugin: 'pkg.mod:Eval', options: {k: 1}}\nbudget: {trials: 5}\n"
+    )
+    spec = load_spec(path)
+    assert spec.constraints.min_fps == 800 and spec.evaluator.plugin == "pkg.mod:Eval"
+    assert JobSpec.model_validate_json(spec.to_json()) == spec
+
+
+def test_overrides_replace_top_level_keys():
+    assert load_spec({"seed": 1}, seed=7, name=None).seed == 7
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"budget": {"trails": 3}}, "budget.trails: Extra inputs are not permitted"),
+        ({"sampelr": "tpe"}, "sampelr: Extra inputs are not permitted"),
+        ({"space": {"plugin": "not a path"}}, "space.plugin: 'not a path' is not an import path"),
+        ({"evaluator": {"proxy": "default", "res": 3}}, "evaluator.res: Extra inputs"),
+        ({"objectives": ["acc"]}, "objectives: unknown objective 'acc'"),
+        ({"objectives": ["accuracy", "accuracy"]}, "objectives: an objective is listed twice"),
+        ({"sampler": "cmaes"}, "sampler: Input should be 'tpe'"),
+        ({"budget": {"trials": None}}, "budget: set trials, wall_time_s or both"),
+        ({"input_shape": [3, 0, 224]}, "input_shape: every size must be >= 1"),
+        ({"constraints": {"min_fps": -1}}, "constraints.min_fps: Input should be greater than 0"),
+        ({"reference_point": {"params": 1e6}}, "reference_point: params is not among the objectives"),
+        ({"workers": {"count": -1}}, "workers.count: Input should be greater than or equal to 0"),
+    ],
+)
+def test_errors_name_the_field(data, message):
+    with pytest.raises(SpecError) as err:
+        load_spec(data)
+    assert message in str(err.value)
+    assert "function-after" not in str(err.value) and ".PluginRef" not in str(err.value)
+
+
+def test_unreadable_and_malformed_files_name_the_file(tmp_path):
+    with pytest.raises(SpecError, match="cannot read the job spec"):
+        load_spec(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(SpecError, match=r"bad\.yaml: not valid YAML"):
+        load_spec(bad)
+    scalar = tmp_path / "scalar.json"
+    scalar.write_text("3")
+    with pytest.raises(SpecError, match="a job spec is a mapping"):
+        load_spec(scalar)
+
+
+def test_ray_address_comes_from_the_spec_then_the_environment(monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert load_spec({}).ray_address() == "10.0.0.1:6379"
+    assert load_spec({"workers": {"address": "h:1"}}).ray_address() == "h:1"

@@ -1,0 +1,219 @@
+"""The store's contract: every test runs on SQLite and on PostgreSQL (``db_url``)."""
+
+import itertools
+import random
+
+import numpy as np
+import optuna
+import pytest
+
+from nas.objectives import loss_vector
+from nas.pareto import dominates, hypervolume, non_dominated
+from nas.store import CandidateIn, NotFoundError, Store, StoreError, parse_bounds
+
+OBJECTIVES = ["accuracy", "latency_ms", "energy_mj"]
+
+
+def new_job(store, reference=None, objectives=OBJECTIVES, trials=100):
+    spec = {"objectives": objectives, "budget": {"trials": trials, "wall_time_s": None}}
+    return store.create_job(
+        name="contract", tags=["t"], spec=spec, accelerator={"chip": {}}, reference_point=reference or {}
+    )
+
+
+def candidate(i, rng, status="complete", **metrics):
+    base = {
+        "accuracy": rng.random(),
+        "latency_ms": rng.uniform(0.1, 5),
+        "energy_mj": rng.uniform(0.1, 5),
+        "throughput_fps": rng.uniform(100, 5000),
+        "params": rng.randrange(10**5, 10**7),
+        "power_w": 5.0,
+        "weight_mib": 1.0,
+        "macs": 1e9,
+        "utilisation": 0.5,
+    }
+    if status != "complete":
+        base.pop("accuracy")
+    return CandidateIn(
+        arch_hash=f"hash{i:05d}", name=f"net{i}", arch=f'{{"i": {i}}}', status=status,
+        metrics={**base, **metrics}, deployable=True, hardware={"bound": "compute"},
+    )  # fmt: skip
+
+
+def fill(store, job_id, n, seed=0, statuses=("complete",)):
+    rng = random.Random(seed)
+    for i in range(n):
+        store.record(job_id, i, candidate=candidate(i, rng, rng.choice(statuses)), values=[0, 0, 0], constraints=[])
+
+
+def brute_front(cands, objectives=OBJECTIVES):
+    pts = {c.id: loss_vector(c.metrics, objectives) for c in cands if c.status == "complete"}
+    return {i for i, p in pts.items() if not any(dominates(q, p) for q in pts.values())}
+
+
+def test_jobs_round_trip_and_list(db_url):
+    store = Store(db_url)
+    job = new_job(store, {"latency_ms": 5.0})
+    got = store.get_job(job.id)
+    assert got.status == "queued" and got.study_name == f"nas-job-{job.id}" and got.tags == ("t",)
+    assert got.reference_point == {"latency_ms": 5.0} and got.created_at.tzinfo is not None
+    assert job.id in [j.id for j in store.list_jobs()]
+    assert job.id in [j.id for j in store.list_jobs(status="queued")]
+    assert job.id not in [j.id for j in store.list_jobs(status="completed")]
+
+
+def test_opening_twice_migrates_once_and_keeps_data(db_url):
+    job = new_job(Store(db_url))
+    assert Store(db_url).get_job(job.id).name == "contract"
+
+
+def test_optuna_shares_the_database(db_url):
+    store = Store(db_url)
+    job = new_job(store)
+    study = optuna.create_study(storage=db_url, study_name=f"contract-{job.id}", directions=["maximize", "minimize"])
+    study.tell(study.ask(), [1.0, 2.0])
+    assert store.get_job(job.id).id == job.id
+    assert len(optuna.load_study(study_name=f"contract-{job.id}", storage=db_url).trials) == 1
+
+
+def test_missing_rows_raise_not_found_naming_the_fix(db_url):
+    store = Store(db_url)
+    with pytest.raises(NotFoundError, match="`nas jobs` lists"):
+        store.get_job(10**9)
+    job = new_job(store)
+    with pytest.raises(NotFoundError, match="not among its candidates"):
+        store.candidate(job.id, "nope")
+
+
+def test_counters_front_and_history_follow_every_record(db_url):
+    store = Store(db_url)
+    job = new_job(store, {"accuracy": 0.0, "latency_ms": 5.0, "energy_mj": 5.0})
+    fill(store, job.id, 150, statuses=("complete", "complete", "complete", "infeasible", "failed"))
+    cands = store.candidates(job.id)
+    got = store.get_job(job.id)
+    counts = {s: sum(c.status == s for c in cands) for s in ("complete", "infeasible", "failed")}
+    assert (got.n_trials, got.n_complete, got.n_infeasible, got.n_failed) == (150, *counts.values())
+    front = {c.id for c in cands if c.on_front}
+    assert front == brute_front(cands) and got.n_front == len(front)
+    losses = [loss_vector(c.metrics, OBJECTIVES) for c in cands if c.on_front]
+    ref = loss_vector({"accuracy": 0.0, "latency_ms": 5.0, "energy_mj": 5.0}, OBJECTIVES)
+    assert got.hypervolume == pytest.approx(hypervolume(losses, ref))
+    history = store.hypervolume_history(job.id)
+    assert history[-1][1] == pytest.approx(got.hypervolume)
+    assert all(b[1] >= a[1] - 1e-12 for a, b in itertools.pairwise(history))  # fixed reference: never shrinks
+
+
+def test_a_missing_reference_is_fixed_after_the_warmup(db_url):
+    store = Store(db_url)
+    job = new_job(store, {"accuracy": None, "latency_ms": 5.0, "energy_mj": 5.0})
+    fill(store, job.id, 9)
+    assert store.get_job(job.id).reference_point["accuracy"] is None
+    assert store.get_job(job.id).hypervolume is None
+    rng = random.Random(5)
+    store.record(job.id, 99, candidate=candidate(99, rng), values=[0, 0, 0], constraints=[])
+    got = store.get_job(job.id)
+    worst = min(c.metrics["accuracy"] for c in store.candidates(job.id, status="complete"))
+    assert got.reference_point["accuracy"] == pytest.approx(worst) and got.hypervolume is not None
+
+
+def test_a_failed_write_leaves_nothing_behind(db_url):
+    store = Store(db_url)
+    job = new_job(store)
+    rng = random.Random(0)
+    store.record(job.id, 0, candidate=candidate(0, rng), values=[1, 1, 1], constraints=[])
+    with pytest.raises(StoreError, match="already recorded"):
+        store.record(job.id, 1, candidate=candidate(0, rng), values=[1, 1, 1], constraints=[])
+    got = store.get_job(job.id)
+    assert got.n_trials == 1 and list(store.trials(job.id)) == [0]
+
+
+def test_duplicates_add_trials_not_candidates(db_url):
+    store = Store(db_url)
+    job = new_job(store)
+    rng = random.Random(0)
+    first = store.record(job.id, 0, candidate=candidate(0, rng), values=[1, 2, 3], constraints=[-1.0])
+    store.record(job.id, 1, duplicate_of=first.candidate_id, values=[1, 2, 3], constraints=[-1.0])
+    got = store.get_job(job.id)
+    assert (got.n_trials, got.n_duplicates, len(store.candidates(job.id))) == (2, 1, 1)
+    trials = store.trials(job.id)
+    assert trials[1].outcome == "duplicate" and trials[1].candidate_id == first.candidate_id
+    assert trials[1].constraints == [-1.0]
+    with pytest.raises(ValueError, match="exactly one"):
+        store.record(job.id, 2, values=None, constraints=None)
+
+
+def test_pareto_queries_match_brute_force(db_url):
+    store = Store(db_url)
+    job = new_job(store, {"accuracy": 0.0, "latency_ms": 5.0, "energy_mj": 5.0})
+    fill(store, job.id, 200, seed=3, statuses=("complete", "complete", "infeasible"))
+    cands = store.candidates(job.id)
+    for where in ["", "latency_ms<2", "latency_ms<=2,accuracy>0.3", "latency_ms>2", "params<3000000", "energy_mj>1"]:
+        bounds = parse_bounds(where)
+        inside = [c for c in cands if all(_holds(c.metrics[b.metric], b.op, b.value) for b in bounds)]
+        expected = brute_front(inside)
+        got = store.pareto(job.id, where=bounds)
+        assert {c.id for c in got} == expected, where
+        assert [c.metrics["accuracy"] for c in got] == sorted((c.metrics["accuracy"] for c in got), reverse=True)
+    by_energy = store.pareto(job.id, sort="energy_mj")
+    assert [c.metrics["energy_mj"] for c in by_energy] == sorted(c.metrics["energy_mj"] for c in by_energy)
+    page = store.pareto(job.id, sort="energy_mj", limit=2, offset=1)
+    assert [c.id for c in page] == [c.id for c in by_energy[1:3]]
+    assert store.pareto(job.id, sort="energy_mj", descending=True)[0].id == by_energy[-1].id
+    with pytest.raises(ValueError, match="sort: unknown metric"):
+        store.pareto(job.id, sort="nope")
+
+
+def _holds(value, op, bound):
+    if value is None:  # SQL: a comparison with NULL is not true
+        return False
+    return {"<": value < bound, "<=": value <= bound, ">": value > bound, ">=": value >= bound}[op]
+
+
+def test_parse_bounds_errors_name_the_fix():
+    assert [str(b) for b in parse_bounds(["latency_ms<2", "energy_mj >= 0.5"])] == ["latency_ms<2", "energy_mj>=0.5"]
+    with pytest.raises(ValueError, match="write METRIC OP NUMBER"):
+        parse_bounds("latency_ms < two")
+    with pytest.raises(ValueError, match="unknown metric 'fps'"):
+        parse_bounds("fps>3")
+
+
+def test_lookups_by_id_and_hash_prefix(db_url):
+    store = Store(db_url)
+    job = new_job(store)
+    fill(store, job.id, 3)
+    c = store.candidates(job.id)[1]
+    assert store.candidate(job.id, c.id) == c == store.candidate(job.id, c.arch_hash[:9])
+    with pytest.raises(NotFoundError, match="ambiguous"):
+        store.candidate(job.id, "hash")
+
+
+def test_claim_heartbeat_cancel_finish(db_url):
+    store = Store(db_url)
+    job = new_job(store)
+    assert store.claim(job.id, "host:1").status == "running"
+    assert store.heartbeat(job.id, "host:1", run_seconds=3.0, eval_seconds=5.0) is False
+    store.request_cancel(job.id)
+    assert store.heartbeat(job.id, "host:1", run_seconds=4.0, eval_seconds=6.0) is True
+    done = store.finish(job.id, "cancelled")
+    assert (done.status, done.owner, done.run_seconds) == ("cancelled", None, 4.0)
+    assert store.claim(job.id, "host:2").cancel_requested is False  # a resume clears the request
+
+
+def test_deleting_a_job_deletes_its_rows(db_url):
+    store = Store(db_url)
+    job = new_job(store)
+    fill(store, job.id, 5)
+    store.delete_job(job.id)
+    with pytest.raises(NotFoundError):
+        store.get_job(job.id)
+
+
+def test_an_unreachable_database_is_a_store_error():
+    with pytest.raises(StoreError, match="cannot open it"):
+        Store("postgresql+psycopg://nobody:x@127.0.0.1:1/none")
+
+
+def test_non_dominated_mask_with_ties():
+    pts = np.array([[0, 1], [0, 1], [1, 0], [1, 1]], dtype=float)
+    assert non_dominated(pts).tolist() == [True, True, True, False]
