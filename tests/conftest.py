@@ -1,4 +1,8 @@
 import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import sqlalchemy
@@ -53,3 +57,43 @@ def db_url(request, tmp_path):
 @pytest.fixture
 def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path / 'nas.db'}"
+
+
+# ---- Ray ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real two-node Ray cluster on this machine (head + one worker node, 1 CPU each), started
+    once per session; yields its address. Jobs with two workers necessarily span both nodes."""
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    # Ray >= 2.5x turns token authentication on for `ray start --head`; every node and driver of
+    # the cluster then needs RAY_AUTH_MODE=token (the token itself is in ~/.ray, shared here).
+    saved = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "token"
+    common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
+    start = [[ray_cli, "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
+             [ray_cli, "start", f"--address={address}", *common]]  # fmt: skip
+    try:
+        for command in start:
+            result = subprocess.run(command, capture_output=True, text=True)
+            assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}"
+        yield address
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True)
+        if saved is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved
+
+
+@pytest.fixture
+def nas_env(ray_cluster):
+    """Environment for `nas` subprocesses: the plug-ins of tests/ importable, the session's Ray."""
+    tests_dir = str(Path(__file__).parent)
+    path = os.pathsep.join(p for p in (tests_dir, os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, "RAY_ADDRESS": ray_cluster}

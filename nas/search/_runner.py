@@ -176,7 +176,6 @@ class _Loop:
         self.constraints_of = {
             t.candidate_id: t.constraints for t in store.trials(job.id).values() if t.outcome != "duplicate"
         }
-        self._last = job
         self.worst_accuracy = min(
             (c.metrics["accuracy"] for c in self.known.values() if c.status == "complete"), default=None
         )
@@ -252,7 +251,6 @@ class _Loop:
                     self._tell_duplicate(twin, record)
                     done += 1
                 self._report()
-            self._check_not_all_failing()
         if status == "cancelled":
             executor.cancel_all()
             for trial, _, _ in inflight.values():
@@ -348,16 +346,9 @@ class _Loop:
                 self.study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
                 self.study.enqueue_trial(t.params, user_attrs={"requeued_from": t.number})
 
-    def _check_not_all_failing(self) -> None:
-        job = self._last
-        if job.n_complete == 0 and job.n_failed >= 5:
-            failures = [c.failure for c in self.known.values() if c.status == "failed"]
-            raise RuntimeError(f"the first {job.n_failed} evaluations all failed; the first: {failures[0]}")
-
     def _report(self) -> None:
-        self._last = self.store.get_job(self.job.id)
         if self.progress is not None:
-            self.progress(self._last)
+            self.progress(self.store.get_job(self.job.id))
 
 
 def run_spec(spec: JobSpec | str | dict, *, store: Store | None = None, progress: Progress | None = None) -> JobRecord:

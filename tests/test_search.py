@@ -1,0 +1,123 @@
+"""The search loop on real components: SQLite/PostgreSQL, Optuna's RDBStorage, a real Ray cluster."""
+
+import collections
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from search_plugins import evaluations
+
+from nas.plugins import MetaFormerSpace
+from nas.search import JobStateError, price, run, submit
+from nas.search._pricing import resolve_accelerator
+from nas.spec import SpecError, load_spec
+from nas.store import Store
+from search_spaces import get_space, sample_archs
+
+SHAPE = [3, 64, 64]
+
+
+def toy_spec(log=None, options=None, **over):
+    """A job on the tiny space scored by ``search_plugins.ToyEvaluator``; dict overrides merge."""
+    toy_options = {"log": str(log) if log else None, **(options or {})}
+    spec = {
+        "name": "toy",
+        "space": "metaformer-tiny",
+        "input_shape": SHAPE,
+        "evaluator": {"plugin": "search_plugins:ToyEvaluator", "options": toy_options},
+        "budget": {"trials": 40},
+        "workers": {"count": 0},
+    }
+    for key, value in over.items():
+        merge = isinstance(value, dict) and key in spec and key != "evaluator"
+        spec[key] = {**spec[key], **value} if merge else value
+    return load_spec(spec)
+
+
+def median_latency():
+    spec = load_spec({"space": "metaformer-tiny", "input_shape": SHAPE})
+    space, acc = MetaFormerSpace(get_space("metaformer-tiny")), resolve_accelerator(spec)
+    lat = sorted(price(space, a, spec, acc).metrics["latency_ms"] for a in sample_archs(space.space, 60, seed=1))
+    return lat[len(lat) // 2]
+
+
+def check_consistent(store, job_id, budget):
+    """What every finished job must satisfy, whatever happened to it."""
+    job = store.get_job(job_id)
+    trials, cands = store.trials(job_id), store.candidates(job_id)
+    assert job.n_trials == len(trials) == budget
+    assert job.n_complete + job.n_infeasible + job.n_failed == len(cands)
+    assert job.n_duplicates == sum(t.outcome == "duplicate" for t in trials.values())
+    assert len({c.arch_hash for c in cands}) == len(cands)
+    study = optuna.load_study(study_name=job.study_name, storage=store.url)
+    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    assert TrialState.RUNNING not in states.values()
+    for number, t in trials.items():  # the store and Optuna agree on every recorded trial
+        assert states[number] == (TrialState.FAIL if t.values is None else TrialState.COMPLETE)
+    return job, trials, cands, study
+
+
+def test_a_job_runs_to_budget_and_never_pays_twice(sqlite_url, tmp_path):
+    store, log = Store(sqlite_url), tmp_path / "evals.log"
+    bound = median_latency()
+    spec = toy_spec(log, constraints={"max_latency_ms": bound}, sampler="tpe")
+    job = run(store, submit(store, spec).id)
+    assert job.status == "completed"
+    job, trials, cands, study = check_consistent(store, job.id, 40)
+    evaluated = evaluations(log)
+    by_status = collections.defaultdict(set)
+    for c in cands:
+        by_status[c.status].add(c.arch_hash)
+    assert len(evaluated) == len(set(evaluated))  # no architecture scored twice
+    assert set(evaluated) == by_status["complete"] | by_status["failed"]  # infeasible ones never built
+    assert by_status["infeasible"] and by_status["complete"]
+    for c in cands:
+        if c.status == "infeasible":
+            assert (
+                c.metrics["latency_ms"] > bound and c.violations["max_latency_ms"] > 0 and c.metrics["accuracy"] is None
+            )
+        else:
+            assert c.metrics["latency_ms"] <= bound and not c.violations
+    optuna_trials = {t.number: t for t in study.trials}
+    for number, t in trials.items():
+        if t.outcome == "infeasible":
+            assert optuna_trials[number].constraints["max_latency_ms"] > 0
+    front = store.pareto(job.id)
+    assert front and all(c.status == "complete" for c in front)
+
+
+def test_every_sampler_runs_a_constrained_job(sqlite_url):
+    store = Store(sqlite_url)
+    for sampler in ("nsga2", "nsga3", "gp", "random"):
+        spec = toy_spec(None, sampler=sampler, budget={"trials": 14}, constraints={"max_latency_ms": median_latency()})
+        job = run(store, submit(store, spec).id)
+        assert job.status == "completed" and job.n_trials == 14, sampler
+
+
+def test_submit_names_a_broken_plugin(sqlite_url):
+    store = Store(sqlite_url)
+    bad = load_spec({"space": "metaformer-tiny", "evaluator": {"plugin": "no_such_module:Eval"}})
+    with pytest.raises(SpecError, match=r"evaluator\.plugin: cannot import module 'no_such_module'"):
+        submit(store, bad)
+    with pytest.raises(SpecError, match="space: unknown search space 'nope'"):
+        submit(store, load_spec({"space": "nope"}))
+    with pytest.raises(SpecError, match="accelerator: "):
+        submit(store, load_spec({"accelerator": "nope"}))
+    assert store.list_jobs() == []  # nothing half-created
+
+
+def test_a_completed_job_cannot_run_again(sqlite_url):
+    store = Store(sqlite_url)
+    job = run(store, submit(store, toy_spec(budget={"trials": 3})).id)
+    with pytest.raises(JobStateError, match="completed its budget"):
+        run(store, job.id, resume=True)
+    with pytest.raises(JobStateError, match="`nas resume"):
+        run(store, job.id)
+
+
+@pytest.mark.postgres
+def test_a_job_on_postgresql(postgres_url):
+    store = Store(postgres_url)
+    job = run(store, submit(store, toy_spec(budget={"trials": 25})).id)
+    job, *_ = check_consistent(store, job.id, 25)
+    assert job.hypervolume is not None and store.hypervolume_history(job.id)
