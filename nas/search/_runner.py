@@ -34,6 +34,7 @@ from nas.search._pricing import (
 from nas.search._samplers import make_sampler
 from nas.spec import JobSpec, PluginRef, load_spec
 from nas.store import CandidateIn, CandidateRecord, JobRecord, Store, StoreError
+from nas.store._store import tune_sqlite
 
 HEARTBEAT_S = 1.0  # how often the loop records that it is alive and looks for a cancel request
 REFERENCE_SAMPLES = 256  # architectures priced at submission to place the hypervolume's reference point
@@ -181,10 +182,11 @@ class _Loop:
         )
 
     def _study(self) -> optuna.Study:
-        storage = optuna.storages.RDBStorage(
-            self.store.url,
-            engine_kwargs={"connect_args": {"timeout": 60}} if self.store.url.startswith("sqlite") else {},
-        )
+        sqlite = self.store.url.startswith("sqlite")
+        engine_kwargs = {"connect_args": {"timeout": 60}} if sqlite else {}
+        storage = optuna.storages.RDBStorage(self.store.url, engine_kwargs=engine_kwargs)
+        if sqlite:
+            tune_sqlite(storage.engine)  # Optuna writes most of a trial's rows: same settings as the store
         # a resumed job does not replay its random stream
         sampler = make_sampler(self.spec.sampler, seed=self.spec.seed + self.job.n_trials)
         return optuna.create_study(
