@@ -197,10 +197,14 @@ def report_bench(workdir: Path, bench: str) -> list[str]:
         curves[key] = hv_curve(trials, losses, reference, len(run["rows"]))
     samplers = [s for s in SAMPLERS if any(k[0] == s for k in runs)]
     seeds = sorted({k[1] for k in runs})
-    ref_text = ", ".join(f"{o} {v * (-1 if o == 'accuracy' else 1):.4g}" for o, v in zip(OBJECTIVES, reference, strict=True))
+    ref_text = ", ".join(
+        f"{o} {v * (-1 if o == 'accuracy' else 1):.4g}" for o, v in zip(OBJECTIVES, reference, strict=True)
+    )
     lines.append(f"Reference point: {ref_text}. Seeds: {', '.join(map(str, seeds))}.")
     if true_hv is not None:
-        lines.append(f"True Pareto front (all 6,561 networks priced): {int(mask.sum())} networks, hypervolume {true_hv:.6g}.")
+        lines.append(
+            f"True Pareto front (all 6,561 networks priced): {int(mask.sum())} networks, hypervolume {true_hv:.6g}."
+        )
     lines.append("")
     points = [c for c in CHECKPOINTS if c <= TRIALS[bench]]
     if true_hv is None:
@@ -219,7 +223,9 @@ def report_bench(workdir: Path, bench: str) -> list[str]:
             elif true_hv is None:
                 cells.append(f"{statistics.median(vals):.4g} ({min(vals):.4g}-{max(vals):.4g})")
             else:
-                cells.append(f"{100 * statistics.median(vals) / true_hv:.1f} ({100 * min(vals) / true_hv:.1f}-{100 * max(vals) / true_hv:.1f})")
+                cells.append(
+                    f"{100 * statistics.median(vals) / true_hv:.1f} ({100 * min(vals) / true_hv:.1f}-{100 * max(vals) / true_hv:.1f})"
+                )
         rows = [r for k in keys for r in runs[k]["rows"]]
         cells.append(f"{sum(r['outcome'] == 'duplicate' for r in rows) / len(rows):.0%}")
         if true_hv is None:

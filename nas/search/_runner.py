@@ -144,6 +144,7 @@ def _reference_point(spec: JobSpec, space: Space, accelerator) -> dict[str, floa
     hardware = [o for o in spec.objectives if o != "accuracy"]
     sampled: list[dict[str, float]] = []
     if any(spec.reference_point.get(o) is None and bounds.get(o) is None for o in hardware):
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=spec.seed))
         for _ in range(REFERENCE_SAMPLES):
             trial = study.ask()
