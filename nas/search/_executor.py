@@ -93,6 +93,9 @@ class _EvalActor:
 
         self.node = ray.get_runtime_context().get_node_id()
 
+    def ready(self) -> str:
+        return self.node
+
     def evaluate(self, arch_json: str) -> Outcome:
         return evaluate(self.evaluator, self.space.arch_from_json(arch_json), self.node)
 
@@ -123,6 +126,11 @@ class RayExecutor:
         self._running: dict[Any, tuple[int, Any, float]] = {}  # ref -> (ticket, actor, started)
         self._next = 0
         self.workers = count
+        try:  # every worker has built its evaluator before the first trial: errors surface here, once
+            ray.get([actor.ready.remote() for actor in self._idle])
+        except ray.exceptions.RayError as err:
+            self.shutdown()
+            raise RuntimeError(f"the Ray workers could not start: {_describe(err)}") from err
 
     @property
     def capacity(self) -> int:
