@@ -24,26 +24,51 @@ def add_to_front(front: Mapping[int, Loss], key: int, loss: Loss) -> tuple[bool,
     return True, [k for k, other in front.items() if dominates(loss, other)]
 
 
-def non_dominated(losses: np.ndarray) -> np.ndarray:
+def non_dominated(losses: np.ndarray, *, chunk: int = 256) -> np.ndarray:
     """Boolean mask of the rows of ``losses`` (n, m) that no other row dominates.
 
-    Sorts by the first objective so each point is compared only with the current front: O(n * front).
+    Equal rows share one fate, so the sweep runs on distinct rows. In lexicographic order a row can
+    only be dominated by earlier rows: one sweep keeps the front, chunk by chunk, checking each chunk
+    against the front so far, then its survivors against each other (domination is transitive, so
+    being dominated by any row of the chunk is enough). With three objectives the first is sorted,
+    and the front so far is a staircase over the other two: a binary search per row.
     """
-    n = len(losses)
-    mask = np.zeros(n, dtype=bool)
-    if n == 0:
-        return mask
-    order = np.lexsort(losses.T[::-1])  # lexicographic: a point can only be dominated by earlier ones
-    front: list[int] = []
-    for i in order:
-        p = losses[i]
-        if front:
-            f = losses[front]
-            if np.any(np.all(f <= p, axis=1) & np.any(f < p, axis=1)):
-                continue
-        front.append(i)
-        mask[i] = True
-    return mask
+    losses = np.asarray(losses, dtype=float)
+    if len(losses) == 0:
+        return np.zeros(0, dtype=bool)
+    unique, inverse = np.unique(losses, axis=0, return_inverse=True)  # sorted lexicographically
+    keep_unique = np.zeros(len(unique), dtype=bool)
+    front = np.empty((0, unique.shape[1]))
+    for start in range(0, len(unique), chunk):
+        pts = unique[start : start + chunk]
+        alive = ~_dominated_by_front(pts, front)
+        alive[alive] = ~_dominated_by(pts[alive], pts[alive]).any(axis=1)
+        keep_unique[start : start + chunk] = alive
+        front = np.vstack([front, pts[alive]])
+    return keep_unique[inverse.reshape(-1)]
+
+
+def _dominated_by_front(points: np.ndarray, front: np.ndarray) -> np.ndarray:
+    """Whether some row of ``front`` (all lexicographically before ``points``, all distinct from
+    them) dominates each point: being no worse everywhere is enough."""
+    if len(front) == 0:
+        return np.zeros(len(points), dtype=bool)
+    if points.shape[1] != 3:
+        return _dominated_by(points, front).any(axis=1)
+    # the first objective is already no worse: look for a front row no worse in the other two
+    order = np.argsort(front[:, 1], kind="stable")
+    second, best_third = front[order, 1], np.minimum.accumulate(front[order, 2])
+    pos = np.searchsorted(second, points[:, 1], side="right")
+    found = pos > 0
+    found[found] = best_third[pos[found] - 1] <= points[found, 2]
+    return found
+
+
+def _dominated_by(points: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """[i, j]: ``others[j]`` dominates ``points[i]``."""
+    le = (others[None, :, :] <= points[:, None, :]).all(axis=2)
+    lt = (others[None, :, :] < points[:, None, :]).any(axis=2)
+    return le & lt
 
 
 def hypervolume(losses: Sequence[Loss], reference: Loss) -> float:
