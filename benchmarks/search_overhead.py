@@ -117,7 +117,7 @@ def main() -> None:
             f"| {r['label']} | {r['rate']:.1f} | {r['tail_rate']:.1f} | {r['duplicates']} | {r['loop_s']:.1f} | "
             f"{r['wall_s']:.1f} |"
             for r in over
-        ),  # fmt: skip
+        ),
         "",
         "Loop s: first ask to last tell. Wall s adds Ray's start-up and building the evaluator.",
         "",
@@ -129,7 +129,7 @@ def main() -> None:
             f"| {r['label']} | {r['rate']:.2f} | {r['loop_s']:.1f} | {r['eval_s']:.1f} | "
             f"{r['rate'] / scale[0]['rate']:.2f}x |"
             for r in scale
-        ),  # fmt: skip
+        ),
         "",
     ]
     text = "\n".join(lines)
