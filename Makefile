@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup data demo test lint bench clean
+.PHONY: setup data demo test lint bench bench-search clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +22,10 @@ data: $(FASHION_MNIST)/t10k-labels-idx1-ubyte.gz
 $(FASHION_MNIST)/t10k-labels-idx1-ubyte.gz:
 	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist'
 
-# The main job on the embedded default: sample, build, lower and size networks of the default space.
+# The main job on the embedded default: a search on SQLite (nas.db here), a local Ray and the
+# default accelerator, with the default proxy on Fashion-MNIST; prints the Pareto front.
 demo: setup data
-	$(BIN)/nas space list
-	$(BIN)/nas space sample metaformer --n 5 --seed 0 --build
-	$(BIN)/nas proxy score --preset poolformer_s12 --names default,synflow,params
+	$(BIN)/nas run docs/examples/edge-classifier.yaml
 
 # The store's contract tests also run on PostgreSQL: .ci/postgres starts Debian's server (as root
 # or through sudo) and prints its URL; without one those tests skip, unless NAS_REQUIRE_POSTGRES=1.
@@ -41,6 +40,15 @@ bench: setup
 	$(BIN)/python benchmarks/pricing_speed.py --out docs/pricing_speed.md
 	$(BIN)/python benchmarks/calibrate.py --check --out docs/calibration_table.md
 	$(BIN)/python benchmarks/proxy_ranking.py report --out docs/proxy_ranking.md
+	$(BIN)/python benchmarks/search_overhead.py --out docs/search_overhead.md
+	$(BIN)/python benchmarks/pareto_query_speed.py --workdir /tmp --out docs/pareto_query_speed.md
+
+# The samplers' efficiency: about an hour on two cores (runs are resumable in WORKDIR).
+WORKDIR ?= /tmp/search_efficiency
+bench-search: setup
+	$(BIN)/python benchmarks/search_efficiency.py run --bench metaformer --workdir $(WORKDIR)
+	$(BIN)/python benchmarks/search_efficiency.py run --bench macro --workdir $(WORKDIR)
+	$(BIN)/python benchmarks/search_efficiency.py report --workdir $(WORKDIR) --out docs/search_efficiency.md
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

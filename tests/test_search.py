@@ -8,7 +8,7 @@ from optuna.trial import TrialState
 from search_plugins import evaluations
 
 from nas.plugins import MetaFormerSpace
-from nas.search import JobStateError, price, run, submit
+from nas.search import JobStateError, cancel, price, run, submit
 from nas.search._pricing import resolve_accelerator
 from nas.spec import SpecError, load_spec
 from nas.store import Store
@@ -113,6 +113,13 @@ def test_a_completed_job_cannot_run_again(sqlite_url):
         run(store, job.id, resume=True)
     with pytest.raises(JobStateError, match="`nas resume"):
         run(store, job.id)
+
+
+def test_a_job_cancelled_before_it_runs_can_be_resumed(sqlite_url):
+    store = Store(sqlite_url)
+    job = submit(store, toy_spec(budget={"trials": 5}))
+    assert cancel(store, job.id).status == "cancelled"
+    assert run(store, job.id, resume=True).n_trials == 5
 
 
 @pytest.mark.postgres

@@ -269,10 +269,7 @@ class _Loop:
         """Record a new candidate, then tell Optuna (in this order: see the module docstring)."""
         metrics = dict(priced.metrics)
         if outcome is None:
-            status, failure = (
-                "infeasible",
-                "violates " + ", ".join(f"{k} by {v:.1%}" for k, v in priced.violations.items()),
-            )
+            status, failure = "infeasible", _describe_violations(priced.violations)
         elif outcome.ok:
             status, failure = "complete", None
             metrics["accuracy"] = outcome.scores["accuracy"]
@@ -352,6 +349,14 @@ class _Loop:
     def _report(self) -> None:
         if self.progress is not None:
             self.progress(self.store.get_job(self.job.id))
+
+
+def _describe_violations(violations: dict[str, float]) -> str:
+    parts = [
+        "not deployable on the accelerator" if name == "deployable_only" else f"{name} exceeded by {excess:.1%}"
+        for name, excess in violations.items()
+    ]
+    return "violates: " + "; ".join(parts)
 
 
 def run_spec(spec: JobSpec | str | dict, *, store: Store | None = None, progress: Progress | None = None) -> JobRecord:
