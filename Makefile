@@ -49,6 +49,7 @@ bench-search: setup
 	$(BIN)/python benchmarks/search_efficiency.py run --bench metaformer --workdir $(WORKDIR)
 	$(BIN)/python benchmarks/search_efficiency.py run --bench macro --workdir $(WORKDIR)
 	$(BIN)/python benchmarks/search_efficiency.py report --workdir $(WORKDIR) --out docs/search_efficiency.md
+	cp $(WORKDIR)/*.csv benchmarks/results/search_efficiency/
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

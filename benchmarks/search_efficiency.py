@@ -19,7 +19,10 @@ every feasible candidate any run found (metaformer) or over the whole table (mac
 
     python benchmarks/search_efficiency.py run --bench metaformer --seeds 5 --jobs 2 --workdir W
     python benchmarks/search_efficiency.py run --bench macro --seeds 5 --jobs 2 --workdir W
-    python benchmarks/search_efficiency.py report --workdir W --out docs/search_efficiency.md
+    python benchmarks/search_efficiency.py report [--workdir W] --out docs/search_efficiency.md
+
+The runs behind docs/search_efficiency.md are kept in benchmarks/results/search_efficiency/ (one
+CSV per run: every trial's outcome and objectives; the report's default input).
 """
 
 from __future__ import annotations
@@ -90,8 +93,8 @@ def run_one(args: tuple[str, str, int, str]) -> str:
     rows = []
     for number, trial in sorted(store.trials(job.id).items()):
         c = cands[trial.candidate_id]
-        rows.append({"trial": number, "outcome": trial.outcome, "status": c.status, "arch_hash": c.arch_hash,
-                     **{o: c.metrics[o] for o in OBJECTIVES}})  # fmt: skip
+        rows.append({"trial": number, "outcome": trial.outcome, "status": c.status,
+                     **{o: "" if c.metrics[o] is None else f"{c.metrics[o]:.7g}" for o in OBJECTIVES}})  # fmt: skip
     tmp = out.with_suffix(".tmp")
     with tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -270,9 +273,10 @@ def cmd_report(args: argparse.Namespace) -> None:
     out = [
         "# Search efficiency",
         "",
-        "Printed by `python benchmarks/search_efficiency.py report` from runs of `... run` (see its",
-        "docstring for the setup). Every run goes through the real engine: Optuna's RDBStorage on",
-        "SQLite, the store, pricing and the hard constraints; evaluations run in-process.",
+        "Printed by `python benchmarks/search_efficiency.py report` from the runs kept in",
+        "`benchmarks/results/search_efficiency/` (made by its `run` stage; see its docstring). Every run",
+        "goes through the real engine: Optuna's RDBStorage on SQLite, the store, pricing and the hard",
+        "constraints; evaluations run in-process.",
         "",
         "## MetaFormer space, README job constraints, cheap `params` proxy (300 trials)",
         "",
@@ -313,7 +317,7 @@ def main() -> None:
     p.add_argument("--workdir", required=True)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("report")
-    p.add_argument("--workdir", required=True)
+    p.add_argument("--workdir", default=str(HERE / "results" / "search_efficiency"))
     p.add_argument("--out")
     p.set_defaults(func=cmd_report)
     args = parser.parse_args()

@@ -36,7 +36,13 @@ def non_dominated(losses: np.ndarray, *, chunk: int = 256) -> np.ndarray:
     losses = np.asarray(losses, dtype=float)
     if len(losses) == 0:
         return np.zeros(0, dtype=bool)
-    unique, inverse = np.unique(losses, axis=0, return_inverse=True)  # sorted lexicographically
+    order = np.lexsort(losses.T[::-1])  # lexicographic; faster than np.unique(axis=0)
+    ordered = losses[order]
+    starts = np.ones(len(ordered), dtype=bool)
+    starts[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    unique = ordered[starts]
+    inverse = np.empty(len(losses), dtype=np.intp)
+    inverse[order] = np.cumsum(starts) - 1
     keep_unique = np.zeros(len(unique), dtype=bool)
     front = np.empty((0, unique.shape[1]))
     for start in range(0, len(unique), chunk):
@@ -45,7 +51,7 @@ def non_dominated(losses: np.ndarray, *, chunk: int = 256) -> np.ndarray:
         alive[alive] = ~_dominated_by(pts[alive], pts[alive]).any(axis=1)
         keep_unique[start : start + chunk] = alive
         front = np.vstack([front, pts[alive]])
-    return keep_unique[inverse.reshape(-1)]
+    return keep_unique[inverse]
 
 
 def _dominated_by_front(points: np.ndarray, front: np.ndarray) -> np.ndarray:

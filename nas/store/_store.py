@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, asc, create_engine, desc, event, func, select, update
@@ -372,12 +373,10 @@ class Store:
                 ids = None
                 base = [*_on_front(job_id), *filters]
             else:
-                columns = [getattr(CandidateModel, o) for o in objectives]
-                rows = s.execute(select(CandidateModel.id, *columns).where(*_complete(job_id), *filters)).all()
-                import numpy as np
-
-                losses = np.array([[sign(o) * v for o, v in zip(objectives, r[1:], strict=True)] for r in rows])
-                ids = [r[0] for r, keep in zip(rows, non_dominated(losses.reshape(len(rows), -1)), strict=True) if keep]
+                losses = [sign(o) * getattr(CandidateModel, o) for o in objectives]
+                result = s.connection().execute(select(CandidateModel.id, *losses).where(*_complete(job_id), *filters))
+                rows = np.array(result.cursor.fetchall(), dtype=float).reshape(-1, 1 + len(objectives))  # plain floats
+                ids = rows[non_dominated(rows[:, 1:]), 0].astype(int).tolist()
                 base = [CandidateModel.id.in_(ids)] if ids else [CandidateModel.id.is_(None)]
             sort = sort or objectives[0]
             if sort not in FILTERABLE:

@@ -83,6 +83,12 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("nas_candidates", schema=None) as batch_op:
         batch_op.create_index("ix_nas_candidates_front", ["job_id", "on_front"], unique=False)
+        batch_op.create_index(
+            "ix_nas_candidates_metrics",
+            ["job_id", "status", "accuracy", "latency_ms", "throughput_fps", "energy_mj", "params", "power_w",
+             "weight_mib", "macs", "utilisation", "trial_number", "eval_s"],
+            unique=False,
+        )  # fmt: skip
 
     op.create_table(
         "nas_hypervolume",
@@ -115,6 +121,7 @@ def downgrade() -> None:
     op.drop_table("nas_trials")
     op.drop_table("nas_hypervolume")
     with op.batch_alter_table("nas_candidates", schema=None) as batch_op:
+        batch_op.drop_index("ix_nas_candidates_metrics")
         batch_op.drop_index("ix_nas_candidates_front")
 
     op.drop_table("nas_candidates")
