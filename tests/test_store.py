@@ -198,6 +198,8 @@ def test_claim_heartbeat_cancel_finish(db_url):
     done = store.finish(job.id, "cancelled")
     assert (done.status, done.owner, done.run_seconds) == ("cancelled", None, 4.0)
     assert store.claim(job.id, "host:2").cancel_requested is False  # a resume clears the request
+    with pytest.raises(StoreError, match="claimed by host:2 meanwhile"):
+        store.claim(job.id, "host:3", previous_owner=None)  # a second resumer that saw no owner loses
 
 
 def test_deleting_a_job_deletes_its_rows(db_url):

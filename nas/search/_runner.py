@@ -70,7 +70,7 @@ def run(store: Store, job_id: int, *, progress: Progress | None = None, resume: 
     _check_can_run(job, resume)
     spec = JobSpec.model_validate(job.spec)
     owner = owner_id()
-    job = store.claim(job_id, owner)
+    job = store.claim(job_id, owner, previous_owner=job.owner)
     executor = None
     try:
         loop = _Loop(store, job, spec, owner, progress)

@@ -176,10 +176,13 @@ class Store:
                 query = query.where(JobModel.status == status)
             return [_job(j) for j in s.scalars(query)]
 
-    def claim(self, job_id: int, owner: str) -> JobRecord:
-        """Mark the job running in ``owner`` (host:pid)."""
+    def claim(self, job_id: int, owner: str, *, previous_owner: str | None = None) -> JobRecord:
+        """Mark the job running in ``owner`` (host:pid), if its owner is still ``previous_owner``
+        (what the caller saw and judged dead): two processes resuming one job cannot both win."""
         with self._session() as s:
             job = self._job(s, job_id, lock=True)
+            if job.owner != previous_owner:
+                raise StoreError(f"job {job_id} was claimed by {job.owner} meanwhile")
             job.status, job.owner, job.heartbeat_at, job.cancel_requested = "running", owner, _now(), False
             job.started_at = job.started_at or _now()
             job.finished_at, job.error = None, None
