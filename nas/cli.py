@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from hwmodels import AcceleratorError
 from nas import _hw_cli, _jobs_cli, _proxy_cli, _space_cli
-from nas.store._records import StoreError
+from nas.store import StoreError
 from search_spaces import SpaceError, UnknownNameError, describe_validation_error
 
 
