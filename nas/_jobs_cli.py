@@ -120,7 +120,7 @@ def _run(store, job_id: int, args: argparse.Namespace, *, resume: bool) -> int:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, terminate)  # a clean stop records the job as interrupted
-    bar = None if args.quiet else ProgressBar(store.get_job(job_id))
+    bar = None if args.quiet else ProgressBar(store, store.get_job(job_id))
     try:
         job = run(store, job_id, progress=bar, resume=resume)
     except KeyboardInterrupt:
@@ -159,18 +159,24 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 class ProgressBar:
     """One line on stderr: redrawn in place on a terminal, printed every few seconds otherwise."""
 
-    def __init__(self, job) -> None:
+    def __init__(self, store, job) -> None:
+        self.store = store
         self.total = job.budget_trials
         self.wall = job.spec["budget"]["wall_time_s"]
         self.start_trials, self.started = job.n_trials, time.monotonic()
         self.tty = sys.stderr.isatty()
         self.last_print = 0.0
         self.objective = job.spec["objectives"][0]
-        self.best: float | None = None
+        self.best: str = ""
+        self.hypervolume: float | None = None
         self.line = ""
 
     def __call__(self, job) -> None:
         now = time.monotonic()
+        if job.hypervolume != self.hypervolume or (job.n_front and not self.best):  # the front moved
+            self.hypervolume = job.hypervolume
+            top = self.store.pareto(job.id, limit=1)  # best first objective, from the maintained front
+            self.best = f" | best {self.objective} {top[0].metrics[self.objective]:.4g}" if top else ""
         self.line = self._render(job, now)
         if self.tty:
             sys.stderr.write("\r\033[K" + self.line)
@@ -196,7 +202,7 @@ class ProgressBar:
         hv = f" | HV {job.hypervolume:.4g}" if job.hypervolume is not None else ""
         return (
             f"{bar}{job.n_trials}{total} trials: {job.n_complete} scored, {job.n_infeasible} infeasible, "
-            f"{job.n_failed} failed, {job.n_duplicates} dup | front {job.n_front}{hv}{eta}"
+            f"{job.n_failed} failed, {job.n_duplicates} dup{self.best} | front {job.n_front}{hv}{eta}"
         )
 
     def close(self) -> None:

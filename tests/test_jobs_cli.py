@@ -119,3 +119,17 @@ def test_the_database_comes_from_the_environment(finished_job, monkeypatch, caps
     monkeypatch.setenv("NAS_DB_URL", db)
     assert main(["jobs"]) == 0
     assert "cli" in capsys.readouterr().out
+
+
+def test_the_progress_line_shows_counts_best_hypervolume_and_eta(finished_job, capsys):
+    from nas._jobs_cli import ProgressBar
+    from nas.store import Store
+
+    db, _ = finished_job
+    store = Store(db)
+    job = store.get_job(1)
+    bar = ProgressBar(store, job)
+    bar(job)
+    best = store.pareto(1, limit=1)[0].metrics["accuracy"]
+    assert f"25/25 trials: {job.n_complete} scored" in bar.line
+    assert f"best accuracy {best:.4g}" in bar.line and f"HV {job.hypervolume:.4g}" in bar.line
