@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nas._format import table
+from nas.store import JOB_STATUSES
 
 DB_HELP = "database URL (default: $NAS_DB_URL, else sqlite:///nas.db in the working directory)"
 FRONT_COLUMNS = ("id", "name", "accuracy", "latency_ms", "throughput_fps", "energy_mj", "params", "trial_number")
@@ -49,7 +50,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("jobs", help="list the jobs, or show one with its hypervolume history")
     p.add_argument("job", type=int, nargs="?")
-    p.add_argument("--status", help="only jobs in this status")
+    p.add_argument("--status", choices=JOB_STATUSES, help="only jobs in this status")
     p.add_argument("--json", action="store_true")
     _common(p)
     p.set_defaults(func=cmd_jobs)

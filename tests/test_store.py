@@ -186,6 +186,8 @@ def test_lookups_by_id_and_hash_prefix(db_url):
     assert store.candidate(job.id, c.id) == c == store.candidate(job.id, c.arch_hash[:9])
     with pytest.raises(NotFoundError, match="ambiguous"):
         store.candidate(job.id, "hash")
+    with pytest.raises(ValueError, match="status: 'done' is not one of complete"):
+        store.candidates(job.id, status="done")
 
 
 def test_claim_heartbeat_cancel_finish(db_url):

@@ -8,7 +8,7 @@ cancel it. Results land in the store (``nas.store``), which the loop treats as t
 
 from nas.search._executor import Outcome, evaluate
 from nas.search._pricing import Priced, price
-from nas.search._runner import JobStateError, cancel, owner_id, run, run_spec, submit
+from nas.search._runner import JobStateError, cancel, owner_id, run, submit
 from nas.search._samplers import make_sampler
 
 __all__ = [
@@ -21,6 +21,5 @@ __all__ = [
     "owner_id",
     "price",
     "run",
-    "run_spec",
     "submit",
 ]

@@ -32,7 +32,7 @@ from nas.search._pricing import (
     resolve_accelerator,
 )
 from nas.search._samplers import make_sampler
-from nas.spec import JobSpec, PluginRef, load_spec
+from nas.spec import JobSpec, PluginRef
 from nas.store import CandidateIn, CandidateRecord, JobRecord, Store, StoreError
 from nas.store._store import tune_sqlite
 
@@ -357,11 +357,3 @@ def _describe_violations(violations: dict[str, float]) -> str:
         for name, excess in violations.items()
     ]
     return "violates: " + "; ".join(parts)
-
-
-def run_spec(spec: JobSpec | str | dict, *, store: Store | None = None, progress: Progress | None = None) -> JobRecord:
-    """Submit and run a spec in one call (what ``nas run`` does)."""
-    spec = spec if isinstance(spec, JobSpec) else load_spec(spec)
-    store = store or Store()
-    job = submit(store, spec)
-    return run(store, job.id, progress=progress)

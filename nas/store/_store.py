@@ -26,6 +26,7 @@ from nas.pareto import add_to_front, hypervolume, non_dominated
 from nas.store._models import CandidateModel, HypervolumeModel, JobModel, TrialModel
 from nas.store._records import (
     _OPS,
+    CANDIDATE_STATUSES,
     FILTERABLE,
     METRIC_COLUMNS,
     Bound,
@@ -345,6 +346,8 @@ class Store:
     def candidates(
         self, job_id: int, *, status: str | None = None, limit: int | None = None, offset: int = 0
     ) -> list[CandidateRecord]:
+        if status is not None and status not in CANDIDATE_STATUSES:
+            raise ValueError(f"status: {status!r} is not one of {', '.join(CANDIDATE_STATUSES)}")
         with self._session() as s:
             query = _candidates(job_id).order_by(CandidateModel.trial_number).offset(offset).limit(limit)
             if status:
