@@ -77,7 +77,6 @@ class _EvalActor:
         for entry in reversed(sys_path):  # plug-ins import on workers as they did in the driver
             if entry not in sys.path:
                 sys.path.insert(0, entry)
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
         from nas.plugins import make_evaluator, resolve_space
 
         spec = JobSpec.model_validate_json(spec_json)
@@ -125,7 +124,6 @@ class RayExecutor:
         self._idle = [self._actor_cls.remote(*self._args) for _ in range(count)]
         self._running: dict[Any, tuple[int, Any, float]] = {}  # ref -> (ticket, actor, started)
         self._next = 0
-        self.workers = count
         try:  # every worker has built its evaluator before the first trial: errors surface here, once
             ray.get([actor.ready.remote() for actor in self._idle])
         except ray.exceptions.RayError as err:

@@ -54,7 +54,7 @@ def price(space: Space, arch: Arch, spec: JobSpec, accelerator: Accelerator) -> 
         "utilisation": report.utilisation,
     }
     hardware = report.to_dict(layers=False)
-    for key in (*metrics, "macs", "params", "deployable"):
+    for key in (*metrics, "deployable"):  # the columns hold these; the summary keeps the rest
         hardware.pop(key, None)
     values = _constraint_values(spec.constraints, metrics, report.deployable)
     violations = {name: round(v, 6) for name, v in values.items() if v > 0}

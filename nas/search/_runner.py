@@ -15,6 +15,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import optuna
@@ -123,8 +124,6 @@ def _owner_alive(job: JobRecord) -> bool:
         return True
     if job.heartbeat_at is None:
         return False
-    from datetime import UTC, datetime
-
     return (datetime.now(UTC) - job.heartbeat_at).total_seconds() < 10 * HEARTBEAT_S
 
 
