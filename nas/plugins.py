@@ -5,8 +5,9 @@ The protocols, in full:
 
 - a **space** has ``name``, ``sample(trial) -> arch``, ``lower(arch, input_shape, num_classes) ->
   list[hwmodels.Layer]`` (the hardware model prices this IR) and ``arch_from_json(text) -> arch``;
-  an arch has ``arch_hash`` (its identity: equal hashes are one network, evaluated once), ``name``
-  and ``to_json()``. ``sample`` draws with ``trial.suggest_categorical`` / ``suggest_int`` /
+  optionally ``build(arch, input_shape, num_classes) -> nn.Module``, which exports need. An arch
+  has ``arch_hash`` (its identity: equal hashes are one network, evaluated once), ``name`` and
+  ``to_json()``. ``sample`` draws with ``trial.suggest_categorical`` / ``suggest_int`` /
   ``suggest_float`` so that every Optuna sampler can search it.
 - an **evaluator** is a callable ``evaluator(arch) -> {"accuracy": float, ...}``: higher accuracy is
   better, other keys are stored as the candidate's scores. It is built once per worker, so loading
@@ -69,6 +70,12 @@ class MetaFormerSpace:
 
     def arch_from_json(self, text: str) -> ArchConfig:
         return ArchConfig.from_json(text)
+
+    def build(self, arch: ArchConfig, input_shape: Sequence[int], num_classes: int) -> Any:
+        """The initialised ``nn.Module`` at the deployment input shape (what an export ships)."""
+        from search_spaces import build_model  # torch loads here
+
+        return build_model(arch, num_classes=num_classes, in_chans=input_shape[0], img_size=tuple(input_shape[1:]))
 
 
 def load_object(path: str, *, field: str) -> Any:

@@ -210,11 +210,20 @@ def load_spec(source: str | Path | dict[str, Any], **overrides: Any) -> JobSpec:
 def describe_spec_error(err: ValidationError) -> str:
     """One 'field.path: message' line per error, without pydantic's union-member tags."""
     lines = []
-    for e in err.errors():
+    for e in spec_error_details(err):
+        loc = ".".join(str(p) for p in e["loc"][1:])
+        lines.append(f"{loc}: {e['msg']}" if loc else e["msg"])
+    return "\n  ".join(lines)
+
+
+def spec_error_details(err: ValidationError) -> list[dict[str, Any]]:
+    """The errors in FastAPI's shape (``loc`` from ``body``, ``msg``, ``type``), without pydantic's
+    union-member tags."""
+    details = []
+    for e in err.errors(include_url=False, include_context=False, include_input=False):
         loc = e["loc"]
         if len(loc) >= 2 and loc[0] in ("space", "evaluator") and loc[1] in _TAGS:
             loc = loc[:1] + loc[2:]
-        loc = ".".join(str(p) for p in loc if not str(p).startswith("function-"))
-        msg = e["msg"].removeprefix("Value error, ")
-        lines.append(f"{loc}: {msg}" if loc else msg)
-    return "\n  ".join(lines)
+        loc = [p for p in loc if not str(p).startswith("function-")]
+        details.append({"loc": ["body", *loc], "msg": e["msg"].removeprefix("Value error, "), "type": e["type"]})
+    return details

@@ -51,8 +51,9 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def submit(store: Store, spec: JobSpec) -> JobRecord:
-    """Validate what the spec names and create the job (status ``queued``)."""
+def submit(store: Store, spec: JobSpec, *, tenant: str | None = None, managed: bool = False) -> JobRecord:
+    """Validate what the spec names and create the job (status ``queued``); ``managed``: the
+    service's supervisor runs it, else the caller does (``run``)."""
     space = resolve_space(spec)
     accelerator = resolve_accelerator(spec)
     reference = _reference_point(spec, space, accelerator)
@@ -62,6 +63,8 @@ def submit(store: Store, spec: JobSpec) -> JobRecord:
         spec=spec.model_dump(mode="json"),
         accelerator=accelerator_to_json(accelerator),
         reference_point=reference,
+        tenant=tenant,
+        managed=managed,
     )
 
 

@@ -51,6 +51,8 @@ class JobModel(BaseModel):
     reference_point: Mapped[dict] = mapped_column(JSON, default=dict)  # objective -> value; null: not fixed yet
     eval_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # worker time spent evaluating
     run_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # wall time run so far, over every resume
+    tenant: Mapped[str | None] = mapped_column(String(100), index=True)  # who submitted it (None: no auth)
+    managed: Mapped[bool] = mapped_column(Boolean, default=False)  # the service runs it (and resumes it)
 
 
 class CandidateModel(BaseModel):
@@ -117,4 +119,30 @@ class HypervolumeModel(BaseModel):
     n_trials: Mapped[int] = mapped_column(Integer, primary_key=True)
     hypervolume: Mapped[float] = mapped_column(Float)
     front_size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TokenModel(BaseModel):
+    """An API token: only its SHA-256 is kept, the token itself is shown once at creation."""
+
+    __tablename__ = "nas_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(100), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # the token's first characters, to tell tokens apart
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ExportModel(BaseModel):
+    """An exported candidate: the artifact lives on disk at ``path``, its model card here."""
+
+    __tablename__ = "nas_exports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("nas_jobs.id", ondelete="CASCADE"), index=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("nas_candidates.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(Text)
+    card: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -56,6 +56,8 @@ class JobRecord:
     reference_point: dict[str, float | None]
     eval_seconds: float
     run_seconds: float
+    tenant: str | None = None
+    managed: bool = False
 
     @property
     def budget_trials(self) -> int | None:
@@ -94,6 +96,31 @@ class CandidateRecord:
         data["arch"] = json.loads(self.arch)
         data["created_at"] = self.created_at.isoformat()
         return data
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    id: int
+    tenant: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["created_at"] = self.created_at.isoformat()
+        data["revoked_at"] = self.revoked_at.isoformat() if self.revoked_at else None
+        return data
+
+
+@dataclass(frozen=True)
+class ExportRecord:
+    id: int
+    job_id: int
+    candidate_id: int
+    path: str
+    card: dict[str, Any]
+    created_at: datetime
 
 
 @dataclass(frozen=True)

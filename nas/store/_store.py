@@ -8,7 +8,10 @@ SQLite runs in WAL mode so readers never block the writer; PostgreSQL works with
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
+import secrets
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,25 +20,28 @@ from typing import Any
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, asc, create_engine, desc, event, func, select, update
+from sqlalchemy import Engine, String, asc, cast, create_engine, desc, event, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from nas.objectives import OBJECTIVES, loss_vector, sign
 from nas.pareto import add_to_front, hypervolume, non_dominated
-from nas.store._models import CandidateModel, HypervolumeModel, JobModel, TrialModel
+from nas.store._models import CandidateModel, ExportModel, HypervolumeModel, JobModel, TokenModel, TrialModel
 from nas.store._records import (
     _OPS,
     CANDIDATE_STATUSES,
     FILTERABLE,
+    JOB_STATUSES,
     METRIC_COLUMNS,
     Bound,
     CandidateIn,
     CandidateRecord,
+    ExportRecord,
     JobRecord,
     NotFoundError,
     Recorded,
     StoreError,
+    TokenRecord,
     TrialRecord,
     utc,
 )
@@ -140,9 +146,13 @@ class Store:
         spec: dict[str, Any],
         accelerator: dict[str, Any],
         reference_point: dict,
+        tenant: str | None = None,
+        managed: bool = False,
     ) -> JobRecord:
         with self._session() as s:
             job = JobModel(
+                tenant=tenant,
+                managed=managed,
                 name=name,
                 tags=list(tags),
                 spec=spec,
@@ -170,12 +180,31 @@ class Store:
         with self._session() as s:
             return _job(self._job(s, job_id))
 
-    def list_jobs(self, *, status: str | None = None, limit: int = 100) -> list[JobRecord]:
+    def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        tag: str | None = None,
+        tenant: str | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[JobRecord]:
+        """The newest jobs first; ``tenant`` None means every tenant's."""
         with self._session() as s:
-            query = select(JobModel).order_by(desc(JobModel.id)).limit(limit)
-            if status:
-                query = query.where(JobModel.status == status)
-            return [_job(j) for j in s.scalars(query)]
+            query = select(JobModel).where(*_job_filters(status, tag, tenant))
+            return [_job(j) for j in s.scalars(query.order_by(desc(JobModel.id)).offset(offset).limit(limit))]
+
+    def count_jobs(self, *, status: str | None = None, tag: str | None = None, tenant: str | None = None) -> int:
+        with self._session() as s:
+            return s.scalar(select(func.count(JobModel.id)).where(*_job_filters(status, tag, tenant)))
+
+    def requeue(self, job_id: int) -> JobRecord:
+        """Hand the job to the service's runner (``managed``): it starts or resumes it when a slot frees."""
+        with self._session() as s:
+            job = self._job(s, job_id, lock=True)
+            job.status, job.managed, job.cancel_requested = "queued", True, False
+            job.error, job.finished_at = None, None
+            return _job(job)
 
     def claim(self, job_id: int, owner: str, *, previous_owner: str | None = None) -> JobRecord:
         """Mark the job running in ``owner`` (host:pid), if its owner is still ``previous_owner``
@@ -327,6 +356,58 @@ class Store:
         job.reference_point = reference  # a new dict: JSON columns track assignment, not mutation
         return True
 
+    # ---- API tokens and exports --------------------------------------------------------------
+
+    def create_token(self, tenant: str) -> tuple[str, TokenRecord]:
+        """A new token for ``tenant``: returned once, stored as its SHA-256 only."""
+        tenant = tenant.strip()
+        if not tenant or len(tenant) > 100:
+            raise ValueError("tenant: give a name of 1 to 100 characters")
+        token = "nas_" + secrets.token_urlsafe(32)
+        with self._session() as s:
+            row = TokenModel(tenant=tenant, token_hash=_token_hash(token), prefix=token[:12], created_at=_now())
+            s.add(row)
+            s.flush()
+            return token, _token(row)
+
+    def tenant_of(self, token: str) -> str | None:
+        """The tenant a valid (not revoked) token belongs to, else None."""
+        with self._session() as s:
+            row = s.scalar(select(TokenModel).where(TokenModel.token_hash == _token_hash(token)))
+            return row.tenant if row is not None and row.revoked_at is None else None
+
+    def tokens(self, tenant: str | None = None) -> list[TokenRecord]:
+        with self._session() as s:
+            query = select(TokenModel).order_by(TokenModel.id)
+            if tenant is not None:
+                query = query.where(TokenModel.tenant == tenant)
+            return [_token(t) for t in s.scalars(query)]
+
+    def revoke_token(self, ref: str) -> TokenRecord:
+        """Revoke a token by id or by its printed prefix."""
+        with self._session() as s:
+            query = select(TokenModel)
+            query = query.where(TokenModel.id == int(ref)) if ref.isdigit() else query.where(TokenModel.prefix == ref)
+            rows = list(s.scalars(query.limit(2)))
+            if len(rows) != 1:
+                raise NotFoundError(f"token {ref!r} {'is ambiguous' if rows else 'is unknown'}; `nas token list`")
+            rows[0].revoked_at = rows[0].revoked_at or _now()
+            return _token(rows[0])
+
+    def add_export(self, job_id: int, candidate_id: int, *, path: str, card: dict[str, Any]) -> ExportRecord:
+        with self._session() as s:
+            row = ExportModel(job_id=job_id, candidate_id=candidate_id, path=path, card=card, created_at=_now())
+            s.add(row)
+            s.flush()
+            return _export(row)
+
+    def get_export(self, export_id: int) -> ExportRecord:
+        with self._session() as s:
+            row = s.get(ExportModel, export_id)
+            if row is None:
+                raise NotFoundError(f"export {export_id} is not in {self.safe_url}")
+            return _export(row)
+
     # ---- queries ----------------------------------------------------------------------------
 
     def candidate(self, job_id: int, ref: int | str) -> CandidateRecord:
@@ -421,6 +502,39 @@ class Store:
         return job
 
 
+def _job_filters(status: str | None, tag: str | None, tenant: str | None) -> list:
+    filters = []
+    if status is not None:
+        if status not in JOB_STATUSES:
+            raise ValueError(f"status: {status!r} is not one of {', '.join(JOB_STATUSES)}")
+        filters.append(JobModel.status == status)
+    if tag is not None:
+        # tags are a JSON list: match the tag's JSON string in its text, which SQLite and
+        # PostgreSQL store as written (a portable stand-in for json_each / jsonb's ?)
+        quoted = json.dumps(tag).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        filters.append(cast(JobModel.tags, String).like(f"%{quoted}%", escape="\\"))
+    if tenant is not None:
+        filters.append(JobModel.tenant == tenant)
+    return filters
+
+
+def _token_hash(token: str) -> str:
+    # tokens are 256 random bits: a plain SHA-256 cannot be brute-forced, no slow KDF needed
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _token(m: TokenModel) -> TokenRecord:
+    return TokenRecord(
+        id=m.id, tenant=m.tenant, prefix=m.prefix, created_at=utc(m.created_at), revoked_at=utc(m.revoked_at)
+    )
+
+
+def _export(m: ExportModel) -> ExportRecord:
+    return ExportRecord(
+        id=m.id, job_id=m.job_id, candidate_id=m.candidate_id, path=m.path, card=m.card, created_at=utc(m.created_at)
+    )
+
+
 def _on_front(job_id: int) -> list:
     return [CandidateModel.job_id == job_id, CandidateModel.on_front.is_(True)]
 
@@ -479,6 +593,8 @@ def _job(m: JobModel) -> JobRecord:
         reference_point=dict(m.reference_point or {}),
         eval_seconds=m.eval_seconds,
         run_seconds=m.run_seconds,
+        tenant=m.tenant,
+        managed=bool(m.managed),
     )
 
 

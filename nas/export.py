@@ -1,0 +1,303 @@
+"""Export of a candidate as a deployable PyTorch model.
+
+One folder (and a zip of it) per export:
+
+- ``arch.json``: the architecture, which ``search_spaces.build_model`` builds;
+- ``state_dict.pt``: the initialised (or, with ``train_steps``, briefly trained) weights, which the
+  built module loads;
+- ``model.torchscript.pt`` and ``model.onnx``: the same network traced at the deployment input
+  shape, with a free batch dimension; both load and run without this package (``torch.jit.load``,
+  ``onnxruntime``);
+- ``model_card.json`` and ``README.md``: metrics, hardware totals, constraints, the job, versions,
+  and the formats' agreement on one seeded input, measured here.
+
+Formats are checked as they are written: the ONNX graph passes ``onnx.checker`` and runs in
+onnxruntime, and every format's output is compared with the module's. A failed check leaves nothing
+behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import platform
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from nas.plugins import resolve_space
+from nas.spec import JobSpec, PluginRef
+from nas.store import CandidateRecord, JobRecord
+
+FORMATS = ("state_dict", "torchscript", "onnx")
+FILES = {"state_dict": "state_dict.pt", "torchscript": "model.torchscript.pt", "onnx": "model.onnx"}
+ONNX_OPSET = 17
+AGREEMENT_TOLERANCE = 1e-3  # max |difference| of logits between formats on the check input
+CHECK_BATCH = 2  # the check input's batch: not the traced one's, so a batch size baked into a graph shows
+
+
+class ExportError(ValueError):
+    """The candidate cannot be exported as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Exported:
+    path: Path  # the folder
+    files: dict[str, str]  # what -> file name in the folder
+    card: dict[str, Any]
+
+
+def parse_formats(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """'all' | a format | a comma-separated list (or a list) -> formats, in FORMATS order."""
+    items = [p.strip() for chunk in ([value] if isinstance(value, str) else value) for p in chunk.split(",")]
+    items = [p for p in items if p]
+    if not items or "all" in items:
+        return FORMATS
+    unknown = [p for p in items if p not in FORMATS]
+    if unknown:
+        raise ExportError(f"formats: unknown {', '.join(unknown)}; choose all or among {', '.join(FORMATS)}")
+    return tuple(f for f in FORMATS if f in items)
+
+
+def export_candidate(
+    job: JobRecord,
+    candidate: CandidateRecord,
+    out: str | Path,
+    *,
+    formats: str | tuple[str, ...] = FORMATS,
+    train_steps: int = 0,
+    train_batch: int = 32,
+) -> Exported:
+    """Write the export of ``candidate`` to the new folder ``out`` (which must not exist)."""
+    import torch
+
+    formats = parse_formats(formats)
+    out = Path(out)
+    if out.exists():
+        raise ExportError(f"output: {out} already exists; give a new folder")
+    if candidate.status != "complete":
+        raise ExportError(
+            f"candidate {candidate.id} is {candidate.status} ({candidate.failure or 'not scored'}); "
+            "export a complete one, e.g. from the Pareto front"
+        )
+    if train_steps < 0:
+        raise ExportError(f"train_steps: must be >= 0, got {train_steps}")
+    spec = JobSpec.model_validate(job.spec)
+    space = resolve_space(spec)
+    if not hasattr(space, "build"):
+        raise ExportError(
+            f"space {space.name!r} cannot build a torch module; give the plug-in a "
+            "build(arch, input_shape, num_classes) method to export its networks"
+        )
+    arch = space.arch_from_json(candidate.arch)
+    torch.manual_seed(spec.seed)
+    model = space.build(arch, spec.input_shape, spec.num_classes)
+    trained = _train(model, spec, train_steps, train_batch) if train_steps else None
+    model.eval()
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent if out.parent.exists() else None))
+    try:
+        files = {"arch": "arch.json"}
+        (tmp / "arch.json").write_text(arch.to_json() + "\n")
+        check = torch.randn(CHECK_BATCH, *spec.input_shape, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            reference = model(check)
+        agreement = {}
+        for fmt in formats:
+            files[fmt] = FILES[fmt]
+            agreement[fmt] = _WRITERS[fmt](model, tmp / FILES[fmt], spec, check, reference)
+        bad = {f: d for f, d in agreement.items() if not d <= AGREEMENT_TOLERANCE}
+        if bad:
+            raise ExportError(f"formats disagree with the module beyond {AGREEMENT_TOLERANCE}: {bad}")
+        card = _card(job, candidate, spec, files, agreement, trained)
+        (tmp / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
+        (tmp / "README.md").write_text(_readme(card))
+        files["model_card"] = "model_card.json"
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Exported(out, files, card)
+
+
+def zip_folder(folder: Path, zip_path: Path) -> Path:
+    """``folder`` as a zip whose entries sit under the folder's name."""
+    base = zip_path.with_suffix("")
+    return Path(shutil.make_archive(str(base), "zip", root_dir=folder.parent, base_dir=folder.name))
+
+
+def _train(model: Any, spec: JobSpec, steps: int, batch: int) -> dict[str, Any]:
+    """Train on the job's dataset at the deployment resolution; the held-out accuracy goes to the card."""
+    from nas.data import load_dataset
+    from nas.proxies._training import Trainer, TrainRecipe
+
+    if isinstance(spec.evaluator, PluginRef):
+        raise ExportError("train_steps: the job's evaluator is a plug-in; training needs the proxy evaluator's dataset")
+    data = load_dataset(spec.evaluator.data, split="train", data_dir=spec.evaluator.data_dir)
+    if data.num_classes != spec.num_classes:
+        raise ExportError(
+            f"train_steps: {spec.evaluator.data} has {data.num_classes} classes, the job's networks "
+            f"{spec.num_classes}; export without training"
+        )
+    recipe = TrainRecipe(steps=steps, batch_size=batch, resolution=spec.input_shape[-1], held_out=1000, seed=spec.seed)
+    train_set, held_out = data.split(recipe.held_out, seed=recipe.seed)
+    trainer = Trainer(model, train_set, recipe)
+    trainer.advance(steps)
+    return {
+        "dataset": spec.evaluator.data,
+        "steps": steps,
+        "batch_size": batch,
+        "resolution": recipe.resolution,
+        "held_out_images": len(held_out),
+        "held_out_accuracy": trainer.accuracy(held_out),
+    }
+
+
+def _max_diff(a: Any, b: Any) -> float:
+    import numpy as np
+
+    return float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))))
+
+
+def _write_state_dict(model: Any, path: Path, spec: JobSpec, check: Any, reference: Any) -> float:
+    import copy
+
+    import torch
+
+    torch.save(model.state_dict(), path)
+    reloaded = copy.deepcopy(model)
+    for p in reloaded.parameters():  # the reloaded weights, not the copied ones, must produce the output
+        p.data.zero_()
+    reloaded.load_state_dict(torch.load(path, weights_only=True))
+    with torch.no_grad():
+        return _max_diff(reloaded(check), reference)
+
+
+def _write_torchscript(model: Any, path: Path, spec: JobSpec, check: Any, reference: Any) -> float:
+    import torch
+
+    example = torch.zeros(1, *spec.input_shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export, still the portable format
+        traced = torch.jit.trace(model, example, check_trace=False)
+        traced.save(str(path))
+        loaded = torch.jit.load(str(path))
+    with torch.no_grad():
+        return _max_diff(loaded(check), reference)
+
+
+def _write_onnx(model: Any, path: Path, spec: JobSpec, check: Any, reference: Any) -> float:
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    example = torch.zeros(1, *spec.input_shape)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(None):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            dynamo=False,  # the TorchScript-based exporter: no extra dependencies, a plain opset-17 graph
+            opset_version=ONNX_OPSET,
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+        )
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except onnx.checker.ValidationError as err:
+        raise ExportError(f"onnx: the exported graph fails the ONNX checker: {err}") from err
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (out,) = session.run(["logits"], {"image": check.numpy()})
+    return _max_diff(out, reference)
+
+
+_WRITERS = {"state_dict": _write_state_dict, "torchscript": _write_torchscript, "onnx": _write_onnx}
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("imc-nas", "torch", "timm", "onnx", "onnxruntime", "optuna"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[package] = metadata.version(package)
+    return versions
+
+
+def _card(
+    job: JobRecord,
+    c: CandidateRecord,
+    spec: JobSpec,
+    files: dict[str, str],
+    agreement: dict[str, float],
+    trained: dict[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "name": c.name,
+        "arch_hash": c.arch_hash,
+        "exported_at": datetime.now(UTC).isoformat(),
+        "job": {"id": job.id, "name": job.name, "tags": list(job.tags), "objectives": spec.objectives},
+        "candidate": {"id": c.id, "trial_number": c.trial_number, "on_front": c.on_front},
+        "input": {"shape": ["batch", *spec.input_shape], "name": "image", "dtype": "float32"},
+        "output": {"shape": ["batch", spec.num_classes], "name": "logits"},
+        "build": {
+            "space": spec.space.plugin
+            if isinstance(spec.space, PluginRef)
+            else getattr(spec.space, "name", spec.space),
+            "num_classes": spec.num_classes,
+            "input_shape": list(spec.input_shape),
+        },
+        "metrics": c.metrics,
+        "scores": c.scores,
+        "deployable": c.deployable,
+        "hardware": c.hardware,
+        "accelerator": job.accelerator.get("name") if isinstance(job.accelerator, dict) else None,
+        "constraints": spec.constraints.model_dump(mode="json", exclude_none=True),
+        "weights": "trained" if trained else f"initialised (seed {spec.seed})",
+        "training": trained,
+        "files": files,
+        "agreement_max_abs_diff": agreement,
+        "versions": _versions(),
+    }
+
+
+def _readme(card: dict[str, Any]) -> str:
+    m = card["metrics"]
+    shape = ", ".join(str(s) for s in card["input"]["shape"])
+    lines = [
+        f"# {card['name']}",
+        "",
+        f"Exported from job {card['job']['id']} ({card['job']['name']}), candidate {card['candidate']['id']}.",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *(f"| {k} | {v:.6g} |" for k, v in m.items() if isinstance(v, int | float)),
+        "",
+        f"Weights: {card['weights']}."
+        + (f" Held-out accuracy {card['training']['held_out_accuracy']:.4f}." if card["training"] else ""),
+        "",
+        f"Input `image` float32 ({shape}); output `logits` (batch, {card['output']['shape'][1]}).",
+        "",
+        "```python",
+    ]
+    files = card["files"]
+    if "torchscript" in files:
+        lines += ["import torch", f"model = torch.jit.load({files['torchscript']!r})"]
+    if "onnx" in files:
+        lines += ["import onnxruntime", f"session = onnxruntime.InferenceSession({files['onnx']!r})"]
+    if "state_dict" in files:
+        lines += [
+            "# with imc-nas installed:",
+            "from search_spaces import ArchConfig, build_model",
+            f"net = build_model(ArchConfig.from_json(open('arch.json').read()), num_classes={card['build']['num_classes']},"
+            f" img_size={tuple(card['build']['input_shape'][1:])})",
+            f"net.load_state_dict(torch.load({files['state_dict']!r}))",
+        ]
+    lines += ["```", "", "Max |difference| of each format's logits from the module's on one seeded input:", ""]
+    lines += [f"- {f}: {d:.2e}" for f, d in card["agreement_max_abs_diff"].items()]
+    return "\n".join(lines) + "\n"
