@@ -78,6 +78,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", help=DB_HELP)
+    add_server_options(p)
+
+
+def add_server_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", metavar="URL", help="act through a running service (`nas serve`) instead of --db")
+    p.add_argument("--token", help="the service's API token (default: $NAS_TOKEN)")
 
 
 def _store(args: argparse.Namespace):

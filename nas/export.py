@@ -73,13 +73,13 @@ def export_candidate(
     train_steps: int = 0,
     train_batch: int = 32,
 ) -> Exported:
-    """Write the export of ``candidate`` to the new folder ``out`` (which must not exist)."""
+    """Write the export of ``candidate`` to the folder ``out`` (new or empty)."""
     import torch
 
     formats = parse_formats(formats)
     out = Path(out)
-    if out.exists():
-        raise ExportError(f"output: {out} already exists; give a new folder")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ExportError(f"output: {out} exists and is not an empty folder; give a new one")
     if candidate.status != "complete":
         raise ExportError(
             f"candidate {candidate.id} is {candidate.status} ({candidate.failure or 'not scored'}); "
@@ -100,7 +100,8 @@ def export_candidate(
     trained = _train(model, spec, train_steps, train_batch) if train_steps else None
     model.eval()
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent if out.parent.exists() else None))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))  # beside out: the rename is atomic
     try:
         files = {"arch": "arch.json"}
         (tmp / "arch.json").write_text(arch.to_json() + "\n")
@@ -118,6 +119,9 @@ def export_candidate(
         (tmp / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
         (tmp / "README.md").write_text(_readme(card))
         files["model_card"] = "model_card.json"
+        if out.exists():
+            out.rmdir()
+        tmp.chmod(0o755)
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,187 @@
+"""`nas serve`, `nas token`, `nas export`, and the job commands' `--server` side (through a
+running service, with ``nas.client``)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import sys
+from typing import Any
+
+from nas.export import FORMATS
+
+AUTH_ENV = "NAS_AUTH"  # 1: `nas serve` requires tokens
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    from nas._jobs_cli import DB_HELP, add_server_options
+
+    p = sub.add_parser("serve", help="run the REST API, the job runner and the dashboard")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--db", help=DB_HELP)
+    p.add_argument("--auth", action="store_true", help=f"require tokens (also ${AUTH_ENV}=1); see `nas token create`")
+    p.add_argument("--data-dir", default="nas-service", help="exports and job logs (default ./nas-service)")
+    p.add_argument("--max-jobs", type=int, default=2, help="jobs run at once (default 2); the others wait queued")
+    p.add_argument(
+        "--allow-plugin", action="append", default=[], metavar="MODULE_PREFIX",
+        help="let submitted specs name plug-ins under this module prefix (code the service imports)",
+    )  # fmt: skip
+    p.add_argument("--insecure", action="store_true", help="allow binding beyond this machine with auth off")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("token", help="API tokens: create (printed once), list, revoke")
+    p.add_argument("action", choices=("create", "list", "revoke"))
+    p.add_argument("ref", nargs="?", help="revoke: the token's id or printed prefix")
+    p.add_argument("--tenant", help="create: the tenant the token acts for; list: only its tokens")
+    p.add_argument("--db", help=DB_HELP)
+    p.set_defaults(func=cmd_token)
+
+    p = sub.add_parser("export", help="export a candidate (default: the best on the front) as PyTorch/TorchScript/ONNX")
+    p.add_argument("job", type=int)
+    p.add_argument("candidate", nargs="?", help="candidate id or arch hash prefix (default: the best under --where)")
+    p.add_argument("-o", "--out", required=True, help="the folder to write (new or empty)")
+    p.add_argument("--format", default="all", help=f"all, or some of {', '.join(FORMATS)} (comma-separated)")
+    p.add_argument("--where", help="bounds for choosing the best, e.g. 'latency_ms<1.25,energy_mj<3'")
+    p.add_argument("--sort", help="the metric 'best' means (default: the job's first objective)")
+    p.add_argument("--train-steps", type=int, default=0, help="train on the job's dataset first (default 0: no)")
+    p.add_argument("--db", help=DB_HELP)
+    add_server_options(p)
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from nas.service import create_app
+    from nas.store import Store
+
+    auth = args.auth or os.environ.get(AUTH_ENV, "").lower() in ("1", "true", "yes", "on")
+    if not auth and not _loopback(args.host) and not args.insecure:
+        raise ValueError(
+            f"--host {args.host}: binding beyond this machine with auth off lets anyone run and read jobs; "
+            "add --auth (tokens from `nas token create --tenant NAME`), or --insecure if you mean it"
+        )
+    store = Store(args.db)
+    app = create_app(
+        store, auth=auth, data_dir=args.data_dir, max_jobs=args.max_jobs, allow_plugins=tuple(args.allow_plugin)
+    )
+    where = f"http://{args.host}:{args.port}"
+    print(f"nas serve: {where} (dashboard {where}/ui/, API docs {where}/docs) on {store.safe_url}", flush=True)
+    if auth:
+        print("auth on: every route but /healthz needs `Authorization: Bearer <token>`", flush=True)
+    else:
+        print(f"auth OFF: anyone who reaches {args.host} can submit and read jobs (--auth turns it on)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from nas.store import Store
+
+    store = Store(args.db)
+    if args.action == "create":
+        if not args.tenant:
+            raise ValueError("token create: --tenant NAME is required")
+        token, record = store.create_token(args.tenant)
+        print(f"token {record.id} for tenant {record.tenant} (shown once; only its hash is kept):", file=sys.stderr)
+        print(token)
+    elif args.action == "list":
+        from nas._format import table
+
+        rows = [
+            (t.id, t.tenant, t.prefix + "…", t.created_at.strftime("%Y-%m-%d %H:%M"), "revoked" if t.revoked_at else "")
+            for t in store.tokens(args.tenant)
+        ]
+        print(table(["id", "tenant", "token", "created", ""], rows) if rows else "no tokens")
+    else:
+        if not args.ref:
+            raise ValueError("token revoke: give the token's id or prefix (`nas token list`)")
+        record = store.revoke_token(args.ref)
+        print(f"token {record.id} of {record.tenant} revoked")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    if args.server:
+        record = client(args).export(
+            args.job, args.candidate, out=args.out, where=args.where, sort=args.sort, formats=args.format,
+            train_steps=args.train_steps,
+        )  # fmt: skip
+        card = record["card"]
+    else:
+        from nas.export import export_candidate
+        from nas.store import Store, parse_bounds
+
+        store = Store(args.db)
+        job = store.get_job(args.job)
+        if args.candidate is not None:
+            c = store.candidate(args.job, args.candidate)
+        else:
+            front = store.pareto(args.job, where=parse_bounds(args.where), sort=args.sort, limit=1)
+            if not front:
+                raise ValueError(
+                    f"job {args.job}: no feasible candidate{' within ' + args.where if args.where else ''}"
+                )
+            c = front[0]
+        card = export_candidate(job, c, args.out, formats=args.format, train_steps=args.train_steps).card
+    agreement = ", ".join(f"{f} {d:.1e}" for f, d in card["agreement_max_abs_diff"].items())
+    print(f"exported candidate {card['candidate']['id']} ({card['name']}) of job {card['job']['id']} to {args.out}")
+    print(f"  files: {', '.join(card['files'].values())}; max |diff| from the module: {agreement}")
+    if card.get("training"):
+        t = card["training"]
+        print(f"  trained {t['steps']} steps on {t['dataset']}: held-out accuracy {t['held_out_accuracy']:.4f}")
+    return 0
+
+
+# ---- the job commands through a service --------------------------------------------------------
+
+
+def client(args: argparse.Namespace):
+    from nas.client import Client
+
+    return Client(args.server, token=args.token)
+
+
+def remote(args: argparse.Namespace) -> int:
+    """`nas run|resume|cancel|jobs|pareto|show --server URL`: the API's answer, as JSON."""
+    c = client(args)
+    command = args.command
+    if command == "run":
+        from nas.spec import load_spec
+
+        spec = load_spec(args.spec)  # validated here first: errors name the file
+        overrides = {"name": args.name, "sampler": args.sampler, "seed": args.seed}
+        data = {**spec.model_dump(mode="json"), **{k: v for k, v in overrides.items() if v is not None}}
+        if args.trials is not None:
+            data["budget"] = {**data["budget"], "trials": args.trials}
+        if args.workers is not None:
+            data["workers"] = {**data["workers"], "count": args.workers}
+        out: Any = c.submit(data)
+        print(f"job {out['id']} ({out['name']}) submitted to {args.server}: {out['status']}", file=sys.stderr)
+    elif command == "resume":
+        out = c.resume(args.job)
+    elif command == "cancel":
+        out = c.cancel(args.job)
+    elif command == "jobs":
+        out = c.job(args.job) if args.job is not None else c.jobs(status=args.status)
+    elif command == "pareto":
+        out = c.pareto(args.job, where=args.where, sort=args.sort, descending=args.desc, limit=args.limit or 50,
+                       offset=args.offset)  # fmt: skip
+    elif command == "show":
+        out = c.candidate(args.job, args.candidate)
+    else:
+        raise ValueError(f"--server: `nas {command}` does not act through a service")
+    print(json.dumps(out, indent=2))
+    return 0

@@ -1,0 +1,193 @@
+"""A Python client of the service, one method per route.
+
+    from nas.client import Client
+    client = Client("http://127.0.0.1:8000", token=None)
+    job = client.submit("docs/examples/edge-classifier.yaml")
+    client.wait(job["id"])
+    client.pareto(job["id"], where="latency_ms<1.25", fields="id,name,accuracy,latency_ms")
+    client.export(job["id"], out="winner/")               # the best on the first objective
+
+Responses are the API's JSON as dicts; an error response raises ``ClientError`` with the status and
+the service's ``detail`` (for invalid input, one entry per field).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TOKEN_ENV = "NAS_TOKEN"
+FINISHED = ("completed", "cancelled", "failed", "interrupted")
+
+
+class ClientError(RuntimeError):
+    def __init__(self, status: int, detail: Any, url: str) -> None:
+        self.status, self.detail, self.url = status, detail, url
+        if isinstance(detail, list):
+            text = "; ".join(
+                f"{'.'.join(str(p) for p in d.get('loc', [])[1:]) or 'body'}: {d.get('msg')}" for d in detail
+            )
+        else:
+            text = str(detail)
+        super().__init__(f"{status} from {url}: {text}")
+
+
+class Client:
+    def __init__(self, url: str, token: str | None = None, *, timeout: float = 600.0) -> None:
+        token = token or os.environ.get(TOKEN_ENV)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # ---- routes ---------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/healthz")
+
+    def submit(self, spec: str | Path | dict[str, Any], **overrides: Any) -> dict[str, Any]:
+        """Submit a spec (a YAML/JSON file, or a mapping); ``overrides`` replace its top-level keys."""
+        if isinstance(spec, dict):
+            data = spec
+        else:
+            import yaml
+
+            path = Path(spec)
+            data = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
+        return self._call("POST", "/jobs", json={**data, **overrides})
+
+    def jobs(
+        self, *, status: str | None = None, tag: str | None = None, limit: int = 50, offset: int = 0
+    ) -> dict[str, Any]:
+        return self._call("GET", "/jobs", params=_params(status=status, tag=tag, limit=limit, offset=offset))
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/jobs/{job_id}")
+
+    def cancel(self, job_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/jobs/{job_id}/cancel")
+
+    def resume(self, job_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/jobs/{job_id}/resume")
+
+    def hypervolume(self, job_id: int) -> list[dict[str, Any]]:
+        return self._call("GET", f"/jobs/{job_id}/hypervolume")
+
+    def pareto(
+        self,
+        job_id: int,
+        *,
+        where: str | list[str] | None = None,
+        sort: str | None = None,
+        descending: bool | None = None,
+        fields: str | list[str] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        params = _params(
+            where=",".join(where) if isinstance(where, list) else where,
+            sort=sort,
+            descending=descending,
+            fields=",".join(fields) if isinstance(fields, list) else fields,
+            limit=limit,
+            offset=offset,
+        )
+        return self._call("GET", f"/jobs/{job_id}/pareto", params=params)
+
+    def candidates(self, job_id: int, *, status: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        return self._call(
+            "GET", f"/jobs/{job_id}/candidates", params=_params(status=status, limit=limit, offset=offset)
+        )
+
+    def candidate(self, job_id: int, ref: int | str) -> dict[str, Any]:
+        return self._call("GET", f"/jobs/{job_id}/candidates/{ref}")
+
+    def export(
+        self,
+        job_id: int,
+        candidate: int | str | None = None,
+        *,
+        out: str | Path | None = None,
+        where: str | None = None,
+        sort: str | None = None,
+        formats: str = "all",
+        train_steps: int = 0,
+    ) -> dict[str, Any]:
+        """Export a candidate (default: the best under ``where``); with ``out``, download and unpack
+        it there. Returns the export's record, plus ``path`` (the unpacked folder) when downloaded."""
+        body = {"candidate": candidate, "where": where, "sort": sort, "formats": formats, "train_steps": train_steps}
+        record = self._call("POST", f"/jobs/{job_id}/export", json={k: v for k, v in body.items() if v is not None})
+        if out is not None:
+            record["path"] = str(self.download(record["id"], out))
+        return record
+
+    def download(self, export_id: int, out: str | Path) -> Path:
+        """Unpack export ``export_id`` into the folder ``out`` (new or empty); returns it."""
+        out = Path(out)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise FileExistsError(f"out: {out} exists and is not an empty folder; give a new one")
+        response = self._http.get(f"/exports/{export_id}")
+        _check(response)
+        out.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+            for member in archive.infolist():
+                name = Path(*Path(member.filename).parts[1:])  # entries sit under the export's folder
+                if member.is_dir() or not name.parts or ".." in name.parts or name.is_absolute():
+                    continue
+                (out / name).parent.mkdir(parents=True, exist_ok=True)
+                (out / name).write_bytes(archive.read(member))
+        return out
+
+    def accelerators(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/accelerators")
+
+    def spaces(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/spaces")
+
+    def wait(self, job_id: int, *, timeout: float = 3600.0, poll_s: float = 1.0) -> dict[str, Any]:
+        """Poll until the job has finished (completed, cancelled, failed or interrupted)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if job["status"] in FINISHED:
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} is still {job['status']} after {timeout:.0f} s")
+            time.sleep(poll_s)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as err:
+            raise ConnectionError(f"cannot reach the service at {self.url}: {err}; is `nas serve` running?") from err
+        _check(response)
+        return response.json()
+
+
+def _check(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    try:
+        detail = response.json().get("detail", response.text)
+    except ValueError:
+        detail = response.text
+    raise ClientError(response.status_code, detail, str(response.request.url))
+
+
+def _params(**values: Any) -> dict[str, Any]:
+    return {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in values.items() if v is not None}
