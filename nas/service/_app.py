@@ -128,6 +128,7 @@ def create_app(
         responses={k: v for k, v in schemas.ERRORS.items() if k in (401, 413)},
     )
     app.state.service = service
+    app.openapi = lambda: _openapi(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     _add_error_handlers(app)
     app.include_router(_routes(service))
@@ -140,6 +141,22 @@ def create_app(
             return RedirectResponse("/ui/")
 
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, plus the JobSpec that POST /jobs reads itself (it parses JSON or YAML)."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(
+            title=app.title, version=app.version, summary=app.summary, description=app.description, routes=app.routes
+        )
+        spec = JobSpec.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(spec.pop("$defs", {}))
+        components["JobSpec"] = spec
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def _dashboard_dir() -> Path | None:
@@ -181,7 +198,8 @@ def _details(err: Exception) -> list[dict[str, Any]]:
     for line in str(err).strip("'\"").split("\n"):
         head, sep, msg = line.strip().partition(": ")
         if sep and head.replace(".", "").replace("_", "").isalnum():
-            out.append({"loc": ["body", *head.split(".")], "msg": msg, "type": "value_error"})
+            path = [p for p in head.split(".") if p != "body"]
+            out.append({"loc": ["body", *path], "msg": msg, "type": "value_error"})
         else:
             out.append({"loc": ["body"], "msg": line.strip(), "type": "value_error"})
     return out

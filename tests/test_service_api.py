@@ -1,0 +1,236 @@
+"""The REST API in process (FastAPI's TestClient) over real SQLite and PostgreSQL stores: routes,
+errors, tenants. Jobs are run here by the search loop itself; the service's own runner is covered
+by tests/test_service_live.py."""
+
+import io
+import json
+import zipfile
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from nas.search import run, submit
+from nas.service import create_app
+from nas.spec import load_spec
+from nas.store import Store
+
+SPEC = {
+    "name": "api",
+    "tags": ["edge", "nightly_run"],
+    "space": "metaformer-tiny",
+    "input_shape": [3, 64, 64],
+    "evaluator": {"plugin": "search_plugins:ToyEvaluator"},
+    "constraints": {"max_params": 2_000_000},
+    "budget": {"trials": 20},
+    "workers": {"count": 0},
+}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A store with one finished job (run in this process) and the service over it."""
+    tmp = tmp_path_factory.mktemp("api")
+    store = Store(f"sqlite:///{tmp / 'nas.db'}")
+    job = submit(store, load_spec(SPEC))
+    run(store, job.id)
+    app = create_app(store, run_jobs=False, data_dir=tmp / "service", allow_plugins=("search_plugins",))
+    with TestClient(app) as client:
+        yield store, job.id, client
+
+
+def test_job_detail_has_progress_best_hypervolume_and_no_eta_once_finished(finished):
+    store, job_id, client = finished
+    body = client.get(f"/jobs/{job_id}").json()
+    job = store.get_job(job_id)
+    assert body["status"] == "completed" and body["eta_s"] is None
+    assert body["progress"]["trials"] == 20 == body["progress"]["budget_trials"]
+    p = body["progress"]
+    assert p["complete"] + p["infeasible"] + p["failed"] + p["duplicates"] == 20
+    assert p["front"] == job.n_front > 0 and body["hypervolume"] == job.hypervolume
+    best = store.pareto(job_id, sort="accuracy", limit=1)[0]
+    assert body["best"] == {"objective": "accuracy", "value": best.metrics["accuracy"], "candidate_id": best.id,
+                            "name": best.name}  # fmt: skip
+
+
+def test_job_list_paginates_and_filters_by_status_and_tag(finished):
+    store, job_id, client = finished
+    second = submit(store, load_spec({**SPEC, "name": "second", "tags": ["edge"]}))
+    try:
+        page = client.get("/jobs", params={"limit": 1}).json()
+        assert page["total"] == 2 and [j["id"] for j in page["items"]] == [second.id]
+        assert [j["id"] for j in client.get("/jobs", params={"limit": 1, "offset": 1}).json()["items"]] == [job_id]
+        assert [j["id"] for j in client.get("/jobs", params={"status": "queued"}).json()["items"]] == [second.id]
+        assert [j["id"] for j in client.get("/jobs", params={"tag": "nightly_run"}).json()["items"]] == [job_id]
+        assert client.get("/jobs", params={"tag": "nightly%"}).json()["total"] == 0  # LIKE wildcards are escaped
+        assert client.get("/jobs", params={"tag": "edge"}).json()["total"] == 2
+        assert client.get("/jobs", params={"status": "sleeping"}).status_code == 422
+    finally:
+        store.delete_job(second.id)
+
+
+def test_pareto_matches_the_store_with_bounds_sort_pagination_and_fields(finished):
+    store, job_id, client = finished
+    front = store.pareto(job_id, sort="latency_ms")
+    body = client.get(f"/jobs/{job_id}/pareto", params={"sort": "latency_ms"}).json()
+    assert [r["id"] for r in body["items"]] == [c.id for c in front]
+    assert body["objectives"] == ["accuracy", "latency_ms", "energy_mj"]
+    bound = sorted(c.metrics["latency_ms"] for c in front)[len(front) // 2]
+    body = client.get(f"/jobs/{job_id}/pareto", params={"where": f"latency_ms<={bound}"}).json()
+    assert {r["id"] for r in body["items"]} == {c.id for c in store.pareto(job_id, where=_bounds(f"latency_ms<={bound}"))}
+    page = client.get(f"/jobs/{job_id}/pareto", params={"sort": "latency_ms", "limit": 1, "offset": 1}).json()
+    assert [r["id"] for r in page["items"]] == [front[1].id]
+    rows = client.get(f"/jobs/{job_id}/pareto", params={"fields": "id,latency_ms"}).json()["items"]
+    assert rows and all(set(r) == {"id", "latency_ms"} for r in rows)
+
+
+def _bounds(text):
+    from nas.store import parse_bounds
+
+    return parse_bounds(text)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"where": "latency<2"}, "where"), ({"sort": "speed"}, "sort"), ({"fields": "id,colour"}, "fields"),
+     ({"limit": 0}, "limit"), ({"limit": 5000}, "limit")],
+)  # fmt: skip
+def test_bad_pareto_queries_answer_422_naming_the_parameter(finished, params, field):
+    _, job_id, client = finished
+    response = client.get(f"/jobs/{job_id}/pareto", params=params)
+    assert response.status_code == 422
+    assert field in json.dumps(response.json()["detail"])
+
+
+def test_candidates_and_a_candidate_with_its_per_layer_table(finished):
+    store, job_id, client = finished
+    page = client.get(f"/jobs/{job_id}/candidates", params={"status": "complete", "limit": 100}).json()
+    assert len(page["items"]) == store.get_job(job_id).n_complete
+    c = page["items"][0]
+    detail = client.get(f"/jobs/{job_id}/candidates/{c['id']}").json()
+    assert detail["arch"]["stages"] and detail["metrics"]["latency_ms"] > 0
+    layers = detail["layers"]
+    assert layers and {"name", "unit", "time_us", "energy_uj"} <= set(layers[0])
+    # the per-layer table adds up to the frame's totals (the model's own invariant, seen through the API)
+    assert sum(r["energy_uj"] for r in layers) / 1e3 == pytest.approx(detail["metrics"]["energy_mj"], rel=1e-6)
+    by_hash = client.get(f"/jobs/{job_id}/candidates/{c['arch_hash'][:10]}").json()
+    assert by_hash["id"] == c["id"]
+
+
+def test_unknown_ids_answer_404_with_a_message(finished):
+    _, job_id, client = finished
+    for path in ("/jobs/999", f"/jobs/{job_id}/candidates/999999", "/exports/999", "/jobs/999/pareto"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.json()["detail"]
+    assert client.get("/jobs/0").status_code == 422  # ids start at 1
+    assert client.post("/jobs/999/cancel").status_code == 404
+
+
+def test_submit_json_and_yaml_and_invalid_specs_name_their_fields(finished):
+    store, _, client = finished
+    good = client.post("/jobs", content=yaml.safe_dump({**SPEC, "name": "from-yaml"}),
+                       headers={"content-type": "application/yaml"})  # fmt: skip
+    assert good.status_code == 201 and good.json()["status"] == "queued"
+    job = store.get_job(good.json()["id"])
+    assert job.name == "from-yaml" and job.managed  # the service's runner owns it
+    store.delete_job(job.id)
+    bad = client.post("/jobs", json={**SPEC, "budget": {"trials": "many"}, "evaluator": {"proxy": "x", "res": 3}})
+    assert bad.status_code == 422
+    locs = {tuple(d["loc"]) for d in bad.json()["detail"]}
+    assert ("body", "budget", "trials") in locs and ("body", "evaluator", "res") in locs
+    for body, loc in [
+        ({**SPEC, "space": "/etc/passwd"}, ["body", "space"]),  # a server path: not over HTTP
+        ({**SPEC, "accelerator": "tpu"}, ["body", "accelerator"]),
+        ({**SPEC, "evaluator": {"plugin": "os:system"}}, ["body", "evaluator", "plugin"]),  # code: not allowed
+    ]:
+        response = client.post("/jobs", json=body)
+        assert response.status_code == 422, body
+        assert response.json()["detail"][0]["loc"] == loc
+    for content, ctype in [(b"{not json", "application/json"), (b"- a list", "application/yaml"), (b"\xff", "")]:
+        response = client.post("/jobs", content=content, headers={"content-type": ctype})
+        assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body"]
+    assert store.count_jobs() == 1  # nothing half-written
+
+
+def test_oversized_bodies_are_refused_before_reading(finished):
+    store, _, client = finished
+    response = client.post("/jobs", content=b" " * (2 << 20), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "limit" in response.json()["detail"]
+
+    def chunks():  # no Content-Length: the cap still holds
+        for _ in range(40):
+            yield b" " * 65536
+
+    assert client.post("/jobs", content=chunks()).status_code == 413
+    assert store.count_jobs() == 1
+
+
+def test_cancel_and_resume_of_a_finished_job(finished):
+    store, job_id, client = finished
+    assert client.post(f"/jobs/{job_id}/cancel").json()["status"] == "completed"
+    response = client.post(f"/jobs/{job_id}/resume")  # its budget is spent
+    assert response.status_code == 409 and "budget" in response.json()["detail"]
+
+
+def test_export_the_best_under_bounds_and_download_the_zip(finished):
+    store, job_id, client = finished
+    front = store.pareto(job_id, sort="latency_ms")
+    bound = front[len(front) // 2].metrics["latency_ms"]
+    response = client.post(f"/jobs/{job_id}/export", json={"where": f"latency_ms<={bound}", "formats": "onnx"})
+    assert response.status_code == 201, response.text
+    record = response.json()
+    best = store.pareto(job_id, where=_bounds(f"latency_ms<={bound}"), limit=1)[0]
+    assert record["candidate_id"] == best.id and set(record["files"]) == {"arch", "onnx", "model_card"}
+    archive = zipfile.ZipFile(io.BytesIO(client.get(record["url"]).content))
+    names = {n.split("/", 1)[1] for n in archive.namelist() if not n.endswith("/")}
+    assert names == {"arch.json", "model.onnx", "model_card.json", "README.md"}
+    assert client.get(f"/exports/{record['id']}/card").json()["card"]["candidate"]["id"] == best.id
+    bad = client.post(f"/jobs/{job_id}/export", json={"formats": "tflite"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "formats"]
+    assert client.post(f"/jobs/{job_id}/export", json={"where": "latency_ms<0"}).status_code == 404
+
+
+def test_catalogue_routes_and_a_complete_openapi_schema(finished):
+    _, _, client = finished
+    names = [a["name"] for a in client.get("/accelerators").json()]
+    assert "metis-like" in names
+    assert {"metaformer", "metaformer-tiny"} <= {s["name"] for s in client.get("/spaces").json()}
+    schema = client.get("/openapi.json").json()
+    expected = {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/cancel", "/jobs/{job_id}/resume", "/jobs/{job_id}/pareto",
+                "/jobs/{job_id}/candidates", "/jobs/{job_id}/candidates/{ref}", "/jobs/{job_id}/export",
+                "/exports/{export_id}", "/accelerators", "/spaces", "/healthz"}  # fmt: skip
+    assert expected <= set(schema["paths"])
+    body = schema["paths"]["/jobs"]["post"]["requestBody"]["content"]
+    assert {"application/json", "application/yaml"} <= set(body) and "JobSpec" in schema["components"]["schemas"]
+    assert body["application/json"]["examples"]
+    assert schema["components"]["schemas"]["Job"].get("examples")
+
+
+def test_tokens_and_tenants(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+    a_token, _ = store.create_token("team-a")
+    b_token, b_record = store.create_token("team-b")
+    app = create_app(store, auth=True, run_jobs=False, data_dir=tmp_path, allow_plugins=("search_plugins",))
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code == 200  # no token needed
+        assert client.get("/jobs").status_code == 401
+        assert client.get("/accelerators", headers=_auth("nas_wrong")).status_code == 401
+        created = client.post("/jobs", json=SPEC, headers=_auth(a_token))
+        assert created.status_code == 201 and created.json()["tenant"] == "team-a"
+        job_id = created.json()["id"]
+        assert client.get(f"/jobs/{job_id}", headers=_auth(a_token)).status_code == 200
+        other = client.get(f"/jobs/{job_id}", headers=_auth(b_token))
+        unknown = client.get("/jobs/4242", headers=_auth(b_token))
+        assert other.status_code == unknown.status_code == 404
+        assert other.json()["detail"].replace(str(job_id), "N") == unknown.json()["detail"].replace("4242", "N")
+        assert client.post(f"/jobs/{job_id}/cancel", headers=_auth(b_token)).status_code == 404
+        assert client.get("/jobs", headers=_auth(b_token)).json()["total"] == 0
+        assert client.get("/jobs", headers=_auth(a_token)).json()["total"] == 1
+        store.revoke_token(b_record.prefix)
+        assert client.get("/jobs", headers=_auth(b_token)).status_code == 401
+    assert all(t.prefix not in (a_token, b_token) for t in store.tokens())  # only hashes and prefixes are kept
+
+
+def _auth(token):
+    return {"Authorization": f"Bearer {token}"}
