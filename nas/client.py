@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 TOKEN_ENV = "NAS_TOKEN"
-FINISHED = ("completed", "cancelled", "failed", "interrupted")
+FINISHED = ("completed", "cancelled", "failed")
 
 
 class ClientError(RuntimeError):
@@ -160,11 +160,12 @@ class Client:
         return self._call("GET", "/spaces")
 
     def wait(self, job_id: int, *, timeout: float = 3600.0, poll_s: float = 1.0) -> dict[str, Any]:
-        """Poll until the job has finished (completed, cancelled, failed or interrupted)."""
+        """Poll until the job has finished: completed, cancelled, failed, or interrupted when no
+        service will resume it (a job the service runs resumes when the service restarts)."""
         deadline = time.monotonic() + timeout
         while True:
             job = self.job(job_id)
-            if job["status"] in FINISHED:
+            if job["status"] in FINISHED or (job["status"] == "interrupted" and not job["managed"]):
                 return job
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} is still {job['status']} after {timeout:.0f} s")

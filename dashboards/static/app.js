@@ -69,13 +69,17 @@ function duration(seconds) {
   return m ? `${m} min ${Math.round(seconds % 60)} s` : `${Math.round(seconds)} s`;
 }
 
+function render(...children) {
+  view.replaceChildren(...children.filter(c => c !== null && c !== undefined));
+}
+
 function crumbs(...parts) {
   const el = document.getElementById("crumbs");
   el.replaceChildren(...parts.flatMap((p, i) => [i ? " / " : "", p]));
 }
 
 function showError(err) {
-  view.replaceChildren(h("p", { class: "error", id: "error" }, err.message));
+  render(h("p", { class: "error", id: "error" }, err.message));
 }
 
 function status(job) {
@@ -105,13 +109,13 @@ async function jobList() {
     h("td", { class: "num" }, fmt(j.hypervolume)),
     h("td", {}, j.tags.join(", ")),
   ));
-  view.replaceChildren(
+  render(
     h("h2", {}, `Jobs (${page.total})`),
     page.items.length ? h("table", { id: "jobs" },
       h("thead", {}, h("tr", {}, ...["id", "name", "status", "progress", "trials", "scored", "infeasible", "failed", "front", "HV", "tags"].map(c => h("th", {}, c)))),
       h("tbody", {}, rows)) : h("p", { class: "muted" }, "No jobs yet: POST /jobs, or `nas run SPEC --server URL`."),
   );
-  poll(() => route(), null);
+  poll(() => route(), page.items.every(j => FINISHED.includes(j.status)) ? { status: "completed" } : null);
 }
 
 function progressBar(job) {
@@ -131,7 +135,7 @@ async function jobPage(id) {
   crumbs(h("a", { href: "#/" }, "jobs"), `job ${job.id}`);
   const p = job.progress;
   const stat = (label, value, key) => h("div", { class: "stat", "data-stat": key }, h("b", {}, value), h("span", {}, label));
-  view.replaceChildren(
+  render(
     h("h2", {}, `${job.name} `, status(job)),
     job.error ? h("p", { class: "error" }, job.error) : null,
     h("div", { class: "card" },
@@ -272,7 +276,7 @@ async function candidatePage(jobId, ref) {
     } catch (err) { exportOut.replaceChildren(h("span", { class: "error" }, err.message)); }
     button.disabled = false;
   } }, "Export (zip)");
-  view.replaceChildren(
+  render(
     h("h2", {}, c.name, " ", h("span", { class: `status ${c.status}` }, c.on_front ? "on the front" : c.status)),
     c.failure ? h("p", { class: "error" }, c.failure) : null,
     h("div", { class: "card" }, h("div", { class: "grid" },
@@ -327,7 +331,7 @@ async function route() {
     if (parts[0] === "jobs" && parts[2] === "candidates" && parts[3]) await candidatePage(parts[1], parts[3]);
     else if (parts[0] === "jobs" && parts[1]) await jobPage(parts[1]);
     else await jobList();
-    document.body.dataset.ready = location.hash || "#/";
+    document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);  // tests wait on it
   } catch (err) {
     clearTimeout(timer);
     showError(err);

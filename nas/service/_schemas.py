@@ -56,6 +56,7 @@ class Job(BaseModel):
     tags: list[str]
     status: str = Field(description="queued | running | completed | cancelled | failed | interrupted")
     tenant: str | None
+    managed: bool = Field(description="the service runs it, and resumes it after a restart")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -76,7 +77,7 @@ class Job(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "id": 1, "name": "edge-classifier", "tags": ["demo"], "status": "running", "tenant": None,
+                    "id": 1, "name": "edge-classifier", "tags": ["demo"], "status": "running", "tenant": None, "managed": True,
                     "created_at": _EXAMPLE_TIME, "started_at": _EXAMPLE_TIME, "finished_at": None,
                     "heartbeat_at": _EXAMPLE_TIME, "cancel_requested": False, "error": None,
                     "progress": {"trials": 120, "budget_trials": 200, "budget_wall_time_s": 240, "complete": 61,
@@ -210,6 +211,7 @@ def job_out(job: JobRecord, best: Best | None, eta_s: float | None) -> Job:
         tags=list(job.tags),
         status=job.status,
         tenant=job.tenant,
+        managed=job.managed,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,

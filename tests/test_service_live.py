@@ -1,0 +1,260 @@
+"""The service as users run it: `nas serve` in its own process on a real SQLite store, jobs run by
+its supervisor (the demo job on a local Ray), the Python client and `--server` CLI over HTTP, the
+dashboard in a real headless Chromium (Debian's chromium + chromium-driver, through Selenium), and
+the exported winner run by onnxruntime and TorchScript in a Python that cannot import this package.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nas.client import Client, ClientError
+from nas.store import Store
+
+TESTS = Path(__file__).parent
+ROOT = TESTS.parent
+SCREENSHOTS = ROOT / "tests" / "artifacts"  # the browser test's screenshots (git-ignored)
+TOY = {
+    "space": "metaformer-tiny",
+    "input_shape": [3, 64, 64],
+    "evaluator": {"plugin": "search_plugins:ToyEvaluator", "options": {"delay_s": 0.15}},
+    "workers": {"count": 0},
+}
+
+
+class Server:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp, self.db = tmp, f"sqlite:///{tmp / 'nas.db'}"
+        self.proc: subprocess.Popen | None = None
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self, *extra: str) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)}
+        command = [sys.executable, "-m", "nas", "serve", "--port", str(self.port), "--db", self.db,
+                   "--data-dir", str(self.tmp / "service"), "--allow-plugin", "search_plugins", *extra]  # fmt: skip
+        self.log = open(self.tmp / "serve.log", "ab")  # noqa: SIM115 - open for the server's life
+        self.proc = subprocess.Popen(command, cwd=self.tmp, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                Client(self.url).health()
+                return
+            except ConnectionError:
+                assert self.proc.poll() is None, (self.tmp / "serve.log").read_text()
+                time.sleep(0.2)
+        raise TimeoutError("nas serve did not answer within 60 s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # uvicorn's graceful stop: the supervisor interrupts its jobs
+            self.proc.wait(timeout=60)
+        self.log.close()
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = Server(tmp_path)
+    s.start()
+    yield s
+    s.stop()
+
+
+def wait_for(predicate, timeout: float = 120, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise TimeoutError("condition not reached")
+
+
+def test_the_demo_job_over_http_watched_in_the_dashboard_and_its_winner_exported(server, tmp_path):
+    client = Client(server.url)
+    job = client.submit(ROOT / "docs/examples/edge-classifier.yaml", budget={"trials": 24, "wall_time_s": 240})
+    assert job["status"] == "queued" and job["tenant"] is None
+    running = wait_for(lambda: (j := client.job(job["id"]))["status"] == "running" and j)
+    assert running["started_at"]
+    # while the search runs, the API answers: every query here has to
+    for _ in range(5):
+        assert client.jobs()["total"] == 1 and client.health()["jobs_running"] == [job["id"]]
+    done = client.wait(job["id"], timeout=300)
+    assert done["status"] == "completed", done["error"]
+    assert done["progress"]["trials"] == 24 and done["progress"]["front"] >= 1
+
+    front = client.pareto(job["id"], limit=1000)["items"]
+    assert len(front) == done["progress"]["front"]
+    browse_dashboard(server.url, done, front)
+
+    # the winner: the most accurate candidate at <= 1.25 ms (800 FPS), downloaded and run elsewhere
+    record = client.export(job["id"], where="latency_ms<=1.25", out=tmp_path / "winner")
+    winner = Path(record["path"])
+    card = json.loads((winner / "model_card.json").read_text())
+    assert card["candidate"]["id"] == record["candidate_id"] and card["metrics"]["latency_ms"] <= 1.25
+    outputs = run_without_our_package(winner)
+    assert outputs["onnx"].shape == (3, 10)
+    np.testing.assert_allclose(outputs["onnx"], outputs["torchscript"], atol=1e-4)
+    # and the state_dict in our builder gives the same logits
+    import torch
+
+    from search_spaces import ArchConfig, build_model
+
+    net = build_model(ArchConfig.from_json((winner / "arch.json").read_text()), num_classes=10, img_size=(224, 224))
+    net.load_state_dict(torch.load(winner / "state_dict.pt", weights_only=True))
+    with torch.no_grad():
+        ours = net.eval()(torch.from_numpy(outputs["input"])).numpy()
+    np.testing.assert_allclose(ours, outputs["onnx"], atol=1e-4)
+
+
+def browse_dashboard(url: str, job: dict, front: list[dict]) -> None:
+    from selenium import webdriver
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.chrome.service import Service as ChromeService
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1400"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=ChromeService(shutil.which("chromedriver")))
+    SCREENSHOTS.mkdir(exist_ok=True)
+    try:
+        wait = WebDriverWait(driver, 30, ignored_exceptions=[StaleElementReferenceException])
+
+        def renders():
+            return int(driver.find_element(By.TAG_NAME, "body").get_attribute("data-renders") or 0)
+
+        driver.get(f"{url}/")
+        row = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, f"#jobs tr[data-job='{job['id']}']")))
+        assert row.find_element(By.CSS_SELECTOR, "[data-status]").get_attribute("data-status") == "completed"
+        driver.save_screenshot(str(SCREENSHOTS / "dashboard-jobs.png"))
+
+        row.find_element(By.TAG_NAME, "a").click()
+        wait.until(ec.presence_of_element_located((By.ID, "pareto-plot")))
+        points = driver.find_elements(By.CSS_SELECTOR, "#pareto-plot circle.front-point")
+        assert len(points) == job["progress"]["front"] == len(front)
+        assert {p.get_attribute("data-id") for p in points} == {str(c["id"]) for c in front}
+        stat = driver.find_element(By.CSS_SELECTOR, "[data-stat='infeasible'] b").text
+        assert stat == str(job["progress"]["infeasible"])
+        assert driver.find_elements(By.CSS_SELECTOR, "#hv-plot path")  # the hypervolume history is drawn
+        # another pair of axes: the same points, moved
+        before, rendered = {p.get_attribute("data-id"): p.get_attribute("cx") for p in points}, renders()
+        driver.find_element(By.CSS_SELECTOR, "#x-axis option[value='energy_mj']").click()
+        wait.until(lambda d: renders() > rendered)
+        points = driver.find_elements(By.CSS_SELECTOR, "#pareto-plot circle.front-point")
+        assert driver.find_element(By.CSS_SELECTOR, "#x-axis").get_attribute("value") == "energy_mj"
+        after = {p.get_attribute("data-id"): p.get_attribute("cx") for p in points}
+        assert after.keys() == before.keys() and (after != before or len(front) == 1)
+        driver.save_screenshot(str(SCREENSHOTS / "dashboard-job.png"))
+
+        target = points[0].get_attribute("data-id")
+        driver.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", points[0])
+        wait.until(ec.presence_of_element_located((By.ID, "layer-bars")))
+        assert driver.current_url.endswith(f"/candidates/{target}")
+        bars = driver.find_elements(By.CSS_SELECTOR, "#layer-bars g.layer")
+        detail = Client(url).candidate(job["id"], target)
+        assert len(bars) == len(detail["layers"]) and driver.find_elements(By.CSS_SELECTOR, "#stages tbody tr")
+        driver.find_element(By.ID, "export").click()
+        link = WebDriverWait(driver, 120).until(ec.presence_of_element_located((By.ID, "export-link")))
+        assert "/exports/" in link.get_attribute("href")
+        driver.save_screenshot(str(SCREENSHOTS / "dashboard-candidate.png"))
+    finally:
+        driver.quit()
+
+
+BLOCKER = """
+import importlib.abc, json, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("nas", "search_spaces", "hwmodels", "timm"):
+            raise ImportError(f"{name} is blocked: the export must run without it")
+sys.meta_path.insert(0, Block())
+import numpy as np, onnxruntime, torch
+folder = sys.argv[1]
+x = np.random.default_rng(0).standard_normal((3, 3, 224, 224)).astype(np.float32)
+onnx = onnxruntime.InferenceSession(f"{folder}/model.onnx").run(None, {"image": x})[0]
+with torch.no_grad():
+    ts = torch.jit.load(f"{folder}/model.torchscript.pt")(torch.from_numpy(x)).numpy()
+np.savez(f"{folder}/outputs.npz", input=x, onnx=onnx, torchscript=ts)
+"""
+
+
+def run_without_our_package(folder: Path) -> dict[str, np.ndarray]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([sys.executable, "-c", BLOCKER, str(folder)], check=True, cwd="/", env=env, timeout=120)
+    with np.load(folder / "outputs.npz") as data:
+        return dict(data)
+
+
+def test_two_jobs_run_at_once_and_a_restarted_service_resumes_them(server):
+    client = Client(server.url)
+    ids = [client.submit({**TOY, "name": f"toy-{i}", "budget": {"trials": 60}})["id"] for i in range(2)]
+    wait_for(lambda: all(client.job(i)["status"] == "running" for i in ids), timeout=60)
+    wait_for(lambda: all(client.job(i)["progress"]["trials"] >= 3 for i in ids), timeout=60)
+    server.stop()  # SIGTERM: the jobs stop and record that they were interrupted
+    store = Store(server.db)
+    assert [store.get_job(i).status for i in ids] == ["interrupted", "interrupted"]
+    partial = [store.get_job(i).n_trials for i in ids]
+    assert all(0 < n < 60 for n in partial)
+
+    server.start()
+    for i in ids:
+        job = client.wait(i, timeout=180)
+        assert job["status"] == "completed" and job["progress"]["trials"] == 60
+        assert len(store.trials(i)) == 60  # every trial once: nothing lost or counted twice
+
+
+def test_cancel_resume_and_the_cli_through_the_service(server, tmp_path, capsys):
+    from nas.cli import main
+
+    client = Client(server.url)
+    job_id = client.submit({**TOY, "name": "cancel-me", "budget": {"trials": 400}})["id"]
+    wait_for(lambda: client.job(job_id)["progress"]["trials"] >= 2, timeout=60)
+    client.cancel(job_id)
+    cancelled = wait_for(lambda: (j := client.job(job_id))["status"] == "cancelled" and j, timeout=30)
+    assert cancelled["progress"]["trials"] < 400
+    resumed = client.resume(job_id)
+    assert resumed["status"] in ("queued", "running")
+    wait_for(lambda: client.job(job_id)["progress"]["trials"] > cancelled["progress"]["trials"], timeout=60)
+    client.cancel(job_id)
+    wait_for(lambda: client.job(job_id)["status"] == "cancelled", timeout=30)
+
+    assert main(["jobs", str(job_id), "--server", server.url]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == job_id
+    assert main(["export", str(job_id), "-o", str(tmp_path / "out"), "--format", "onnx", "--server", server.url]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["README.md", "arch.json", "model.onnx",
+                                                                      "model_card.json"]  # fmt: skip
+    capsys.readouterr()
+    assert main(["jobs", "999", "--server", server.url]) == 2
+    assert "404" in capsys.readouterr().err
+    with pytest.raises(ClientError) as err:
+        client.submit({**TOY, "budget": {"trials": -1}})
+    assert err.value.status == 422 and "budget.trials" in str(err.value)
+
+
+def test_auth_on_at_start_says_so_and_wants_tokens(tmp_path):
+    s = Server(tmp_path)
+    token, _ = Store(s.db).create_token("team-a")
+    s.start("--auth")
+    try:
+        assert "auth on" in (tmp_path / "serve.log").read_text()
+        with pytest.raises(ClientError) as err:
+            Client(s.url).jobs()
+        assert err.value.status == 401
+        assert Client(s.url, token=token).jobs()["total"] == 0
+    finally:
+        s.stop()
