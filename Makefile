@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup data demo test lint bench bench-search clean
+.PHONY: setup data browser demo test lint bench bench-search clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ data: $(FASHION_MNIST)/t10k-labels-idx1-ubyte.gz
 $(FASHION_MNIST)/t10k-labels-idx1-ubyte.gz:
 	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist'
 
+# Debian's chromium and its driver, for the dashboard's browser test (as root, or through sudo).
+browser: /usr/bin/chromedriver
+
+/usr/bin/chromedriver:
+	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver'
+
 # The main job on the embedded default: a search on SQLite (nas.db here), a local Ray and the
 # default accelerator, with the default proxy on Fashion-MNIST; prints the Pareto front.
 demo: setup data
@@ -29,7 +35,7 @@ demo: setup data
 
 # The store's contract tests also run on PostgreSQL: .ci/postgres starts Debian's server (as root
 # or through sudo) and prints its URL; without one those tests skip, unless NAS_REQUIRE_POSTGRES=1.
-test: setup data
+test: setup data browser
 	NAS_TEST_POSTGRES_URL="$${NAS_TEST_POSTGRES_URL:-$$(bash .ci/postgres | tail -n 1)}" $(BIN)/python -m pytest
 
 lint: setup
@@ -42,6 +48,7 @@ bench: setup
 	$(BIN)/python benchmarks/proxy_ranking.py report --out docs/proxy_ranking.md
 	$(BIN)/python benchmarks/search_overhead.py --out docs/search_overhead.md
 	$(BIN)/python benchmarks/pareto_query_speed.py --workdir /tmp --out docs/pareto_query_speed.md
+	$(BIN)/python benchmarks/api_pareto_latency.py --workdir /tmp --out docs/api_pareto_latency.md
 
 # The samplers' efficiency: about an hour on two cores (runs are resumable in WORKDIR).
 WORKDIR ?= /tmp/search_efficiency

@@ -70,10 +70,15 @@ def build(db: Path, n: int):
     from nas.store import METRIC_COLUMNS, Store
     from nas.store._models import CandidateModel, JobModel, TrialModel
 
-    fresh = not db.exists()
+    if db.exists():
+        store = Store(f"sqlite:///{db}")
+        jobs = store.list_jobs(limit=1)
+        if jobs and jobs[0].n_complete == n and store.candidates(jobs[0].id, limit=1):
+            return store, jobs[0].id
+        store.close()  # not the job this script builds (or a run cut short): build it again
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
     store = Store(f"sqlite:///{db}")
-    if not fresh:
-        return store, store.list_jobs()[0].id
     spec = {"objectives": OBJECTIVES, "budget": {"trials": None, "wall_time_s": 1e9}}
     job = store.create_job(name="pareto-speed", tags=[], spec=spec, accelerator={}, reference_point={})
     now = datetime.now(UTC)

@@ -77,7 +77,9 @@ def test_pareto_matches_the_store_with_bounds_sort_pagination_and_fields(finishe
     assert body["objectives"] == ["accuracy", "latency_ms", "energy_mj"]
     bound = sorted(c.metrics["latency_ms"] for c in front)[len(front) // 2]
     body = client.get(f"/jobs/{job_id}/pareto", params={"where": f"latency_ms<={bound}"}).json()
-    assert {r["id"] for r in body["items"]} == {c.id for c in store.pareto(job_id, where=_bounds(f"latency_ms<={bound}"))}
+    assert {r["id"] for r in body["items"]} == {
+        c.id for c in store.pareto(job_id, where=_bounds(f"latency_ms<={bound}"))
+    }
     page = client.get(f"/jobs/{job_id}/pareto", params={"sort": "latency_ms", "limit": 1, "offset": 1}).json()
     assert [r["id"] for r in page["items"]] == [front[1].id]
     rows = client.get(f"/jobs/{job_id}/pareto", params={"fields": "id,latency_ms"}).json()["items"]
@@ -167,7 +169,7 @@ def test_oversized_bodies_are_refused_before_reading(finished):
 
 
 def test_cancel_and_resume_of_a_finished_job(finished):
-    store, job_id, client = finished
+    _, job_id, client = finished
     assert client.post(f"/jobs/{job_id}/cancel").json()["status"] == "completed"
     response = client.post(f"/jobs/{job_id}/resume")  # its budget is spent
     assert response.status_code == 409 and "budget" in response.json()["detail"]

@@ -164,6 +164,21 @@ def test_pareto_queries_match_brute_force(db_url):
         store.pareto(job.id, sort="nope")
 
 
+def test_a_recomputed_front_follows_new_candidates(db_url):
+    store = Store(db_url)
+    job = new_job(store)
+    fill(store, job.id, 50, seed=5)
+    bounds = parse_bounds("latency_ms>1")
+    first = {c.id for c in store.pareto(job.id, where=bounds)}
+    assert {c.id for c in store.pareto(job.id, where=bounds)} == first  # served again (from the cache)
+    # a candidate inside the bounds that dominates everything there
+    best = candidate(50, random.Random(0), accuracy=2.0, latency_ms=1.000001, energy_mj=0.001)
+    recorded = store.record(job.id, 50, candidate=best, values=[0, 0, 0], constraints=[])
+    assert [c.id for c in store.pareto(job.id, where=bounds)] == [recorded.candidate_id]
+    # a fresh Store on the same database (another process) sees the same
+    assert [c.id for c in Store(db_url).pareto(job.id, where=bounds)] == [recorded.candidate_id]
+
+
 def _holds(value, op, bound):
     if value is None:  # SQL: a comparison with NULL is not true
         return False
@@ -221,3 +236,15 @@ def test_an_unreachable_database_is_a_store_error():
 def test_non_dominated_mask_with_ties():
     pts = np.array([[0, 1], [0, 1], [1, 0], [1, 1]], dtype=float)
     assert non_dominated(pts).tolist() == [True, True, True, False]
+
+
+def test_the_migrations_build_exactly_the_models_tables(sqlite_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from nas.store._models import BaseModel
+
+    store = Store(sqlite_url)
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), BaseModel.metadata)
+    assert [d for d in diff if "nas_alembic_version" not in str(d)] == []

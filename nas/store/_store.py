@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +51,7 @@ from nas.store._records import (
 DB_ENV = "NAS_DB_URL"
 DEFAULT_DB = "sqlite:///nas.db"  # in the working directory
 MIGRATIONS = Path(__file__).parent / "migrations"
+FRONT_CACHE_SIZE = 256  # recomputed fronts kept per Store (a few kB each)
 REFERENCE_WARMUP = 10  # scored candidates after which an objective without a declared reference gets one
 
 
@@ -107,6 +110,10 @@ class Store:
         except ModuleNotFoundError as err:
             raise StoreError(f"database {self.safe_url}: its driver is not installed ({err})") from err
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # recomputed fronts by (job, bounds), valid while the job's trial count is the one they saw:
+        # every change to a job's candidates goes through `record`, which counts a trial
+        self._fronts: OrderedDict[tuple, tuple[int, list[int]]] = OrderedDict()
+        self._fronts_lock = threading.Lock()
 
     @property
     def safe_url(self) -> str:
@@ -457,13 +464,24 @@ class Store:
             objectives = job.spec["objectives"]
             filters = [_OPS[b.op](getattr(CandidateModel, b.metric), b.value) for b in where]
             if all(_cuts_worse_side(b, objectives) for b in where):
-                ids = None
                 base = [*_on_front(job_id), *filters]
             else:
-                losses = [sign(o) * getattr(CandidateModel, o) for o in objectives]
-                result = s.connection().execute(select(CandidateModel.id, *losses).where(*_complete(job_id), *filters))
-                rows = np.array(result.cursor.fetchall(), dtype=float).reshape(-1, 1 + len(objectives))  # plain floats
-                ids = rows[non_dominated(rows[:, 1:]), 0].astype(int).tolist()
+                key = (job_id, job.created_at, tuple(where))  # created_at: SQLite may reuse a deleted job's id
+                with self._fronts_lock:
+                    n_trials, ids = self._fronts.get(key, (None, []))
+                if n_trials != job.n_trials:
+                    losses = [sign(o) * getattr(CandidateModel, o) for o in objectives]
+                    result = s.connection().execute(
+                        select(CandidateModel.id, *losses).where(*_complete(job_id), *filters)
+                    )
+                    rows = np.array(result.cursor.fetchall(), dtype=float).reshape(
+                        -1, 1 + len(objectives)
+                    )  # plain floats
+                    ids = rows[non_dominated(rows[:, 1:]), 0].astype(int).tolist()
+                    with self._fronts_lock:
+                        self._fronts[key] = (job.n_trials, ids)
+                        while len(self._fronts) > FRONT_CACHE_SIZE:
+                            self._fronts.popitem(last=False)
                 base = [CandidateModel.id.in_(ids)] if ids else [CandidateModel.id.is_(None)]
             sort = sort or objectives[0]
             if sort not in FILTERABLE:

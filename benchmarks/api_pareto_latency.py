@@ -1,0 +1,152 @@
+"""`GET /jobs/{id}/pareto` under load: p50/p95 latency with 20 concurrent clients on a job of 100k
+candidates (issue 6), through a real `nas serve` on SQLite.
+
+The job is the one of ``pareto_query_speed.py`` (100k distinct real candidates of the default
+space, priced by the hardware model; its SQLite file is reused from ``--workdir`` if there). Each
+of ``--clients`` threads keeps one HTTP connection and sends ``--requests`` queries back to back;
+a single client's run of the same query, first, gives the unloaded latency. Bounds that make the
+store recompute the front are cached per job until its next trial; the last query changes its
+bound at every request to measure the recomputation itself. The clients share
+the machine with the server (2 cores here), so the figures include their own CPU time.
+
+    python benchmarks/api_pareto_latency.py [--n 100000] [--clients 20] [--requests 25] [--workdir DIR] [--out docs/api_pareto_latency.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+QUERIES = [
+    ("the front, best accuracy first, limit 20", {"limit": 20}),
+    ("latency_ms<0.5, by energy_mj, limit 20", {"where": "latency_ms<0.5", "sort": "energy_mj", "limit": 20}),
+    ("the whole front, 3 fields", {"fields": "id,latency_ms,energy_mj", "limit": 1000}),
+    ("latency_ms>1 (front recomputed once, then cached), limit 20", {"where": "latency_ms>1", "limit": 20}),
+    # every request a new bound: the store recomputes the front each time (its worst case)
+    (
+        "latency_ms>1+k (recomputed every request), limit 20",
+        lambda k: {"where": f"latency_ms>{1 + k * 1e-9:.9f}", "limit": 20},
+    ),
+]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def load(base: str, path: str, params, clients: int, requests: int) -> tuple[list[float], float]:
+    """Latencies (ms) of every request, and the wall time of the whole run."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    counter = itertools.count(int(time.time()))  # distinct keys across runs, for the varying query
+    start = threading.Barrier(clients + 1)
+
+    def client() -> None:
+        mine = []
+        with httpx.Client(base_url=base, timeout=60) as http:
+            http.get("/healthz")  # the connection is open before the clock starts
+            start.wait()
+            for _ in range(requests):
+                t = time.perf_counter()
+                response = http.get(path, params=params(next(counter)) if callable(params) else params)
+                mine.append((time.perf_counter() - t) * 1e3)
+                response.raise_for_status()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    start.wait()
+    began = time.perf_counter()
+    for t in threads:
+        t.join()
+    if len(latencies) != clients * requests:
+        raise RuntimeError(f"{clients * requests - len(latencies)} requests failed (see above)")
+    return latencies, time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=25, help="per client and query")
+    parser.add_argument("--workdir", default=".")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+
+    from pareto_query_speed import build
+
+    db = Path(args.workdir) / f"pareto-{args.n}.db"
+    store, job_id = build(db, args.n)
+    n_front = store.get_job(job_id).n_front
+    store.close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "nas", "serve", "--port", str(port), "--db", f"sqlite:///{db.resolve()}",
+         "--data-dir", str(Path(args.workdir) / "service")],
+        stdout=subprocess.DEVNULL, env={**os.environ},
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(f"{base}/healthz").raise_for_status()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        path = f"/jobs/{job_id}/pareto"
+        rows = []
+        for label, params in QUERIES:
+            load(base, path, params, 1, 3)  # warm the caches
+            alone, _ = load(base, path, params, 1, args.requests)
+            loaded, wall = load(base, path, params, args.clients, args.requests)
+            row = (label, statistics.median(alone), percentile(loaded, 50), percentile(loaded, 95), len(loaded) / wall)
+            rows.append(row)
+            print(f"{label}: 1 client p50 {row[1]:.1f} ms; {args.clients} clients p50 {row[2]:.1f} ms, "
+                  f"p95 {row[3]:.1f} ms, {row[4]:.0f} req/s", flush=True)  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    text = "\n".join(
+        [
+            "# The Pareto API under load",
+            "",
+            f"Printed by `python benchmarks/api_pareto_latency.py --n {args.n} --clients {args.clients} "
+            f"--requests {args.requests}` (see its docstring): `nas serve` on SQLite, one job of {args.n:,} "
+            f"candidates ({n_front} on the front); {args.clients} client threads with one connection each, "
+            f"{args.requests} requests per client and query, on the same {os.cpu_count()}-core machine as the server.",
+            "",
+            f"| query | 1 client p50 ms | {args.clients} clients p50 ms | {args.clients} clients p95 ms | requests/s |",
+            "|---|---|---|---|---|",
+            *(f"| {label} | {a:.1f} | {p50:.1f} | {p95:.1f} | {rps:.0f} |" for label, a, p50, p95, rps in rows),
+            "",
+            "One server process (uvicorn, handlers in its thread pool) answers every request, and the "
+            "client threads run on the same cores: under load a request mostly waits its turn.",
+            "",
+        ]
+    )
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Exports of candidates: every format written, checked and in agreement; bad requests refused with
+nothing left behind; the optional training records a measured accuracy."""
+
+import json
+
+import pytest
+import torch
+
+from nas.export import ExportError, export_candidate, parse_formats
+from nas.search import run, submit
+from nas.spec import load_spec
+from nas.store import Store
+from search_spaces import ArchConfig, build_model
+
+SPEC = {
+    "name": "export",
+    "space": "metaformer-tiny",
+    "input_shape": [3, 32, 32],
+    "evaluator": {"proxy": "synflow", "resolution": 16, "batch": 4},
+    "budget": {"trials": 4},
+    "workers": {"count": 0},
+}
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    store = Store(f"sqlite:///{tmp_path_factory.mktemp('export') / 'nas.db'}")
+    job = run(store, submit(store, load_spec(SPEC)).id)
+    return store, store.get_job(job.id)
+
+
+def test_all_formats_agree_and_the_state_dict_loads_in_our_builder(job, tmp_path):
+    store, record = job
+    c = store.pareto(record.id, limit=1)[0]
+    out = export_candidate(record, c, tmp_path / "out")
+    assert set(out.files) == {"arch", "state_dict", "torchscript", "onnx", "model_card"}
+    card = json.loads((tmp_path / "out" / "model_card.json").read_text())
+    assert card["candidate"]["id"] == c.id and card["metrics"] == c.metrics and card["training"] is None
+    assert set(card["agreement_max_abs_diff"]) == {"state_dict", "torchscript", "onnx"}
+    assert all(d < 1e-3 for d in card["agreement_max_abs_diff"].values())
+    assert card["versions"]["torch"] == torch.__version__.split("+")[0] or card["versions"]["torch"]
+    net = build_model(ArchConfig.from_json((tmp_path / "out" / "arch.json").read_text()), num_classes=10, img_size=32)
+    net.load_state_dict(torch.load(tmp_path / "out" / "state_dict.pt", weights_only=True))
+    traced = torch.jit.load(str(tmp_path / "out" / "model.torchscript.pt"))
+    x = torch.randn(5, 3, 32, 32)  # a batch size neither the trace nor the check used
+    with torch.no_grad():
+        torch.testing.assert_close(traced(x), net.eval()(x), atol=1e-4, rtol=1e-4)
+
+
+def test_bad_requests_are_refused_and_leave_nothing(job, tmp_path):
+    store, record = job
+    c = store.pareto(record.id, limit=1)[0]
+    with pytest.raises(ExportError, match="formats: unknown tflite"):
+        parse_formats("onnx,tflite")
+    assert parse_formats("onnx,state_dict") == ("state_dict", "onnx") and parse_formats("all") == parse_formats([])
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "file").write_text("x")
+    with pytest.raises(ExportError, match="not an empty folder"):
+        export_candidate(record, c, tmp_path / "taken")
+    with pytest.raises(ExportError, match="train_steps"):
+        export_candidate(record, c, tmp_path / "neg", train_steps=-1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]  # no temporary folder left
+
+
+def test_training_first_records_the_held_out_accuracy(job, tmp_path):
+    store, record = job
+    c = store.pareto(record.id, limit=1)[0]
+    out = export_candidate(record, c, tmp_path / "trained", formats="state_dict", train_steps=3, train_batch=8)
+    training = out.card["training"]
+    assert training["steps"] == 3 and training["dataset"] == "fashion-mnist" and training["resolution"] == 32
+    assert 0.0 <= training["held_out_accuracy"] <= 1.0 and out.card["weights"] == "trained"
+    untrained = build_model(ArchConfig.from_json(c.arch), num_classes=10, img_size=32).state_dict()
+    trained = torch.load(tmp_path / "trained" / "state_dict.pt", weights_only=True)
+    assert any(not torch.equal(trained[k], untrained[k]) for k in untrained if trained[k].is_floating_point())
