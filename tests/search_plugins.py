@@ -31,5 +31,11 @@ class ToyEvaluator:
         return {"accuracy": (h % 997) / 997, "depth": float(sum(s.depth for s in arch.stages))}
 
 
+def process_killer(**_options):
+    """An evaluator whose construction kills its process outright, as the OOM killer would: the job
+    is left running under a dead owner, with nothing recorded."""
+    os._exit(3)
+
+
 def evaluations(log) -> list[str]:
     return log.read_text().split() if log.exists() else []

@@ -246,6 +246,13 @@ def test_cancel_resume_and_the_cli_through_the_service(server, tmp_path, capsys)
     assert err.value.status == 422 and "budget.trials" in str(err.value)
 
 
+def test_a_job_whose_process_keeps_dying_is_failed_not_restarted_forever(server):
+    client = Client(server.url)
+    spec = {**TOY, "name": "doomed", "budget": {"trials": 5}, "evaluator": {"plugin": "search_plugins:process_killer"}}
+    job = client.wait(client.submit(spec)["id"], timeout=120)
+    assert job["status"] == "failed" and "exited with 3 3 times" in job["error"]
+
+
 def test_auth_on_at_start_says_so_and_wants_tokens(tmp_path):
     s = Server(tmp_path)
     token, _ = Store(s.db).create_token("team-a")

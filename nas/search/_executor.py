@@ -114,7 +114,9 @@ class RayExecutor:
                 ray.init(address=address, **kwargs)
             else:
                 cpus = max(os.cpu_count() or 1, math.ceil((spec.workers.count or 0) * spec.workers.cpus_per_worker))
-                ray.init(num_cpus=cpus, **kwargs)
+                # "local": a new instance of our own, even where `ray start` left a cluster that a bare
+                # ray.init() would join (and then refuse num_cpus)
+                ray.init(address="local", num_cpus=cpus, **kwargs)
             self.started_ray = True
         per = spec.workers.cpus_per_worker
         count = spec.workers.count or max(1, int(ray.cluster_resources().get("CPU", 1) // per))

@@ -23,6 +23,7 @@ from nas.store import Store, StoreError
 
 log = logging.getLogger("nas.service")
 STOP_GRACE_S = 20.0  # how long a job has to record its state after SIGTERM
+MAX_STARTS = 3  # a job whose process keeps dying before it records anything is marked failed
 
 
 class JobSupervisor:
@@ -31,6 +32,7 @@ class JobSupervisor:
             raise ValueError(f"max_jobs: must be >= 1, got {max_jobs}")
         self.store, self.log_dir, self.max_jobs, self.poll_s = store, log_dir, max_jobs, poll_s
         self._children: dict[int, subprocess.Popen] = {}
+        self._starts: dict[int, int] = {}  # job -> processes started for it that ended with it unfinished
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -77,6 +79,7 @@ class JobSupervisor:
             for job_id, p in list(self._children.items()):
                 if p.poll() is not None:
                     del self._children[job_id]
+                    self._ended(job_id, p.returncode)
             free = self.max_jobs - len(self._children)
             if free <= 0 or self._stop.is_set():
                 return
@@ -95,6 +98,21 @@ class JobSupervisor:
         ]
         waiting = [j for j in jobs if j.managed and (j.status != "running" or not _owner_alive(j))]
         return sorted(waiting, key=lambda j: j.id)  # first come, first served
+
+    def _ended(self, job_id: int, returncode: int) -> None:
+        """A job's process ended: if the job still waits for a runner, it died before recording
+        why (an import error, the OOM killer); after MAX_STARTS such ends the job is failed."""
+        job = self.store.get_job(job_id)
+        if job.status not in ("queued", "running") or self._stop.is_set():
+            self._starts.pop(job_id, None)
+            return
+        self._starts[job_id] = self._starts.get(job_id, 0) + 1
+        if self._starts[job_id] >= MAX_STARTS:
+            log_path = self.log_dir / f"job-{job_id}.log"
+            self.store.finish(
+                job_id, "failed", error=f"its process exited with {returncode} {MAX_STARTS} times; see {log_path}"
+            )
+            self._starts.pop(job_id, None)
 
     def _spawn(self, job_id: int) -> subprocess.Popen:
         log.info("starting job %d", job_id)
