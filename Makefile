@@ -49,6 +49,7 @@ bench: setup
 	$(BIN)/python benchmarks/search_overhead.py --out docs/search_overhead.md
 	$(BIN)/python benchmarks/pareto_query_speed.py --workdir /tmp --out docs/pareto_query_speed.md
 	$(BIN)/python benchmarks/api_pareto_latency.py --workdir /tmp --out docs/api_pareto_latency.md
+	$(BIN)/python benchmarks/api_during_search.py --out docs/api_during_search.md
 
 # The samplers' efficiency: about an hour on two cores (runs are resumable in WORKDIR).
 WORKDIR ?= /tmp/search_efficiency

@@ -85,6 +85,7 @@ def test_the_demo_job_over_http_watched_in_the_dashboard_and_its_winner_exported
     client = Client(server.url)
     job = client.submit(ROOT / "docs/examples/edge-classifier.yaml", budget={"trials": 24, "wall_time_s": 240})
     assert job["status"] == "queued" and job["tenant"] is None
+    assert "auth OFF" in (server.tmp / "serve.log").read_text()  # the embedded default says so
     running = wait_for(lambda: (j := client.job(job["id"]))["status"] == "running" and j)
     assert running["started_at"]
     # while the search runs, the API answers: every query here has to
