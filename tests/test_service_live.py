@@ -169,6 +169,7 @@ def browse_dashboard(url: str, job: dict, front: list[dict]) -> None:
         bars = driver.find_elements(By.CSS_SELECTOR, "#layer-bars g.layer")
         detail = Client(url).candidate(job["id"], target)
         assert len(bars) == len(detail["layers"]) and driver.find_elements(By.CSS_SELECTOR, "#stages tbody tr")
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#units tbody tr")) == len(detail["hardware"]["per_unit"])
         driver.find_element(By.ID, "export").click()
         link = WebDriverWait(driver, 120).until(ec.presence_of_element_located((By.ID, "export-link")))
         assert "/exports/" in link.get_attribute("href")
@@ -252,6 +253,28 @@ def test_a_job_whose_process_keeps_dying_is_failed_not_restarted_forever(server)
     spec = {**TOY, "name": "doomed", "budget": {"trials": 5}, "evaluator": {"plugin": "search_plugins:process_killer"}}
     job = client.wait(client.submit(spec)["id"], timeout=120)
     assert job["status"] == "failed" and "exited with 3 3 times" in job["error"]
+
+
+def test_two_supervisors_on_one_database_run_a_job_once(tmp_path, monkeypatch):
+    from nas.search import submit
+    from nas.service import JobSupervisor
+    from nas.spec import load_spec
+
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))  # the jobs' processes import the toy evaluator
+    db = f"sqlite:///{tmp_path / 'nas.db'}"
+    store = Store(db)
+    job = submit(store, load_spec({**TOY, "name": "shared", "budget": {"trials": 20}}), managed=True)
+    supervisors = [JobSupervisor(Store(db), log_dir=tmp_path / name, poll_s=0.2) for name in ("a", "b")]
+    for s in supervisors:
+        s.start()
+    try:
+        wait_for(lambda: store.get_job(job.id).status not in ("queued", "running"), timeout=120)
+    finally:
+        for s in supervisors:
+            s.stop()
+    done = store.get_job(job.id)
+    assert done.status == "completed", done.error
+    assert done.n_trials == len(store.trials(job.id)) == 20
 
 
 def test_auth_on_at_start_says_so_and_wants_tokens(tmp_path):

@@ -285,6 +285,7 @@ async function candidatePage(jobId, ref) {
       h("p", {}, button, " ", exportOut)),
     h("div", { class: "card" }, h("h3", {}, "Architecture"), archTable(c.arch),
       h("p", { class: "muted" }, `stem ${c.arch.stem ?? "–"} (stride ${c.arch.stem_stride ?? "–"}), norm ${c.arch.norm ?? "–"}, act ${c.arch.act ?? "–"}, head ${c.arch.head ?? "–"}; hash ${c.arch_hash}`)),
+    h("div", { class: "card" }, h("h3", {}, "By unit"), unitTable(c.hardware || {})),
     h("div", { class: "card" }, h("h3", {}, "Per layer"), legend(), layerBars(c.layers || [])),
   );
 }
@@ -296,6 +297,16 @@ function archTable(arch) {
   return h("table", { id: "stages" },
     h("thead", {}, h("tr", {}, cols.map(c => h("th", {}, c)))),
     h("tbody", {}, stages.map((st, i) => h("tr", {}, cols.map(c => h("td", {}, c === "stage" ? i + 1 : fmt(st[c])))))));
+}
+
+function unitTable(hw) {
+  const units = Object.entries(hw.per_unit || {});
+  if (!units.length) return h("p", { class: "muted" }, "No per-unit summary.");
+  return h("table", { id: "units" },
+    h("thead", {}, h("tr", {}, ["unit", "layers", "time (µs)", "energy (µJ)"].map(c => h("th", { class: c === "unit" ? "" : "num" }, c)))),
+    h("tbody", {}, units.map(([u, v]) => h("tr", {},
+      h("td", {}, h("span", { style: `color:${UNIT_COLOURS[u] || "#999"}` }, "■ "), u),
+      h("td", { class: "num" }, v.layers), h("td", { class: "num" }, fmt(v.time_us)), h("td", { class: "num" }, fmt(v.energy_uj))))));
 }
 
 function legend() {

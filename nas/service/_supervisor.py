@@ -103,7 +103,8 @@ class JobSupervisor:
         """A job's process ended: if the job still waits for a runner, it died before recording
         why (an import error, the OOM killer); after MAX_STARTS such ends the job is failed."""
         job = self.store.get_job(job_id)
-        if job.status not in ("queued", "running") or self._stop.is_set():
+        settled = job.status not in ("queued", "running") or (job.status == "running" and _owner_alive(job))
+        if settled or self._stop.is_set():  # finished, stopped, or run by another process (service)
             self._starts.pop(job_id, None)
             return
         self._starts[job_id] = self._starts.get(job_id, 0) + 1
