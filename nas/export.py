@@ -5,9 +5,10 @@ One folder (and a zip of it) per export:
 - ``arch.json``: the architecture, which ``search_spaces.build_model`` builds;
 - ``state_dict.pt``: the initialised (or, with ``train_steps``, briefly trained) weights, which the
   built module loads;
-- ``model.torchscript.pt`` and ``model.onnx``: the same network traced at the deployment input
-  shape, with a free batch dimension; both load and run without this package (``torch.jit.load``,
-  ``onnxruntime``);
+- ``model.torchscript.pt``, ``model.onnx`` and ``model.pt2``: the same network traced at the
+  deployment input shape, with a free batch dimension; they load and run without this package
+  (``torch.jit.load``, ``onnxruntime``, ``torch.export.load``). ``model.pt2`` is torch.export's
+  ExportedProgram, the format PyTorch now recommends over TorchScript (deprecated since 2.9);
 - ``model_card.json`` and ``README.md``: metrics, hardware totals, constraints, the job, versions,
   and the formats' agreement on one seeded input, measured here.
 
@@ -34,8 +35,13 @@ from nas.plugins import resolve_space
 from nas.spec import JobSpec, PluginRef
 from nas.store import CandidateRecord, JobRecord
 
-FORMATS = ("state_dict", "torchscript", "onnx")
-FILES = {"state_dict": "state_dict.pt", "torchscript": "model.torchscript.pt", "onnx": "model.onnx"}
+FORMATS = ("state_dict", "torchscript", "onnx", "exported_program")
+FILES = {
+    "state_dict": "state_dict.pt",
+    "torchscript": "model.torchscript.pt",
+    "onnx": "model.onnx",
+    "exported_program": "model.pt2",
+}
 ONNX_OPSET = 17
 AGREEMENT_TOLERANCE = 1e-3  # max |difference| of logits between formats on the check input
 CHECK_BATCH = 2  # the check input's batch: not the traced one's, so a batch size baked into a graph shows
@@ -222,7 +228,26 @@ def _write_onnx(model: Any, path: Path, spec: JobSpec, check: Any, reference: An
     return _max_diff(out, reference)
 
 
-_WRITERS = {"state_dict": _write_state_dict, "torchscript": _write_torchscript, "onnx": _write_onnx}
+def _write_exported_program(model: Any, path: Path, spec: JobSpec, check: Any, reference: Any) -> float:
+    import torch
+
+    example = torch.zeros(2, *spec.input_shape)  # not 1: torch.export specialises a size-1 dimension
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+        torch.export.save(program, str(path))
+        loaded = torch.export.load(str(path)).module()
+    with torch.no_grad():
+        return _max_diff(loaded(check), reference)
+
+
+_WRITERS = {
+    "state_dict": _write_state_dict,
+    "torchscript": _write_torchscript,
+    "onnx": _write_onnx,
+    "exported_program": _write_exported_program,
+}
 
 
 def _versions() -> dict[str, str]:
@@ -294,6 +319,8 @@ def _readme(card: dict[str, Any]) -> str:
         lines += ["import torch", f"model = torch.jit.load({files['torchscript']!r})"]
     if "onnx" in files:
         lines += ["import onnxruntime", f"session = onnxruntime.InferenceSession({files['onnx']!r})"]
+    if "exported_program" in files:
+        lines += ["import torch", f"model = torch.export.load({files['exported_program']!r}).module()"]
     if "state_dict" in files:
         lines += [
             "# with imc-nas installed:",

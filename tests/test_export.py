@@ -33,18 +33,21 @@ def test_all_formats_agree_and_the_state_dict_loads_in_our_builder(job, tmp_path
     store, record = job
     c = store.pareto(record.id, limit=1)[0]
     out = export_candidate(record, c, tmp_path / "out")
-    assert set(out.files) == {"arch", "state_dict", "torchscript", "onnx", "model_card"}
+    assert set(out.files) == {"arch", "state_dict", "torchscript", "onnx", "exported_program", "model_card"}
     card = json.loads((tmp_path / "out" / "model_card.json").read_text())
     assert card["candidate"]["id"] == c.id and card["metrics"] == c.metrics and card["training"] is None
-    assert set(card["agreement_max_abs_diff"]) == {"state_dict", "torchscript", "onnx"}
+    assert set(card["agreement_max_abs_diff"]) == {"state_dict", "torchscript", "onnx", "exported_program"}
     assert all(d < 1e-3 for d in card["agreement_max_abs_diff"].values())
     assert card["versions"]["torch"] == torch.__version__.split("+")[0] or card["versions"]["torch"]
     net = build_model(ArchConfig.from_json((tmp_path / "out" / "arch.json").read_text()), num_classes=10, img_size=32)
     net.load_state_dict(torch.load(tmp_path / "out" / "state_dict.pt", weights_only=True))
     traced = torch.jit.load(str(tmp_path / "out" / "model.torchscript.pt"))
+    program = torch.export.load(str(tmp_path / "out" / "model.pt2")).module()
     x = torch.randn(5, 3, 32, 32)  # a batch size neither the trace nor the check used
     with torch.no_grad():
         torch.testing.assert_close(traced(x), net.eval()(x), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(program(x), net(x), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(program(x[:1]), net(x[:1]), atol=1e-4, rtol=1e-4)  # a batch of one too
 
 
 def test_bad_requests_are_refused_and_leave_nothing(job, tmp_path):

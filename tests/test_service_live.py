@@ -1,7 +1,8 @@
 """The service as users run it: `nas serve` in its own process on a real SQLite store, jobs run by
 its supervisor (the demo job on a local Ray), the Python client and `--server` CLI over HTTP, the
 dashboard in a real headless Chromium (Debian's chromium + chromium-driver, through Selenium), and
-the exported winner run by onnxruntime and TorchScript in a Python that cannot import this package.
+the exported winner run by onnxruntime, TorchScript and torch.export in a Python that cannot import
+this package.
 """
 
 import json
@@ -107,6 +108,7 @@ def test_the_demo_job_over_http_watched_in_the_dashboard_and_its_winner_exported
     outputs = run_without_our_package(winner)
     assert outputs["onnx"].shape == (3, 10)
     np.testing.assert_allclose(outputs["onnx"], outputs["torchscript"], atol=1e-4)
+    np.testing.assert_allclose(outputs["exported_program"], outputs["torchscript"], atol=1e-4)
     # and the state_dict in our builder gives the same logits
     import torch
 
@@ -191,7 +193,8 @@ x = np.random.default_rng(0).standard_normal((3, 3, 224, 224)).astype(np.float32
 onnx = onnxruntime.InferenceSession(f"{folder}/model.onnx").run(None, {"image": x})[0]
 with torch.no_grad():
     ts = torch.jit.load(f"{folder}/model.torchscript.pt")(torch.from_numpy(x)).numpy()
-np.savez(f"{folder}/outputs.npz", input=x, onnx=onnx, torchscript=ts)
+    pt2 = torch.export.load(f"{folder}/model.pt2").module()(torch.from_numpy(x)).numpy()
+np.savez(f"{folder}/outputs.npz", input=x, onnx=onnx, torchscript=ts, exported_program=pt2)
 """
 
 

@@ -269,7 +269,7 @@ async function candidatePage(jobId, ref) {
   const exportOut = h("span", { id: "export-result", class: "muted" });
   const button = h("button", { id: "export", disabled: c.status !== "complete", onclick: async () => {
     button.disabled = true;
-    exportOut.textContent = "exporting (state_dict, TorchScript, ONNX)…";
+    exportOut.textContent = "exporting (state_dict, TorchScript, ONNX, ExportedProgram)…";
     try {
       const e = await api(`/jobs/${jobId}/export`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ candidate: c.id }) });
       exportOut.replaceChildren("ready: ", h("a", { href: API + e.url, id: "export-link", download: "" }, `export ${e.id} (zip)`));

@@ -409,7 +409,7 @@ def _routes(service: Service):
     )
     def export(job_id: JobId, request: schemas.ExportRequest, tenant: Tenant) -> schemas.ExportOut:
         """Export a candidate (or the best under ``where``) as a zip: arch.json, state_dict,
-        TorchScript, ONNX and a model card. Runs in the request (seconds; minutes with training)."""
+        TorchScript, ONNX, ExportedProgram and a model card. Runs in the request (seconds; minutes with training)."""
         job = job_for(job_id, tenant)
         c = _choose(store, job, request)
         record = _export(service, job, c, request)

@@ -164,7 +164,9 @@ class ExportRequest(BaseModel):
     candidate: int | str | None = None
     where: str | None = Field(default=None, max_length=2000, description="bounds, e.g. 'latency_ms<1.25,energy_mj<3'")
     sort: str | None = None
-    formats: str = Field(default="all", max_length=200, description="all, or some of state_dict, torchscript, onnx")
+    formats: str = Field(
+        default="all", max_length=200, description="all, or some of state_dict, torchscript, onnx, exported_program"
+    )
     train_steps: int = Field(default=0, ge=0, le=100_000, description="train on the job's dataset first (0: no)")
     train_batch: int = Field(default=32, ge=2, le=1024)
 
