@@ -3,7 +3,8 @@
 Starts `nas serve` on a fresh SQLite file, times a client's `GET /jobs/{id}` and
 `GET /jobs/{id}/pareto?limit=20` every ``--every`` seconds, first with the service idle (a job
 finished earlier in the same database), then while the README's demo job runs (``--trials``
-trials, 2 local Ray workers: both cores busy with the proxy), and prints median, p95 and max.
+trials, 2 local Ray workers: both cores busy with the proxy), and prints median, p95 and max;
+then times the export of the job's best candidate in every format.
 
     python benchmarks/api_during_search.py [--trials 60] [--workdir DIR] [--out docs/api_during_search.md]
 """
@@ -85,6 +86,11 @@ def main() -> None:
             time.sleep(0.05)
         busy = sample(client, job["id"], lambda: client.job(job["id"])["status"] != "running", args.every)
         done = client.job(job["id"])
+        exports = []  # the front's best, every format, three times (the service is idle again)
+        for _ in range(3):
+            t = time.perf_counter()
+            exported = client.export(job["id"])
+            exports.append(time.perf_counter() - t)
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -107,6 +113,10 @@ def main() -> None:
             "| phase | request | requests | median ms | p95 ms | max ms |",
             "|---|---|---|---|---|---|",
             *(f"| {p} | `{label}` | {n} | {m:.1f} | {p95:.1f} | {mx:.1f} |" for p, label, n, m, p95, mx in rows),
+            "",
+            f"`POST /jobs/{{id}}/export` of the front's best ({exported['card']['name']}, "
+            f"{exported['card']['metrics']['params'] / 1e6:.2f} M params; every format built, checked and "
+            f"zipped): median {statistics.median(exports):.1f} s over {len(exports)}.",
             "",
         ]
     )
