@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,11 +23,9 @@ import yaml
 
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))
 
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+from service_process import percentile, serving  # noqa: E402 - beside this script
 
 
 def sample(client, job_id: int, until, every: float) -> dict[str, list[float]]:
@@ -57,25 +53,11 @@ def main() -> None:
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="api-during-search-"))
     work.mkdir(parents=True, exist_ok=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     db = work / "nas.db"
     db.unlink(missing_ok=True)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "nas", "serve", "--port", str(port), "--db", f"sqlite:///{db}", "--data-dir",
-         str(work / "service")],
-        stdout=subprocess.DEVNULL, cwd=ROOT, env={**os.environ},
-    )  # fmt: skip
-    client = Client(f"http://127.0.0.1:{port}")
     spec = yaml.safe_load((ROOT / "docs/examples/edge-classifier.yaml").read_text())
-    try:
-        for _ in range(300):
-            try:
-                client.health()
-                break
-            except ConnectionError:
-                time.sleep(0.1)
+    with serving(f"sqlite:///{db}", work / "service", cwd=ROOT) as base:
+        client = Client(base)
         warm = client.submit(spec, budget={"trials": 10, "wall_time_s": 240}, name="warm-up")
         client.wait(warm["id"], timeout=600)
         deadline = time.monotonic() + 20
@@ -91,9 +73,6 @@ def main() -> None:
             t = time.perf_counter()
             exported = client.export(job["id"])
             exports.append(time.perf_counter() - t)
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
 
     rows = []
     for phase, timings in (("idle", idle), (f"during the search ({done['progress']['trials']} trials)", busy)):

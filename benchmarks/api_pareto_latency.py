@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -41,11 +39,6 @@ QUERIES = [
         lambda k: {"where": f"latency_ms>{1 + k * 1e-9:.9f}", "limit": 20},
     ),
 ]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def load(base: str, path: str, params, clients: int, requests: int) -> tuple[list[float], float]:
@@ -90,27 +83,13 @@ def main() -> None:
     args = parser.parse_args()
 
     from pareto_query_speed import build
+    from service_process import percentile, serving
 
     db = Path(args.workdir) / f"pareto-{args.n}.db"
     store, job_id = build(db, args.n)
     n_front = store.get_job(job_id).n_front
     store.close()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "nas", "serve", "--port", str(port), "--db", f"sqlite:///{db.resolve()}",
-         "--data-dir", str(Path(args.workdir) / "service")],
-        stdout=subprocess.DEVNULL, env={**os.environ},
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                httpx.get(f"{base}/healthz").raise_for_status()
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with serving(f"sqlite:///{db.resolve()}", Path(args.workdir) / "service") as base:
         path = f"/jobs/{job_id}/pareto"
         rows = []
         for label, params in QUERIES:
@@ -121,9 +100,6 @@ def main() -> None:
             rows.append(row)
             print(f"{label}: 1 client p50 {row[1]:.1f} ms; {args.clients} clients p50 {row[2]:.1f} ms, "
                   f"p95 {row[3]:.1f} ms, {row[4]:.0f} req/s", flush=True)  # fmt: skip
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     text = "\n".join(
         [

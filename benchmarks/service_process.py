@@ -1,0 +1,44 @@
+"""`nas serve` in a child process for the API benchmarks, and their percentile."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+
+@contextlib.contextmanager
+def serving(db_url: str, data_dir: Path, *, cwd: Path | None = None) -> Iterator[str]:
+    """A `nas serve` on a free local port, answering; yields its base URL, stops it (SIGTERM) after."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "nas", "serve", "--port", str(port), "--db", db_url, "--data-dir", str(data_dir)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, cwd=cwd)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{base}/healthz").raise_for_status()
+                break
+            except httpx.HTTPError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"nas serve did not start (exit code {server.poll()})") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q``-th percentile."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
