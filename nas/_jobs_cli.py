@@ -307,10 +307,10 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         offset=args.offset,
     )
     if args.format == "json":
-        print(json.dumps([_flat(c) for c in front], indent=2))
+        print(json.dumps([c.row() for c in front], indent=2))
     elif args.format == "csv":
         out = io.StringIO()
-        rows = [_flat(c) for c in front]
+        rows = [c.row() for c in front]
         columns = [k for k in (rows[0] if rows else {"id": 0}) if k not in ("arch",)] + ["arch"]
         writer = csv.DictWriter(out, fieldnames=columns)
         writer.writeheader()
@@ -321,13 +321,6 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     else:
         print(f"job {args.job}: no feasible candidate{' within ' + ', '.join(args.where) if args.where else ''} yet")
     return 0
-
-
-def _flat(c) -> dict[str, Any]:
-    return {
-        "id": c.id, "arch_hash": c.arch_hash, "name": c.name, "trial_number": c.trial_number, **c.metrics,
-        "deployable": c.deployable, "eval_s": c.eval_s, "worker": c.worker, "arch": json.loads(c.arch),
-    }  # fmt: skip
 
 
 def _front_table(front) -> str:
@@ -347,20 +340,13 @@ def _num(v: float | None) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from hwmodels import estimate
     from nas._hw_cli import layer_table
-    from nas.plugins import resolve_space
-    from nas.search._pricing import accelerator_from_json
-    from nas.spec import JobSpec
+    from nas.search._pricing import stored_report
 
     store = _store(args)
     job = store.get_job(args.job)
     c = store.candidate(args.job, args.candidate)
-    spec = JobSpec.model_validate(job.spec)
-    # the per-layer table is a pure function of the stored arch and accelerator: rebuilt, not stored
-    space = resolve_space(spec)
-    layers = space.lower(space.arch_from_json(c.arch), spec.input_shape, spec.num_classes)
-    report = estimate(layers, accelerator_from_json(job.accelerator), mode=spec.mode, batch=spec.batch)
+    report = stored_report(job, c.arch)
     if args.json:
         print(json.dumps({**c.to_dict(), "layers": report.to_dict()["layers"]}, indent=2, default=str))
         return 0

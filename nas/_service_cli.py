@@ -121,20 +121,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         )  # fmt: skip
         card = record["card"]
     else:
-        from nas.export import export_candidate
-        from nas.store import Store, parse_bounds
+        from nas.export import choose_candidate, export_candidate
+        from nas.store import Store
 
         store = Store(args.db)
         job = store.get_job(args.job)
-        if args.candidate is not None:
-            c = store.candidate(args.job, args.candidate)
-        else:
-            front = store.pareto(args.job, where=parse_bounds(args.where), sort=args.sort, limit=1)
-            if not front:
-                raise ValueError(
-                    f"job {args.job}: no feasible candidate{' within ' + args.where if args.where else ''}"
-                )
-            c = front[0]
+        c = choose_candidate(store, args.job, args.candidate, where=args.where, sort=args.sort)
         card = export_candidate(job, c, args.out, formats=args.format, train_steps=args.train_steps).card
     agreement = ", ".join(f"{f} {d:.1e}" for f, d in card["agreement_max_abs_diff"].items())
     print(f"exported candidate {card['candidate']['id']} ({card['name']}) of job {card['job']['id']} to {args.out}")

@@ -33,7 +33,7 @@ from typing import Any
 
 from nas.plugins import resolve_space
 from nas.spec import JobSpec, PluginRef
-from nas.store import CandidateRecord, JobRecord
+from nas.store import CandidateRecord, JobRecord, NotFoundError, Store, parse_bounds
 
 FORMATS = ("state_dict", "torchscript", "onnx", "exported_program")
 FILES = {
@@ -133,6 +133,21 @@ def export_candidate(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Exported(out, files, card)
+
+
+def choose_candidate(
+    store: Store, job_id: int, candidate: int | str | None = None, *, where: str | None = None, sort: str | None = None
+) -> CandidateRecord:
+    """The candidate to export: the one named (id or hash prefix), else the front's best under
+    ``where`` on ``sort`` (default: the job's first objective)."""
+    if candidate is not None:
+        return store.candidate(job_id, candidate)
+    front = store.pareto(job_id, where=parse_bounds(where), sort=sort, limit=1)
+    if not front:
+        raise NotFoundError(
+            f"job {job_id} has no feasible candidate{f' within {where}' if where else ''} to export yet"
+        )
+    return front[0]
 
 
 def zip_folder(folder: Path, zip_path: Path) -> Path:

@@ -7,9 +7,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from hwmodels import Accelerator, ChipConfig, MappingPolicy, estimate, load_accelerator
+from hwmodels import Accelerator, ChipConfig, CostReport, MappingPolicy, estimate, load_accelerator
 from nas.plugins import Arch, Space
 from nas.spec import Constraints, JobSpec, SpecError
+from nas.store import JobRecord
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,17 @@ def accelerator_to_json(acc: Accelerator) -> dict[str, Any]:
 
 def accelerator_from_json(data: dict[str, Any]) -> Accelerator:
     return Accelerator(ChipConfig.model_validate(data["chip"]), MappingPolicy.model_validate(data["mapping"]))
+
+
+def stored_report(job: JobRecord, arch_json: str) -> CostReport:
+    """A stored candidate's full cost report, per-layer table included: a pure function of its arch
+    and the job's stored accelerator, so it is rebuilt (about a millisecond), not stored."""
+    from nas.plugins import resolve_space
+
+    spec = JobSpec.model_validate(job.spec)
+    space = resolve_space(spec)
+    layers = space.lower(space.arch_from_json(arch_json), spec.input_shape, spec.num_classes)
+    return estimate(layers, accelerator_from_json(job.accelerator), mode=spec.mode, batch=spec.batch)
 
 
 def price(space: Space, arch: Arch, spec: JobSpec, accelerator: Accelerator) -> Priced:

@@ -17,8 +17,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import anyio.to_thread
 import yaml
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
@@ -30,14 +31,25 @@ from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
 from hwmodels import AcceleratorError, accelerator_names, load_accelerator
-from nas.export import ExportError, export_candidate, zip_folder
+from nas.export import ExportError, choose_candidate, export_candidate, zip_folder
 from nas.search import JobStateError, cancel, submit
+from nas.search._pricing import stored_report
 from nas.search._runner import _check_can_run
 from nas.service import _schemas as schemas
 from nas.service._limits import BodyLimit
 from nas.service._supervisor import JobSupervisor
 from nas.spec import JobSpec, PluginRef, SpecError, spec_error_details
-from nas.store import FILTERABLE, JobRecord, NotFoundError, Store, StoreError, parse_bounds
+from nas.store import (
+    CANDIDATE_STATUSES,
+    FILTERABLE,
+    JOB_STATUSES,
+    ROW_FIELDS,
+    JobRecord,
+    NotFoundError,
+    Store,
+    StoreError,
+    parse_bounds,
+)
 from search_spaces import SpaceError, UnknownNameError, get_space, space_names
 
 MAX_BODY_BYTES = 1 << 20  # a job spec is a few kB; an inline space a few more
@@ -229,6 +241,8 @@ Tenant = Annotated[str | None, Depends(_tenant)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
 JobId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+JobStatus = Literal[JOB_STATUSES]  # type: ignore[valid-type]
+CandidateStatus = Literal[CANDIDATE_STATUSES]  # type: ignore[valid-type]
 
 
 def _routes(service: Service):
@@ -285,17 +299,13 @@ def _routes(service: Service):
         queued and starts when a runner slot is free."""
         data = _read_spec(await request.body(), request.headers.get("content-type", ""))
         spec = _validate(data, service)
-        import anyio.to_thread
-
-        job = await anyio.to_thread.run_sync(lambda: _submit(service, spec, tenant))
-        return job_view(job)
+        # submitting prices a few hundred architectures and writes the store: off the event loop
+        return await anyio.to_thread.run_sync(lambda: job_view(_submit(service, spec, tenant)))
 
     @router.get("/jobs", response_model=schemas.JobPage, tags=["jobs"], responses={401: schemas.ERRORS[401]})
     def list_jobs(
         tenant: Tenant,
-        status: Annotated[
-            str | None, Query(pattern="^(queued|running|completed|cancelled|failed|interrupted)$")
-        ] = None,
+        status: JobStatus | None = None,
         tag: Annotated[str | None, Query(max_length=100)] = None,
         limit: Limit = 50,
         offset: Offset = 0,
@@ -320,7 +330,7 @@ def _routes(service: Service):
     def resume_job(job_id: JobId, tenant: Tenant) -> schemas.Job:
         """Continue an interrupted, cancelled or failed job (or one with budget left) in the service."""
         job = job_for(job_id, tenant)
-        if job.status == "queued":
+        if job.status == "queued" and job.managed:  # already waiting for the service's runner
             return job_view(job)
         _check_can_run(job, resume=True)
         job = store.requeue(job_id)
@@ -367,7 +377,7 @@ def _routes(service: Service):
         front = store.pareto(
             job_id, where=parse_bounds(where), sort=sort, descending=descending, limit=limit, offset=offset
         )
-        rows = [_flat(c) for c in front]
+        rows = [c.row() for c in front]
         if wanted:
             rows = [{k: r[k] for k in wanted} for r in rows]
         return schemas.ParetoPage(objectives=job.spec["objectives"], items=rows, limit=limit, offset=offset)
@@ -378,7 +388,7 @@ def _routes(service: Service):
     def list_candidates(
         job_id: JobId,
         tenant: Tenant,
-        status: Annotated[str | None, Query(pattern="^(complete|infeasible|failed)$")] = None,
+        status: CandidateStatus | None = None,
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> schemas.CandidatePage:
@@ -398,7 +408,7 @@ def _routes(service: Service):
         """One candidate with its architecture, metrics and per-layer hardware table."""
         job = job_for(job_id, tenant)
         c = store.candidate(job_id, ref)
-        return schemas.candidate_out(c, _layers(job, c))
+        return schemas.candidate_out(c, stored_report(job, c.arch).to_dict()["layers"])
 
     @router.post(
         "/jobs/{job_id}/export",
@@ -411,7 +421,7 @@ def _routes(service: Service):
         """Export a candidate (or the best under ``where``) as a zip: arch.json, state_dict,
         TorchScript, ONNX, ExportedProgram and a model card. Runs in the request (seconds; minutes with training)."""
         job = job_for(job_id, tenant)
-        c = _choose(store, job, request)
+        c = choose_candidate(store, job.id, request.candidate, where=request.where, sort=request.sort)
         record = _export(service, job, c, request)
         return _export_out(record)
 
@@ -530,47 +540,14 @@ def _eta(job: JobRecord) -> float | None:
     return min(etas) if etas else None
 
 
-FLAT_FIELDS = ("id", "arch_hash", "name", "trial_number", *FILTERABLE, "deployable", "worker", "arch")
-
-
-def _flat(c) -> dict[str, Any]:
-    return {
-        "id": c.id, "arch_hash": c.arch_hash, "name": c.name, "trial_number": c.trial_number, **c.metrics,
-        "deployable": c.deployable, "eval_s": c.eval_s, "worker": c.worker, "arch": json.loads(c.arch),
-    }  # fmt: skip
-
-
 def _fields(text: str | None) -> list[str]:
     if not text:
         return []
     wanted = [f.strip() for f in text.split(",") if f.strip()]
-    unknown = [f for f in wanted if f not in FLAT_FIELDS]
+    unknown = [f for f in wanted if f not in ROW_FIELDS]
     if unknown:
-        raise ValueError(f"fields: unknown {', '.join(unknown)}; known: {', '.join(FLAT_FIELDS)}")
+        raise ValueError(f"fields: unknown {', '.join(unknown)}; known: {', '.join(ROW_FIELDS)}")
     return list(dict.fromkeys(wanted))
-
-
-def _layers(job: JobRecord, c) -> list[dict[str, Any]] | None:
-    """The per-layer table: a pure function of the stored arch and accelerator, rebuilt, not stored."""
-    from hwmodels import estimate
-    from nas.plugins import resolve_space
-    from nas.search._pricing import accelerator_from_json
-
-    spec = JobSpec.model_validate(job.spec)
-    space = resolve_space(spec)
-    layers = space.lower(space.arch_from_json(c.arch), spec.input_shape, spec.num_classes)
-    report = estimate(layers, accelerator_from_json(job.accelerator), mode=spec.mode, batch=spec.batch)
-    return report.to_dict()["layers"]
-
-
-def _choose(store: Store, job: JobRecord, request: schemas.ExportRequest):
-    if request.candidate is not None:
-        return store.candidate(job.id, request.candidate)
-    front = store.pareto(job.id, where=parse_bounds(request.where), sort=request.sort, limit=1)
-    if not front:
-        within = f" within {request.where}" if request.where else ""
-        raise NotFoundError(f"job {job.id} has no feasible candidate{within} to export yet")
-    return front[0]
 
 
 def _export(service: Service, job: JobRecord, c, request: schemas.ExportRequest):

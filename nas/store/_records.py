@@ -97,6 +97,14 @@ class CandidateRecord:
         data["created_at"] = self.created_at.isoformat()
         return data
 
+    def row(self) -> dict[str, Any]:
+        """One flat row (the keys of ``ROW_FIELDS``): what `nas pareto` and the Pareto API return."""
+        return {
+            "id": self.id, "arch_hash": self.arch_hash, "name": self.name, "trial_number": self.trial_number,
+            **self.metrics, "deployable": self.deployable, "eval_s": self.eval_s, "worker": self.worker,
+            "arch": json.loads(self.arch),
+        }  # fmt: skip
+
 
 @dataclass(frozen=True)
 class TokenRecord:
@@ -163,6 +171,7 @@ class Recorded:
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "=": operator.eq, "!=": operator.ne}
 _BOUND = re.compile(r"^\s*([a-z_]+)\s*(<=|>=|!=|<|>|==?)\s*(-?[\d.]+(?:e-?\d+)?)\s*$", re.IGNORECASE)
 FILTERABLE = (*METRIC_COLUMNS, "trial_number", "eval_s")
+ROW_FIELDS = ("id", "arch_hash", "name", "trial_number", *METRIC_COLUMNS, "deployable", "eval_s", "worker", "arch")
 
 
 @dataclass(frozen=True)
