@@ -5,6 +5,7 @@ the exported winner run by onnxruntime, TorchScript and torch.export in a Python
 this package.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -83,22 +84,36 @@ def wait_for(predicate, timeout: float = 120, every: float = 0.2):
 
 
 def test_the_demo_job_over_http_watched_in_the_dashboard_and_its_winner_exported(server, tmp_path):
-    client = Client(server.url)
-    job = client.submit(ROOT / "docs/examples/edge-classifier.yaml", budget={"trials": 24, "wall_time_s": 240})
-    assert job["status"] == "queued" and job["tenant"] is None
-    assert "auth OFF" in (server.tmp / "serve.log").read_text()  # the embedded default says so
-    running = wait_for(lambda: (j := client.job(job["id"]))["status"] == "running" and j)
-    assert running["started_at"]
-    # while the search runs, the API answers: every query here has to
-    for _ in range(5):
-        assert client.jobs()["total"] == 1 and client.health()["jobs_running"] == [job["id"]]
-    done = client.wait(job["id"], timeout=300)
-    assert done["status"] == "completed", done["error"]
-    assert done["progress"]["trials"] == 24 and done["progress"]["front"] >= 1
+    from selenium.webdriver.common.by import By
 
-    front = client.pareto(job["id"], limit=1000)["items"]
-    assert len(front) == done["progress"]["front"]
-    browse_dashboard(server.url, done, front)
+    client = Client(server.url)
+    assert "auth OFF" in (server.tmp / "serve.log").read_text()  # the embedded default says so
+    with chromium() as (driver, wait):
+        driver.get(f"{server.url}/")
+        wait.until(lambda d: d.find_elements(By.ID, "no-jobs"))
+        job = client.submit(ROOT / "docs/examples/edge-classifier.yaml", budget={"trials": 24, "wall_time_s": 240})
+        assert job["status"] == "queued" and job["tenant"] is None
+
+        # the open page shows the job within a poll, then follows it to the end without a reload
+        def shown_status(d):
+            cells = d.find_elements(By.CSS_SELECTOR, f"#jobs tr[data-job='{job['id']}'] [data-status]")
+            return cells[0].get_attribute("data-status") if cells else None
+
+        first = wait.until(shown_status)
+        assert first in ("queued", "running")
+        running = wait_for(lambda: (j := client.job(job["id"]))["status"] == "running" and j)
+        assert running["started_at"]
+        for _ in range(5):  # while the search runs, the API answers
+            assert client.jobs()["total"] == 1 and client.health()["jobs_running"] == [job["id"]]
+        done = client.wait(job["id"], timeout=300)
+        assert done["status"] == "completed", done["error"]
+        assert done["progress"]["trials"] == 24 and done["progress"]["front"] >= 1
+        wait.until(lambda d: shown_status(d) == "completed")
+        driver.save_screenshot(str(SCREENSHOTS / "dashboard-jobs.png"))
+
+        front = client.pareto(job["id"], limit=1000)["items"]
+        assert len(front) == done["progress"]["front"]
+        browse_job(driver, wait, server.url, done, front)
 
     # the winner: the most accurate candidate at <= 1.25 ms (800 FPS), downloaded and run elsewhere
     record = client.export(job["id"], where="latency_ms<=1.25", out=tmp_path / "winner")
@@ -121,12 +136,12 @@ def test_the_demo_job_over_http_watched_in_the_dashboard_and_its_winner_exported
     np.testing.assert_allclose(ours, outputs["onnx"], atol=1e-4)
 
 
-def browse_dashboard(url: str, job: dict, front: list[dict]) -> None:
+@contextlib.contextmanager
+def chromium():
+    """Debian's headless Chromium through its chromedriver; yields the driver and a 60 s wait."""
     from selenium import webdriver
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.chrome.service import Service as ChromeService
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     options = webdriver.ChromeOptions()
@@ -136,48 +151,50 @@ def browse_dashboard(url: str, job: dict, front: list[dict]) -> None:
     driver = webdriver.Chrome(options=options, service=ChromeService(shutil.which("chromedriver")))
     SCREENSHOTS.mkdir(exist_ok=True)
     try:
-        wait = WebDriverWait(driver, 30, ignored_exceptions=[StaleElementReferenceException])
-
-        def renders():
-            return int(driver.find_element(By.TAG_NAME, "body").get_attribute("data-renders") or 0)
-
-        driver.get(f"{url}/")
-        row = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, f"#jobs tr[data-job='{job['id']}']")))
-        assert row.find_element(By.CSS_SELECTOR, "[data-status]").get_attribute("data-status") == "completed"
-        driver.save_screenshot(str(SCREENSHOTS / "dashboard-jobs.png"))
-
-        row.find_element(By.TAG_NAME, "a").click()
-        wait.until(ec.presence_of_element_located((By.ID, "pareto-plot")))
-        points = driver.find_elements(By.CSS_SELECTOR, "#pareto-plot circle.front-point")
-        assert len(points) == job["progress"]["front"] == len(front)
-        assert {p.get_attribute("data-id") for p in points} == {str(c["id"]) for c in front}
-        stat = driver.find_element(By.CSS_SELECTOR, "[data-stat='infeasible'] b").text
-        assert stat == str(job["progress"]["infeasible"])
-        assert driver.find_elements(By.CSS_SELECTOR, "#hv-plot path")  # the hypervolume history is drawn
-        # another pair of axes: the same points, moved
-        before, rendered = {p.get_attribute("data-id"): p.get_attribute("cx") for p in points}, renders()
-        driver.find_element(By.CSS_SELECTOR, "#x-axis option[value='energy_mj']").click()
-        wait.until(lambda d: renders() > rendered)
-        points = driver.find_elements(By.CSS_SELECTOR, "#pareto-plot circle.front-point")
-        assert driver.find_element(By.CSS_SELECTOR, "#x-axis").get_attribute("value") == "energy_mj"
-        after = {p.get_attribute("data-id"): p.get_attribute("cx") for p in points}
-        assert after.keys() == before.keys() and (after != before or len(front) == 1)
-        driver.save_screenshot(str(SCREENSHOTS / "dashboard-job.png"))
-
-        target = points[0].get_attribute("data-id")
-        driver.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", points[0])
-        wait.until(ec.presence_of_element_located((By.ID, "layer-bars")))
-        assert driver.current_url.endswith(f"/candidates/{target}")
-        bars = driver.find_elements(By.CSS_SELECTOR, "#layer-bars g.layer")
-        detail = Client(url).candidate(job["id"], target)
-        assert len(bars) == len(detail["layers"]) and driver.find_elements(By.CSS_SELECTOR, "#stages tbody tr")
-        assert len(driver.find_elements(By.CSS_SELECTOR, "#units tbody tr")) == len(detail["hardware"]["per_unit"])
-        driver.find_element(By.ID, "export").click()
-        link = WebDriverWait(driver, 120).until(ec.presence_of_element_located((By.ID, "export-link")))
-        assert "/exports/" in link.get_attribute("href")
-        driver.save_screenshot(str(SCREENSHOTS / "dashboard-candidate.png"))
+        yield driver, WebDriverWait(driver, 60, ignored_exceptions=[StaleElementReferenceException])
     finally:
         driver.quit()
+
+
+def browse_job(driver, wait, url: str, job: dict, front: list[dict]) -> None:
+    """From the job list to the job's page (plot, counts, axes) to a candidate's page (layers, export)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def renders():
+        return int(driver.find_element(By.TAG_NAME, "body").get_attribute("data-renders") or 0)
+
+    driver.find_element(By.CSS_SELECTOR, f"#jobs tr[data-job='{job['id']}'] a").click()
+    wait.until(ec.presence_of_element_located((By.ID, "pareto-plot")))
+    points = driver.find_elements(By.CSS_SELECTOR, "#pareto-plot circle.front-point")
+    assert len(points) == job["progress"]["front"] == len(front)
+    assert {p.get_attribute("data-id") for p in points} == {str(c["id"]) for c in front}
+    stat = driver.find_element(By.CSS_SELECTOR, "[data-stat='infeasible'] b").text
+    assert stat == str(job["progress"]["infeasible"])
+    assert driver.find_elements(By.CSS_SELECTOR, "#hv-plot path")  # the hypervolume history is drawn
+    # another pair of axes: the same points, moved
+    before, rendered = {p.get_attribute("data-id"): p.get_attribute("cx") for p in points}, renders()
+    driver.find_element(By.CSS_SELECTOR, "#x-axis option[value='energy_mj']").click()
+    wait.until(lambda d: renders() > rendered)
+    points = driver.find_elements(By.CSS_SELECTOR, "#pareto-plot circle.front-point")
+    assert driver.find_element(By.CSS_SELECTOR, "#x-axis").get_attribute("value") == "energy_mj"
+    after = {p.get_attribute("data-id"): p.get_attribute("cx") for p in points}
+    assert after.keys() == before.keys() and (after != before or len(front) == 1)
+    driver.save_screenshot(str(SCREENSHOTS / "dashboard-job.png"))
+
+    target = points[0].get_attribute("data-id")
+    driver.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", points[0])
+    wait.until(ec.presence_of_element_located((By.ID, "layer-bars")))
+    assert driver.current_url.endswith(f"/candidates/{target}")
+    bars = driver.find_elements(By.CSS_SELECTOR, "#layer-bars g.layer")
+    detail = Client(url).candidate(job["id"], target)
+    assert len(bars) == len(detail["layers"]) and driver.find_elements(By.CSS_SELECTOR, "#stages tbody tr")
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#units tbody tr")) == len(detail["hardware"]["per_unit"])
+    driver.find_element(By.ID, "export").click()
+    link = WebDriverWait(driver, 120).until(ec.presence_of_element_located((By.ID, "export-link")))
+    assert "/exports/" in link.get_attribute("href")
+    driver.save_screenshot(str(SCREENSHOTS / "dashboard-candidate.png"))
 
 
 BLOCKER = """

@@ -13,6 +13,7 @@ const FINISHED = ["completed", "cancelled", "failed", "interrupted"];
 const view = document.getElementById("view");
 const tooltip = document.getElementById("tooltip");
 let timer = null;
+let shownList = null;  // the job list's data as last drawn: a poll that brings nothing new redraws nothing
 let plotState = { x: "latency_ms", y: "accuracy", all: false };
 
 // ---- plumbing ---------------------------------------------------------------------------------
@@ -93,9 +94,14 @@ function poll(fn, job) {
 
 // ---- job list ---------------------------------------------------------------------------------
 
-async function jobList() {
-  crumbs("jobs");
+async function jobList(stale) {
   const page = await api("/jobs?limit=100");
+  if (stale()) return;
+  crumbs("jobs");
+  const key = JSON.stringify([page.total, page.items.map(j => [j.id, j.status, j.cancel_requested, j.progress, j.hypervolume])]);
+  poll(() => route(), null);  // always: new jobs appear, running ones move
+  if (key === shownList) return;
+  shownList = key;
   const rows = page.items.map(j => h("tr", { "data-job": j.id },
     h("td", {}, h("a", { href: `#/jobs/${j.id}` }, `${j.id}`)),
     h("td", {}, h("a", { href: `#/jobs/${j.id}` }, j.name)),
@@ -113,9 +119,8 @@ async function jobList() {
     h("h2", {}, `Jobs (${page.total})`),
     page.items.length ? h("table", { id: "jobs" },
       h("thead", {}, h("tr", {}, ...["id", "name", "status", "progress", "trials", "scored", "infeasible", "failed", "front", "HV", "tags"].map(c => h("th", {}, c)))),
-      h("tbody", {}, rows)) : h("p", { class: "muted" }, "No jobs yet: POST /jobs, or `nas run SPEC --server URL`."),
+      h("tbody", {}, rows)) : h("p", { class: "muted", id: "no-jobs" }, "No jobs yet: POST /jobs, or `nas run SPEC --server URL`."),
   );
-  poll(() => route(), page.items.every(j => FINISHED.includes(j.status)) ? { status: "completed" } : null);
 }
 
 function progressBar(job) {
@@ -127,11 +132,12 @@ function progressBar(job) {
 
 // ---- job page ---------------------------------------------------------------------------------
 
-async function jobPage(id) {
+async function jobPage(id, stale) {
   const [job, front, history] = await Promise.all([
     api(`/jobs/${id}`), api(`/jobs/${id}/pareto?limit=1000`), api(`/jobs/${id}/hypervolume`),
   ]);
   const others = plotState.all ? (await api(`/jobs/${id}/candidates?status=complete&limit=1000`)).items : [];
+  if (stale()) return;
   crumbs(h("a", { href: "#/" }, "jobs"), `job ${job.id}`);
   const p = job.progress;
   const stat = (label, value, key) => h("div", { class: "stat", "data-stat": key }, h("b", {}, value), h("span", {}, label));
@@ -261,9 +267,10 @@ function frontTable(job, points) {
 
 // ---- candidate page ---------------------------------------------------------------------------
 
-async function candidatePage(jobId, ref) {
+async function candidatePage(jobId, ref, stale) {
   clearTimeout(timer);
   const c = await api(`/jobs/${jobId}/candidates/${ref}`);
+  if (stale()) return;
   crumbs(h("a", { href: "#/" }, "jobs"), h("a", { href: `#/jobs/${jobId}` }, `job ${jobId}`), `candidate ${c.id}`);
   const m = c.metrics;
   const exportOut = h("span", { id: "export-result", class: "muted" });
@@ -336,18 +343,23 @@ function layerBars(layers) {
 
 // ---- router -----------------------------------------------------------------------------------
 
+let generation = 0;  // each route() draws only while it is the latest: a slow poll must not draw over a new page
+
 async function route() {
+  const mine = ++generation, stale = () => mine !== generation;
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
   try {
-    if (parts[0] === "jobs" && parts[2] === "candidates" && parts[3]) await candidatePage(parts[1], parts[3]);
-    else if (parts[0] === "jobs" && parts[1]) await jobPage(parts[1]);
-    else await jobList();
+    if (parts[0] === "jobs" && parts[2] === "candidates" && parts[3]) await candidatePage(parts[1], parts[3], stale);
+    else if (parts[0] === "jobs" && parts[1]) await jobPage(parts[1], stale);
+    else await jobList(stale);
+    if (stale()) return;
     document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);  // tests wait on it
   } catch (err) {
+    if (stale()) return;
     clearTimeout(timer);
     showError(err);
   }
 }
 
-window.addEventListener("hashchange", () => { clearTimeout(timer); route(); });
+window.addEventListener("hashchange", () => { clearTimeout(timer); shownList = null; route(); });
 route();
