@@ -25,6 +25,10 @@ class NotFoundError(StoreError, LookupError):
     """No such job or candidate."""
 
 
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
 def utc(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; everything the store stores is UTC."""
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value

@@ -8,14 +8,11 @@ SQLite runs in WAL mode so readers never block the writer; PostgreSQL works with
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nas.objectives import OBJECTIVES, loss_vector, sign
 from nas.pareto import add_to_front, hypervolume, non_dominated
-from nas.store._models import CandidateModel, ExportModel, HypervolumeModel, JobModel, TokenModel, TrialModel
+from nas.store._models import CandidateModel, HypervolumeModel, JobModel, TrialModel
 from nas.store._records import (
     _OPS,
     CANDIDATE_STATUSES,
@@ -38,15 +35,15 @@ from nas.store._records import (
     Bound,
     CandidateIn,
     CandidateRecord,
-    ExportRecord,
     JobRecord,
     NotFoundError,
     Recorded,
     StoreError,
-    TokenRecord,
     TrialRecord,
+    now,
     utc,
 )
+from nas.store._service_rows import ServiceRows
 
 DB_ENV = "NAS_DB_URL"
 DEFAULT_DB = "sqlite:///nas.db"  # in the working directory
@@ -92,11 +89,7 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class Store:
+class Store(ServiceRows):
     """``Store(url)`` opens (and migrates) the database at ``url``, e.g. ``sqlite:///nas.db`` or
     ``postgresql+psycopg://user:pw@host/db``."""
 
@@ -164,9 +157,9 @@ class Store:
                 tags=list(tags),
                 spec=spec,
                 accelerator=accelerator,
-                study_name=f"pending-{os.getpid()}-{_now().timestamp()}",
+                study_name=f"pending-{os.getpid()}-{now().timestamp()}",
                 status="queued",
-                created_at=_now(),
+                created_at=now(),
                 cancel_requested=False,
                 n_trials=0,
                 n_complete=0,
@@ -220,8 +213,8 @@ class Store:
             job = self._job(s, job_id, lock=True)
             if job.owner != previous_owner:
                 raise StoreError(f"job {job_id} was claimed by {job.owner} meanwhile")
-            job.status, job.owner, job.heartbeat_at, job.cancel_requested = "running", owner, _now(), False
-            job.started_at = job.started_at or _now()
+            job.status, job.owner, job.heartbeat_at, job.cancel_requested = "running", owner, now(), False
+            job.started_at = job.started_at or now()
             job.finished_at, job.error = None, None
             return _job(job)
 
@@ -231,7 +224,7 @@ class Store:
             s.execute(
                 update(JobModel)
                 .where(JobModel.id == job_id, JobModel.owner == owner)
-                .values(heartbeat_at=_now(), run_seconds=run_seconds, eval_seconds=eval_seconds)
+                .values(heartbeat_at=now(), run_seconds=run_seconds, eval_seconds=eval_seconds)
             )
             return bool(s.scalar(select(JobModel.cancel_requested).where(JobModel.id == job_id)))
 
@@ -244,7 +237,7 @@ class Store:
     def finish(self, job_id: int, status: str, error: str | None = None) -> JobRecord:
         with self._session() as s:
             job = self._job(s, job_id, lock=True)
-            job.status, job.error, job.finished_at, job.owner = status, error, _now(), None
+            job.status, job.error, job.finished_at, job.owner = status, error, now(), None
             return _job(job)
 
     # ---- trials and candidates --------------------------------------------------------------
@@ -298,7 +291,7 @@ class Store:
                 hardware=candidate.hardware,
                 eval_s=candidate.eval_s,
                 worker=candidate.worker,
-                created_at=_now(),
+                created_at=now(),
                 **{m: candidate.metrics.get(m) for m in METRIC_COLUMNS},
             )
             s.add(row)
@@ -345,7 +338,7 @@ class Store:
                     n_trials=job.n_trials,
                     hypervolume=job.hypervolume,
                     front_size=job.n_front,
-                    created_at=_now(),
+                    created_at=now(),
                 )
             )
         return Recorded(row.id, joins, joins, job.hypervolume)
@@ -362,58 +355,6 @@ class Store:
             reference[o] = s.scalar(select(worst(column)).where(*_complete(job.id)))
         job.reference_point = reference  # a new dict: JSON columns track assignment, not mutation
         return True
-
-    # ---- API tokens and exports --------------------------------------------------------------
-
-    def create_token(self, tenant: str) -> tuple[str, TokenRecord]:
-        """A new token for ``tenant``: returned once, stored as its SHA-256 only."""
-        tenant = tenant.strip()
-        if not tenant or len(tenant) > 100:
-            raise ValueError("tenant: give a name of 1 to 100 characters")
-        token = "nas_" + secrets.token_urlsafe(32)
-        with self._session() as s:
-            row = TokenModel(tenant=tenant, token_hash=_token_hash(token), prefix=token[:12], created_at=_now())
-            s.add(row)
-            s.flush()
-            return token, _token(row)
-
-    def tenant_of(self, token: str) -> str | None:
-        """The tenant a valid (not revoked) token belongs to, else None."""
-        with self._session() as s:
-            row = s.scalar(select(TokenModel).where(TokenModel.token_hash == _token_hash(token)))
-            return row.tenant if row is not None and row.revoked_at is None else None
-
-    def tokens(self, tenant: str | None = None) -> list[TokenRecord]:
-        with self._session() as s:
-            query = select(TokenModel).order_by(TokenModel.id)
-            if tenant is not None:
-                query = query.where(TokenModel.tenant == tenant)
-            return [_token(t) for t in s.scalars(query)]
-
-    def revoke_token(self, ref: str) -> TokenRecord:
-        """Revoke a token by id or by its printed prefix."""
-        with self._session() as s:
-            query = select(TokenModel)
-            query = query.where(TokenModel.id == int(ref)) if ref.isdigit() else query.where(TokenModel.prefix == ref)
-            rows = list(s.scalars(query.limit(2)))
-            if len(rows) != 1:
-                raise NotFoundError(f"token {ref!r} {'is ambiguous' if rows else 'is unknown'}; `nas token list`")
-            rows[0].revoked_at = rows[0].revoked_at or _now()
-            return _token(rows[0])
-
-    def add_export(self, job_id: int, candidate_id: int, *, path: str, card: dict[str, Any]) -> ExportRecord:
-        with self._session() as s:
-            row = ExportModel(job_id=job_id, candidate_id=candidate_id, path=path, card=card, created_at=_now())
-            s.add(row)
-            s.flush()
-            return _export(row)
-
-    def get_export(self, export_id: int) -> ExportRecord:
-        with self._session() as s:
-            row = s.get(ExportModel, export_id)
-            if row is None:
-                raise NotFoundError(f"export {export_id} is not in {self.safe_url}")
-            return _export(row)
 
     # ---- queries ----------------------------------------------------------------------------
 
@@ -536,23 +477,6 @@ def _job_filters(status: str | None, tag: str | None, tenant: str | None) -> lis
     return filters
 
 
-def _token_hash(token: str) -> str:
-    # tokens are 256 random bits: a plain SHA-256 cannot be brute-forced, no slow KDF needed
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _token(m: TokenModel) -> TokenRecord:
-    return TokenRecord(
-        id=m.id, tenant=m.tenant, prefix=m.prefix, created_at=utc(m.created_at), revoked_at=utc(m.revoked_at)
-    )
-
-
-def _export(m: ExportModel) -> ExportRecord:
-    return ExportRecord(
-        id=m.id, job_id=m.job_id, candidate_id=m.candidate_id, path=m.path, card=m.card, created_at=utc(m.created_at)
-    )
-
-
 def _on_front(job_id: int) -> list:
     return [CandidateModel.job_id == job_id, CandidateModel.on_front.is_(True)]
 
@@ -581,7 +505,7 @@ def _trial(job_id: int, number: int, candidate_id: int, outcome: str, values, co
         outcome=outcome,
         values=values,
         constraints=constraints,
-        created_at=_now(),
+        created_at=now(),
     )
 
 
