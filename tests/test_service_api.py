@@ -209,8 +209,8 @@ def test_catalogue_routes_and_a_complete_openapi_schema(finished):
     assert schema["components"]["schemas"]["Job"].get("examples")
 
 
-def test_tokens_and_tenants(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+def test_tokens_and_tenants(db_url, tmp_path):
+    store = Store(db_url)
     a_token, _ = store.create_token("team-a")
     b_token, b_record = store.create_token("team-b")
     app = create_app(store, auth=True, run_jobs=False, data_dir=tmp_path, allow_plugins=("search_plugins",))

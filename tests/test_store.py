@@ -164,6 +164,25 @@ def test_pareto_queries_match_brute_force(db_url):
         store.pareto(job.id, sort="nope")
 
 
+def test_jobs_filter_by_status_tag_and_tenant_and_page(db_url):
+    store = Store(db_url)
+    spec = {"objectives": OBJECTIVES, "budget": {"trials": 1, "wall_time_s": None}}
+    tag = f"t_{random.randrange(10**9)}"  # PostgreSQL's schema is shared by the session: tags of our own
+    made = [store.create_job(name=f"j{i}", tags=[tag, f"{tag}-{i % 2}"], spec=spec, accelerator={},
+                             reference_point={}, tenant="ours" if i < 3 else None) for i in range(5)]  # fmt: skip
+    ids = [j.id for j in made]
+    assert [j.id for j in store.list_jobs(tag=tag)] == ids[::-1] and store.count_jobs(tag=tag) == 5
+    assert [j.id for j in store.list_jobs(tag=f"{tag}-1")] == [ids[3], ids[1]]
+    assert [j.id for j in store.list_jobs(tag=tag, limit=2, offset=1)] == [ids[3], ids[2]]
+    assert store.count_jobs(tag=tag.replace("_", "%")) == 0  # LIKE's wildcards in a tag match themselves only
+    assert {j.id for j in store.list_jobs(tag=tag, tenant="ours")} == set(ids[:3])
+    store.requeue(ids[0])
+    assert store.get_job(ids[0]).managed and not store.get_job(ids[1]).managed
+    assert ids[0] in [j.id for j in store.list_jobs(status="queued", tag=tag)]
+    with pytest.raises(ValueError, match="status: 'sleeping'"):
+        store.list_jobs(status="sleeping")
+
+
 def test_a_recomputed_front_follows_new_candidates(db_url):
     store = Store(db_url)
     job = new_job(store)
