@@ -121,10 +121,10 @@ def export_candidate(
         bad = {f: d for f, d in agreement.items() if not d <= AGREEMENT_TOLERANCE}
         if bad:
             raise ExportError(f"formats disagree with the module beyond {AGREEMENT_TOLERANCE}: {bad}")
+        files["model_card"] = "model_card.json"
         card = _card(job, candidate, spec, files, agreement, trained)
         (tmp / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
         (tmp / "README.md").write_text(_readme(card))
-        files["model_card"] = "model_card.json"
         if out.exists():
             out.rmdir()
         tmp.chmod(0o755)

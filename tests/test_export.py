@@ -36,6 +36,7 @@ def test_all_formats_agree_and_the_state_dict_loads_in_our_builder(job, tmp_path
     assert set(out.files) == {"arch", "state_dict", "torchscript", "onnx", "exported_program", "model_card"}
     card = json.loads((tmp_path / "out" / "model_card.json").read_text())
     assert card["candidate"]["id"] == c.id and card["metrics"] == c.metrics and card["training"] is None
+    assert card["files"] == out.files  # the card on disk lists every file, itself included
     assert set(card["agreement_max_abs_diff"]) == {"state_dict", "torchscript", "onnx", "exported_program"}
     assert all(d < 1e-3 for d in card["agreement_max_abs_diff"].values())
     assert card["versions"]["torch"] == torch.__version__.split("+")[0] or card["versions"]["torch"]
