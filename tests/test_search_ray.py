@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -35,6 +36,13 @@ def write_spec(tmp_path, spec):
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(spec.model_dump(mode="json")))
     return path
+
+
+def ray_status(env: dict) -> str:
+    """`ray status` of the session's cluster (its resources in use, pending demands), for failures."""
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    result = subprocess.run([ray_cli, "status"], capture_output=True, text=True, timeout=60, check=False, env=env)
+    return result.stdout[-3000:] + result.stderr[-1000:]
 
 
 def test_a_job_spans_both_nodes_of_the_cluster(sqlite_url, ray_cluster):
@@ -85,8 +93,16 @@ def test_sigkill_then_resume_loses_and_double_counts_nothing(sqlite_url, nas_env
     store = Store(sqlite_url)
     try:
         wait_for(lambda: store.list_jobs() and store.list_jobs()[0].n_trials >= 8, 120, "8 trials")
-    finally:
+    except AssertionError as err:  # say where the job was: its output, its trials, the cluster's state
         os.killpg(proc.pid, signal.SIGKILL)
+        output = proc.communicate()[0].decode(errors="replace")[-4000:]
+        trials = store.list_jobs()[0].n_trials if store.list_jobs() else None
+        raise AssertionError(
+            f"{err}; job at {trials} trials; `nas run` printed:\n{output}\n{ray_status(nas_env)}"
+        ) from None
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     job = store.list_jobs()[0]
     assert job.status == "running" and job.n_trials < 30  # what a crash leaves behind
