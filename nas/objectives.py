@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-# objective -> direction. "accuracy" is the evaluator's score (a proxy, or a table's accuracy).
+# objective -> direction. "accuracy" is top-1 accuracy (0-1) under the job's training recipe, as
+# predicted by its calibrated predictor or measured; a job that trains nothing has a proxy's
+# ranking score there instead (JobSpec.accuracy_kind says which).
 OBJECTIVES: dict[str, str] = {
     "accuracy": "maximize",
     "latency_ms": "minimize",
@@ -17,7 +19,10 @@ OBJECTIVES: dict[str, str] = {
 
 # Every number a candidate carries, as the store's columns: what `--where` and `--sort` accept.
 METRICS: dict[str, str] = {
-    "accuracy": "the evaluator's accuracy score (higher is better)",
+    "accuracy": "top-1 accuracy (0-1) under the job's recipe: measured where trained, else predicted"
+    " (or, in a job that trains nothing, the proxy's score)",
+    "accuracy_std": "predictive standard deviation of a predicted accuracy (null where measured)",
+    "measured_accuracy": "top-1 accuracy measured by training under the job's recipe (null: not trained)",
     "latency_ms": "one frame, start to end, on the accelerator",
     "throughput_fps": "frames per second of the whole chip",
     "energy_mj": "energy per frame, static included",

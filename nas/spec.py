@@ -66,14 +66,61 @@ class PluginRef(_Frozen):
         return v
 
 
+class TrainingRecipe(_Frozen):
+    """How a candidate is really trained and measured: the recipe its accuracy is stated under.
+
+    The default is the ranking benchmark's truth recipe (docs/proxy_ranking.md): 3 epochs over a
+    fixed 10k-image subset of the training split, scored on the test split (10k images).
+    """
+
+    epochs: float = Field(default=3, gt=0, le=1000)
+    images: int = Field(default=10_000, ge=100)  # a fixed, seeded subset of the training split
+    batch_size: int = Field(default=128, ge=2, le=4096)
+    lr: float = Field(default=2e-3, gt=0, le=1)
+    weight_decay: float = Field(default=0.05, ge=0)
+    warmup_steps: int = Field(default=20, ge=0)  # then cosine to zero over the whole run
+    label_smoothing: float = Field(default=0.1, ge=0, lt=1)
+    test_images: int | None = Field(default=None, ge=100)  # None: the whole test split
+
+    @property
+    def steps(self) -> int:
+        return max(1, -(-int(self.epochs * self.images) // self.batch_size))
+
+
+class Training(_Frozen):
+    """Candidates really trained by the job: ``candidates`` to calibrate its accuracy predictor
+    (an initial design, then the ones whose prediction would move the front most), and the top
+    ``final`` of its front at the end, whose measured accuracies and weights are stored."""
+
+    candidates: int = Field(default=8, ge=0, le=1000)
+    final: int = Field(default=3, ge=0, le=100)
+    recipe: TrainingRecipe = TrainingRecipe()
+    timeout_s: float = Field(default=1800, gt=0)  # one training running longer is recorded as failed
+
+    @property
+    def enabled(self) -> bool:
+        return self.candidates > 0 or self.final > 0
+
+
 class ProxyEvaluatorSpec(_Frozen):
-    """Score each candidate with an accuracy proxy (``nas proxy list``) on real images."""
+    """Score each candidate with an accuracy proxy (``nas proxy list``) on real images, and turn the
+    scores into a predicted accuracy with a predictor the job fits on the candidates it trains."""
 
     proxy: str = "default"
     data: str = "fashion-mnist"  # or an ImageFolder directory
     data_dir: str | None = None  # where Fashion-MNIST's IDX files are (default: the usual places)
-    resolution: int = Field(default=32, ge=8)  # proxies run at low resolution; hardware is priced at input_shape
-    batch: int = Field(default=64, ge=2)
+    resolution: int = Field(
+        default=32, ge=8, le=1024
+    )  # proxies and training run here; hardware is priced at input_shape
+    batch: int = Field(default=64, ge=2, le=1024)
+    train: Training = Training()  # 0: train nothing, and the accuracy objective is the proxy's score
+
+    @field_validator("train", mode="before")
+    @classmethod
+    def _train_count(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool):
+            return {"candidates": v, "final": 0} if v == 0 else {"candidates": v}
+        return v
 
 
 class Constraints(_Frozen):
@@ -84,6 +131,7 @@ class Constraints(_Frozen):
     max_energy_mj: float | None = Field(default=None, gt=0)
     max_params: int | None = Field(default=None, gt=0)
     max_weight_mib: float | None = Field(default=None, gt=0)
+    min_accuracy: float | None = Field(default=None, ge=0, le=1)  # predicted or measured, checked once scored
     deployable_only: bool = True  # reject networks with ops the accelerator cannot run
 
 
@@ -163,6 +211,15 @@ class JobSpec(_Frozen):
         return v
 
     @model_validator(mode="after")
+    def _accuracy_bound(self) -> JobSpec:
+        if self.constraints.min_accuracy is not None and self.accuracy_kind() == "score":
+            raise ValueError(
+                "constraints.min_accuracy: this job's accuracy is a proxy score without units; "
+                "train candidates (evaluator.train > 0) so that it is a predicted accuracy, or drop the bound"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _reference_point(self) -> JobSpec:
         extra = sorted(set(self.reference_point) - set(self.objectives))
         if extra:
@@ -171,6 +228,14 @@ class JobSpec(_Frozen):
 
     def to_json(self) -> str:
         return self.model_dump_json()
+
+    def accuracy_kind(self) -> str:
+        """What the ``accuracy`` objective is: ``predicted`` (0-1, from the job's calibrated
+        predictor, measured where trained), ``score`` (a proxy's ranking score, no units) or
+        ``evaluator`` (whatever a plug-in evaluator returns, e.g. a table's accuracy)."""
+        if isinstance(self.evaluator, PluginRef):
+            return "evaluator"
+        return "predicted" if self.evaluator.train.enabled else "score"
 
     def ray_address(self) -> str | None:
         return self.workers.address or os.environ.get("RAY_ADDRESS") or None

@@ -1,8 +1,9 @@
-"""The default proxy: a linear ranker over standardised zero-cost proxy scores, fitted by ridge
-regression on the ranking benchmark and shipped as ``default_proxy.json``.
+"""The default proxy: a linear ranker over zero-cost proxy features, chosen by how it ranks trained
+networks of spaces it was not fitted on, and shipped as ``default_proxy.json`` with a map from its
+score to accuracy (the prior of the jobs' accuracy predictor, ``nas.surrogate``).
 
-``benchmarks/fit_default_proxy.py`` regenerates the file from the benchmark's CSVs; its figures
-(out-of-fold rank correlation) are in ``docs/proxy_ranking.md``. Proxies whose scores span orders
+``benchmarks/fit_default_proxy.py`` regenerates the file; its leave-one-benchmark-out figures are
+in ``docs/proxy_ranking.md``. Proxies whose scores span orders
 of magnitude enter as logarithms, so a change of input resolution (which scales FLOPs) shifts a
 feature by a constant and leaves the ranking of a batch of candidates unchanged.
 """
@@ -41,11 +42,17 @@ class DefaultProxy:
     std: list[float]
     weights: list[float]
     alpha: float = 1.0
-    fitted_on: dict = field(default_factory=dict)  # provenance: benchmark, rows, out-of-fold figures
+    fitted_on: dict = field(default_factory=dict)  # provenance: benchmarks, held-out figures
+    accuracy_prior: dict | None = None  # intercept + slope * score -> accuracy, residual_std, fitted_on
 
     def combine(self, values: Mapping[str, float]) -> float:
         x = np.array([feature(n, values[n]) for n in self.components])
         return float(((x - np.array(self.mean)) / np.array(self.std)) @ np.array(self.weights))
+
+    def prior_accuracy(self, score: float) -> float | None:
+        """The accuracy the shipped map gives a score (None: the file carries no map)."""
+        p = self.accuracy_prior
+        return None if p is None else p["intercept"] + p["slope"] * score
 
     @classmethod
     def fit(

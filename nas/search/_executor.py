@@ -1,5 +1,8 @@
-"""Where evaluations run: Ray actors (one per worker, each holding its evaluator and data), or the
-job's own process (``workers.count: 0``, for debugging and sampler benchmarks).
+"""Where evaluations and trainings run: Ray actors (one per worker, each holding its evaluator and
+data), or the job's own process (``workers.count: 0``, for debugging and sampler benchmarks).
+
+A task is ``evaluate`` (the evaluator's scores of a candidate, seconds) or ``train`` (the candidate
+trained under the job's recipe and measured, minutes; its weights come back as bytes).
 
 Executors only execute: they never touch the database. Every outcome, failures included, comes
 back to the search loop as an ``Outcome``.
@@ -25,6 +28,10 @@ class Outcome:
     failure: str | None = None
     eval_s: float = 0.0
     worker: str | None = None
+    artifact: bytes | None = None  # a training's state_dict (torch.save)
+
+
+TASKS = ("evaluate", "train")
 
 
 def evaluate(evaluator: Any, arch: Any, worker: str | None) -> Outcome:
@@ -36,17 +43,38 @@ def evaluate(evaluator: Any, arch: Any, worker: str | None) -> Outcome:
         if not math.isfinite(scores.get("accuracy", math.nan)):
             raise ValueError(f"the evaluator returned no finite 'accuracy' (got {raw!r})")
     except Exception as err:  # the evaluator is user code: anything it raises is the candidate's failure
-        last = traceback.extract_tb(err.__traceback__)[-1:]
-        where = f" at {last[0].filename}:{last[0].lineno}" if last else ""
-        return Outcome(False, failure=f"{type(err).__name__}: {err}{where}", eval_s=time.perf_counter() - start)
+        return Outcome(False, failure=_failure(err), eval_s=time.perf_counter() - start)
     return Outcome(True, scores=scores, eval_s=time.perf_counter() - start, worker=worker)
+
+
+def train(meter: Any, arch: Any, worker: str | None) -> Outcome:
+    """Train and measure one candidate (``nas.training.AccuracyMeter``); failures are outcomes."""
+    start = time.perf_counter()
+    try:
+        accuracy, weights = meter(arch)
+    except Exception as err:
+        return Outcome(False, failure=_failure(err), eval_s=time.perf_counter() - start)
+    return Outcome(True, {"accuracy": accuracy}, eval_s=time.perf_counter() - start, worker=worker, artifact=weights)
+
+
+def _failure(err: Exception) -> str:
+    last = traceback.extract_tb(err.__traceback__)[-1:]
+    where = f" at {last[0].filename}:{last[0].lineno}" if last else ""
+    return f"{type(err).__name__}: {err}{where}"
+
+
+def _meter(spec: JobSpec) -> Any:
+    from nas.training import AccuracyMeter
+
+    return AccuracyMeter(spec)
 
 
 class InlineExecutor:
     """Evaluates in the calling process, one at a time; trial timeouts cannot be enforced here."""
 
     def __init__(self, spec: JobSpec, evaluator: Any, space: Any) -> None:
-        self.evaluator, self.space = evaluator, space
+        self.spec, self.evaluator, self.space = spec, evaluator, space
+        self._meter = None
         self._done: list[tuple[int, Outcome]] = []
         self._next = 0
 
@@ -54,9 +82,14 @@ class InlineExecutor:
     def capacity(self) -> int:
         return 1 - len(self._done)
 
-    def submit(self, arch_json: str) -> int:
+    def submit(self, arch_json: str, task: str = "evaluate") -> int:
         ticket, self._next = self._next, self._next + 1
-        self._done.append((ticket, evaluate(self.evaluator, self.space.arch_from_json(arch_json), "inline")))
+        arch = self.space.arch_from_json(arch_json)
+        if task == "train":
+            self._meter = self._meter or _meter(self.spec)
+            self._done.append((ticket, train(self._meter, arch, "inline")))
+        else:
+            self._done.append((ticket, evaluate(self.evaluator, arch, "inline")))
         return ticket
 
     def wait(self, timeout: float) -> list[tuple[int, Outcome]]:
@@ -80,8 +113,10 @@ class _EvalActor:
         from nas.plugins import make_evaluator, resolve_space
 
         spec = JobSpec.model_validate_json(spec_json)
+        self.spec = spec
         self.space = resolve_space(spec)
         self.evaluator = make_evaluator(spec)
+        self.meter = None  # built on a worker's first training: its data loads then
         try:
             import torch
 
@@ -97,6 +132,10 @@ class _EvalActor:
 
     def evaluate(self, arch_json: str) -> Outcome:
         return evaluate(self.evaluator, self.space.arch_from_json(arch_json), self.node)
+
+    def train(self, arch_json: str) -> Outcome:
+        self.meter = self.meter or _meter(self.spec)
+        return train(self.meter, self.space.arch_from_json(arch_json), self.node)
 
 
 class RayExecutor:
@@ -120,11 +159,12 @@ class RayExecutor:
             self.started_ray = True
         per = spec.workers.cpus_per_worker
         count = spec.workers.count or max(1, int(ray.cluster_resources().get("CPU", 1) // per))
-        self.timeout_s = spec.budget.trial_timeout_s
+        training = getattr(spec.evaluator, "train", None)
+        self.timeouts = {"evaluate": spec.budget.trial_timeout_s, "train": training.timeout_s if training else 0}
         self._actor_cls = ray.remote(_EvalActor).options(num_cpus=per, max_concurrency=1)
         self._args = (spec.model_dump_json(), list(sys.path), max(1, int(per)))
         self._idle = [self._actor_cls.remote(*self._args) for _ in range(count)]
-        self._running: dict[Any, tuple[int, Any, float]] = {}  # ref -> (ticket, actor, started)
+        self._running: dict[Any, tuple[int, Any, float, float]] = {}  # ref -> (ticket, actor, started, timeout)
         self._next = 0
         try:  # every worker has built its evaluator before the first trial: errors surface here, once
             ray.get([actor.ready.remote() for actor in self._idle])
@@ -136,10 +176,11 @@ class RayExecutor:
     def capacity(self) -> int:
         return len(self._idle)
 
-    def submit(self, arch_json: str) -> int:
+    def submit(self, arch_json: str, task: str = "evaluate") -> int:
         actor = self._idle.pop()
         ticket, self._next = self._next, self._next + 1
-        self._running[actor.evaluate.remote(arch_json)] = (ticket, actor, time.monotonic())
+        method = actor.train if task == "train" else actor.evaluate
+        self._running[method.remote(arch_json)] = (ticket, actor, time.monotonic(), self.timeouts[task])
         return ticket
 
     def wait(self, timeout: float) -> list[tuple[int, Outcome]]:
@@ -149,7 +190,7 @@ class RayExecutor:
         ready, _ = ray.wait(list(self._running), num_returns=len(self._running), timeout=timeout, fetch_local=True)
         results = []
         for ref in ready:
-            ticket, actor, started = self._running.pop(ref)
+            ticket, actor, started, _ = self._running.pop(ref)
             try:
                 outcome = ray.get(ref)
                 self._idle.append(actor)
@@ -158,24 +199,24 @@ class RayExecutor:
                 self._replace(actor)
             results.append((ticket, outcome))
         now = time.monotonic()
-        for ref, (ticket, actor, started) in list(self._running.items()):
-            if now - started > self.timeout_s:
+        for ref, (ticket, actor, started, timeout) in list(self._running.items()):
+            if now - started > timeout:
                 del self._running[ref]
                 self._replace(actor)
-                results.append((ticket, Outcome(False, failure=f"timeout: still running after {self.timeout_s:g} s")))
+                results.append((ticket, Outcome(False, failure=f"timeout: still running after {timeout:g} s")))
         return results
 
     def cancel_all(self) -> list[int]:
         """Stop every running evaluation; returns their tickets."""
         tickets = []
-        for ticket, actor, _ in self._running.values():
+        for ticket, actor, *_ in self._running.values():
             self.ray.kill(actor)
             tickets.append(ticket)
         self._running.clear()
         return tickets
 
     def shutdown(self) -> None:
-        for _, actor, _ in self._running.values():
+        for _, actor, *_ in self._running.values():
             self.ray.kill(actor)
         for actor in self._idle:
             self.ray.kill(actor)

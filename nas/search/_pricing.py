@@ -89,4 +89,7 @@ def _constraint_values(c: Constraints, m: dict[str, float], deployable: bool) ->
         values["max_weight_mib"] = m["weight_mib"] / c.max_weight_mib - 1
     if c.deployable_only:
         values["deployable_only"] = -1.0 if deployable else 1.0
+    if c.min_accuracy is not None:  # unknown (0: not violated) until the candidate is scored
+        accuracy = m.get("accuracy")
+        values["min_accuracy"] = c.min_accuracy / max(accuracy, 1e-12) - 1 if accuracy is not None else 0.0
     return {k: (v if math.isfinite(v) else 1e9) for k, v in values.items()}

@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 
 from nas.objectives import directions, values
 from nas.plugins import Space, load_object, make_evaluator, resolve_space
+from nas.search._calibration import AccuracyPredictor
 from nas.search._executor import Outcome, make_executor
 from nas.search._pricing import (
     Priced,
@@ -39,6 +40,7 @@ from nas.store._store import tune_sqlite
 
 HEARTBEAT_S = 1.0  # how often the loop records that it is alive and looks for a cancel request
 REFERENCE_SAMPLES = 256  # architectures priced at submission to place the hypervolume's reference point
+FINAL_ROUNDS = 3  # rounds of measuring the front's best: a measurement can promote an unmeasured one
 Progress = Callable[[JobRecord], None]
 _ZERO_METRICS = dict.fromkeys(("latency_ms", "throughput_fps", "energy_mj", "params", "weight_mib"), 1.0)
 
@@ -79,6 +81,7 @@ def run(store: Store, job_id: int, *, progress: Progress | None = None, resume: 
     try:
         loop = _Loop(store, job, spec, owner, progress)
         executor = make_executor(spec, evaluator=loop.preflight_evaluator, space=loop.space)
+        loop.workers = executor.capacity
         status = loop.run(executor)
         return store.finish(job_id, status)
     except BaseException as err:
@@ -138,7 +141,9 @@ def _reference_point(spec: JobSpec, space: Space, accelerator) -> dict[str, floa
     c = spec.constraints
     bounds = {"latency_ms": c.max_latency_ms, "throughput_fps": c.min_fps, "energy_mj": c.max_energy_mj}
     bounds["params"] = c.max_params
-    if isinstance(spec.evaluator, PluginRef):
+    if spec.accuracy_kind() == "predicted":  # an accuracy: chance is its floor
+        bounds["accuracy"] = c.min_accuracy if c.min_accuracy is not None else 1.0 / spec.num_classes
+    elif isinstance(spec.evaluator, PluginRef):
         bounds["accuracy"] = getattr(
             load_object(spec.evaluator.plugin, field="evaluator.plugin"), "accuracy_floor", None
         )
@@ -183,6 +188,11 @@ class _Loop:
         self.worst_accuracy = min(
             (c.metrics["accuracy"] for c in self.known.values() if c.status == "complete"), default=None
         )
+        self.predictor = (
+            AccuracyPredictor(store, job, spec, self.known) if spec.accuracy_kind() == "predicted" else None
+        )
+        self.training: dict[int, int] = {}  # executor ticket -> candidate id being trained
+        self.workers = 1  # the executor's slots; set once it has started
 
     def _study(self) -> optuna.Study:
         sqlite = self.store.url.startswith("sqlite")
@@ -221,6 +231,7 @@ class _Loop:
                     status = "cancelled"
                     break
             pending = len(inflight) + sum(map(len, waiting.values()))
+            self._train_due(executor, max(done / budget, elapsed / wall), slots=max(1, self.workers - 1))
             while executor.capacity > 0 and done + pending < budget and elapsed < wall:
                 trial = self.study.ask()
                 arch = self.space.sample(trial)
@@ -243,11 +254,15 @@ class _Loop:
                 self._report()
                 if time.monotonic() - last_beat >= HEARTBEAT_S:
                     break  # a long run of infeasible or known candidates still looks for a cancel
-            if not inflight:
-                if done + pending >= budget or elapsed >= wall:
-                    break
+            if not inflight and (done + pending >= budget or elapsed >= wall):
+                break  # the search is spent; trainings still running finish in the final phase
+            if not inflight and not self.training:
                 continue
             for ticket, outcome in executor.wait(timeout=0.2):
+                if ticket in self.training:
+                    eval_s += outcome.eval_s
+                    self._trained(ticket, outcome)
+                    continue
                 trial, arch, priced = inflight.pop(ticket)
                 eval_s += outcome.eval_s
                 record = self._finish(trial, arch, priced, outcome)
@@ -256,6 +271,8 @@ class _Loop:
                     self._tell_duplicate(twin, record)
                     done += 1
                 self._report()
+        if status != "cancelled" and self.predictor is not None:
+            status, eval_s = self._final_phase(executor, job_id, run_before, started, eval_s)
         if status == "cancelled":
             executor.cancel_all()
             for trial, _, _ in inflight.values():
@@ -267,6 +284,54 @@ class _Loop:
         self.store.heartbeat(job_id, self.owner, run_seconds=elapsed, eval_seconds=eval_s)
         return status
 
+    # ---- training: the predictor's candidates and the front's best --------------------------
+
+    def _train_due(self, executor: Any, progress: float, slots: int) -> None:
+        """Send the predictor's next candidate to a worker if one is due and a slot is free."""
+        if self.predictor is None:
+            return
+        while executor.capacity > 0 and len(self.training) < slots:
+            pick = self.predictor.next_for_search(progress)
+            if pick is None:
+                return
+            self._send(executor, pick)
+
+    def _send(self, executor: Any, record: CandidateRecord) -> None:
+        self.predictor.sent(record)
+        self.training[executor.submit(record.arch, "train")] = record.id
+
+    def _trained(self, ticket: int, outcome: Outcome) -> None:
+        candidate_id = self.training.pop(ticket)
+        if outcome.ok:
+            self.predictor.result(candidate_id, outcome.scores["accuracy"], outcome.artifact, None)
+        else:
+            self.predictor.result(candidate_id, None, None, outcome.failure)
+        self._report()
+
+    def _final_phase(
+        self, executor: Any, job_id: int, run_before: float, started: float, eval_s: float
+    ) -> tuple[str, float]:
+        """Finish the trainings in flight, then measure the front's best (``JobRecord.final_top``),
+        in rounds until the top ones are all measured, since a measurement can reorder the front."""
+        top = self.store.get_job(job_id).final_top
+        last_beat, rounds = 0.0, 0
+        queue: list[CandidateRecord] = []
+        while True:
+            if time.monotonic() - last_beat >= HEARTBEAT_S:
+                last_beat = time.monotonic()
+                elapsed = run_before + time.monotonic() - started
+                if self.store.heartbeat(job_id, self.owner, run_seconds=elapsed, eval_seconds=eval_s):
+                    return "cancelled", eval_s
+            if not queue and not self.training and top > 0 and rounds < FINAL_ROUNDS:
+                queue, rounds = self.predictor.final_choice(top), rounds + 1
+            while queue and executor.capacity > 0:
+                self._send(executor, queue.pop(0))
+            if not queue and not self.training:
+                return "completed", eval_s
+            for ticket, outcome in executor.wait(timeout=0.5):
+                eval_s += outcome.eval_s
+                self._trained(ticket, outcome)
+
     def _finish(self, trial: optuna.Trial, arch: Any, priced: Priced, outcome: Outcome | None) -> CandidateRecord:
         """Record a new candidate, then tell Optuna (in this order: see the module docstring)."""
         metrics = dict(priced.metrics)
@@ -275,6 +340,10 @@ class _Loop:
         elif outcome.ok:
             status, failure = "complete", None
             metrics["accuracy"] = outcome.scores["accuracy"]
+            if self.predictor is not None:  # the proxy's score stays among the scores
+                metrics["accuracy"], metrics["accuracy_std"] = self.predictor.predict(
+                    outcome.scores, metrics, arch.to_json()
+                )
             self.worst_accuracy = (
                 min(self.worst_accuracy, metrics["accuracy"])
                 if self.worst_accuracy is not None
@@ -298,10 +367,12 @@ class _Loop:
             worker=outcome.worker if outcome else None,
         )
         constraints = priced.constraint_values or None
+        if status == "complete" and self.spec.constraints.min_accuracy is not None:  # known only now
+            constraints = list(_constraint_values(self.spec.constraints, metrics, priced.deployable).values())
         recorded = self.store.record(
             self.job.id, trial.number, candidate=candidate, values=told, constraints=constraints
         )
-        self._tell(trial, told, priced.constraint_values)
+        self._tell(trial, told, constraints)
         self.constraints_of[recorded.candidate_id] = constraints
         record = CandidateRecord(
             id=recorded.candidate_id, job_id=self.job.id, trial_number=trial.number, arch_hash=arch.arch_hash,
@@ -310,6 +381,8 @@ class _Loop:
             hardware=priced.hardware, eval_s=candidate.eval_s, worker=candidate.worker, created_at=None,
         )  # fmt: skip
         self.known[arch.arch_hash] = record
+        if self.predictor is not None and status == "complete":
+            self.predictor.remember(record)
         return record
 
     def _told_values(self, metrics: dict[str, float], status: str) -> list[float] | None:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -49,6 +50,10 @@ class JobModel(BaseModel):
     n_front: Mapped[int] = mapped_column(Integer, default=0)
     hypervolume: Mapped[float | None] = mapped_column(Float)
     reference_point: Mapped[dict] = mapped_column(JSON, default=dict)  # objective -> value; null: not fixed yet
+    calibration: Mapped[dict | None] = mapped_column(
+        JSON, default=dict
+    )  # the accuracy predictor and its held-out errors
+    train_top: Mapped[int | None] = mapped_column(Integer)  # front members to measure at the end (None: the spec's)
     eval_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # worker time spent evaluating
     run_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # wall time run so far, over every resume
     tenant: Mapped[str | None] = mapped_column(String(100), index=True)  # who submitted it (None: no auth)
@@ -82,6 +87,8 @@ class CandidateModel(BaseModel):
     violations: Mapped[dict] = mapped_column(JSON, default=dict)  # constraint -> amount over its bound
     on_front: Mapped[bool] = mapped_column(Boolean, default=False)
     accuracy: Mapped[float | None] = mapped_column(Float)
+    accuracy_std: Mapped[float | None] = mapped_column(Float)
+    measured_accuracy: Mapped[float | None] = mapped_column(Float)
     latency_ms: Mapped[float | None] = mapped_column(Float)
     throughput_fps: Mapped[float | None] = mapped_column(Float)
     energy_mj: Mapped[float | None] = mapped_column(Float)
@@ -119,6 +126,18 @@ class HypervolumeModel(BaseModel):
     n_trials: Mapped[int] = mapped_column(Integer, primary_key=True)
     hypervolume: Mapped[float] = mapped_column(Float)
     front_size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WeightsModel(BaseModel):
+    """The trained weights of a measured candidate: what its export ships."""
+
+    __tablename__ = "nas_weights"
+
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("nas_candidates.id", ondelete="CASCADE"), primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("nas_jobs.id", ondelete="CASCADE"), index=True)
+    recipe: Mapped[dict] = mapped_column(JSON)  # the recipe, dataset and resolution it was trained with
+    state_dict: Mapped[bytes] = mapped_column(LargeBinary)  # torch.save of the state_dict
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -62,10 +62,28 @@ class JobRecord:
     run_seconds: float
     tenant: str | None = None
     managed: bool = False
+    calibration: dict[str, Any] = field(default_factory=dict)  # the accuracy predictor and its held-out errors
+    train_top: int | None = None  # front members to measure at the end; None: the spec's training.final
 
     @property
     def budget_trials(self) -> int | None:
         return self.spec["budget"]["trials"]
+
+    @property
+    def accuracy_kind(self) -> str:
+        """``predicted`` (an accuracy, 0-1), ``score`` (a proxy's ranking score) or ``evaluator``."""
+        evaluator = self.spec.get("evaluator") or {}
+        if "plugin" in evaluator:
+            return "evaluator"
+        train = evaluator.get("train") or {}
+        return "predicted" if train.get("candidates", 0) > 0 or train.get("final", 0) > 0 else "score"
+
+    @property
+    def final_top(self) -> int:
+        """How many of the front's best the job measures at its end."""
+        if self.train_top is not None:
+            return self.train_top
+        return int(((self.spec.get("evaluator") or {}).get("train") or {}).get("final", 0))
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -160,6 +178,18 @@ class TrialRecord:
     outcome: str  # complete | infeasible | failed | duplicate
     values: list[float] | None
     constraints: list[float] | None
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One training result: a candidate's measured accuracy and, where kept, its trained weights."""
+
+    candidate_id: int
+    accuracy: float
+    state_dict: bytes | None
+    recipe: dict[str, Any]
+    predicted: float | None = None  # what the job predicted for it just before (its held-out check)
+    predicted_std: float | None = None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nas.objectives import OBJECTIVES, loss_vector, sign
 from nas.pareto import add_to_front, hypervolume, non_dominated
+from nas.store._accuracy_rows import AccuracyRows, eligible
 from nas.store._models import CandidateModel, HypervolumeModel, JobModel, TrialModel
 from nas.store._records import (
     _OPS,
@@ -89,7 +90,7 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-class Store(ServiceRows):
+class Store(ServiceRows, AccuracyRows):
     """``Store(url)`` opens (and migrates) the database at ``url``, e.g. ``sqlite:///nas.db`` or
     ``postgresql+psycopg://user:pw@host/db``."""
 
@@ -103,8 +104,9 @@ class Store(ServiceRows):
         except ModuleNotFoundError as err:
             raise StoreError(f"database {self.safe_url}: its driver is not installed ({err})") from err
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # recomputed fronts by (job, bounds), valid while the job's trial count is the one they saw:
-        # every change to a job's candidates goes through `record`, which counts a trial
+        # recomputed fronts by (job, bounds), valid while the job's trial count and predictor version
+        # are the ones they saw: every change to a job's candidates goes through `record`, which
+        # counts a trial, or `update_accuracy`, which counts a version
         self._fronts: OrderedDict[tuple, tuple[int, list[int]]] = OrderedDict()
         self._fronts_lock = threading.Lock()
 
@@ -302,7 +304,8 @@ class Store(ServiceRows):
             s.add(_trial(job_id, number, row.id, candidate.status, values, constraints))
             counter = {"complete": "n_complete", "infeasible": "n_infeasible", "failed": "n_failed"}[candidate.status]
             setattr(job, counter, getattr(job, counter) + 1)
-            if candidate.status != "complete":
+            bound = (job.spec.get("constraints") or {}).get("min_accuracy")
+            if candidate.status != "complete" or (bound is not None and not row.accuracy >= bound):
                 return Recorded(row.id, False, False, job.hypervolume)
             return self._update_front(s, job, row)
 
@@ -408,19 +411,18 @@ class Store(ServiceRows):
                 base = [*_on_front(job_id), *filters]
             else:
                 key = (job_id, job.created_at, tuple(where))  # created_at: SQLite may reuse a deleted job's id
+                stamp = (job.n_trials, (job.calibration or {}).get("version", 0))
                 with self._fronts_lock:
-                    n_trials, ids = self._fronts.get(key, (None, []))
-                if n_trials != job.n_trials:
+                    seen, ids = self._fronts.get(key, (None, []))
+                if seen != stamp:
                     losses = [sign(o) * getattr(CandidateModel, o) for o in objectives]
-                    result = s.connection().execute(
-                        select(CandidateModel.id, *losses).where(*_complete(job_id), *filters)
-                    )
+                    result = s.connection().execute(select(CandidateModel.id, *losses).where(*eligible(job), *filters))
                     rows = np.array(result.cursor.fetchall(), dtype=float).reshape(
                         -1, 1 + len(objectives)
                     )  # plain floats
                     ids = rows[non_dominated(rows[:, 1:]), 0].astype(int).tolist()
                     with self._fronts_lock:
-                        self._fronts[key] = (job.n_trials, ids)
+                        self._fronts[key] = (stamp, ids)
                         while len(self._fronts) > FRONT_CACHE_SIZE:
                             self._fronts.popitem(last=False)
                 base = [CandidateModel.id.in_(ids)] if ids else [CandidateModel.id.is_(None)]
@@ -537,6 +539,8 @@ def _job(m: JobModel) -> JobRecord:
         run_seconds=m.run_seconds,
         tenant=m.tenant,
         managed=bool(m.managed),
+        calibration=dict(m.calibration or {}),
+        train_top=m.train_top,
     )
 
 

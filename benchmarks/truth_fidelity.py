@@ -1,0 +1,147 @@
+"""Does the ranking benchmark's 3-epoch truth rank networks as longer training does?
+
+    python benchmarks/truth_fidelity.py train [--shard 0/2] [--epochs 15]   # about 50 minutes on 2 processes
+    python benchmarks/truth_fidelity.py report --out docs/truth_fidelity.md
+
+The networks: every one of the ranking benchmark's 64 (``proxy_ranking.py``) that meets the README
+job's constraints (docs/examples/edge-classifier.yaml, priced at its deployment shape), plus
+``--others`` of the rest at evenly spaced parameter counts. Each is trained again from the same
+initialisation on the same 10k images with the benchmark's recipe stretched to ``--epochs``
+(warm-up, then cosine over all steps), and scored on the same 10k test images. Rows are appended to
+``results/truth_long.csv`` as they finish, so an interrupted run resumes. Runs on a GPU when one
+is there (``--device cuda``), on the CPU otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from proxy_ranking import RESULTS, TRAIN_CSV, TRUTH, TRUTH_EPOCHS, TRUTH_IMAGES, append_row, build, done_hashes
+from scipy.stats import kendalltau, spearmanr
+
+import search_spaces as ss
+from nas.data import load_dataset
+from nas.plugins import resolve_space
+from nas.proxies._training import Trainer, evaluate
+from nas.search._pricing import price, resolve_accelerator
+from nas.spec import load_spec
+
+README_JOB = Path(__file__).parents[1] / "docs" / "examples" / "edge-classifier.yaml"
+LONG_CSV = RESULTS / "truth_long.csv"
+FIELDS = ["index", "arch_hash", "name", "params", "feasible", "truth_acc", "long_acc", "epochs", "long_seconds"]
+
+
+def long_recipe(epochs: int):
+    steps = -(-epochs * TRUTH_IMAGES // TRUTH.batch_size)
+    return replace(TRUTH, steps=steps, decay_steps=steps)
+
+
+def chosen(others: int) -> list[dict]:
+    """The benchmark's rows to train again: the README job's feasible ones, plus ``others``."""
+    spec = load_spec(README_JOB)
+    space, accelerator = resolve_space(spec), resolve_accelerator(spec)
+    with TRAIN_CSV.open() as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        row["feasible"] = price(space, ss.ArchConfig.from_json(row["arch"]), spec, accelerator).feasible
+    rest = sorted((r for r in rows if not r["feasible"]), key=lambda r: int(r["params"]))
+    picks = np.linspace(0, len(rest) - 1, others + 2)[1:-1].round().astype(int) if others else []
+    return sorted([r for r in rows if r["feasible"]] + [rest[i] for i in picks], key=lambda r: int(r["index"]))
+
+
+def train_stage(rows: list[dict], shard: tuple[int, int], epochs: int, device: str, out: Path) -> None:
+    train, test = load_dataset(split="train"), load_dataset(split="test")
+    truth_set = train.subset(torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:TRUTH_IMAGES])
+    recipe = long_recipe(epochs)
+    done = done_hashes(out)
+    for k, row in enumerate(rows):
+        if k % shard[1] != shard[0] or row["arch_hash"] in done:
+            continue
+        model = build(ss.ArchConfig.from_json(row["arch"])).to(device)
+        start = time.perf_counter()
+        Trainer(model, truth_set, recipe).advance(recipe.steps)
+        acc = evaluate(model, test, resolution=recipe.resolution)
+        result = {f: row[f] for f in ("index", "arch_hash", "name", "params", "feasible", "truth_acc")}
+        result.update(long_acc=round(acc, 5), epochs=epochs, long_seconds=round(time.perf_counter() - start, 1))
+        append_row(out, FIELDS, result)
+        print(
+            f"[{row['index']:>3}] {row['name'][:50]:50s} 3 ep {row['truth_acc']} -> {epochs} ep {acc:.4f}", flush=True
+        )
+
+
+def report(path: Path) -> str:
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    short = np.array([float(r["truth_acc"]) for r in rows])
+    long = np.array([float(r["long_acc"]) for r in rows])
+    params = np.array([float(r["params"]) for r in rows])
+    feasible = np.array([r["feasible"] == "True" for r in rows])
+    epochs = sorted({r["epochs"] for r in rows})
+    tau, rho = kendalltau(short, long)[0], spearmanr(short, long)[0]
+    lines = [
+        "# Truth fidelity: the 3-epoch benchmark truth against longer training",
+        "",
+        "Printed by `benchmarks/truth_fidelity.py report` from `benchmarks/results/truth_long.csv`.",
+        "",
+        f"- **Networks**: {len(rows)} of the ranking benchmark's 64 (docs/proxy_ranking.md): the {feasible.sum()} that",
+        "  meet the README job's constraints (docs/examples/edge-classifier.yaml) and"
+        f" {(~feasible).sum()} others at evenly spaced",
+        f"  parameter counts ({params.min() / 1e6:.2f} M to {params.max() / 1e6:.2f} M parameters).",
+        f"- **Truth**: Fashion-MNIST test accuracy after {TRUTH_EPOCHS} epochs over the fixed 10k-image subset"
+        " (the benchmark's recipe).",
+        f"- **Long**: the same recipe, initialisation and images for {', '.join(epochs)} epochs (cosine over all steps).",
+        "",
+        "| | value |",
+        "|---|---:|",
+        f"| Kendall tau (3-epoch truth vs long) | {tau:.3f} |",
+        f"| Spearman rho | {rho:.3f} |",
+        f"| Kendall tau among the README job's feasible networks ({feasible.sum()}) |"
+        f" {kendalltau(short[feasible], long[feasible])[0]:.3f} |",
+        f"| mean accuracy gain from longer training | {np.mean(long - short):+.4f} |",
+        f"| Spearman rho of that gain with log parameters | {spearmanr(long - short, np.log(params))[0]:.3f} |",
+        f"| Spearman rho with log parameters: 3-epoch truth / long | {spearmanr(short, np.log(params))[0]:.3f} /"
+        f" {spearmanr(long, np.log(params))[0]:.3f} |",
+        "",
+        "| index | network | params (M) | feasible | 3 epochs | long | gain |",
+        "|---:|---|---:|---|---:|---:|---:|",
+    ]
+    for r, s, lg in sorted(zip(rows, short, long, strict=True), key=lambda t: -t[2]):
+        lines.append(
+            f"| {r['index']} | {r['name']} | {float(r['params']) / 1e6:.2f} | {r['feasible']} | {s:.4f} | {lg:.4f} |"
+            f" {lg - s:+.4f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stage", choices=["train", "report"])
+    parser.add_argument("--epochs", type=int, default=5 * TRUTH_EPOCHS)
+    parser.add_argument("--others", type=int, default=6, help="networks beyond the README job's feasible ones")
+    parser.add_argument("--shard", default="0/1", help="i/k: this process takes every k-th network from i")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--csv", type=Path, default=LONG_CSV)
+    parser.add_argument("--out", type=Path, help="report: a markdown copy")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.stage == "train":
+        i, k = (int(v) for v in args.shard.split("/"))
+        train_stage(chosen(args.others), (i, k), args.epochs, args.device, args.csv)
+    else:
+        text = report(args.csv)
+        print(text)
+        if args.out:
+            args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

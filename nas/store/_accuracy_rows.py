@@ -1,0 +1,113 @@
+"""Accuracy in units: the job's predictor rewrites its predicted accuracies as it learns, training
+results land as measured accuracies with their weights, and the front follows. A part of
+``Store``, which provides ``_session`` and ``_job``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from sqlalchemy import select, update
+
+from nas.objectives import loss_vector, sign
+from nas.pareto import hypervolume, non_dominated
+from nas.store._models import CandidateModel, HypervolumeModel, JobModel, WeightsModel
+from nas.store._records import Measured, NotFoundError, now
+
+
+class AccuracyRows:
+    def update_accuracy(
+        self,
+        job_id: int,
+        predictions: Mapping[int, tuple[float, float]],
+        calibration: dict,
+        measured: Measured | None = None,
+    ) -> None:
+        """In one transaction: store a training result (its accuracy replaces the prediction), the
+        predictor's new predictions (candidate id -> mean, std) for the candidates not measured,
+        its state and calibration; then recompute the job's front and hypervolume over them."""
+        with self._session() as s:
+            job = self._job(s, job_id, lock=True)
+            if measured is not None:
+                row = s.get(CandidateModel, measured.candidate_id)
+                if row is None or row.job_id != job_id:
+                    raise NotFoundError(f"job {job_id}: no candidate {measured.candidate_id} to measure")
+                row.measured_accuracy = row.accuracy = measured.accuracy
+                row.accuracy_std = None
+                if measured.state_dict is not None:
+                    s.merge(
+                        WeightsModel(
+                            candidate_id=row.id, job_id=job_id, recipe=measured.recipe,
+                            state_dict=measured.state_dict, created_at=now(),
+                        )
+                    )  # fmt: skip
+            if predictions:
+                ids = list(predictions)
+                s.execute(
+                    update(CandidateModel),
+                    [
+                        {"id": i, "accuracy": float(predictions[i][0]), "accuracy_std": float(predictions[i][1])}
+                        for i in ids
+                    ],
+                )
+            version = int((job.calibration or {}).get("version", 0)) + 1
+            job.calibration = {**calibration, "version": version}
+            s.flush()
+            self._recompute_front(s, job)
+
+    def _recompute_front(self, s, job: JobModel) -> None:
+        objectives = job.spec["objectives"]
+        columns = [getattr(CandidateModel, o) for o in objectives]
+        rows = s.execute(select(CandidateModel.id, *columns).where(*eligible(job))).all()
+        ids = [r[0] for r in rows]
+        losses = np.array(
+            [loss_vector(dict(zip(objectives, r[1:], strict=True)), objectives) for r in rows], dtype=float
+        ).reshape(-1, len(objectives))
+        keep = non_dominated(losses) if len(ids) else np.zeros(0, dtype=bool)
+        front = {ids[i] for i in np.flatnonzero(keep)}
+        s.execute(
+            update(CandidateModel)
+            .where(CandidateModel.job_id == job.id, CandidateModel.on_front.is_(True))
+            .values(on_front=False)
+        )
+        if front:
+            s.execute(update(CandidateModel).where(CandidateModel.id.in_(front)).values(on_front=True))
+        job.n_front = len(front)
+        reference = job.reference_point or {}
+        if all(reference.get(o) is not None for o in objectives):
+            ref_loss = [sign(o) * reference[o] for o in objectives]
+            job.hypervolume = hypervolume([tuple(losses[i]) for i in np.flatnonzero(keep)], ref_loss)
+            s.merge(
+                HypervolumeModel(
+                    job_id=job.id, n_trials=job.n_trials, hypervolume=job.hypervolume,
+                    front_size=job.n_front, created_at=now(),
+                )
+            )  # fmt: skip
+
+    def weights(self, job_id: int, candidate_id: int) -> tuple[bytes, dict] | None:
+        """The trained weights of a measured candidate and the recipe they were trained with."""
+        with self._session() as s:
+            row = s.get(WeightsModel, candidate_id)
+            if row is None or row.job_id != job_id:
+                return None
+            return row.state_dict, dict(row.recipe)
+
+    def request_training(self, job_id: int, top: int) -> None:
+        """Ask for the front's ``top`` best to be measured: the job's next run trains those not yet
+        measured (a finished job is queued again for it)."""
+        if not 1 <= top <= 100:
+            raise ValueError(f"top: measure between 1 and 100 of the front's best, got {top}")
+        with self._session() as s:
+            job = self._job(s, job_id, lock=True)
+            job.train_top = max(top, job.train_top or 0)
+            if job.status in ("completed", "cancelled", "failed", "interrupted"):
+                job.status, job.finished_at, job.error, job.cancel_requested = "queued", None, None, False
+
+
+def eligible(job: JobModel) -> list:
+    """The candidates a job's front is drawn from: complete, and within its accuracy bound."""
+    filters = [CandidateModel.job_id == job.id, CandidateModel.status == "complete"]
+    bound = (job.spec.get("constraints") or {}).get("min_accuracy")
+    if bound is not None:
+        filters.append(CandidateModel.accuracy >= bound)
+    return filters

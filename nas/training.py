@@ -1,0 +1,104 @@
+"""Measuring a candidate: train it under the job's recipe and score it on images it never saw.
+
+The recipe (``evaluator.train.recipe``) is what a job's accuracies are stated under: top-1 on the
+dataset's test split after ``epochs`` over a fixed, seeded subset of ``images`` training images,
+at the evaluator's resolution. Its defaults are the ranking benchmark's truth recipe
+(docs/proxy_ranking.md), so a job on Fashion-MNIST measures what that benchmark measured.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import torch
+
+from nas.data import ImageData, load_dataset
+from nas.proxies._training import Trainer, TrainRecipe, evaluate
+from nas.spec import JobSpec, ProxyEvaluatorSpec, SpecError
+from search_spaces import ArchConfig, build_model
+
+HELD_OUT_DEFAULT = 2000  # images held out of the training split where a dataset has no test split
+
+
+def trainer_recipe(evaluator: ProxyEvaluatorSpec, seed: int) -> TrainRecipe:
+    """The job's recipe as the trainer runs it: warm-up, then cosine to zero over every step."""
+    r = evaluator.train.recipe
+    return TrainRecipe(
+        steps=r.steps,
+        batch_size=r.batch_size,
+        resolution=evaluator.resolution,
+        lr=r.lr,
+        weight_decay=r.weight_decay,
+        warmup_steps=r.warmup_steps,
+        decay_steps=r.steps,
+        label_smoothing=r.label_smoothing,
+        seed=seed,
+    )
+
+
+def describe_recipe(spec: JobSpec) -> dict[str, Any]:
+    """The recipe as the store and the model card state it: the units of a job's accuracies."""
+    e = spec.evaluator
+    return {
+        "dataset": e.data,
+        "resolution": e.resolution,
+        **e.train.recipe.model_dump(mode="json"),
+        "steps": e.train.recipe.steps,
+        "seed": spec.seed,
+        "scored_on": "the test split" if e.data == "fashion-mnist" else "the test split, else held-out training images",
+    }
+
+
+def measurement_sets(spec: JobSpec) -> tuple[ImageData, ImageData]:
+    """(training subset, test images) for the job's recipe; the subset is the first ``images`` of a
+    seed-0 permutation of the training split, as in the ranking benchmark."""
+    e = spec.evaluator
+    r = e.train.recipe
+    train = load_dataset(e.data, split="train", data_dir=e.data_dir)
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
+    if len(train) < r.images + 1:
+        raise SpecError(
+            f"evaluator.train.recipe.images: {r.images} asked, {e.data} has {len(train)} training images; ask fewer"
+        )
+    test = _test_split(e)
+    if test is None:  # one folder of images: hold out images the subset never contains
+        test = train.subset(order[r.images : r.images + (r.test_images or HELD_OUT_DEFAULT)])
+    elif r.test_images is not None:
+        test = test.subset(range(min(r.test_images, len(test))))
+    return train.subset(order[: r.images]), test
+
+
+def _test_split(e: ProxyEvaluatorSpec) -> ImageData | None:
+    if e.data == "fashion-mnist":
+        return load_dataset(e.data, split="test", data_dir=e.data_dir)
+    from pathlib import Path
+
+    folder = Path(e.data).expanduser()
+    return load_dataset(str(folder), split="test") if (folder / "test").is_dir() else None
+
+
+class AccuracyMeter:
+    """``meter(arch) -> (accuracy, state_dict bytes)``: built once per worker (the data loads here)."""
+
+    def __init__(self, spec: JobSpec) -> None:
+        if not hasattr(spec.evaluator, "train"):
+            raise SpecError("evaluator: only the proxy evaluator trains candidates; a plug-in measures its own")
+        self.spec = spec
+        self.recipe = trainer_recipe(spec.evaluator, spec.seed)
+        self.train_set, self.test_set = measurement_sets(spec)
+        if self.train_set.num_classes != spec.num_classes:
+            raise SpecError(
+                f"num_classes: {spec.evaluator.data} has {self.train_set.num_classes} classes, the job's networks "
+                f"{spec.num_classes}; make them agree to train candidates, or set evaluator.train: 0"
+            )
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    def __call__(self, arch: ArchConfig) -> tuple[float, bytes]:
+        torch.manual_seed(self.spec.seed)  # the initialisation the proxies scored, and the benchmark's
+        model = build_model(arch, num_classes=self.spec.num_classes, img_size=self.recipe.resolution).to(self.device)
+        Trainer(model, self.train_set, self.recipe).advance(self.recipe.steps)
+        accuracy = evaluate(model, self.test_set, resolution=self.recipe.resolution)
+        buffer = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+        return accuracy, buffer.getvalue()
