@@ -26,3 +26,19 @@ def millions(n: int) -> str:
 
 def giga(n: int) -> str:
     return f"{n / 1e9:.3f}"
+
+
+def accuracy_cell(metrics: dict, kind: str) -> str:
+    """A candidate's accuracy as the job states it: measured, predicted with its spread, or a score."""
+    value = metrics.get("accuracy")
+    if value is None:
+        return "-"
+    if kind == "score":
+        return f"{value:.4g}"
+    if metrics.get("measured_accuracy") is not None:
+        return f"{value:.4f} measured"
+    std = metrics.get("accuracy_std")
+    return f"{value:.4f} ±{std:.4f}" if std is not None else f"{value:.4f}"
+
+
+ACCURACY_HEADER = {"predicted": "accuracy", "score": "score (no units)", "evaluator": "accuracy"}

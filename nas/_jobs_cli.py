@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from nas._format import table
+from nas._format import ACCURACY_HEADER, accuracy_cell, table
 from nas.store import JOB_STATUSES
 
 DB_HELP = "database URL (default: $NAS_DB_URL, else sqlite:///nas.db in the working directory)"
@@ -42,6 +42,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--top", type=int, default=10)
     p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("train", help="measure the front's best: train them with the job's recipe, keep their weights")
+    p.add_argument("job", type=int)
+    p.add_argument("--top", type=int, default=3, help="how many of the front's best by accuracy (default 3)")
+    _common(p)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train, top_print=10)
 
     p = sub.add_parser("cancel", help="stop a job; it keeps every result so far and can be resumed")
     p.add_argument("job", type=int)
@@ -145,9 +152,23 @@ def _run(store, job_id: int, args: argparse.Namespace, *, resume: bool) -> int:
         print(
             f"\nPareto front ({job.n_front} candidates{'; the first ' + str(args.top) if job.n_front > args.top else ''}):"
         )
-        print(_front_table(front))
+        print(_front_table(front, job.accuracy_kind))
         print(f"\n`nas pareto {job_id}` filters and sorts it; `nas show {job_id} ID` details one candidate")
     return 0 if job.status in ("completed", "cancelled") else 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    store = _store(args)
+    job = store.get_job(args.job)
+    if job.accuracy_kind != "predicted":
+        raise ValueError(
+            f"job {job.id}: its accuracy is a {job.accuracy_kind}, with no training recipe; "
+            "submit it with evaluator.train to measure candidates"
+        )
+    store.request_training(job.id, args.top)
+    print(f"job {job.id} ({job.name}): measuring the front's best {args.top}")
+    args.top = args.top_print
+    return _run(store, job.id, args, resume=True)
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -317,17 +338,17 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         writer.writerows({**r, "arch": json.dumps(r.get("arch"))} for r in rows)
         print(out.getvalue(), end="")
     elif front:
-        print(_front_table(front))
+        print(_front_table(front, store.get_job(args.job).accuracy_kind))
     else:
         print(f"job {args.job}: no feasible candidate{' within ' + ', '.join(args.where) if args.where else ''} yet")
     return 0
 
 
-def _front_table(front) -> str:
+def _front_table(front, kind: str) -> str:
     return table(
-        ["id", "name", "accuracy", "latency ms", "FPS", "energy mJ", "params M", "trial"],
+        ["id", "name", ACCURACY_HEADER[kind], "latency ms", "FPS", "energy mJ", "params M", "trial"],
         [
-            (c.id, c.name, _num(c.metrics["accuracy"]), _num(c.metrics["latency_ms"]),
+            (c.id, c.name, accuracy_cell(c.metrics, kind), _num(c.metrics["latency_ms"]),
              f"{c.metrics['throughput_fps']:.0f}", _num(c.metrics["energy_mj"]),
              f"{c.metrics['params'] / 1e6:.2f}", c.trial_number)
             for c in front
@@ -337,6 +358,16 @@ def _front_table(front) -> str:
 
 def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:.4g}"
+
+
+def _accuracy_units(job) -> str:
+    if job.accuracy_kind == "score":
+        return " (the proxy's ranking score, no units: the job trains nothing)"
+    if job.accuracy_kind == "evaluator":
+        return " (as the plug-in evaluator returns it)"
+    r = job.calibration.get("recipe") or {}
+    return (f" (top-1 on {r.get('dataset', '?')} at {r.get('resolution', '?')}px after {r.get('epochs', '?')} epochs"
+            f" over {r.get('images', '?')} images)")  # fmt: skip
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -355,9 +386,8 @@ def cmd_show(args: argparse.Namespace) -> int:
           f"{', on the Pareto front' if c.on_front else ''}")  # fmt: skip
     if c.failure:
         print(f"  {'why' if c.status == 'infeasible' else 'failure'}: {c.failure}")
-    print(
-        f"  accuracy     {_num(m['accuracy'])}  ({', '.join(f'{k} {v:.4g}' for k, v in c.scores.items()) or 'not scored'})"
-    )
+    print(f"  accuracy     {accuracy_cell(m, job.accuracy_kind)}{_accuracy_units(job)}")
+    print(f"  scores       {', '.join(f'{k} {v:.4g}' for k, v in c.scores.items()) or 'not scored'}")
     print(
         f"  latency      {m['latency_ms']:.4g} ms, {m['throughput_fps']:,.0f} FPS ({c.hardware.get('bound', '?')}-bound)"
     )

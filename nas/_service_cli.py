@@ -127,13 +127,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         store = Store(args.db)
         job = store.get_job(args.job)
         c = choose_candidate(store, args.job, args.candidate, where=args.where, sort=args.sort)
-        card = export_candidate(job, c, args.out, formats=args.format, train_steps=args.train_steps).card
+        card = export_candidate(
+            job, c, args.out, formats=args.format, train_steps=args.train_steps, weights=store.weights(job.id, c.id)
+        ).card
     agreement = ", ".join(f"{f} {d:.1e}" for f, d in card["agreement_max_abs_diff"].items())
     print(f"exported candidate {card['candidate']['id']} ({card['name']}) of job {card['job']['id']} to {args.out}")
     print(f"  files: {', '.join(card['files'].values())}; max |diff| from the module: {agreement}")
-    if card.get("training"):
-        t = card["training"]
-        print(f"  trained {t['steps']} steps on {t['dataset']}: held-out accuracy {t['held_out_accuracy']:.4f}")
+    print(f"  weights: {card['weights']}")
     return 0
 
 
@@ -173,6 +173,8 @@ def remote(args: argparse.Namespace) -> int:
                        offset=args.offset)  # fmt: skip
     elif command == "show":
         out = c.candidate(args.job, args.candidate)
+    elif command == "train":
+        out = c.train(args.job, args.top)
     else:
         raise ValueError(f"--server: `nas {command}` does not act through a service")
     print(json.dumps(out, indent=2))

@@ -85,6 +85,10 @@ class Client:
     def resume(self, job_id: int) -> dict[str, Any]:
         return self._call("POST", f"/jobs/{job_id}/resume")
 
+    def train(self, job_id: int, top: int) -> dict[str, Any]:
+        """Measure the front's best ``top`` candidates (the service continues the job to train them)."""
+        return self._call("POST", f"/jobs/{job_id}/train", json={"top": top})
+
     def hypervolume(self, job_id: int) -> list[dict[str, Any]]:
         return self._call("GET", f"/jobs/{job_id}/hypervolume")
 

@@ -3,8 +3,9 @@
 One folder (and a zip of it) per export:
 
 - ``arch.json``: the architecture, which ``search_spaces.build_model`` builds;
-- ``state_dict.pt``: the initialised (or, with ``train_steps``, briefly trained) weights, which the
-  built module loads;
+- ``state_dict.pt``: the weights the built module loads: a measured candidate's trained weights
+  (trained by its job under the job's recipe, at the recipe's resolution: the export's input shape
+  is then that resolution), else initialised ones (or, with ``train_steps``, briefly trained);
 - ``model.torchscript.pt``, ``model.onnx`` and ``model.pt2``: the same network traced at the
   deployment input shape, with a free batch dimension; they load and run without this package
   (``torch.jit.load``, ``onnxruntime``, ``torch.export.load``). ``model.pt2`` is torch.export's
@@ -20,6 +21,7 @@ behind.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import platform
 import shutil
@@ -78,8 +80,10 @@ def export_candidate(
     formats: str | tuple[str, ...] = FORMATS,
     train_steps: int = 0,
     train_batch: int = 32,
+    weights: tuple[bytes, dict[str, Any]] | None = None,
 ) -> Exported:
-    """Write the export of ``candidate`` to the folder ``out`` (new or empty)."""
+    """Write the export of ``candidate`` to the folder ``out`` (new or empty). ``weights``: the
+    candidate's trained state_dict and recipe (``Store.weights``), shipped instead of initialised ones."""
     import torch
 
     formats = parse_formats(formats)
@@ -93,6 +97,8 @@ def export_candidate(
         )
     if train_steps < 0:
         raise ExportError(f"train_steps: must be >= 0, got {train_steps}")
+    if train_steps and weights is not None:
+        raise ExportError("train_steps: the candidate has trained weights from its job; export it without train_steps")
     spec = JobSpec.model_validate(job.spec)
     space = resolve_space(spec)
     if not hasattr(space, "build"):
@@ -101,9 +107,18 @@ def export_candidate(
             "build(arch, input_shape, num_classes) method to export its networks"
         )
     arch = space.arch_from_json(candidate.arch)
+    input_shape = tuple(spec.input_shape)
+    if weights is not None:  # built where it was trained and measured
+        recipe = weights[1]
+        input_shape = (spec.input_shape[0], recipe["resolution"], recipe["resolution"])
     torch.manual_seed(spec.seed)
-    model = space.build(arch, spec.input_shape, spec.num_classes)
-    trained = _train(model, spec, train_steps, train_batch) if train_steps else None
+    model = space.build(arch, input_shape, spec.num_classes)
+    if weights is not None:
+        model.load_state_dict(torch.load(io.BytesIO(weights[0]), weights_only=True))
+        trained = {**weights[1], "measured_accuracy": candidate.metrics.get("measured_accuracy")}
+    else:
+        trained = _train(model, spec, train_steps, train_batch) if train_steps else None
+    spec = spec.model_copy(update={"input_shape": input_shape})
     model.eval()
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -297,16 +312,54 @@ def _card(
             "input_shape": list(spec.input_shape),
         },
         "metrics": c.metrics,
+        "accuracy": _accuracy(job, c),
         "scores": c.scores,
         "deployable": c.deployable,
         "hardware": c.hardware,
         "accelerator": job.accelerator.get("name") if isinstance(job.accelerator, dict) else None,
+        "priced_at_input_shape": list(job.spec["input_shape"]),
         "constraints": spec.constraints.model_dump(mode="json", exclude_none=True),
-        "weights": "trained" if trained else f"initialised (seed {spec.seed})",
+        "weights": _weights_text(trained, spec.seed),
         "training": trained,
         "files": files,
         "agreement_max_abs_diff": agreement,
         "versions": _versions(),
+    }
+
+
+def _accuracy_line(a: dict[str, Any]) -> str:
+    if a["kind"] == "measured":
+        return f"{a['value']:.4f}, measured (top-1 under the job's recipe, model_card.json `accuracy.recipe`)"
+    if a["kind"] == "predicted":
+        return f"{a['value']:.4f} +- {a['std']:.4f}, predicted by the job's calibrated predictor (not measured)"
+    return f"{a['value']} ({a['kind']}{': ' + a['note'] if 'note' in a else ''})"
+
+
+def _weights_text(trained: dict[str, Any] | None, seed: int) -> str:
+    if trained is None:
+        return f"initialised (seed {seed})"
+    if "measured_accuracy" in trained:
+        return (
+            f"trained by the job: {trained['epochs']:g} epochs over {trained['images']} {trained['dataset']} images at "
+            f"{trained['resolution']}x{trained['resolution']}; measured top-1 {trained['measured_accuracy']:.4f}"
+        )
+    return "trained"
+
+
+def _accuracy(job: JobRecord, c: CandidateRecord) -> dict[str, Any]:
+    """The candidate's accuracy with its units and provenance."""
+    m = c.metrics
+    kind = job.accuracy_kind
+    if kind == "score":
+        return {"kind": "score", "value": m.get("accuracy"), "note": "a proxy's ranking score, no units"}
+    if kind == "evaluator":
+        return {"kind": "evaluator", "value": m.get("accuracy")}
+    return {
+        "kind": "measured" if m.get("measured_accuracy") is not None else "predicted",
+        "value": m.get("accuracy"),
+        "std": m.get("accuracy_std"),
+        "recipe": job.calibration.get("recipe"),
+        "predictor_errors": {k: job.calibration.get(k) for k in ("leave_one_out", "prospective_errors")},
     }
 
 
@@ -323,7 +376,13 @@ def _readme(card: dict[str, Any]) -> str:
         *(f"| {k} | {v:.6g} |" for k, v in m.items() if isinstance(v, int | float)),
         "",
         f"Weights: {card['weights']}."
-        + (f" Held-out accuracy {card['training']['held_out_accuracy']:.4f}." if card["training"] else ""),
+        + (
+            f" Held-out accuracy {card['training']['held_out_accuracy']:.4f}."
+            if card["training"] and "held_out_accuracy" in card["training"]
+            else ""
+        ),
+        "",
+        f"Accuracy: {_accuracy_line(card['accuracy'])}.",
         "",
         f"Input `image` float32 ({shape}); output `logits` (batch, {card['output']['shape'][1]}).",
         "",

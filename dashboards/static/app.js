@@ -7,7 +7,7 @@
 
 const API = "..";  // the dashboard sits at /ui/, the API at /
 const POLL_MS = 2000;
-const METRICS = ["accuracy", "latency_ms", "throughput_fps", "energy_mj", "power_w", "params", "weight_mib", "macs", "utilisation"];
+const METRICS = ["accuracy", "measured_accuracy", "accuracy_std", "latency_ms", "throughput_fps", "energy_mj", "power_w", "params", "weight_mib", "macs", "utilisation"];
 const UNIT_COLOURS = { imc: "#2f6fde", dwpu: "#e08a1e", dpu: "#2e8b57", dma: "#8e59c7", host: "#c23b3b" };
 const FINISHED = ["completed", "cancelled", "failed", "interrupted"];
 const view = document.getElementById("view");
@@ -62,6 +62,37 @@ function fmt(v, digits = 4) {
   if (typeof v !== "number") return String(v);
   if (Number.isInteger(v) && Math.abs(v) >= 1e4) return v.toLocaleString("en");
   return Number(v.toPrecision(digits)).toString();
+}
+
+// A job's accuracy as it is: measured, predicted with its spread, or a unitless proxy score.
+function accuracyText(c, kind) {
+  const v = metric(c, "accuracy");
+  if (v === null || v === undefined) return "–";
+  if (kind === "score") return fmt(v);
+  if (metric(c, "measured_accuracy") !== null && metric(c, "measured_accuracy") !== undefined) return `${v.toFixed(4)} measured`;
+  const sd = metric(c, "accuracy_std");
+  return sd === null || sd === undefined ? v.toFixed(4) : `${v.toFixed(4)} ± ${sd.toFixed(4)}`;
+}
+
+function axisLabel(job, key) {
+  if (key !== "accuracy") return key;
+  if (job.accuracy_kind === "score") return "score (proxy, no units)";
+  const r = (job.calibration || {}).recipe;
+  return r ? `accuracy (top-1 on ${r.dataset}, ${r.epochs} ep.)` : "accuracy";
+}
+
+function calibrationCard(job) {
+  const c = job.calibration || {};
+  if (job.accuracy_kind === "score") return h("div", { class: "card", id: "calibration" }, h("h3", {}, "Accuracy"),
+    h("p", { class: "muted" }, "This job trains nothing: its accuracy axis is the proxy's ranking score, without units."));
+  if (job.accuracy_kind !== "predicted") return null;
+  const row = (label, e) => e ? h("tr", {}, h("td", {}, label), ...["n", "mae", "rmse", "kendall_tau", "within_1sd", "within_2sd"].map(k => h("td", { class: "num" }, fmt(e[k], 3)))) : null;
+  const r = c.recipe || {};
+  return h("div", { class: "card", id: "calibration" }, h("h3", {}, "Accuracy predictor"),
+    h("p", {}, `Accuracy is top-1 on ${r.dataset ?? "?"} at ${r.resolution ?? "?"} px after ${r.epochs ?? "?"} epochs over ${r.images ?? "?"} images; `,
+      `${c.measured ?? 0} candidates measured, the rest predicted (mean ± std) by a model fitted on them.`),
+    h("table", {}, h("thead", {}, h("tr", {}, ["held-out check", "n", "MAE", "RMSE", "Kendall tau", "within 1 sd", "within 2 sd"].map(t => h("th", {}, t)))),
+      h("tbody", {}, row("leave-one-out", c.leave_one_out), row("predicted before training", c.prospective_errors))));
 }
 
 function duration(seconds) {
@@ -158,6 +189,7 @@ async function jobPage(id, stale) {
         job.best ? stat(`best ${job.best.objective}`, fmt(job.best.value), "best") : null,
       )),
     h("div", { class: "card" }, h("h3", {}, "Pareto front"), scatter(job, front.items, others)),
+    calibrationCard(job),
     h("div", { class: "card" }, h("h3", {}, "Hypervolume"), hvChart(history)),
     h("div", { class: "card" }, h("h3", {}, "Front"), frontTable(job, front.items)),
   );
@@ -171,7 +203,7 @@ function scatter(job, points, others) {
   const all = h("input", { type: "checkbox", id: "show-all", checked: plotState.all, onchange: e => { plotState.all = e.target.checked; route(); } });
   const controls = h("div", { class: "controls" },
     h("label", {}, "x ", xSel), h("label", {}, "y ", ySel), h("label", {}, all, " all feasible candidates"),
-    h("span", { class: "muted" }, "colour: energy per frame (mJ), low = blue; click a point to open it"));
+    h("span", { class: "muted" }, "colour: energy per frame (mJ), low = blue; ringed: accuracy measured; click a point to open it"));
   if (!points.length) return h("div", {}, controls, h("p", { class: "muted", id: "pareto-empty" }, "No feasible candidate yet."));
 
   const W = 760, H = 380, L = 60, R = 20, T = 15, B = 45;
@@ -180,16 +212,17 @@ function scatter(job, points, others) {
   const es = points.map(c => metric(c, "energy_mj"));
   const sx = scale(xs, L, W - R), sy = scale(ys, H - B, T), se = scale(es, 0, 1);
   const svg = s("svg", { id: "pareto-plot", viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img" });
-  svg.append(...axes(sx, sy, W, H, L, R, T, B, plotState.x, plotState.y));
+  svg.append(...axes(sx, sy, W, H, L, R, T, B, axisLabel(job, plotState.x), axisLabel(job, plotState.y)));
   for (const c of others) {
     if (c.on_front) continue;
     svg.append(s("circle", { class: "other-point", cx: sx(metric(c, plotState.x)), cy: sy(metric(c, plotState.y)), r: 3 }));
   }
   for (const c of points) {
+    const measured = metric(c, "measured_accuracy") !== null && metric(c, "measured_accuracy") !== undefined;
     const dot = s("circle", {
-      class: "front-point", "data-id": c.id, r: 6,
+      class: measured ? "front-point measured" : "front-point", "data-id": c.id, r: 6,
       cx: sx(metric(c, plotState.x)), cy: sy(metric(c, plotState.y)), fill: colour(se(metric(c, "energy_mj"))),
-      onmousemove: e => showTip(e, `${c.name}\n${plotState.x} ${fmt(metric(c, plotState.x))}, ${plotState.y} ${fmt(metric(c, plotState.y))}, ${fmt(metric(c, "energy_mj"))} mJ`),
+      onmousemove: e => showTip(e, `${c.name}\naccuracy ${accuracyText(c, job.accuracy_kind)}\n${plotState.x} ${fmt(metric(c, plotState.x))}, ${plotState.y} ${fmt(metric(c, plotState.y))}, ${fmt(metric(c, "energy_mj"))} mJ`),
       onmouseleave: hideTip,
       onclick: () => { location.hash = `#/jobs/${job.id}/candidates/${c.id}`; },
     });
@@ -260,16 +293,17 @@ function hvChart(history) {
 function frontTable(job, points) {
   const cols = ["id", "name", ...job.objectives.filter(o => o !== "params"), "params"];
   return h("table", { id: "front" },
-    h("thead", {}, h("tr", {}, cols.map(c => h("th", { class: c === "name" ? "" : "num" }, c)))),
+    h("thead", {}, h("tr", {}, cols.map(c => h("th", { class: c === "name" ? "" : "num" }, axisLabel(job, c))))),
     h("tbody", {}, points.slice(0, 50).map(c => h("tr", {}, cols.map(k => h("td", { class: k === "name" ? "" : "num" },
-      k === "name" ? h("a", { href: `#/jobs/${job.id}/candidates/${c.id}` }, c.name) : fmt(c[k])))))));
+      k === "name" ? h("a", { href: `#/jobs/${job.id}/candidates/${c.id}` }, c.name)
+        : k === "accuracy" ? accuracyText(c, job.accuracy_kind) : fmt(c[k])))))));
 }
 
 // ---- candidate page ---------------------------------------------------------------------------
 
 async function candidatePage(jobId, ref, stale) {
   clearTimeout(timer);
-  const c = await api(`/jobs/${jobId}/candidates/${ref}`);
+  const [c, job] = await Promise.all([api(`/jobs/${jobId}/candidates/${ref}`), api(`/jobs/${jobId}`)]);
   if (stale()) return;
   crumbs(h("a", { href: "#/" }, "jobs"), h("a", { href: `#/jobs/${jobId}` }, `job ${jobId}`), `candidate ${c.id}`);
   const m = c.metrics;
@@ -287,7 +321,8 @@ async function candidatePage(jobId, ref, stale) {
     h("h2", {}, c.name, " ", h("span", { class: `status ${c.status}` }, c.on_front ? "on the front" : c.status)),
     c.failure ? h("p", { class: "error" }, c.failure) : null,
     h("div", { class: "card" }, h("div", { class: "grid" },
-      ...["accuracy", "latency_ms", "throughput_fps", "energy_mj", "power_w", "params", "utilisation"].map(k =>
+      h("div", { class: "stat", id: "candidate-accuracy" }, h("b", {}, accuracyText(c, job.accuracy_kind)), h("span", {}, axisLabel(job, "accuracy"))),
+      ...["latency_ms", "throughput_fps", "energy_mj", "power_w", "params", "utilisation"].map(k =>
         h("div", { class: "stat" }, h("b", {}, fmt(m[k])), h("span", {}, k)))),
       h("p", {}, button, " ", exportOut)),
     h("div", { class: "card" }, h("h3", {}, "Architecture"), archTable(c.arch),

@@ -311,8 +311,9 @@ class _Loop:
     def _final_phase(
         self, executor: Any, job_id: int, run_before: float, started: float, eval_s: float
     ) -> tuple[str, float]:
-        """Finish the trainings in flight, then measure the front's best (``JobRecord.final_top``),
-        in rounds until the top ones are all measured, since a measurement can reorder the front."""
+        """Finish the trainings in flight and what is left of the predictor's budget, then measure
+        the front's best (``JobRecord.final_top``), in rounds until the top ones are all measured,
+        since a measurement can reorder the front."""
         top = self.store.get_job(job_id).final_top
         last_beat, rounds = 0.0, 0
         queue: list[CandidateRecord] = []
@@ -322,6 +323,7 @@ class _Loop:
                 elapsed = run_before + time.monotonic() - started
                 if self.store.heartbeat(job_id, self.owner, run_seconds=elapsed, eval_seconds=eval_s):
                     return "cancelled", eval_s
+            self._train_due(executor, 1.0, slots=self.workers)  # what is left of the predictor's budget
             if not queue and not self.training and top > 0 and rounds < FINAL_ROUNDS:
                 queue, rounds = self.predictor.final_choice(top), rounds + 1
             while queue and executor.capacity > 0:

@@ -338,6 +338,24 @@ def _routes(service: Service):
             service.supervisor.wake()
         return job_view(job)
 
+    @router.post("/jobs/{job_id}/train", response_model=schemas.Job, tags=["jobs"], responses=_errs(401, 404, 409, 422))
+    def train_job(job_id: JobId, request: schemas.TrainRequest, tenant: Tenant) -> schemas.Job:
+        """Measure the front's best ``top`` candidates (train them with the job's recipe; their
+        weights are kept for export): the service's runner continues the job to do it."""
+        job = job_for(job_id, tenant)
+        if job.accuracy_kind != "predicted":
+            raise HTTPException(
+                409, f"job {job_id} has no training recipe (its accuracy is a {job.accuracy_kind}); "
+                "submit it with evaluator.train to measure candidates"
+            )  # fmt: skip
+        if job.status == "running":
+            raise HTTPException(409, f"job {job_id} is running; ask again when it has finished")
+        store.request_training(job_id, request.top)
+        job = store.requeue(job_id)
+        if service.supervisor:
+            service.supervisor.wake()
+        return job_view(job)
+
     @router.get(
         "/jobs/{job_id}/hypervolume",
         response_model=list[schemas.HypervolumePoint],
@@ -556,7 +574,13 @@ def _export(service: Service, job: JobRecord, c, request: schemas.ExportRequest)
     try:
         folder = work / f"job{job.id}-{c.name}"[:120]
         exported = export_candidate(
-            job, c, folder, formats=request.formats, train_steps=request.train_steps, train_batch=request.train_batch
+            job,
+            c,
+            folder,
+            formats=request.formats,
+            train_steps=request.train_steps,
+            train_batch=request.train_batch,
+            weights=service.store.weights(job.id, c.id),
         )
         zipped = zip_folder(exported.path, work / f"{folder.name}.zip")
         final = service.export_dir / f"{work.name.removeprefix('.export-')}-{zipped.name}"

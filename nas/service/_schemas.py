@@ -72,6 +72,15 @@ class Job(BaseModel):
     run_seconds: float
     eval_seconds: float
     spec: dict[str, Any]
+    accuracy_kind: str = Field(
+        description="what `accuracy` is: predicted (top-1, 0-1, under calibration.recipe; measured where"
+        " measured_accuracy is set), score (a proxy's ranking score, no units) or evaluator (a plug-in's value)"
+    )
+    calibration: dict[str, Any] = Field(
+        description="the job's accuracy predictor: recipe, candidates measured, leave-one-out and prospective"
+        " errors (predicted before training vs measured)"
+    )
+    train_top: int = Field(description="the front's best measured at the job's end")
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -97,6 +106,11 @@ class JobPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class TrainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    top: int = Field(ge=1, le=100, description="measure the front's best this many (those not yet measured)")
 
 
 class HypervolumePoint(BaseModel):
@@ -236,6 +250,9 @@ def job_out(job: JobRecord, best: Best | None, eta_s: float | None) -> Job:
         best=best,
         eta_s=eta_s,
         run_seconds=job.run_seconds,
+        accuracy_kind=job.accuracy_kind,
+        calibration=job.calibration,
+        train_top=job.final_top,
         eval_seconds=job.eval_seconds,
         spec=job.spec,
     )

@@ -1,0 +1,204 @@
+"""Does the search's winner, trained, beat what a user gets without NAS?
+
+    python benchmarks/end_to_end.py baselines   # 10 random feasible networks + the largest that fits, 2 seeds
+    python benchmarks/end_to_end.py search      # the README job, then its top 3 by accuracy, 2 seeds
+    python benchmarks/end_to_end.py report --out docs/end_to_end.md
+
+Every network is trained with the job's recipe (the ranking benchmark's truth recipe: 3 epochs over
+a fixed 10k-image subset of Fashion-MNIST's training split at 32x32, scored on the 10k test
+images) under seeds 0 and 1 (initialisation and batch order), and priced on the job's accelerator
+at its deployment shape. The baselines: random networks of the space drawn (seed 1) until 300 meet
+the README job's constraints; the first 10 of them, and the largest by parameters of all 300.
+Rows are appended to ``results/end_to_end.csv`` as they finish, so an interrupted stage resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import torch
+
+from nas.plugins import resolve_space
+from nas.search import price, run, submit
+from nas.search._pricing import resolve_accelerator
+from nas.spec import JobSpec, load_spec
+from nas.store import Store
+from nas.training import AccuracyMeter
+
+ROOT = Path(__file__).parents[1]
+README_JOB = ROOT / "docs" / "examples" / "edge-classifier.yaml"
+RESULTS = Path(__file__).parent / "results"
+CSV = RESULTS / "end_to_end.csv"
+FIELDS = ["role", "arch_hash", "name", "seed", "accuracy", "predicted", "predicted_std", "params", "throughput_fps",
+          "latency_ms", "energy_mj", "train_seconds", "arch"]  # fmt: skip
+SEEDS = (0, 1)
+RANDOM_FEASIBLE, POOL, MAX_DRAWS = 10, 300, 20_000
+
+
+def feasible_pool(spec: JobSpec, n: int = POOL, seed: int = 1) -> list[tuple[object, dict]]:
+    """The first ``n`` random networks of the job's space that meet its constraints, with metrics."""
+    space, accelerator = resolve_space(spec), resolve_accelerator(spec)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    pool, draws = [], 0
+    while len(pool) < n and draws < MAX_DRAWS:
+        trial, draws = study.ask(), draws + 1
+        arch = space.sample(trial)
+        study.tell(trial, 0.0)
+        priced = price(space, arch, spec, accelerator)
+        if priced.feasible:
+            pool.append((arch, priced.metrics))
+    print(f"{len(pool)} feasible of {draws} random draws ({len(pool) / draws:.1%})", flush=True)
+    return pool
+
+
+def done(path: Path) -> set[tuple[str, str, str]]:
+    if not path.is_file():
+        return set()
+    with path.open() as f:
+        return {(r["role"], r["arch_hash"], r["seed"]) for r in csv.DictReader(f)}
+
+
+def train_rows(spec: JobSpec, networks: list[tuple[str, object, dict, dict]], path: Path) -> None:
+    """Train each (role, arch, metrics, prediction) under every seed; append a row per run."""
+    finished = done(path)
+    meters = {seed: AccuracyMeter(spec.model_copy(update={"seed": seed})) for seed in SEEDS}
+    for role, arch, metrics, prediction in networks:
+        for seed in SEEDS:
+            if (role, arch.arch_hash, str(seed)) in finished:
+                continue
+            start = time.perf_counter()
+            accuracy, _ = meters[seed](arch)
+            row = {
+                "role": role, "arch_hash": arch.arch_hash, "name": arch.name, "seed": seed,
+                "accuracy": round(accuracy, 5), "predicted": prediction.get("accuracy"),
+                "predicted_std": prediction.get("accuracy_std"), "params": int(metrics["params"]),
+                "throughput_fps": round(metrics["throughput_fps"], 1), "latency_ms": round(metrics["latency_ms"], 4),
+                "energy_mj": round(metrics["energy_mj"], 4), "train_seconds": round(time.perf_counter() - start, 1),
+                "arch": arch.to_json(),
+            }  # fmt: skip
+            new = not path.is_file()
+            with path.open("a", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=FIELDS)
+                if new:
+                    writer.writeheader()
+                writer.writerow(row)
+            print(f"{role:8s} {arch.name[:48]:48s} seed {seed}: {accuracy:.4f}", flush=True)
+
+
+def baselines_stage(path: Path) -> None:
+    spec = load_spec(README_JOB)
+    pool = feasible_pool(spec)
+    largest = max(pool, key=lambda p: p[1]["params"])
+    networks = [("random", a, m, {}) for a, m in pool[:RANDOM_FEASIBLE]] + [("largest", *largest, {})]
+    train_rows(spec, networks, path)
+
+
+def search_stage(path: Path, workdir: Path, top: int = 3) -> None:
+    """Run the README job as `make demo` does (its own database under ``workdir``), then train its
+    top ``top`` by accuracy under every seed."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    spec = load_spec(README_JOB)
+    store = Store(f"sqlite:///{workdir / 'end_to_end.db'}")
+    jobs = store.list_jobs(status="completed")
+    job = jobs[0] if jobs else None
+    if job is None:
+        start = time.perf_counter()
+        job = run(store, submit(store, spec).id)
+        print(f"README job {job.id}: {job.n_trials} trials in {time.perf_counter() - start:.0f} s", flush=True)
+    space = resolve_space(spec)
+    best = store.pareto(job.id, sort="accuracy", descending=True, limit=top)
+    networks = [
+        ("search", space.arch_from_json(c.arch), c.metrics, {"accuracy": c.metrics["accuracy"],
+                                                             "accuracy_std": c.metrics["accuracy_std"]})
+        for c in best
+    ]  # fmt: skip
+    calibration = store.get_job(job.id).calibration
+    (workdir / "calibration.txt").write_text(repr(calibration))
+    train_rows(spec, networks, path)
+
+
+def report(path: Path) -> str:
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    nets: dict[tuple[str, str], dict] = {}
+    for r in rows:
+        n = nets.setdefault((r["role"], r["arch_hash"]), {**r, "runs": {}})
+        n["runs"][r["seed"]] = float(r["accuracy"])
+    complete = [n for n in nets.values() if len(n["runs"]) == len(SEEDS)]
+    for n in complete:
+        n["mean"] = statistics.fmean(n["runs"].values())
+    spread = statistics.fmean(abs(n["runs"]["0"] - n["runs"]["1"]) for n in complete)
+    by_role = {role: [n for n in complete if n["role"] == role] for role in ("search", "random", "largest")}
+    lines = [
+        "# End to end: the search's winner against networks picked without NAS",
+        "",
+        "Printed by `benchmarks/end_to_end.py report` from `benchmarks/results/end_to_end.csv`.",
+        "",
+        "The README job (docs/examples/edge-classifier.yaml) as `make demo` runs it; its top 3 by accuracy,",
+        f"{RANDOM_FEASIBLE} random networks of the space that meet its constraints, and the largest network",
+        f"(by parameters) of {POOL} random feasible ones. Each trained with the job's recipe (3 epochs over a",
+        "fixed 10k-image subset of Fashion-MNIST at 32x32, test accuracy on 10k images) under seeds"
+        f" {', '.join(map(str, SEEDS))}; hardware",
+        "priced on metis-like at 3x224x224. *predicted*: the job's prediction (mean +- std) when it finished.",
+        "",
+        "| role | network | params (M) | FPS | energy (mJ) | predicted | seed 0 | seed 1 | mean |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for role in by_role:
+        for n in sorted(by_role[role], key=lambda n: -n["mean"]):
+            pred = f"{float(n['predicted']):.4f} +- {float(n['predicted_std'] or 0):.4f}" if n["predicted"] else ""
+            lines.append(
+                f"| {role} | {n['name']} | {int(n['params']) / 1e6:.2f} | {float(n['throughput_fps']):.0f} |"
+                f" {float(n['energy_mj']):.3f} | {pred} | {n['runs']['0']:.4f} | {n['runs']['1']:.4f} | {n['mean']:.4f} |"
+            )
+    if not all(by_role.values()):
+        return "\n".join([*lines, "", "Incomplete: run every stage."]) + "\n"
+    best = max(by_role["search"], key=lambda n: n["mean"])
+    median_random = statistics.median(n["mean"] for n in by_role["random"])
+    largest = by_role["largest"][0]["mean"]
+    margin = best["mean"] - median_random
+    beats = margin > spread
+    matches = best["mean"] >= largest - spread
+    lines += [
+        "",
+        f"- seed-to-seed spread (mean |seed 0 - seed 1| over all {len(complete)} networks): {spread:.4f}",
+        f"- the search's best ({best['name']}): {best['mean']:.4f}; median random feasible network:"
+        f" {median_random:.4f}; margin {margin:+.4f}: "
+        + ("**beats it by more than the spread**" if beats else "**does NOT beat it by more than the spread**"),
+        f"- the largest network that fits: {largest:.4f}; the search's best "
+        + ("**matches or beats it** (within the spread)" if matches else "**falls short of it**")
+        + f" ({best['mean'] - largest:+.4f})",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stage", choices=["baselines", "search", "report"])
+    parser.add_argument("--csv", type=Path, default=CSV)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/end_to_end"))
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--out", type=Path, help="report: a markdown copy")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.stage == "baselines":
+        baselines_stage(args.csv)
+    elif args.stage == "search":
+        search_stage(args.csv, args.workdir)
+    else:
+        text = report(args.csv)
+        print(text)
+        if args.out:
+            args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
