@@ -16,7 +16,7 @@ SPEC = {
     "name": "export",
     "space": "metaformer-tiny",
     "input_shape": [3, 32, 32],
-    "evaluator": {"proxy": "synflow", "resolution": 16, "batch": 4},
+    "evaluator": {"proxy": "synflow", "resolution": 16, "batch": 4, "train": 0},
     "budget": {"trials": 4},
     "workers": {"count": 0},
 }

@@ -75,13 +75,20 @@ def test_failures_and_timeouts_are_recorded_and_the_job_goes_on(sqlite_url, ray_
     assert store.get_job(job.id).n_complete > 0
 
 
-def test_the_default_proxy_scores_on_ray_workers(sqlite_url, ray_cluster):
+def test_the_default_proxy_scores_and_candidates_train_on_ray_workers(sqlite_url, ray_cluster):
     store = Store(sqlite_url)
     workers = {"count": 2, "address": ray_cluster}
-    spec = toy_spec(evaluator={"proxy": "default", "batch": 16}, workers=workers, budget={"trials": 4})
+    recipe = {"epochs": 1, "images": 256, "batch_size": 32, "test_images": 200}
+    evaluator = {"proxy": "default", "batch": 16, "train": {"candidates": 2, "final": 1, "recipe": recipe}}
+    spec = toy_spec(evaluator=evaluator, workers=workers, budget={"trials": 6})
     job = run(store, submit(store, spec).id)
     scored = store.candidates(job.id, status="complete")
-    assert scored and all({"snip", "zico", "params"} <= set(c.scores) for c in scored)
+    assert scored and all({"default", "jacob_cov"} <= set(c.scores) for c in scored)
+    measured = [c for c in scored if c.metrics["measured_accuracy"] is not None]
+    assert len(measured) >= 2 and all(0 <= c.metrics["accuracy"] <= 1 for c in scored)
+    for c in measured:  # trained on a worker of the cluster, its weights back in the store
+        assert store.weights(job.id, c.id) is not None
+    assert store.get_job(job.id).calibration["measured"] == len(measured)
 
 
 def test_sigkill_then_resume_loses_and_double_counts_nothing(sqlite_url, nas_env, tmp_path):

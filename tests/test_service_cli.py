@@ -13,7 +13,7 @@ SPEC = {
     "name": "cli-export",
     "space": "metaformer-tiny",
     "input_shape": [3, 32, 32],
-    "evaluator": {"proxy": "synflow", "resolution": 16, "batch": 4},
+    "evaluator": {"proxy": "synflow", "resolution": 16, "batch": 4, "train": 0},
     "budget": {"trials": 3},
     "workers": {"count": 0},
 }

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from nas.client import Client, ClientError
 from nas.store import Store
@@ -91,7 +92,15 @@ def test_the_demo_job_over_http_watched_in_the_dashboard_and_its_winner_exported
     with chromium() as (driver, wait):
         driver.get(f"{server.url}/")
         wait.until(lambda d: d.find_elements(By.ID, "no-jobs"))
-        job = client.submit(ROOT / "docs/examples/edge-classifier.yaml", budget={"trials": 24, "wall_time_s": 240})
+        demo = yaml.safe_load((ROOT / "docs/examples/edge-classifier.yaml").read_text())
+        small = {
+            "candidates": 2,
+            "final": 1,
+            "recipe": {"epochs": 1, "images": 1000, "batch_size": 64, "test_images": 1000},
+        }
+        job = client.submit(
+            demo, budget={"trials": 24, "wall_time_s": 240}, evaluator={**demo["evaluator"], "train": small}
+        )
         assert job["status"] == "queued" and job["tenant"] is None
 
         # the open page shows the job within a poll, then follows it to the end without a reload
@@ -120,6 +129,10 @@ def test_the_demo_job_over_http_watched_in_the_dashboard_and_its_winner_exported
     winner = Path(record["path"])
     card = json.loads((winner / "model_card.json").read_text())
     assert card["candidate"]["id"] == record["candidate_id"] and card["metrics"]["latency_ms"] <= 1.25
+    # the front's best was measured at the job's end: its trained weights ship, with the accuracy's provenance
+    assert card["accuracy"]["kind"] == "measured" and card["weights"].startswith("trained by the job")
+    assert card["accuracy"]["value"] == card["metrics"]["measured_accuracy"]
+    assert card["input"]["shape"] == ["batch", 3, 32, 32]  # where it was trained and measured
     outputs = run_without_our_package(winner)
     assert outputs["onnx"].shape == (3, 10)
     np.testing.assert_allclose(outputs["onnx"], outputs["torchscript"], atol=1e-4)
@@ -129,7 +142,7 @@ def test_the_demo_job_over_http_watched_in_the_dashboard_and_its_winner_exported
 
     from search_spaces import ArchConfig, build_model
 
-    net = build_model(ArchConfig.from_json((winner / "arch.json").read_text()), num_classes=10, img_size=(224, 224))
+    net = build_model(ArchConfig.from_json((winner / "arch.json").read_text()), num_classes=10, img_size=(32, 32))
     net.load_state_dict(torch.load(winner / "state_dict.pt", weights_only=True))
     with torch.no_grad():
         ours = net.eval()(torch.from_numpy(outputs["input"])).numpy()
@@ -173,6 +186,11 @@ def browse_job(driver, wait, url: str, job: dict, front: list[dict]) -> None:
     stat = driver.find_element(By.CSS_SELECTOR, "[data-stat='infeasible'] b").text
     assert stat == str(job["progress"]["infeasible"])
     assert driver.find_elements(By.CSS_SELECTOR, "#hv-plot path")  # the hypervolume history is drawn
+    # accuracy in units: the axis names its dataset, the predictor's held-out errors are shown, measured points ringed
+    assert "accuracy (top-1 on fashion-mnist" in driver.find_element(By.ID, "pareto-plot").text
+    assert "leave-one-out" in driver.find_element(By.ID, "calibration").text
+    assert driver.find_elements(By.CSS_SELECTOR, "#pareto-plot circle.front-point.measured")
+    assert "measured" in driver.find_element(By.ID, "front").text
     # another pair of axes: the same points, moved
     before, rendered = {p.get_attribute("data-id"): p.get_attribute("cx") for p in points}, renders()
     driver.find_element(By.CSS_SELECTOR, "#x-axis option[value='energy_mj']").click()
@@ -206,7 +224,8 @@ class Block(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Block())
 import numpy as np, onnxruntime, torch
 folder = sys.argv[1]
-x = np.random.default_rng(0).standard_normal((3, 3, 224, 224)).astype(np.float32)
+shape = json.load(open(f"{folder}/model_card.json"))["input"]["shape"][1:]  # the card says what it takes
+x = np.random.default_rng(0).standard_normal((3, *shape)).astype(np.float32)
 onnx = onnxruntime.InferenceSession(f"{folder}/model.onnx").run(None, {"image": x})[0]
 with torch.no_grad():
     ts = torch.jit.load(f"{folder}/model.torchscript.pt")(torch.from_numpy(x)).numpy()

@@ -267,3 +267,32 @@ def test_the_migrations_build_exactly_the_models_tables(sqlite_url):
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), BaseModel.metadata)
     assert [d for d in diff if "nas_alembic_version" not in str(d)] == []
+
+
+def test_new_predictions_move_the_front_and_a_measurement_keeps_its_weights(db_url):
+    from nas.store._records import Measured
+
+    store = Store(db_url)
+    job = new_job(store, {"accuracy": 0.0, "latency_ms": 5.0, "energy_mj": 5.0})
+    fill(store, job.id, 40, seed=3)
+    cands = store.candidates(job.id)
+    store.pareto(job.id, where=parse_bounds("latency_ms>1"))  # cached under these bounds: must not be served stale
+    rng = random.Random(7)
+    predictions = {c.id: (rng.random(), 0.01) for c in cands[1:]}
+    measured = Measured(cands[0].id, 0.99, b"weights", {"epochs": 3, "resolution": 32})
+    store.update_accuracy(job.id, predictions, {"measured": 1}, measured)
+
+    after = store.candidates(job.id)
+    by_id = {c.id: c for c in after}
+    assert by_id[cands[0].id].metrics["accuracy"] == 0.99 == by_id[cands[0].id].metrics["measured_accuracy"]
+    assert by_id[cands[0].id].metrics["accuracy_std"] is None
+    assert all(by_id[i].metrics["accuracy"] == pytest.approx(m) for i, (m, _) in predictions.items())
+    assert {c.id for c in store.pareto(job.id)} == brute_front(after)
+    assert store.get_job(job.id).n_front == len(brute_front(after))
+    inside = [c for c in after if c.metrics["latency_ms"] > 1]
+    assert {c.id for c in store.pareto(job.id, where=parse_bounds("latency_ms>1"))} == brute_front(inside)
+    assert store.weights(job.id, cands[0].id) == (b"weights", {"epochs": 3, "resolution": 32})
+    assert store.weights(job.id, cands[1].id) is None
+    assert store.get_job(job.id).calibration == {"measured": 1, "version": 1}
+    with pytest.raises(NotFoundError):
+        store.update_accuracy(job.id, {}, {}, Measured(10**6, 0.5, None, {}))
