@@ -188,6 +188,20 @@ def choose(benchmarks: dict[str, list[dict]]) -> tuple[str, dict[str, dict[str, 
     return best, table
 
 
+def nested_choice(benchmarks: dict[str, list[dict]]) -> dict[str, tuple[str, float, float]]:
+    """The selection itself held out: for each benchmark, the candidate ``choose`` picks from the
+    other two, fitted on them, and its (Spearman rho, Kendall tau) on the held-out one."""
+    out = {}
+    for held, rows in benchmarks.items():
+        rest = {b: r for b, r in benchmarks.items() if b != held}
+        label, _ = choose(rest)
+        found = candidates(rest)[label]
+        model = found if isinstance(found, DefaultProxy) else found(list(rest.values()))
+        scores, truth = [model.combine(r) for r in rows], [r["truth"] for r in rows]
+        out[held] = (label, spearman(scores, truth), kendall(scores, truth))
+    return out
+
+
 def accuracy_prior(model: DefaultProxy, rows: Sequence[dict]) -> dict:
     """Least-squares map from the default's score to accuracy on our benchmark, with its residual spread."""
     s = np.array([model.combine(r) for r in rows])
