@@ -57,13 +57,17 @@ def chosen(others: int) -> list[dict]:
     return sorted([r for r in rows if r["feasible"]] + [rest[i] for i in picks], key=lambda r: int(r["index"]))
 
 
-def train_stage(rows: list[dict], shard: tuple[int, int], epochs: int, device: str, out: Path) -> None:
+def train_stage(
+    rows: list[dict], shard: tuple[int, int], epochs: int, device: str, out: Path, reverse: bool = False
+) -> None:
+    """Train this shard's rows; ``reverse`` walks them from the end, so a second process can help a
+    slow shard (each row is skipped if another process has finished it meanwhile)."""
     train, test = load_dataset(split="train"), load_dataset(split="test")
     truth_set = train.subset(torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:TRUTH_IMAGES])
     recipe = long_recipe(epochs)
-    done = done_hashes(out)
-    for k, row in enumerate(rows):
-        if k % shard[1] != shard[0] or row["arch_hash"] in done:
+    mine = [row for k, row in enumerate(rows) if k % shard[1] == shard[0]]
+    for row in reversed(mine) if reverse else mine:
+        if row["arch_hash"] in done_hashes(out):
             continue
         model = build(ss.ArchConfig.from_json(row["arch"])).to(device)
         start = time.perf_counter()
@@ -71,7 +75,8 @@ def train_stage(rows: list[dict], shard: tuple[int, int], epochs: int, device: s
         acc = evaluate(model, test, resolution=recipe.resolution)
         result = {f: row[f] for f in ("index", "arch_hash", "name", "params", "feasible", "truth_acc")}
         result.update(long_acc=round(acc, 5), epochs=epochs, long_seconds=round(time.perf_counter() - start, 1))
-        append_row(out, FIELDS, result)
+        if row["arch_hash"] not in done_hashes(out):  # a helper may have finished it meanwhile
+            append_row(out, FIELDS, result)
         print(
             f"[{row['index']:>3}] {row['name'][:50]:50s} 3 ep {row['truth_acc']} -> {epochs} ep {acc:.4f}", flush=True
         )
@@ -127,6 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=5 * TRUTH_EPOCHS)
     parser.add_argument("--others", type=int, default=6, help="networks beyond the README job's feasible ones")
     parser.add_argument("--shard", default="0/1", help="i/k: this process takes every k-th network from i")
+    parser.add_argument("--reverse", action="store_true", help="take the shard's networks from the last")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--csv", type=Path, default=LONG_CSV)
@@ -135,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     if args.stage == "train":
         i, k = (int(v) for v in args.shard.split("/"))
-        train_stage(chosen(args.others), (i, k), args.epochs, args.device, args.csv)
+        train_stage(chosen(args.others), (i, k), args.epochs, args.device, args.csv, args.reverse)
     else:
         text = report(args.csv)
         print(text)

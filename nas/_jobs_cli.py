@@ -228,8 +228,9 @@ class ProgressBar:
             filled = int(width * min(job.n_trials / self.total, 1))
             bar = "[" + "#" * filled + "." * (width - filled) + "] "
         hv = f" | HV {job.hypervolume:.4g}" if job.hypervolume is not None else ""
+        trained = f", {job.calibration['measured']} trained" if job.calibration.get("measured") else ""
         return (
-            f"{bar}{job.n_trials}{total} trials: {job.n_complete} scored, {job.n_infeasible} infeasible, "
+            f"{bar}{job.n_trials}{total} trials: {job.n_complete} scored{trained}, {job.n_infeasible} infeasible, "
             f"{job.n_failed} failed, {job.n_duplicates} dup{self.best} | front {job.n_front}{hv}{eta}"
         )
 

@@ -48,8 +48,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows.append((
         DEFAULT_NAME,
         "yes" if needs_data(default.components) else "no (data-free)",
-        f"ridge ranker over {'+'.join(default.components)}; nested-CV Kendall tau "
-        f"{fitted.get('nested_cv_kendall', 'n/a')} on {fitted.get('architectures', '?')} trained networks",
+        f"{'+'.join(default.components)}, chosen leave-one-benchmark-out; Spearman rho "
+        + ", ".join(f"{b} {v}" for b, v in fitted.get("leave_one_benchmark_out_spearman", {}).items())
+        + " (docs/proxy_ranking.md)",
     ))  # fmt: skip
     if args.json:
         print(json.dumps([{"name": n, "needs_data": d.startswith("yes"), "about": c} for n, d, c in rows], indent=2))
