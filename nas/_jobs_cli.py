@@ -147,6 +147,7 @@ def _run(store, job_id: int, args: argparse.Namespace, *, resume: bool) -> int:
     print(f"job {job.id}: {job.status} after {job.n_trials} trials in {job.run_seconds:.0f} s; {_counts(job)}")
     if job.hypervolume is not None:
         print(f"hypervolume {job.hypervolume:.6g} (reference {_reference(job)})")
+    print(f"accuracy: {_accuracy_units(job).strip().strip('()')}{_predictor_errors(job)}")
     front = store.pareto(job_id, limit=args.top)
     if front:
         print(
@@ -369,6 +370,20 @@ def _accuracy_units(job) -> str:
     r = job.calibration.get("recipe") or {}
     return (f" (top-1 on {r.get('dataset', '?')} at {r.get('resolution', '?')}px after {r.get('epochs', '?')} epochs"
             f" over {r.get('images', '?')} images)")  # fmt: skip
+
+
+def _predictor_errors(job) -> str:
+    """How the job's accuracy predictor did on candidates it had not seen measured."""
+    c = job.calibration
+    if job.accuracy_kind != "predicted" or not c.get("measured"):
+        return ""
+    text = f"; {c['measured']} candidates measured, the rest predicted"
+    for label, key in (("predicted before training", "prospective_errors"), ("leave-one-out", "leave_one_out")):
+        e = c.get(key)
+        if e:
+            text += (f"; {label}: MAE {e['mae']:.4f} over {e['n']}, Kendall tau {e['kendall_tau']:.2f},"
+                     f" {e['within_2sd']:.0%} within 2 std")  # fmt: skip
+    return text
 
 
 def cmd_show(args: argparse.Namespace) -> int:
