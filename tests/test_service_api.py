@@ -236,3 +236,22 @@ def test_tokens_and_tenants(db_url, tmp_path):
 
 def _auth(token):
     return {"Authorization": f"Bearer {token}"}
+
+
+def test_train_asks_the_runner_to_measure_the_fronts_best(finished):
+    store, job_id, client = finished
+    body = client.get(f"/jobs/{job_id}").json()
+    assert body["accuracy_kind"] == "evaluator"  # a plug-in's accuracy: nothing for the job to train
+    refused = client.post(f"/jobs/{job_id}/train", json={"top": 2})
+    assert refused.status_code == 409 and "no training recipe" in refused.json()["detail"]
+    spec = {**SPEC, "name": "trainable", "evaluator": {"proxy": "synflow", "resolution": 16, "batch": 4,
+            "train": {"candidates": 0, "final": 1, "recipe": {"epochs": 1, "images": 256}}}}  # fmt: skip
+    job = submit(store, load_spec(spec))
+    try:
+        bad = client.post(f"/jobs/{job.id}/train", json={"top": 0})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == "top"
+        queued = client.post(f"/jobs/{job.id}/train", json={"top": 4}).json()
+        assert queued["status"] == "queued" and queued["managed"] and queued["train_top"] == 4
+        assert queued["accuracy_kind"] == "predicted" and store.get_job(job.id).final_top == 4
+    finally:
+        store.delete_job(job.id)
