@@ -162,8 +162,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     store = _store(args)
     job = store.get_job(args.job)
     if job.accuracy_kind != "predicted":
+        from nas.objectives import ACCURACY_KINDS
+
         raise ValueError(
-            f"job {job.id}: its accuracy is a {job.accuracy_kind}, with no training recipe; "
+            f"job {job.id} has no training recipe (its accuracy is {ACCURACY_KINDS[job.accuracy_kind]}); "
             "submit it with evaluator.train to measure candidates"
         )
     store.request_training(job.id, args.top)

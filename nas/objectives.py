@@ -36,6 +36,14 @@ METRICS: dict[str, str] = {
 }
 
 
+# What a job's `accuracy` is (JobSpec.accuracy_kind / JobRecord.accuracy_kind).
+ACCURACY_KINDS: dict[str, str] = {
+    "predicted": "top-1 accuracy (0-1) under the job's training recipe, measured where trained, else predicted",
+    "score": "a proxy's ranking score, without units (the job trains nothing)",
+    "evaluator": "what the job's plug-in evaluator returns",
+}
+
+
 def check_objectives(names: Sequence[str]) -> list[str]:
     unknown = [n for n in names if n not in OBJECTIVES]
     if unknown:

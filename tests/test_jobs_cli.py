@@ -99,6 +99,10 @@ def test_cancel_and_resume_of_a_finished_job(finished_job, capsys):
         (["pareto", "1", "--where", "fps>3"], "unknown metric 'fps'"),
         (["show", "1", "zzz"], "candidate 'zzz' is not among its candidates"),
         (["pareto", "1", "--sort", "nope"], "sort: unknown metric"),
+        (
+            ["train", "1", "--top", "2"],
+            "job 1 has no training recipe (its accuracy is what the job's plug-in evaluator returns)",
+        ),
     ],
 )
 def test_errors_name_the_fix_and_exit_2(finished_job, capsys, args, message):

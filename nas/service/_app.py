@@ -32,6 +32,7 @@ from starlette.staticfiles import StaticFiles
 
 from hwmodels import AcceleratorError, accelerator_names, load_accelerator
 from nas.export import ExportError, choose_candidate, export_candidate, zip_folder
+from nas.objectives import ACCURACY_KINDS
 from nas.search import JobStateError, cancel, submit
 from nas.search._pricing import stored_report
 from nas.search._runner import _check_can_run
@@ -345,7 +346,7 @@ def _routes(service: Service):
         job = job_for(job_id, tenant)
         if job.accuracy_kind != "predicted":
             raise HTTPException(
-                409, f"job {job_id} has no training recipe (its accuracy is a {job.accuracy_kind}); "
+                409, f"job {job_id} has no training recipe (its accuracy is {ACCURACY_KINDS[job.accuracy_kind]}); "
                 "submit it with evaluator.train to measure candidates"
             )  # fmt: skip
         if job.status == "running":
