@@ -41,7 +41,8 @@ HYPERPARAMETERS: dict[str, tuple[float, float, float]] = {
     "noise": (0.006, 0.002, 0.1),  # seed-to-seed spread (docs/proxy_ranking.md: mean |diff| 0.004)
 }
 PRIOR_LOG_SD = 1.0  # log-normal priors: one e-fold either way is plausible
-MIN_FIT = 4  # fewer trained candidates keep the prior hyperparameters
+MIN_FIT = 6  # fewer trained candidates keep the prior hyperparameters
+MAX_INFLATION = 3.0  # at most this much wider than the Gaussian process's own spread
 CLIP = 4.0  # standardised features beyond +-4 are clipped: no wild extrapolation from a few points
 
 
@@ -52,6 +53,7 @@ class AccuracySurrogate:
     theta: dict[str, float]
     alpha: np.ndarray  # K^-1 residual
     chol: np.ndarray  # Cholesky factor of K (noise included)
+    inflation: float = 1.0  # predictive stds are scaled by this (>= 1): see ``fit``
 
     @classmethod
     def fit(
@@ -71,7 +73,15 @@ class AccuracySurrogate:
             theta = _map_estimate(x, residual, centres)
         chol = np.linalg.cholesky(_kernel(x, x, theta) + theta["noise"] ** 2 * np.eye(len(x)))
         alpha = _solve(chol, residual)
-        return cls(x, residual, theta, alpha, chol)
+        model = cls(x, residual, theta, alpha, chol)
+        if len(residual) < MIN_FIT:
+            return model
+        # the spreads, held out: if the trained candidates' leave-one-out errors are wider than their
+        # predicted stds, every std is widened by the ratio (root mean square of the z-scores)
+        loo_mean, loo_std = model.loo(np.zeros(len(residual)))
+        z = (residual - loo_mean) / loo_std
+        inflation = float(np.clip(np.sqrt(np.mean(z**2)), 1.0, MAX_INFLATION))
+        return cls(x, residual, theta, alpha, chol, inflation)
 
     def predict(self, x: np.ndarray, prior_mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation of the accuracy a training run would measure (noise included)."""
@@ -85,7 +95,7 @@ class AccuracySurrogate:
         cross = _kernel(x, self.x, self.theta)
         v = np.linalg.solve(self.chol, cross.T)
         mean = np.clip(np.asarray(prior_mean, dtype=float) + cross @ self.alpha, 0.0, 1.0)
-        return mean, np.sqrt(np.maximum(prior_var - (v * v).sum(0), 1e-12))
+        return mean, self.inflation * np.sqrt(np.maximum(prior_var - (v * v).sum(0), 1e-12))
 
     def loo(self, prior_mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each trained candidate's prediction from the others (closed form, same hyperparameters)."""
@@ -97,7 +107,11 @@ class AccuracySurrogate:
         return mean, np.sqrt(1.0 / d)
 
     def summary(self) -> dict:
-        return {"hyperparameters": {k: round(v, 6) for k, v in self.theta.items()}, "trained": len(self.x)}
+        return {
+            "hyperparameters": {k: round(v, 6) for k, v in self.theta.items()},
+            "std_inflation": round(self.inflation, 4),
+            "trained": len(self.x),
+        }
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,13 @@ def arch_encoding(arch_json: str) -> list[float]:
     return [float(total), float(len(depths)), math.log(width), float(ratio), *share]
 
 
+def predictor_features(score: float, params: float | None, macs: float | None, arch_json: str) -> np.ndarray:
+    """What the predictor sees of a candidate: the proxy's score first (its prior map and slope
+    term read column 0), log parameters, log MACs, then the architecture's own encoding."""
+    sizes = [math.log(max(v or 1.0, 1.0)) for v in (params, macs)]
+    return np.array([score, *sizes, *arch_encoding(arch_json)], dtype=float)
+
+
 class AccuracyPredictor:
     """Built by the search loop of a job whose evaluator trains (``spec.accuracy_kind() == 'predicted'``)."""
 
@@ -106,9 +113,9 @@ class AccuracyPredictor:
         self.records[record.id] = record
 
     def _features(self, scores: dict[str, float], metrics: dict[str, float], arch_json: str) -> np.ndarray:
-        score = feature(self.proxy, float(scores[self.proxy]))
-        sizes = [math.log(max(metrics.get(k) or 1.0, 1.0)) for k in ("params", "macs")]
-        return np.array([score, *sizes, *arch_encoding(arch_json)], dtype=float)
+        return predictor_features(
+            feature(self.proxy, float(scores[self.proxy])), metrics.get("params"), metrics.get("macs"), arch_json
+        )
 
     def _prior_mean(self, ids: list[int]) -> np.ndarray:
         return self._prior_from([self.raw[i][0] for i in ids])
