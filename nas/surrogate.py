@@ -78,8 +78,8 @@ class AccuracySurrogate:
             return model
         # the spreads, held out: if the trained candidates' leave-one-out errors are wider than their
         # predicted stds, every std is widened by the ratio (root mean square of the z-scores)
-        loo_mean, loo_std = model.loo(np.zeros(len(residual)))
-        z = (residual - loo_mean) / loo_std
+        loo_residual, loo_std = model._loo_residuals()
+        z = (residual - loo_residual) / loo_std
         inflation = float(np.clip(np.sqrt(np.mean(z**2)), 1.0, MAX_INFLATION))
         return cls(x, residual, theta, alpha, chol, inflation)
 
@@ -101,10 +101,13 @@ class AccuracySurrogate:
         """Each trained candidate's prediction from the others (closed form, same hyperparameters)."""
         if len(self.x) < 2:
             return np.full(len(self.x), np.nan), np.full(len(self.x), np.nan)
-        inv = _solve(self.chol, np.eye(len(self.x)))
-        d = np.diag(inv)
-        mean = np.clip(np.asarray(prior_mean, dtype=float) + self.residual - self.alpha / d, 0.0, 1.0)
-        return mean, np.sqrt(1.0 / d)
+        residual, std = self._loo_residuals()
+        return np.clip(np.asarray(prior_mean, dtype=float) + residual, 0.0, 1.0), self.inflation * std
+
+    def _loo_residuals(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each trained candidate's residual predicted from the others, and its std (uninflated)."""
+        d = np.diag(_solve(self.chol, np.eye(len(self.x))))
+        return self.residual - self.alpha / d, np.sqrt(1.0 / d)
 
     def summary(self) -> dict:
         return {
