@@ -48,7 +48,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=int, default=3, help="how many of the front's best by accuracy (default 3)")
     _common(p)
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_train, top_print=10)
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("cancel", help="stop a job; it keeps every result so far and can be resumed")
     p.add_argument("job", type=int)
@@ -170,8 +170,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     store.request_training(job.id, args.top)
     print(f"job {job.id} ({job.name}): measuring the front's best {args.top}")
-    args.top = args.top_print
-    return _run(store, job.id, args, resume=True)
+    return _run(store, job.id, argparse.Namespace(quiet=args.quiet, top=10), resume=True)
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ at the evaluator's resolution. Its defaults are the ranking benchmark's truth re
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -72,8 +73,6 @@ def measurement_sets(spec: JobSpec) -> tuple[ImageData, ImageData]:
 def _test_split(e: ProxyEvaluatorSpec) -> ImageData | None:
     if e.data == "fashion-mnist":
         return load_dataset(e.data, split="test", data_dir=e.data_dir)
-    from pathlib import Path
-
     folder = Path(e.data).expanduser()
     return load_dataset(str(folder), split="test") if (folder / "test").is_dir() else None
 

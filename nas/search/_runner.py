@@ -81,7 +81,6 @@ def run(store: Store, job_id: int, *, progress: Progress | None = None, resume: 
     try:
         loop = _Loop(store, job, spec, owner, progress)
         executor = make_executor(spec, evaluator=loop.preflight_evaluator, space=loop.space)
-        loop.workers = executor.capacity
         status = loop.run(executor)
         return store.finish(job_id, status)
     except BaseException as err:
@@ -192,7 +191,7 @@ class _Loop:
             AccuracyPredictor(store, job, spec, self.known) if spec.accuracy_kind() == "predicted" else None
         )
         self.training: dict[int, int] = {}  # executor ticket -> candidate id being trained
-        self.workers = 1  # the executor's slots; set once it has started
+        self.workers = 1  # the executor's slots (run() reads them)
 
     def _study(self) -> optuna.Study:
         sqlite = self.store.url.startswith("sqlite")
@@ -214,6 +213,7 @@ class _Loop:
 
     def run(self, executor: Any) -> str:
         spec, job_id = self.spec, self.job.id
+        self.workers = executor.capacity  # all idle now
         self._reap()
         job = self.store.get_job(job_id)
         done = job.n_trials
