@@ -283,6 +283,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         if job.error:
             print(f"  error: {job.error}")
         print(f"  hypervolume {job.hypervolume if job.hypervolume is not None else '-'} (reference {_reference(job)})")
+        print(f"  accuracy: {_accuracy_units(job).strip().strip('()')}{_predictor_errors(job)}")
         if history:
             print()
             print(table(["after trials", "hypervolume", "front size"], [(n, f"{v:.6g}", f) for n, v, f in history]))
