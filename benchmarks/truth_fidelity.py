@@ -24,7 +24,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from proxy_ranking import RESULTS, TRAIN_CSV, TRUTH, TRUTH_EPOCHS, TRUTH_IMAGES, append_row, build, done_hashes
+from proxy_ranking import (
+    PROXY_CSV,
+    RESULTS,
+    TRAIN_CSV,
+    TRUTH,
+    TRUTH_EPOCHS,
+    TRUTH_IMAGES,
+    append_row,
+    build,
+    done_hashes,
+)
 from scipy.stats import kendalltau, spearmanr
 
 import search_spaces as ss
@@ -115,6 +125,7 @@ def report(path: Path) -> str:
         f"| Spearman rho with log parameters: 3-epoch truth / long | {spearmanr(short, np.log(params))[0]:.3f} /"
         f" {spearmanr(long, np.log(params))[0]:.3f} |",
         "",
+        *proxy_lines(rows, short, long),
         "| index | network | params (M) | feasible | 3 epochs | long | gain |",
         "|---:|---|---:|---|---:|---:|---:|",
     ]
@@ -124,6 +135,35 @@ def report(path: Path) -> str:
             f" {lg - s:+.4f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def proxy_lines(rows: list[dict], short: np.ndarray, long: np.ndarray) -> list[str]:
+    """How the proxies rank the same networks against either truth."""
+    from nas.proxies import PROXIES
+    from nas.proxies._default import load_default
+
+    with PROXY_CSV.open() as f:
+        scores = {r["arch_hash"]: r for r in csv.DictReader(f)}
+    default = load_default()
+    lines = [
+        "",
+        "How the proxies rank these networks against either truth (Spearman rho):",
+        "",
+        "| proxy | vs 3-epoch truth | vs long truth |",
+        "|---|---:|---:|",
+    ]
+    for name in [*PROXIES, "default"]:
+        try:
+            values = [
+                default.combine({k: float(scores[r["arch_hash"]][k]) for k in default.components})
+                if name == "default"
+                else float(scores[r["arch_hash"]][name])
+                for r in rows
+            ]
+        except (KeyError, ValueError):
+            continue
+        lines.append(f"| {name} | {spearmanr(values, short)[0]:.3f} | {spearmanr(values, long)[0]:.3f} |")
+    return [*lines, ""]
 
 
 def main(argv: list[str] | None = None) -> None:
