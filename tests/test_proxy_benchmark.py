@@ -23,6 +23,8 @@ def test_proxy_ranking_smoke(tmp_path):
         scored = list(csv.DictReader(f))
     assert [r["arch_hash"] for r in scored] == [r["arch_hash"] for r in trained]
     report = result.stdout
-    for row in ("| synflow |", "| zico |", "| params |", "| **default** (nested CV) |", "| short training, 4 steps |"):
+    for row in ("| synflow |", "| zico |", "| params |", "| **default** (jacob_cov) |", "| short training, 4 steps |"):
         assert row in report
+    assert "fitted on this space (nested CV) |" in report  # the in-space ridge, for reference
+    assert "## The default: chosen by how it ranks spaces it was not fitted on" in report
     assert "NAS-Bench-Macro" in report
