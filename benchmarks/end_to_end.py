@@ -24,6 +24,7 @@ from pathlib import Path
 
 import optuna
 import torch
+from proxy_ranking import append_row
 
 from nas.plugins import resolve_space
 from nas.search import price, run, submit
@@ -84,12 +85,7 @@ def train_rows(spec: JobSpec, networks: list[tuple[str, object, dict, dict]], pa
                 "energy_mj": round(metrics["energy_mj"], 4), "train_seconds": round(time.perf_counter() - start, 1),
                 "arch": arch.to_json(),
             }  # fmt: skip
-            new = not path.is_file()
-            with path.open("a", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=FIELDS)
-                if new:
-                    writer.writeheader()
-                writer.writerow(row)
+            append_row(path, FIELDS, row)
             print(f"{role:8s} {arch.name[:48]:48s} seed {seed}: {accuracy:.4f}", flush=True)
 
 
