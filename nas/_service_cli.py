@@ -121,15 +121,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         )  # fmt: skip
         card = record["card"]
     else:
-        from nas.export import choose_candidate, export_candidate
+        from nas.export import choose_candidate, export_stored
         from nas.store import Store
 
         store = Store(args.db)
         job = store.get_job(args.job)
         c = choose_candidate(store, args.job, args.candidate, where=args.where, sort=args.sort)
-        card = export_candidate(
-            job, c, args.out, formats=args.format, train_steps=args.train_steps, weights=store.weights(job.id, c.id)
-        ).card
+        card = export_stored(store, job, c, args.out, formats=args.format, train_steps=args.train_steps).card
     agreement = ", ".join(f"{f} {d:.1e}" for f, d in card["agreement_max_abs_diff"].items())
     print(f"exported candidate {card['candidate']['id']} ({card['name']}) of job {card['job']['id']} to {args.out}")
     print(f"  files: {', '.join(card['files'].values())}; max |diff| from the module: {agreement}")

@@ -35,7 +35,7 @@ from typing import Any
 
 from nas.plugins import resolve_space
 from nas.spec import JobSpec, PluginRef
-from nas.store import CandidateRecord, JobRecord, NotFoundError, Store, parse_bounds
+from nas.store import CandidateRecord, ExportRecord, JobRecord, NotFoundError, Store, parse_bounds
 
 FORMATS = ("state_dict", "torchscript", "onnx", "exported_program")
 FILES = {
@@ -148,6 +148,35 @@ def export_candidate(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Exported(out, files, card)
+
+
+def export_stored(
+    store: Store, job: JobRecord, candidate: CandidateRecord, out: str | Path, **options: Any
+) -> Exported:
+    """``export_candidate`` of a stored candidate, with its trained weights when the job measured it."""
+    return export_candidate(job, candidate, out, weights=store.weights(job.id, candidate.id), **options)
+
+
+def export_archive(
+    store: Store, job: JobRecord, candidate: CandidateRecord, export_dir: Path, **options: Any
+) -> ExportRecord:
+    """The export as a zip in ``export_dir``, recorded in the store (what the service hands out).
+    A failure leaves neither a file nor a row."""
+    export_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".export-", dir=export_dir))
+    try:
+        folder = work / f"job{job.id}-{candidate.name}"[:120]
+        exported = export_stored(store, job, candidate, folder, **options)
+        zipped = zip_folder(exported.path, work / f"{folder.name}.zip")
+        final = export_dir / f"{work.name.removeprefix('.export-')}-{zipped.name}"
+        zipped.rename(final)
+        try:
+            return store.add_export(job.id, candidate.id, path=str(final.resolve()), card=exported.card)
+        except BaseException:
+            final.unlink(missing_ok=True)
+            raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def choose_candidate(

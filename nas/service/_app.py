@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -31,7 +29,7 @@ from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
 from hwmodels import AcceleratorError, accelerator_names, load_accelerator
-from nas.export import ExportError, choose_candidate, export_candidate, zip_folder
+from nas.export import ExportError, choose_candidate, export_archive
 from nas.objectives import ACCURACY_KINDS
 from nas.search import JobStateError, cancel, submit
 from nas.search._pricing import stored_report
@@ -441,7 +439,10 @@ def _routes(service: Service):
         TorchScript, ONNX, ExportedProgram and a model card. Runs in the request (seconds; minutes with training)."""
         job = job_for(job_id, tenant)
         c = choose_candidate(store, job.id, request.candidate, where=request.where, sort=request.sort)
-        record = _export(service, job, c, request)
+        record = export_archive(
+            store, job, c, service.export_dir,
+            formats=request.formats, train_steps=request.train_steps, train_batch=request.train_batch,
+        )  # fmt: skip
         return _export_out(record)
 
     @router.get(
@@ -567,32 +568,6 @@ def _fields(text: str | None) -> list[str]:
     if unknown:
         raise ValueError(f"fields: unknown {', '.join(unknown)}; known: {', '.join(ROW_FIELDS)}")
     return list(dict.fromkeys(wanted))
-
-
-def _export(service: Service, job: JobRecord, c, request: schemas.ExportRequest):
-    service.export_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".export-", dir=service.export_dir))
-    try:
-        folder = work / f"job{job.id}-{c.name}"[:120]
-        exported = export_candidate(
-            job,
-            c,
-            folder,
-            formats=request.formats,
-            train_steps=request.train_steps,
-            train_batch=request.train_batch,
-            weights=service.store.weights(job.id, c.id),
-        )
-        zipped = zip_folder(exported.path, work / f"{folder.name}.zip")
-        final = service.export_dir / f"{work.name.removeprefix('.export-')}-{zipped.name}"
-        zipped.rename(final)
-        try:
-            return service.store.add_export(job.id, c.id, path=str(final.resolve()), card=exported.card)
-        except BaseException:
-            final.unlink(missing_ok=True)
-            raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _export_out(record) -> schemas.ExportOut:
