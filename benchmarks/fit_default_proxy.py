@@ -109,9 +109,15 @@ def load_benchmarks(
     train_csv: Path = RESULTS / "proxy_ranking_train.csv",
     proxy_csv: Path = RESULTS / "proxy_ranking_proxies.csv",
     reference_csv: Path = RESULTS / "proxy_reference.csv",
+    long_csv: Path | None = None,
 ) -> dict[str, list[dict]]:
-    """name -> rows with every proxy score and ``truth`` (the trained accuracy)."""
+    """name -> rows with every proxy score and ``truth`` (the trained accuracy). With ``long_csv``
+    (``truth_fidelity.py``'s results) our benchmark is the networks trained longer, with that truth."""
     ours = [{**r, "truth": r["truth_acc"]} for r in load_rows(train_csv, proxy_csv)]
+    if long_csv is not None:
+        with long_csv.open() as f:
+            long = {r["arch_hash"]: float(r["long_acc"]) for r in csv.DictReader(f)}
+        ours = [{**r, "truth": long[r["arch_hash"]]} for r in ours if r["arch_hash"] in long]
     with reference_csv.open() as f:
         reference = [{k: parse_number(v) for k, v in r.items()} for r in csv.DictReader(f)]
     return {"ours": ours, **{b: [r for r in reference if r["benchmark"] == b] for b in BENCHMARKS[1:]}}
