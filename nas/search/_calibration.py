@@ -41,6 +41,8 @@ MIXER_FAMILIES = {
     "mlp": ("spatial_mlp",),
     "pool": ("pooling", "identity"),
 }
+# the data, resolution, recipe and classes the default's map from score to accuracy was fitted on
+PRIOR_SETUP = ("fashion-mnist", 32, TrainingRecipe(), 10)
 UNKNOWN_OFFSET = 0.2  # prior spread of the accuracy level where no shipped map applies
 PROSPECTIVE_KEPT = 200  # prospective (predicted, measured) pairs kept in the job's calibration
 
@@ -77,12 +79,7 @@ class AccuracyPredictor:
         # the shipped map from the default's score to accuracy holds for the data and recipe it was
         # fitted on (the ranking benchmark's); elsewhere the prior is the mean of what was measured
         e = spec.evaluator
-        benchmark = (e.data, e.resolution, e.train.recipe, spec.num_classes) == (
-            "fashion-mnist",
-            32,
-            TrainingRecipe(),
-            10,
-        )
+        benchmark = (e.data, e.resolution, e.train.recipe, spec.num_classes) == PRIOR_SETUP
         default = load_default() if self.proxy == "default" and benchmark else None
         self.prior = default if default is not None and default.accuracy_prior else None
         self.recipe = describe_recipe(spec)
