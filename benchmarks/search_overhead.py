@@ -82,7 +82,7 @@ def scaling(workdir: Path, trials: int) -> list[dict]:
     for workers in (1, 2):
         spec = {
             "space": "metaformer",
-            "evaluator": {"proxy": "default"},
+            "evaluator": {"proxy": "default", "train": 0},  # the proxy alone: this measures scoring throughput
             "budget": {"trials": trials},
             "sampler": "random",
             "seed": 0,
