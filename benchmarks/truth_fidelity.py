@@ -95,8 +95,8 @@ def train_stage(
 
 
 def report(path: Path) -> str:
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
+    with path.open() as f:  # one row per network (a retraining repeats it exactly: same seed and recipe)
+        rows = list({r["arch_hash"]: r for r in csv.DictReader(f)}.values())
     short = np.array([float(r["truth_acc"]) for r in rows])
     long = np.array([float(r["long_acc"]) for r in rows])
     params = np.array([float(r["params"]) for r in rows])
