@@ -77,20 +77,26 @@ def _test_split(e: ProxyEvaluatorSpec) -> ImageData | None:
     return load_dataset(str(folder), split="test") if (folder / "test").is_dir() else None
 
 
+def training_sets(spec: JobSpec) -> tuple[ImageData, ImageData]:
+    """``measurement_sets`` after checking that the job can train at all; a ``SpecError`` names the field."""
+    if not hasattr(spec.evaluator, "train"):
+        raise SpecError("evaluator: only the proxy evaluator trains candidates; a plug-in measures its own")
+    train_set, test_set = measurement_sets(spec)
+    if train_set.num_classes != spec.num_classes:
+        raise SpecError(
+            f"num_classes: {spec.evaluator.data} has {train_set.num_classes} classes, the job's networks "
+            f"{spec.num_classes}; make them agree to train candidates, or set evaluator.train: 0"
+        )
+    return train_set, test_set
+
+
 class AccuracyMeter:
     """``meter(arch) -> (accuracy, state_dict bytes)``: built once per worker (the data loads here)."""
 
     def __init__(self, spec: JobSpec) -> None:
-        if not hasattr(spec.evaluator, "train"):
-            raise SpecError("evaluator: only the proxy evaluator trains candidates; a plug-in measures its own")
         self.spec = spec
+        self.train_set, self.test_set = training_sets(spec)
         self.recipe = trainer_recipe(spec.evaluator, spec.seed)
-        self.train_set, self.test_set = measurement_sets(spec)
-        if self.train_set.num_classes != spec.num_classes:
-            raise SpecError(
-                f"num_classes: {spec.evaluator.data} has {self.train_set.num_classes} classes, the job's networks "
-                f"{spec.num_classes}; make them agree to train candidates, or set evaluator.train: 0"
-            )
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     def __call__(self, arch: ArchConfig) -> tuple[float, bytes]:

@@ -121,6 +121,15 @@ def test_a_job_that_trains_nothing_has_a_score_and_cannot_bound_it():
         load_spec({**SPEC, "evaluator": {"proxy": "default", "train": {"recipe": {"epochs": 0}}}})
 
 
+def test_a_recipe_the_data_cannot_serve_fails_the_job_at_once(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+    job = submit(store, load_spec({**SPEC, "num_classes": 5}))
+    with pytest.raises(SpecError, match="num_classes: fashion-mnist has 10 classes, the job's networks 5"):
+        run(store, job.id)
+    failed = store.get_job(job.id)
+    assert failed.status == "failed" and failed.n_trials == 0 and "num_classes" in failed.error
+
+
 def test_min_accuracy_bounds_the_front(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
     spec = load_spec({**SPEC, "budget": {"trials": 6}, "constraints": {"min_accuracy": 0.3}})

@@ -37,6 +37,7 @@ from nas.search._samplers import make_sampler
 from nas.spec import JobSpec, PluginRef
 from nas.store import CandidateIn, CandidateRecord, JobRecord, Store, StoreError
 from nas.store._store import tune_sqlite
+from nas.training import training_sets
 
 HEARTBEAT_S = 1.0  # how often the loop records that it is alive and looks for a cancel request
 REFERENCE_SAMPLES = 256  # architectures priced at submission to place the hypervolume's reference point
@@ -177,6 +178,8 @@ class _Loop:
         # Build the evaluator here first: a missing dataset or a broken plug-in fails the job at once
         # with its own message, instead of once per worker and trial.
         self.preflight_evaluator = make_evaluator(spec)
+        if spec.accuracy_kind() == "predicted":  # likewise a recipe its data cannot serve, before any training
+            training_sets(spec)
         self.constraint_names = list(_constraint_values(spec.constraints, _ZERO_METRICS, True))
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = self._study()
