@@ -345,7 +345,7 @@ def _card(
         "scores": c.scores,
         "deployable": c.deployable,
         "hardware": c.hardware,
-        "accelerator": job.accelerator.get("name") if isinstance(job.accelerator, dict) else None,
+        "accelerator": _accelerator(job, spec),
         "priced_at_input_shape": list(job.spec["input_shape"]),
         "constraints": spec.constraints.model_dump(mode="json", exclude_none=True),
         "weights": _weights_text(trained, spec.seed),
@@ -353,6 +353,18 @@ def _card(
         "files": files,
         "agreement_max_abs_diff": agreement,
         "versions": _versions(),
+    }
+
+
+def _accelerator(job: JobRecord, spec: JobSpec) -> dict[str, Any]:
+    """The chip the hardware figures are for: as the spec named it, and the stored config's names
+    (the job priced with the config it stored at submission, whatever the YAML says now)."""
+    return {
+        "requested": spec.accelerator,
+        "chip": job.accelerator["chip"]["name"],
+        "mapping": job.accelerator["mapping"]["name"],
+        "mode": spec.mode,
+        "batch": spec.batch,
     }
 
 
@@ -418,12 +430,16 @@ def _readme(card: dict[str, Any]) -> str:
         "```python",
     ]
     files = card["files"]
-    if "torchscript" in files:
-        lines += ["import torch", f"model = torch.jit.load({files['torchscript']!r})"]
+    if files.keys() & {"torchscript", "exported_program", "state_dict"}:
+        lines.append("import torch")
     if "onnx" in files:
-        lines += ["import onnxruntime", f"session = onnxruntime.InferenceSession({files['onnx']!r})"]
+        lines.append("import onnxruntime")
+    if "torchscript" in files:
+        lines.append(f"model = torch.jit.load({files['torchscript']!r})")
+    if "onnx" in files:
+        lines.append(f"session = onnxruntime.InferenceSession({files['onnx']!r})")
     if "exported_program" in files:
-        lines += ["import torch", f"model = torch.export.load({files['exported_program']!r}).module()"]
+        lines.append(f"model = torch.export.load({files['exported_program']!r}).module()")
     if "state_dict" in files:
         lines += [
             "# with imc-nas installed:",

@@ -2,6 +2,8 @@
 nothing left behind; the optional training records a measured accuracy."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -39,7 +41,12 @@ def test_all_formats_agree_and_the_state_dict_loads_in_our_builder(job, tmp_path
     assert card["files"] == out.files  # the card on disk lists every file, itself included
     assert set(card["agreement_max_abs_diff"]) == {"state_dict", "torchscript", "onnx", "exported_program"}
     assert all(d < 1e-3 for d in card["agreement_max_abs_diff"].values())
-    assert card["versions"]["torch"] == torch.__version__.split("+")[0] or card["versions"]["torch"]
+    assert card["versions"]["torch"] == torch.__version__.split("+")[0]  # the running torch, local tag dropped
+    # the chip the figures are for, from the config the job stored (the spec named it)
+    assert card["accelerator"] == {
+        "requested": "metis-like", "chip": "metis-like", "mapping": "metis-sdk",
+        "mode": "throughput", "batch": 1,
+    }  # fmt: skip
     net = build_model(ArchConfig.from_json((tmp_path / "out" / "arch.json").read_text()), num_classes=10, img_size=32)
     net.load_state_dict(torch.load(tmp_path / "out" / "state_dict.pt", weights_only=True))
     traced = torch.jit.load(str(tmp_path / "out" / "model.torchscript.pt"))
@@ -49,6 +56,22 @@ def test_all_formats_agree_and_the_state_dict_loads_in_our_builder(job, tmp_path
         torch.testing.assert_close(traced(x), net.eval()(x), atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(program(x), net(x), atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(program(x[:1]), net(x[:1]), atol=1e-4, rtol=1e-4)  # a batch of one too
+
+
+def test_a_state_dict_export_s_readme_runs_as_written(job, tmp_path):
+    """The README's snippet is what a user pastes: run it in the export's folder, in a fresh
+    interpreter, and it loads the weights."""
+    store, record = job
+    c = store.pareto(record.id, limit=1)[0]
+    export_candidate(record, c, tmp_path / "sd", formats="state_dict")
+    readme = (tmp_path / "sd" / "README.md").read_text()
+    snippet = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    snippet += "print(sum(p.numel() for p in net.parameters()))\n"
+    done = subprocess.run(
+        [sys.executable, "-c", snippet], cwd=tmp_path / "sd", capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) == c.metrics["params"]
 
 
 def test_bad_requests_are_refused_and_leave_nothing(job, tmp_path):
