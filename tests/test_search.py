@@ -1,4 +1,5 @@
-"""The search loop on real components: SQLite/PostgreSQL, Optuna's RDBStorage, a real Ray cluster."""
+"""The search loop in the job's own process (`workers.count: 0`) on SQLite/PostgreSQL and Optuna's
+RDBStorage: budgets, duplicates, infeasible candidates, resume. Ray workers: test_search_ray.py."""
 
 import collections
 

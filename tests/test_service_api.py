@@ -2,11 +2,13 @@
 errors, tenants. Jobs are run here by the search loop itself; the service's own runner is covered
 by tests/test_service_live.py."""
 
+import hashlib
 import io
 import json
 import zipfile
 
 import pytest
+import sqlalchemy
 import yaml
 from fastapi.testclient import TestClient
 
@@ -231,7 +233,13 @@ def test_tokens_and_tenants(db_url, tmp_path):
         assert client.get("/jobs", headers=_auth(a_token)).json()["total"] == 1
         store.revoke_token(b_record.prefix)
         assert client.get("/jobs", headers=_auth(b_token)).status_code == 401
-    assert all(t.prefix not in (a_token, b_token) for t in store.tokens())  # only hashes and prefixes are kept
+    # what the database holds: the tokens' SHA-256 and a short prefix, never a token itself
+    with sqlalchemy.create_engine(db_url).connect() as db:
+        rows = db.execute(sqlalchemy.text("SELECT * FROM nas_tokens")).mappings().all()
+    assert {r["token_hash"] for r in rows} == {hashlib.sha256(t.encode()).hexdigest() for t in (a_token, b_token)}
+    cells = [str(v) for r in rows for v in r.values()]
+    assert not any(token in cell for token in (a_token, b_token) for cell in cells)
+    assert all(len(r["prefix"]) < len(a_token) // 2 for r in rows)
 
 
 def _auth(token):

@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from nas.objectives import loss_vector
-from nas.pareto import dominates, hypervolume, non_dominated
+from nas.pareto import dominates, non_dominated
 from nas.store import CandidateIn, NotFoundError, Store, StoreError, parse_bounds
 
 OBJECTIVES = ["accuracy", "latency_ms", "energy_mj"]
@@ -98,10 +98,31 @@ def test_counters_front_and_history_follow_every_record(db_url):
     assert front == brute_front(cands) and got.n_front == len(front)
     losses = [loss_vector(c.metrics, OBJECTIVES) for c in cands if c.on_front]
     ref = loss_vector({"accuracy": 0.0, "latency_ms": 5.0, "energy_mj": 5.0}, OBJECTIVES)
-    assert got.hypervolume == pytest.approx(hypervolume(losses, ref))
+    assert got.hypervolume == pytest.approx(grid_hypervolume(losses, ref))
     history = store.hypervolume_history(job.id)
     assert history[-1][1] == pytest.approx(got.hypervolume)
     assert all(b[1] >= a[1] - 1e-12 for a, b in itertools.pairwise(history))  # fixed reference: never shrinks
+
+
+def grid_hypervolume(losses, reference):
+    """The dominated volume counted cell by cell on the grid of the points' own coordinates: slow
+    and plain, and sharing nothing with the store's (Optuna's) algorithm."""
+    pts = np.array([p for p in losses if all(a < r for a, r in zip(p, reference, strict=True))])
+    if len(pts) == 0:
+        return 0.0
+    axes = [np.unique(np.append(pts[:, d], reference[d])) for d in range(len(reference))]
+    volume = 0.0
+    for cell in itertools.product(*(range(len(a) - 1) for a in axes)):
+        corner = np.array([axes[d][i] for d, i in enumerate(cell)])
+        if np.any(np.all(pts <= corner, axis=1)):  # some point dominates the whole cell
+            volume += np.prod([axes[d][i + 1] - axes[d][i] for d, i in enumerate(cell)])
+    return float(volume)
+
+
+def test_the_grid_hypervolume_counts_boxes():
+    assert grid_hypervolume([(0, 0, 0)], (1, 2, 3)) == 6
+    assert grid_hypervolume([(0, 1, 0), (1, 0, 0)], (2, 2, 1)) == 3  # two 2x1 boxes overlapping in a 1x1
+    assert grid_hypervolume([(3, 0, 0)], (2, 2, 2)) == 0
 
 
 def test_a_missing_reference_is_fixed_after_the_warmup(db_url):
