@@ -31,6 +31,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sampler", help="override the sampler (tpe, nsga2, nsga3, gp, random)")
     p.add_argument("--seed", type=int, help="override the seed")
     p.add_argument("--workers", type=int, help="override workers.count (0: evaluate in this process, no Ray)")
+    p.add_argument(
+        "--max-workers", type=int, metavar="N",
+        help="allow up to N workers (default: this machine's CPUs; more only if you mean to oversubscribe)",
+    )  # fmt: skip
     _common(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--top", type=int, default=10, help="Pareto candidates to print at the end (default 10)")
@@ -103,6 +107,7 @@ def _store(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from nas.limits import Limits
     from nas.search import submit
     from nas.spec import load_spec
 
@@ -115,7 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if any(v is not None for v in overrides.values()):
         spec = load_spec(spec.model_dump(mode="json"), **overrides)
     store = _store(args)
-    job = submit(store, spec)
+    job = submit(store, spec, limits=Limits.local(args.max_workers))
     print(f"job {job.id} ({job.name}) in {store.safe_url}: {spec.sampler} over {spec.budget.trials or '∞'} trials")
     return _run(store, job.id, args, resume=False)
 
@@ -306,9 +311,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 def _status(job) -> str:
     if job.status == "running":
-        from nas.search._runner import _owner_alive
+        from nas.search import owner_alive
 
-        if not _owner_alive(job):
+        if not owner_alive(job):
             return "running (dead: resume it)"
     if job.cancel_requested and job.status == "running":
         return "cancelling"

@@ -4,6 +4,7 @@ running service, with ``nas.client``)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import json
 import os
@@ -11,6 +12,7 @@ import sys
 from typing import Any
 
 from nas.export import FORMATS
+from nas.limits import Limits
 
 AUTH_ENV = "NAS_AUTH"  # 1: `nas serve` requires tokens
 
@@ -30,6 +32,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="let submitted specs name plug-ins under this module prefix (code the service imports)",
     )  # fmt: skip
     p.add_argument("--insecure", action="store_true", help="allow binding beyond this machine with auth off")
+    limits = p.add_argument_group("limits on what one job may ask for (GET /limits lists them)")
+    for f in dataclasses.fields(Limits):
+        if f.name != "raise_hint":
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            kind = float if f.name.endswith("_s") else int
+            limits.add_argument(f"--{f.name.replace('_', '-')}", type=kind, metavar="N", help=f"default {default}")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("token", help="API tokens: create (printed once), list, revoke")
@@ -65,9 +73,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "add --auth (tokens from `nas token create --tenant NAME`), or --insecure if you mean it"
         )
     store = Store(args.db)
+    given = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(Limits) if getattr(args, f.name, None) is not None
+    }
+    limits = Limits(raise_hint="the service's operator can raise it (`nas serve --help`)", **given)
     app = create_app(
-        store, auth=auth, data_dir=args.data_dir, max_jobs=args.max_jobs, allow_plugins=tuple(args.allow_plugin)
-    )
+        store, auth=auth, data_dir=args.data_dir, max_jobs=args.max_jobs, allow_plugins=tuple(args.allow_plugin),
+        limits=limits,
+    )  # fmt: skip
     where = f"http://{args.host}:{args.port}"
     print(f"nas serve: {where} (dashboard {where}/ui/, API docs {where}/docs) on {store.safe_url}", flush=True)
     if auth:

@@ -7,8 +7,9 @@ cancel it. Results land in the store (``nas.store``), which the loop treats as t
 """
 
 from nas.search._executor import Outcome, evaluate
+from nas.search._liveness import owner_alive, owner_id
 from nas.search._pricing import Priced, price
-from nas.search._runner import JobStateError, cancel, owner_id, run, submit
+from nas.search._runner import JobStateError, cancel, check_can_run, run, submit
 from nas.search._samplers import make_sampler
 
 __all__ = [
@@ -16,8 +17,10 @@ __all__ = [
     "Outcome",
     "Priced",
     "cancel",
+    "check_can_run",
     "evaluate",
     "make_sampler",
+    "owner_alive",
     "owner_id",
     "price",
     "run",

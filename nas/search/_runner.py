@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import socket
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from threading import Event
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
+from nas.limits import Limits
 from nas.objectives import directions, values
 from nas.plugins import Space, load_object, make_evaluator, resolve_space
 from nas.search._calibration import AccuracyPredictor
 from nas.search._executor import Outcome, make_executor
+from nas.search._liveness import HEARTBEAT_S, Pulse, owner_alive, owner_id
 from nas.search._pricing import (
     Priced,
     _constraint_values,
@@ -39,9 +39,9 @@ from nas.store import CandidateIn, CandidateRecord, JobRecord, Store, StoreError
 from nas.store._store import tune_sqlite
 from nas.training import training_sets
 
-HEARTBEAT_S = 1.0  # how often the loop records that it is alive and looks for a cancel request
 REFERENCE_SAMPLES = 256  # architectures priced at submission to place the hypervolume's reference point
 FINAL_ROUNDS = 3  # rounds of measuring the front's best: a measurement can promote an unmeasured one
+STARTUP_S = 300.0  # loading data, starting Ray and its workers, before the search's clock runs
 Progress = Callable[[JobRecord], None]
 _ZERO_METRICS = dict.fromkeys(("latency_ms", "throughput_fps", "energy_mj", "params", "weight_mib"), 1.0)
 
@@ -50,13 +50,14 @@ class JobStateError(StoreError):
     """The job is not in a state that allows the request (e.g. resuming a job that is running)."""
 
 
-def owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def submit(store: Store, spec: JobSpec, *, tenant: str | None = None, managed: bool = False) -> JobRecord:
+def submit(
+    store: Store, spec: JobSpec, *, tenant: str | None = None, managed: bool = False, limits: Limits | None = None
+) -> JobRecord:
     """Validate what the spec names and create the job (status ``queued``); ``managed``: the
-    service's supervisor runs it, else the caller does (``run``)."""
+    service's supervisor runs it, else the caller does (``run``). ``limits``: refuse a spec over
+    them (``SpecError``) before anything is priced or created."""
+    if limits is not None:
+        limits.check(spec)
     space = resolve_space(spec)
     accelerator = resolve_accelerator(spec)
     reference = _reference_point(spec, space, accelerator)
@@ -74,24 +75,33 @@ def submit(store: Store, spec: JobSpec, *, tenant: str | None = None, managed: b
 def run(store: Store, job_id: int, *, progress: Progress | None = None, resume: bool = False) -> JobRecord:
     """Run (or, with ``resume``, continue) the job to its budget, a cancel or an error."""
     job = store.get_job(job_id)
-    _check_can_run(job, resume)
+    check_can_run(job, resume)
     spec = JobSpec.model_validate(job.spec)
     owner = owner_id()
     job = store.claim(job_id, owner, previous_owner=job.owner)
     executor = None
-    try:
-        loop = _Loop(store, job, spec, owner, progress)
-        executor = make_executor(spec, evaluator=loop.preflight_evaluator, space=loop.space)
-        status = loop.run(executor)
-        return store.finish(job_id, status)
-    except BaseException as err:
-        reason = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
-        with contextlib.suppress(StoreError):
-            store.finish(job_id, reason, error=f"{type(err).__name__}: {err}")
-        raise
-    finally:
-        if executor is not None:
-            executor.shutdown()
+    with Pulse(store, job_id, owner) as pulse:
+        try:
+            loop = _Loop(store, job, spec, owner, progress, pulse.cancelled)
+            pulse.spent = loop.spent
+            executor = make_executor(spec, evaluator=loop.preflight_evaluator, space=loop.space)
+            status = loop.run(executor)
+            pulse.settle()
+            return store.finish(job_id, status)
+        except BaseException as err:
+            pulse.settle()
+            # told to stop: Ctrl-C or SIGTERM (`nas run` makes it a KeyboardInterrupt; Ray's driver a SystemExit)
+            stopped = isinstance(err, KeyboardInterrupt | SystemExit)
+            if stopped and pulse.cancelled.is_set():  # a cancel stopped a long call
+                return store.finish(job_id, "cancelled")
+            reason = "interrupted" if stopped else "failed"
+            with contextlib.suppress(StoreError):
+                store.finish(job_id, reason, error=f"{type(err).__name__}: {err}")
+            raise
+        finally:
+            pulse.settle()
+            if executor is not None:
+                executor.shutdown()
 
 
 def cancel(store: Store, job_id: int) -> JobRecord:
@@ -100,37 +110,29 @@ def cancel(store: Store, job_id: int) -> JobRecord:
     if job.status in ("completed", "cancelled", "failed"):
         return job
     job = store.request_cancel(job_id)
-    if job.status != "running" or not _owner_alive(job):
+    if job.status != "running" or not owner_alive(job):
         job = store.finish(job_id, "cancelled")
     return job
 
 
-def _check_can_run(job: JobRecord, resume: bool) -> None:
-    if job.status == "running" and _owner_alive(job):
+def longest_run_s(spec: JobSpec, cap_s: float) -> float:
+    """How long one run of the job may take, as its spec bounds it: the search's wall time (at most
+    ``cap_s``; ``cap_s`` where it has none), then the evaluation in flight at its end, the trainings
+    in flight and those of the final rounds (each bounded by its timeout), and a start-up allowance."""
+    wall = min(spec.budget.wall_time_s or cap_s, cap_s)
+    after = spec.budget.trial_timeout_s
+    if spec.accuracy_kind() == "predicted":
+        after += (FINAL_ROUNDS + 1) * spec.evaluator.train.timeout_s
+    return wall + after + STARTUP_S
+
+
+def check_can_run(job: JobRecord, resume: bool) -> None:
+    if job.status == "running" and owner_alive(job):
         raise JobStateError(f"job {job.id} is running in {job.owner}; `nas cancel {job.id}` stops it")
     if not resume and job.status != "queued":
         raise JobStateError(f"job {job.id} is {job.status}; `nas resume {job.id}` continues it")
     if job.status == "completed" and job.budget_trials is not None and job.n_trials >= job.budget_trials:
         raise JobStateError(f"job {job.id} has completed its budget of {job.budget_trials} trials")
-
-
-def _owner_alive(job: JobRecord) -> bool:
-    """Whether the process that claimed the job still runs: checked directly on its own host, by a
-    recent heartbeat elsewhere."""
-    if not job.owner:
-        return False
-    host, _, pid = job.owner.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    if job.heartbeat_at is None:
-        return False
-    return (datetime.now(UTC) - job.heartbeat_at).total_seconds() < 10 * HEARTBEAT_S
 
 
 def _reference_point(spec: JobSpec, space: Space, accelerator) -> dict[str, float | None]:
@@ -171,8 +173,12 @@ def _reference_point(spec: JobSpec, space: Space, accelerator) -> dict[str, floa
 
 
 class _Loop:
-    def __init__(self, store: Store, job: JobRecord, spec: JobSpec, owner: str, progress: Progress | None) -> None:
+    def __init__(
+        self, store: Store, job: JobRecord, spec: JobSpec, owner: str, progress: Progress | None, cancelled: Event
+    ) -> None:
         self.store, self.job, self.spec, self.owner, self.progress = store, job, spec, owner, progress
+        self.cancelled = cancelled  # set by the heartbeat (``Pulse``) once a cancel is requested
+        self.run_before, self.eval_s, self.started = job.run_seconds, job.eval_seconds, None
         self.space = resolve_space(spec)
         self.accelerator = accelerator_from_json(job.accelerator)
         # Build the evaluator here first: a missing dataset or a broken plug-in fails the job at once
@@ -221,18 +227,16 @@ class _Loop:
         job = self.store.get_job(job_id)
         done = job.n_trials
         budget = spec.budget.trials if spec.budget.trials is not None else math.inf
-        started, run_before, eval_s = time.monotonic(), job.run_seconds, job.eval_seconds
+        self.run_before, self.eval_s, self.started = job.run_seconds, job.eval_seconds, time.monotonic()
         wall = spec.budget.wall_time_s if spec.budget.wall_time_s is not None else math.inf
         inflight: dict[int, tuple[optuna.Trial, Any, Priced]] = {}
         waiting: dict[str, list[optuna.Trial]] = {}  # arch_hash in flight -> later trials of it
-        last_beat, status = 0.0, "completed"
+        status = "completed"
         while True:
-            elapsed = run_before + time.monotonic() - started
-            if time.monotonic() - last_beat >= HEARTBEAT_S:
-                last_beat = time.monotonic()
-                if self.store.heartbeat(job_id, self.owner, run_seconds=elapsed, eval_seconds=eval_s):
-                    status = "cancelled"
-                    break
+            elapsed, looked = self.spent()[0], time.monotonic()
+            if self.cancelled.is_set():
+                status = "cancelled"
+                break
             pending = len(inflight) + sum(map(len, waiting.values()))
             self._train_due(executor, max(done / budget, elapsed / wall), slots=max(1, self.workers - 1))
             while executor.capacity > 0 and done + pending < budget and elapsed < wall:
@@ -255,19 +259,18 @@ class _Loop:
                         self._finish(trial, arch, priced, None)
                         done += 1
                 self._report()
-                if time.monotonic() - last_beat >= HEARTBEAT_S:
+                if time.monotonic() - looked >= HEARTBEAT_S:
                     break  # a long run of infeasible or known candidates still looks for a cancel
             if not inflight and (done + pending >= budget or elapsed >= wall):
                 break  # the search is spent; trainings still running finish in the final phase
             if not inflight and not self.training:
                 continue
             for ticket, outcome in executor.wait(timeout=0.2):
+                self.eval_s += outcome.eval_s
                 if ticket in self.training:
-                    eval_s += outcome.eval_s
                     self._trained(ticket, outcome)
                     continue
                 trial, arch, priced = inflight.pop(ticket)
-                eval_s += outcome.eval_s
                 record = self._finish(trial, arch, priced, outcome)
                 done += 1
                 for twin in waiting.pop(arch.arch_hash, []):
@@ -275,7 +278,7 @@ class _Loop:
                     done += 1
                 self._report()
         if status != "cancelled" and self.predictor is not None:
-            status, eval_s = self._final_phase(executor, job_id, run_before, started, eval_s)
+            status = self._final_phase(executor, job_id)
         if status == "cancelled":
             executor.cancel_all()
             for trial, _, _ in inflight.values():
@@ -283,9 +286,16 @@ class _Loop:
             for twins in waiting.values():
                 for twin in twins:
                     self.study.tell(twin, state=TrialState.FAIL, skip_if_finished=True)
-        elapsed = run_before + time.monotonic() - started
-        self.store.heartbeat(job_id, self.owner, run_seconds=elapsed, eval_seconds=eval_s)
+        run_seconds, eval_seconds = self.spent()
+        self.store.heartbeat(job_id, self.owner, run_seconds=run_seconds, eval_seconds=eval_seconds)
         return status
+
+    def spent(self) -> tuple[float | None, float | None]:
+        """The job's run time and its workers' evaluation time so far, over all its runs (for the
+        heartbeat: ``Pulse`` records them); None before the search starts."""
+        if self.started is None:
+            return None, None
+        return self.run_before + time.monotonic() - self.started, self.eval_s
 
     # ---- training: the predictor's candidates and the front's best --------------------------
 
@@ -311,30 +321,25 @@ class _Loop:
             self.predictor.result(candidate_id, None, None, outcome.failure)
         self._report()
 
-    def _final_phase(
-        self, executor: Any, job_id: int, run_before: float, started: float, eval_s: float
-    ) -> tuple[str, float]:
+    def _final_phase(self, executor: Any, job_id: int) -> str:
         """Finish the trainings in flight and what is left of the predictor's budget, then measure
         the front's best (``JobRecord.final_top``), in rounds until the top ones are all measured,
         since a measurement can reorder the front."""
         top = self.store.get_job(job_id).final_top
-        last_beat, rounds = 0.0, 0
+        rounds = 0
         queue: list[CandidateRecord] = []
         while True:
-            if time.monotonic() - last_beat >= HEARTBEAT_S:
-                last_beat = time.monotonic()
-                elapsed = run_before + time.monotonic() - started
-                if self.store.heartbeat(job_id, self.owner, run_seconds=elapsed, eval_seconds=eval_s):
-                    return "cancelled", eval_s
+            if self.cancelled.is_set():
+                return "cancelled"
             self._train_due(executor, 1.0, slots=self.workers)  # what is left of the predictor's budget
             if not queue and not self.training and top > 0 and rounds < FINAL_ROUNDS:
                 queue, rounds = self.predictor.final_choice(top), rounds + 1
             while queue and executor.capacity > 0:
                 self._send(executor, queue.pop(0))
             if not queue and not self.training:
-                return "completed", eval_s
+                return "completed"
             for ticket, outcome in executor.wait(timeout=0.5):
-                eval_s += outcome.eval_s
+                self.eval_s += outcome.eval_s
                 self._trained(ticket, outcome)
 
     def _finish(self, trial: optuna.Trial, arch: Any, priced: Priced, outcome: Outcome | None) -> CandidateRecord:

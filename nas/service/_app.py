@@ -30,10 +30,10 @@ from starlette.staticfiles import StaticFiles
 
 from hwmodels import AcceleratorError, accelerator_names, load_accelerator
 from nas.export import ExportError, choose_candidate, export_archive
+from nas.limits import Limits, QuotaError, check_quota
 from nas.objectives import ACCURACY_KINDS
-from nas.search import JobStateError, cancel, submit
+from nas.search import JobStateError, cancel, check_can_run, submit
 from nas.search._pricing import stored_report
-from nas.search._runner import _check_can_run
 from nas.service import _schemas as schemas
 from nas.service._limits import BodyLimit
 from nas.service._supervisor import JobSupervisor
@@ -85,6 +85,7 @@ class Service:
     auth: bool
     data_dir: Path
     supervisor: JobSupervisor | None
+    limits: Limits
     allow_plugins: tuple[str, ...] = ()
     version: str = field(default_factory=lambda: _version())
 
@@ -109,14 +110,17 @@ def create_app(
     run_jobs: bool = True,
     allow_plugins: tuple[str, ...] = (),
     max_body_bytes: int = MAX_BODY_BYTES,
+    limits: Limits | None = None,
 ) -> FastAPI:
     """The service over ``store``. ``run_jobs`` False serves the API without running jobs (they
     stay queued for a service that does); ``allow_plugins`` lists the module prefixes a submitted
-    spec may name as plug-ins (none by default: a plug-in is code the service would import)."""
+    spec may name as plug-ins (none by default: a plug-in is code the service would import);
+    ``limits`` bound what one job may ask for (default: ``Limits()``, workers up to this machine's CPUs)."""
     store = store if isinstance(store, Store) else Store(store)
     data_dir = Path(data_dir)
-    supervisor = JobSupervisor(store, log_dir=data_dir / "logs", max_jobs=max_jobs) if run_jobs else None
-    service = Service(store, auth, data_dir, supervisor, tuple(allow_plugins))
+    limits = limits or Limits(raise_hint="the service's operator can raise it (`nas serve --help`)")
+    supervisor = JobSupervisor(store, log_dir=data_dir / "logs", max_jobs=max_jobs, limits=limits) if run_jobs else None
+    service = Service(store, auth, data_dir, supervisor, limits, tuple(allow_plugins))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -191,6 +195,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         return handle
 
     app.add_exception_handler(NotFoundError, handler(404))
+    app.add_exception_handler(QuotaError, handler(429))
     app.add_exception_handler(JobStateError, handler(409))
     app.add_exception_handler(StoreError, handler(503))  # after its subclasses: the database failed
 
@@ -285,19 +290,26 @@ def _routes(service: Service):
             status="ok", version=service.version, database=store.safe_url, auth=service.auth, jobs_running=running
         )
 
+    @router.get("/limits", response_model=schemas.Limits, tags=["service"], responses=_errs(401))
+    def limits(_tenant: Tenant) -> schemas.Limits:
+        """What one job may ask for here, and the quotas on jobs per tenant."""
+        return schemas.Limits(**service.limits.public())
+
     @router.post(
         "/jobs",
         status_code=201,
         response_model=schemas.Job,
         tags=["jobs"],
         openapi_extra=SPEC_BODY,
-        responses={k: schemas.ERRORS[k] for k in (401, 413, 422)},
+        responses={k: schemas.ERRORS[k] for k in (401, 413, 422, 429)},
     )
     async def create_job(request: Request, tenant: Tenant) -> schemas.Job:
         """Submit a search job: a JobSpec as JSON, or as YAML with a YAML content type. The job is
-        queued and starts when a runner slot is free."""
+        queued and starts when a runner slot is free. Over a limit (GET /limits): 422, or 429 at
+        the tenant's quota of unfinished jobs; nothing is created."""
         data = _read_spec(await request.body(), request.headers.get("content-type", ""))
         spec = _validate(data, service)
+        await anyio.to_thread.run_sync(lambda: check_quota(store, service.limits, tenant))
         # submitting prices a few hundred architectures and writes the store: off the event loop
         return await anyio.to_thread.run_sync(lambda: job_view(_submit(service, spec, tenant)))
 
@@ -325,19 +337,24 @@ def _routes(service: Service):
         job_for(job_id, tenant)
         return job_view(cancel(store, job_id))
 
-    @router.post("/jobs/{job_id}/resume", response_model=schemas.Job, tags=["jobs"], responses=_errs(401, 404, 409))
+    @router.post(
+        "/jobs/{job_id}/resume", response_model=schemas.Job, tags=["jobs"], responses=_errs(401, 404, 409, 429)
+    )
     def resume_job(job_id: JobId, tenant: Tenant) -> schemas.Job:
         """Continue an interrupted, cancelled or failed job (or one with budget left) in the service."""
         job = job_for(job_id, tenant)
         if job.status == "queued" and job.managed:  # already waiting for the service's runner
             return job_view(job)
-        _check_can_run(job, resume=True)
+        check_can_run(job, resume=True)
+        check_quota(store, service.limits, tenant, exclude=job_id)
         job = store.requeue(job_id)
         if service.supervisor:
             service.supervisor.wake()
         return job_view(job)
 
-    @router.post("/jobs/{job_id}/train", response_model=schemas.Job, tags=["jobs"], responses=_errs(401, 404, 409, 422))
+    @router.post(
+        "/jobs/{job_id}/train", response_model=schemas.Job, tags=["jobs"], responses=_errs(401, 404, 409, 422, 429)
+    )
     def train_job(job_id: JobId, request: schemas.TrainRequest, tenant: Tenant) -> schemas.Job:
         """Measure the front's best ``top`` candidates (train them with the job's recipe; their
         weights are kept for export): the service's runner continues the job to do it."""
@@ -349,6 +366,7 @@ def _routes(service: Service):
             )  # fmt: skip
         if job.status == "running":
             raise HTTPException(409, f"job {job_id} is running; ask again when it has finished")
+        check_quota(store, service.limits, tenant, exclude=job_id)
         store.request_training(job_id, request.top)
         job = store.requeue(job_id)
         if service.supervisor:
@@ -538,6 +556,7 @@ def _validate(data: dict[str, Any], service: Service) -> JobSpec:
         raise SpecError(
             f"accelerator: {spec.accelerator!r} is not one of {', '.join(accelerator_names())} (GET /accelerators)"
         )
+    service.limits.check(spec)
     return spec
 
 

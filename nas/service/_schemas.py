@@ -28,7 +28,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Error, "description": "no such job, candidate or export (or another tenant's)"},
     409: {"model": Error, "description": "the job's state does not allow it (e.g. resuming a running job)"},
     413: {"model": Error, "description": "the body is over the service's limit"},
-    422: {"model": Error, "description": "invalid input; `detail` names each field"},
+    422: {"model": Error, "description": "invalid input, or over a limit (GET /limits); `detail` names each field"},
+    429: {"model": Error, "description": "the tenant is at its quota of unfinished jobs (GET /limits)"},
 }
 
 
@@ -209,6 +210,21 @@ class Space(BaseModel):
     description: str
     size: int | None = Field(description="number of distinct architectures (None: too many to count)")
     definition: dict[str, Any]
+
+
+class Limits(BaseModel):
+    """What one job may ask for here; a spec over a limit is refused (422) and nothing is created."""
+
+    max_workers: int = Field(description="workers x cpus_per_worker per job")
+    max_classes: int
+    max_input_side: int = Field(description="H and W of input_shape")
+    max_input_channels: int
+    max_batch: int
+    max_trials: int
+    max_wall_time_s: float = Field(description="a job's search, and any one evaluation or training in it")
+    max_jobs_per_tenant: int = Field(description="unfinished (queued, running, interrupted) jobs; 429 beyond")
+    max_running_per_tenant: int | None = Field(description="of those, run at once; null: every runner slot")
+    heartbeat_timeout_s: float = Field(description="a job's process silent this long is stopped, its job failed")
 
 
 class Health(BaseModel):

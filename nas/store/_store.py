@@ -220,13 +220,17 @@ class Store(ServiceRows, AccuracyRows):
             job.finished_at, job.error = None, None
             return _job(job)
 
-    def heartbeat(self, job_id: int, owner: str, *, run_seconds: float, eval_seconds: float) -> bool:
-        """Record that ``owner`` is alive and the time spent; returns whether a cancel was requested."""
+    def heartbeat(
+        self, job_id: int, owner: str, *, run_seconds: float | None = None, eval_seconds: float | None = None
+    ) -> bool:
+        """Record that ``owner`` is alive (and the time spent, if given); returns whether a cancel
+        was requested."""
+        spent = {"run_seconds": run_seconds, "eval_seconds": eval_seconds}
         with self._session() as s:
             s.execute(
                 update(JobModel)
                 .where(JobModel.id == job_id, JobModel.owner == owner)
-                .values(heartbeat_at=now(), run_seconds=run_seconds, eval_seconds=eval_seconds)
+                .values(heartbeat_at=now(), **{k: v for k, v in spent.items() if v is not None})
             )
             return bool(s.scalar(select(JobModel.cancel_requested).where(JobModel.id == job_id)))
 
