@@ -263,3 +263,44 @@ def test_train_asks_the_runner_to_measure_the_fronts_best(finished):
         assert queued["accuracy_kind"] == "predicted" and store.get_job(job.id).final_top == 4
     finally:
         store.delete_job(job.id)
+
+
+def test_the_job_list_costs_the_same_queries_for_one_job_or_many(tmp_path):
+    """GET /jobs, polled by the dashboard every 2 s, once asked the store for each listed job's front."""
+    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+    app = create_app(store, run_jobs=False, data_dir=tmp_path / "service")
+    statements = []
+    sqlalchemy.event.listen(store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+
+    def queries_for_the_list(client) -> int:
+        statements.clear()
+        page = client.get("/jobs").json()
+        assert all(j["best"] for j in page["items"])  # every listed job shows its best candidate
+        return len(statements)
+
+    with TestClient(app) as client:
+        run(store, submit(store, load_spec({**SPEC, "budget": {"trials": 6}})).id)
+        one = queries_for_the_list(client)
+        for i in range(4):
+            run(store, submit(store, load_spec({**SPEC, "name": f"more-{i}", "budget": {"trials": 6}})).id)
+        assert queries_for_the_list(client) == one
+
+
+def test_a_pareto_page_follows_every_trial_the_job_records(tmp_path):
+    """Pages are kept per query until the job changes: a newly recorded candidate shows at once."""
+    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+    job = submit(store, load_spec({**SPEC, "budget": {"trials": 6}}))
+    run(store, job.id)
+    app = create_app(store, run_jobs=False, data_dir=tmp_path / "service")
+    with TestClient(app) as client:
+        before = client.get(f"/jobs/{job.id}/pareto").json()["items"]
+        assert client.get(f"/jobs/{job.id}/pareto").json()["items"] == before  # the kept page
+        best = store.pareto(job.id, limit=1)[0]
+        dominating = {**best.metrics, "accuracy": best.metrics["accuracy"] + 1, "latency_ms": 1e-6, "energy_mj": 1e-6}
+        from nas.store import CandidateIn
+
+        new = CandidateIn(arch_hash="f" * 16, name="better", arch=best.arch, status="complete", metrics=dominating,
+                          deployable=True)  # fmt: skip
+        store.record(job.id, 1000, candidate=new, values=[0.0, 0.0, 0.0], constraints=None)
+        after = client.get(f"/jobs/{job.id}/pareto").json()["items"]
+        assert [r["name"] for r in after] == ["better"] and after != before

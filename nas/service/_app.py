@@ -22,7 +22,7 @@ import yaml
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
@@ -35,6 +35,7 @@ from nas.objectives import ACCURACY_KINDS
 from nas.search import JobStateError, cancel, check_can_run, submit
 from nas.search._pricing import stored_report
 from nas.service import _schemas as schemas
+from nas.service._cache import PageCache
 from nas.service._limits import BodyLimit
 from nas.service._supervisor import JobSupervisor
 from nas.spec import JobSpec, PluginRef, SpecError, spec_error_details
@@ -87,6 +88,7 @@ class Service:
     supervisor: JobSupervisor | None
     limits: Limits
     allow_plugins: tuple[str, ...] = ()
+    pages: PageCache = field(default_factory=PageCache)
     version: str = field(default_factory=lambda: _version())
 
     @property
@@ -226,10 +228,11 @@ def _details(err: Exception) -> list[dict[str, Any]]:
 _bearer = HTTPBearer(auto_error=False, description="a token from `nas token create --tenant NAME`")
 
 
-def _tenant(
+async def _tenant(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> str | None:
-    """The caller's tenant: None with auth off; with auth on, a valid token's or a 401."""
+    """The caller's tenant: None with auth off; with auth on, a valid token's or a 401. Async: a
+    thread hop would cost more than the one indexed lookup."""
     service: Service = request.app.state.service
     if not service.auth:
         return None
@@ -273,14 +276,20 @@ def _routes(service: Service):
             raise NotFoundError(f"export {export_id} is not among your exports") from None
         return record
 
+    def job_views(jobs: list[JobRecord]) -> list[schemas.Job]:
+        """Jobs with their best front member: one query for the whole page, not one per job."""
+        best = store.best_on_front(jobs)
+        out = []
+        for job in jobs:
+            c, objective = best.get(job.id), job.spec["objectives"][0]
+            top = c and schemas.Best(
+                objective=objective, value=c.metrics.get(objective), candidate_id=c.id, name=c.name
+            )
+            out.append(schemas.job_out(job, top, _eta(job)))
+        return out
+
     def job_view(job: JobRecord) -> schemas.Job:
-        best = None
-        front = store.pareto(job.id, limit=1) if job.n_front else []
-        if front:
-            objective = job.spec["objectives"][0]
-            c = front[0]
-            best = schemas.Best(objective=objective, value=c.metrics.get(objective), candidate_id=c.id, name=c.name)
-        return schemas.job_out(job, best, _eta(job))
+        return job_views([job])[0]
 
     @router.get("/healthz", response_model=schemas.Health, tags=["service"])
     def healthz() -> schemas.Health:
@@ -324,7 +333,7 @@ def _routes(service: Service):
         """The jobs, newest first, optionally of one status or tag."""
         jobs = store.list_jobs(status=status, tag=tag, tenant=tenant, limit=limit, offset=offset)
         total = store.count_jobs(status=status, tag=tag, tenant=tenant)
-        return schemas.JobPage(items=[job_view(j) for j in jobs], total=total, limit=limit, offset=offset)
+        return schemas.JobPage(items=job_views(jobs), total=total, limit=limit, offset=offset)
 
     @router.get("/jobs/{job_id}", response_model=schemas.Job, tags=["jobs"], responses=_errs(401, 404))
     def get_job(job_id: JobId, tenant: Tenant) -> schemas.Job:
@@ -390,7 +399,7 @@ def _routes(service: Service):
     @router.get(
         "/jobs/{job_id}/pareto", response_model=schemas.ParetoPage, tags=["results"], responses=_errs(401, 404, 422)
     )
-    def pareto(
+    async def pareto(
         job_id: JobId,
         tenant: Tenant,
         where: Annotated[
@@ -405,17 +414,32 @@ def _routes(service: Service):
         ] = None,
         limit: Limit = 50,
         offset: Offset = 0,
-    ) -> schemas.ParetoPage:
+    ) -> Response:
         """The feasible candidates no other feasible candidate within ``where`` dominates."""
-        job = job_for(job_id, tenant)
-        wanted = _fields(fields)
-        front = store.pareto(
-            job_id, where=parse_bounds(where), sort=sort, descending=descending, limit=limit, offset=offset
-        )
-        rows = [c.row() for c in front]
-        if wanted:
-            rows = [{k: r[k] for k in wanted} for r in rows]
-        return schemas.ParetoPage(objectives=job.spec["objectives"], items=rows, limit=limit, offset=offset)
+        # the answer is a function of the query and the job's stamp: polled pages come from the cache,
+        # after one small query (run here, on the event loop: cheaper than a thread hop)
+        found = store.front_stamp(job_id)
+        if found is None or (tenant is not None and found[0] != tenant):
+            job_for(job_id, tenant)  # the 404 every route gives
+        key = (found[1][:2], where, sort, descending, fields, limit, offset)
+        body = service.pages.get(key, found[1])
+        if body is None:
+
+            def page() -> bytes:
+                job = store.get_job(job_id)
+                wanted = _fields(fields)
+                front = store.pareto(
+                    job_id, where=parse_bounds(where), sort=sort, descending=descending, limit=limit, offset=offset
+                )
+                rows = [c.row() for c in front]
+                if wanted:
+                    rows = [{k: r[k] for k in wanted} for r in rows]
+                answer = schemas.ParetoPage(objectives=job.spec["objectives"], items=rows, limit=limit, offset=offset)
+                return answer.model_dump_json().encode()
+
+            body = await anyio.to_thread.run_sync(page)
+            service.pages.put(key, found[1], body)
+        return Response(body, media_type="application/json")
 
     @router.get(
         "/jobs/{job_id}/candidates", response_model=schemas.CandidatePage, tags=["results"], responses=_errs(401, 404)

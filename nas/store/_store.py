@@ -445,6 +445,44 @@ class Store(ServiceRows, AccuracyRows):
             )
             return [_candidate(c) for c in s.scalars(query)]
 
+    def front_stamp(self, job_id: int) -> tuple[str | None, tuple] | None:
+        """(the job's tenant, a stamp that changes whenever any Pareto query's answer may): one
+        small query, for caches of answers. None for an unknown job."""
+        with self._session() as s:
+            version = JobModel.calibration["version"].as_integer()
+            row = s.execute(
+                select(JobModel.tenant, JobModel.created_at, JobModel.n_trials, version).where(JobModel.id == job_id)
+            ).first()
+            return None if row is None else (row[0], (job_id, str(row[1]), row[2], row[3] or 0))
+
+    def best_on_front(self, jobs: Sequence[JobRecord]) -> dict[int, CandidateRecord]:
+        """Each job's best front member by its first objective (as ``pareto(job, limit=1)`` gives
+        it), for many jobs in one query per objective rather than one per job."""
+        by_sort: dict[str, list[int]] = {}
+        for job in jobs:
+            if job.n_front:
+                by_sort.setdefault(job.spec["objectives"][0], []).append(job.id)
+        best: dict[int, CandidateRecord] = {}
+        with self._session() as s:
+            for sort, ids in by_sort.items():
+                order = desc if OBJECTIVES.get(sort) == "maximize" else asc
+                rank = (
+                    func.row_number()
+                    .over(
+                        partition_by=CandidateModel.job_id,
+                        order_by=(order(getattr(CandidateModel, sort)), CandidateModel.id),
+                    )
+                    .label("rank")
+                )
+                ranked = (
+                    select(CandidateModel.id, rank)
+                    .where(CandidateModel.job_id.in_(ids), CandidateModel.on_front.is_(True))
+                    .subquery()
+                )
+                firsts = select(CandidateModel).join(ranked, CandidateModel.id == ranked.c.id).where(ranked.c.rank == 1)
+                best.update((c.job_id, _candidate(c)) for c in s.scalars(firsts))
+        return best
+
     def hypervolume_history(self, job_id: int) -> list[tuple[int, float, int]]:
         """(trials done, hypervolume, front size) each time the front moved."""
         with self._session() as s:
