@@ -116,7 +116,7 @@ def main() -> None:
             "# The Pareto API under load",
             "",
             f"Printed by `python benchmarks/api_pareto_latency.py --n {args.n} --clients {args.clients} "
-            f"--requests {args.requests}` (see its docstring): `nas serve` on SQLite, one job of {args.n:,} "
+            f"--requests {args.requests}{' --baseline ' + args.baseline if args.baseline else ''}` (see its docstring): `nas serve` on SQLite, one job of {args.n:,} "
             f"candidates ({n_front} on the front); {args.clients} client threads with one connection each, "
             f"{args.requests} requests per client and query, on the same {os.cpu_count()}-core machine as the server.",
             "",
