@@ -36,7 +36,6 @@ from nas.search._pricing import (
 from nas.search._samplers import make_sampler
 from nas.spec import JobSpec, PluginRef
 from nas.store import CandidateIn, CandidateRecord, JobRecord, Store, StoreError
-from nas.store._store import tune_sqlite
 from nas.training import training_sets
 
 REFERENCE_SAMPLES = 256  # architectures priced at submission to place the hypervolume's reference point
@@ -203,11 +202,7 @@ class _Loop:
         self.workers = 1  # the executor's slots (run() reads them)
 
     def _study(self) -> optuna.Study:
-        sqlite = self.store.url.startswith("sqlite")
-        engine_kwargs = {"connect_args": {"timeout": 60}} if sqlite else {}
-        storage = optuna.storages.RDBStorage(self.store.url, engine_kwargs=engine_kwargs)
-        if sqlite:
-            tune_sqlite(storage.engine)  # Optuna writes most of a trial's rows: same settings as the store
+        storage = self.store.optuna_storage()
         # a resumed job does not replay its random stream
         sampler = make_sampler(self.spec.sampler, seed=self.spec.seed + self.job.n_trials)
         return optuna.create_study(

@@ -58,6 +58,7 @@ class _Run:
     started: float  # time.monotonic()
     spawned_at: datetime
     process: subprocess.Popen | None  # None: adopted (not our child)
+    trials_at_start: int = 0
     cancel_seen: float | None = None
     stopping: str | None = None  # why the supervisor is stopping it
     term_sent: float | None = None
@@ -195,7 +196,7 @@ class JobSupervisor:
     def _ended(self, run: _Run) -> None:
         """A job's process ended. Stopped by us: record why. Else, if the job still waits for a
         runner, it died before recording why (an import error, the OOM killer); after MAX_STARTS
-        such ends the job is failed with its log's last lines."""
+        such ends in a row without a trial recorded, the job is failed with its log's last lines."""
         job_id = run.job_id
         job = self.store.get_job(job_id)
         if run.stopping is not None:
@@ -211,6 +212,8 @@ class JobSupervisor:
         if settled or self._stop.is_set():  # finished, stopped, or run by another process (service)
             self._starts.pop(job_id, None)
             return
+        if job.n_trials > run.trials_at_start:  # it got somewhere before it died: not a crash loop
+            self._starts.pop(job_id, None)
         self._starts[job_id] = self._starts.get(job_id, 0) + 1
         if self._starts[job_id] >= MAX_STARTS:
             code = run.process.returncode if run.process is not None else "?"
@@ -228,7 +231,7 @@ class JobSupervisor:
 
     def _run(self, job: JobRecord, pid: int, process: subprocess.Popen | None) -> _Run:
         limit = longest_run_s(JobSpec.model_validate(job.spec), self.limits.max_wall_time_s)
-        return _Run(job.id, pid, job.tenant, limit, time.monotonic(), datetime.now(UTC), process)
+        return _Run(job.id, pid, job.tenant, limit, time.monotonic(), datetime.now(UTC), process, job.n_trials)
 
     def _spawn(self, job: JobRecord) -> _Run:
         log.info("starting job %d", job.id)

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -50,6 +51,7 @@ DB_ENV = "NAS_DB_URL"
 DEFAULT_DB = "sqlite:///nas.db"  # in the working directory
 MIGRATIONS = Path(__file__).parent / "migrations"
 FRONT_CACHE_SIZE = 256  # recomputed fronts kept per Store (a few kB each)
+SCHEMA_RACE_ATTEMPTS = 5  # processes opening a fresh database at once: the losers retry
 REFERENCE_WARMUP = 10  # scored candidates after which an objective without a declared reference gets one
 
 
@@ -81,6 +83,12 @@ def tune_sqlite(engine: Engine) -> None:
     engine.dispose()  # drop pooled connections opened before the listener
 
 
+def _schema_race(err: SQLAlchemyError) -> bool:
+    """Whether creating tables failed because another process created them meanwhile."""
+    text = str(getattr(err, "orig", None) or err).lower()
+    return "already exists" in text or "duplicate key" in text
+
+
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest migration (idempotent)."""
     cfg = Config()
@@ -98,7 +106,14 @@ class Store(ServiceRows, AccuracyRows):
         self.url = url or default_url()
         try:
             self.engine = make_engine(self.url)
-            upgrade(self.engine)
+            for attempt in range(SCHEMA_RACE_ATTEMPTS):
+                try:
+                    upgrade(self.engine)
+                    break
+                except SQLAlchemyError as err:  # another process is creating the schema right now
+                    if attempt == SCHEMA_RACE_ATTEMPTS - 1 or not _schema_race(err):
+                        raise
+                    time.sleep(0.2 * (attempt + 1))
         except SQLAlchemyError as err:
             raise StoreError(f"database {self.safe_url}: cannot open it: {err.__class__.__name__}: {err}") from err
         except ModuleNotFoundError as err:
@@ -122,6 +137,29 @@ class Store(ServiceRows, AccuracyRows):
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def optuna_storage(self) -> Any:
+        """Optuna's RDBStorage on this database (its tables beside ours, SQLite tuned as ours).
+        Several processes opening a fresh database at once race to create its tables: the loser
+        finds them made and opens them."""
+        import optuna
+
+        sqlite = self.url.startswith("sqlite")
+        for attempt in range(SCHEMA_RACE_ATTEMPTS):
+            try:
+                storage = optuna.storages.RDBStorage(
+                    self.url, engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else {}
+                )
+                break
+            except SQLAlchemyError as err:
+                if attempt == SCHEMA_RACE_ATTEMPTS - 1 or not _schema_race(err):
+                    raise StoreError(
+                        f"database {self.safe_url}: Optuna's tables: {err.__class__.__name__}: {err}"
+                    ) from err
+                time.sleep(0.2 * (attempt + 1))
+        if sqlite:
+            tune_sqlite(storage.engine)  # Optuna writes most of a trial's rows: same settings as the store
+        return storage
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[Session]:
