@@ -24,10 +24,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import kendalltau, spearmanr
 
 from nas.proxies import PROXIES
 from nas.proxies._default import DEFAULT, DefaultProxy, feature
-from nas.proxies._rank import kendall, spearman
 
 RESULTS = Path(__file__).parent / "results"
 BENCHMARKS = ("ours", "nb201", "macro")
@@ -80,7 +80,9 @@ def out_of_fold(rows, target, components, alpha, k: int = FOLDS, seed: int = 0) 
 
 def select_alpha(rows, target, components, seed: int = 0) -> tuple[float, float]:
     """The ridge strength with the best cross-validated Kendall tau on ``rows``, and that tau."""
-    taus = {alpha: kendall(out_of_fold(rows, target, components, alpha, seed=seed), target) for alpha in ALPHAS}
+    taus = {
+        alpha: kendalltau(out_of_fold(rows, target, components, alpha, seed=seed), target).statistic for alpha in ALPHAS
+    }
     best = max(taus, key=taus.get)
     return best, taus[best]
 
@@ -102,7 +104,7 @@ def nested_out_of_fold(rows, target, components, seed: int = 0) -> np.ndarray:
 def nested_figures(rows, target, components) -> tuple[np.ndarray, list[float]]:
     """Seed 0's out-of-fold predictions, and the nested Kendall tau for each fold assignment."""
     preds = [nested_out_of_fold(rows, target, components, seed) for seed in FOLD_SEEDS]
-    return preds[0], [kendall(p, target) for p in preds]
+    return preds[0], [kendalltau(p, target).statistic for p in preds]
 
 
 def load_benchmarks(
@@ -173,14 +175,14 @@ def leave_one_benchmark_out(benchmarks: dict[str, list[dict]], candidate) -> dic
             else candidate([r for b, r in benchmarks.items() if b != held])
         )
         scores, truth = [model.combine(r) for r in rows], [r["truth"] for r in rows]
-        out[held] = (spearman(scores, truth), kendall(scores, truth))
+        out[held] = (spearmanr(scores, truth).statistic, kendalltau(scores, truth).statistic)
     return out
 
 
 def baselines(benchmarks: dict[str, list[dict]]) -> dict[str, float]:
     """The bar on each benchmark: the better Spearman rho of params and FLOPs."""
     return {
-        b: max(spearman([r[n] for r in rows], [r["truth"] for r in rows]) for n in ("params", "flops"))
+        b: max(spearmanr([r[n] for r in rows], [r["truth"] for r in rows]).statistic for n in ("params", "flops"))
         for b, rows in benchmarks.items()
     }
 
@@ -204,7 +206,7 @@ def nested_choice(benchmarks: dict[str, list[dict]]) -> dict[str, tuple[str, flo
         found = candidates(rest)[label]
         model = found if isinstance(found, DefaultProxy) else found(list(rest.values()))
         scores, truth = [model.combine(r) for r in rows], [r["truth"] for r in rows]
-        out[held] = (label, spearman(scores, truth), kendall(scores, truth))
+        out[held] = (label, spearmanr(scores, truth).statistic, kendalltau(scores, truth).statistic)
     return out
 
 

@@ -318,8 +318,9 @@ def successive_halving_ranking(rows: list[dict], budgets, keep: float = 0.5) -> 
 
 
 def report(train_csv: Path, proxy_csv: Path, reference_csv: Path, repeat_csv: Path | None = None) -> str:
+    from scipy.stats import kendalltau, spearmanr
+
     from nas.proxies._default import load_default
-    from nas.proxies._rank import kendall, spearman
 
     rows = load_rows(train_csv, proxy_csv)
     budgets = sorted(int(k[5:-4]) for k in rows[0] if k.startswith("short") and k.endswith("_acc"))
@@ -366,7 +367,17 @@ def report(train_csv: Path, proxy_csv: Path, reference_csv: Path, repeat_csv: Pa
         picked = set(sorted(range(len(idx)), key=lambda j: vals[j])[-2 * k :])
         recall = f"{len(best & picked)}/{k}"
         secs, ratios = [secs[i] for i in idx], [ratios[i] for i in idx]
-        table.append((name, kendall(vals, true), spearman(vals, true), recall, len(idx), cost(secs), cost(ratios)))
+        table.append(
+            (
+                name,
+                kendalltau(vals, true).statistic,
+                spearmanr(vals, true).statistic,
+                recall,
+                len(idx),
+                cost(secs),
+                cost(ratios),
+            )
+        )
 
     for name in PROXIES:
         secs = [r[f"{name}_seconds"] for r in rows]
@@ -482,7 +493,7 @@ def long_truth_lines(default_label: str) -> list[str]:
 
 
 def repeat_report(rows: list[dict], path: Path) -> list[str]:
-    from nas.proxies._rank import kendall, spearman
+    from scipy.stats import kendalltau, spearmanr
 
     with path.open() as f:
         again = {r["arch_hash"]: float(r["truth_acc"]) for r in csv.DictReader(f)}
@@ -491,16 +502,17 @@ def repeat_report(rows: list[dict], path: Path) -> list[str]:
     return [
         "",
         f"**The truth against itself**: the first {len(pairs)} architectures, trained again under seed 1"
-        f" (initialisation and batch order), rank as the seed-0 run with Kendall tau {_fmt(kendall(first, second))}"
-        f" and Spearman rho {_fmt(spearman(first, second))}; the mean |difference| in accuracy is"
+        f" (initialisation and batch order), rank as the seed-0 run with Kendall tau {_fmt(kendalltau(first, second).statistic)}"
+        f" and Spearman rho {_fmt(spearmanr(first, second).statistic)}; the mean |difference| in accuracy is"
         f" {sum(abs(a - b) for a, b in pairs) / max(1, len(pairs)):.4f}. No proxy can be expected to agree with"
         " one training run much better than a second run does.",
     ]
 
 
 def reference_report(path: Path) -> list[str]:
+    from scipy.stats import spearmanr
+
     from nas.proxies._default import load_default
-    from nas.proxies._rank import spearman
 
     with path.open() as f:
         rows = [{k: parse_number(v) for k, v in r.items()} for r in csv.DictReader(f)]
@@ -512,7 +524,7 @@ def reference_report(path: Path) -> list[str]:
         pairs = [
             (r[name], r[against]) for r in sub if isinstance(r.get(name), float) and isinstance(r.get(against), float)
         ]
-        return spearman([a for a, _ in pairs], [b for _, b in pairs]) if len(pairs) > 2 else float("nan")
+        return spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic if len(pairs) > 2 else float("nan")
 
     for r in rows:
         if all(isinstance(r.get(n), float) for n in default.components):

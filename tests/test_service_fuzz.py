@@ -72,7 +72,10 @@ HOSTILE = [  # what a careless or hostile client sent (issue 13), and the field 
     ({"budget": {"trials": 10**9}}, ["budget", "trials"]),
     ({"budget": {"trials": 10, "wall_time_s": 1e9}}, ["budget", "wall_time_s"]),
     ({"budget": {"trials": 10, "trial_timeout_s": 1e9}}, ["budget", "trial_timeout_s"]),
-    ({"evaluator": {"proxy": "synflow", "train": {"candidates": 2, "timeout_s": 1e9}}}, ["evaluator", "train", "timeout_s"]),
+    (
+        {"evaluator": {"proxy": "synflow", "train": {"candidates": 2, "timeout_s": 1e9}}},
+        ["evaluator", "train", "timeout_s"],
+    ),
 ]
 
 
