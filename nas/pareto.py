@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from optuna._hypervolume import compute_hypervolume  # exact (WFG); Optuna's own, pinned to 5.x
+from optuna._hypervolume import compute_hypervolume  # exact (WFG); private: tests/test_optuna_pins.py pins it
 
 Loss = Sequence[float]
 

@@ -421,6 +421,7 @@ class _Loop:
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if t.number in stored:
                 s = stored[t.number]
+                # a Trial again from the frozen one (private `_trial_id`: tests/test_optuna_pins.py pins it)
                 self._tell(optuna.Trial(self.study, t._trial_id), s.values, s.constraints)
             else:
                 self.study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
