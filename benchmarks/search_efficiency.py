@@ -37,10 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
+from nas.spec import SAMPLERS
+
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))  # the plug-ins below import as top-level modules, here and in workers
 
-SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
 TRIALS = {"metaformer": 300, "macro": 1000}
 GP_TRIALS, GP_SEEDS = 150, 3
 OBJECTIVES = ("accuracy", "latency_ms", "energy_mj")

@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nas._format import ACCURACY_HEADER, accuracy_cell, table
-from nas.store import JOB_STATUSES
+from nas.spec import SAMPLERS
+from nas.status import JOB_STATUSES
 
 DB_HELP = "database URL (default: $NAS_DB_URL, else sqlite:///nas.db in the working directory)"
 FRONT_COLUMNS = ("id", "name", "accuracy", "latency_ms", "throughput_fps", "energy_mj", "params", "trial_number")
@@ -28,7 +29,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("spec", help="the job spec (YAML or JSON); see nas/spec.py")
     p.add_argument("--name", help="override the spec's name")
     p.add_argument("--trials", type=int, help="override budget.trials")
-    p.add_argument("--sampler", help="override the sampler (tpe, nsga2, nsga3, gp, random)")
+    p.add_argument("--sampler", choices=SAMPLERS, help="override the sampler")
     p.add_argument("--seed", type=int, help="override the seed")
     p.add_argument("--workers", type=int, help="override workers.count (0: evaluate in this process, no Ray)")
     p.add_argument(

@@ -23,8 +23,9 @@ from typing import Any
 
 import httpx
 
+from nas.status import FINISHED
+
 TOKEN_ENV = "NAS_TOKEN"
-FINISHED = ("completed", "cancelled", "failed")
 
 
 class ClientError(RuntimeError):

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from nas.spec import JobSpec, PluginRef, SpecError
+from nas.status import UNFINISHED
 
 
 def cpu_count() -> int:
@@ -102,9 +103,6 @@ class Limits:
 
 class QuotaError(Exception):
     """A tenant is at its quota of jobs (HTTP 429): nothing was created."""
-
-
-UNFINISHED = ("queued", "running", "interrupted")  # the job statuses a tenant's quota counts
 
 
 def check_quota(store: Any, limits: Limits, tenant: str | None, *, exclude: int | None = None) -> None:

@@ -189,7 +189,7 @@ class JobSpec(_Frozen):
     constraints: Constraints = Constraints()
     reference_point: dict[str, float] = Field(default_factory=dict)  # hypervolume's; see nas.search
     budget: Budget = Budget()
-    sampler: Literal["tpe", "nsga2", "nsga3", "gp", "random"] = DEFAULT_SAMPLER
+    sampler: Literal[SAMPLERS] = DEFAULT_SAMPLER  # type: ignore[valid-type]
     seed: int = 0
     workers: Workers = Workers()
 

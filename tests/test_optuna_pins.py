@@ -26,3 +26,11 @@ def test_a_running_trial_can_be_taken_up_by_its_id_after_a_crash():
     done = study.get_trials()[0]
     assert done.number == left.number and done.state == TrialState.COMPLETE
     assert done.constraints == {"max_params": -0.5}
+
+
+def test_every_sampler_a_spec_may_name_is_built():
+    from nas.search._samplers import FACTORIES, make_sampler
+    from nas.spec import SAMPLERS
+
+    assert tuple(FACTORIES) == SAMPLERS
+    assert all(isinstance(make_sampler(name, seed=0), optuna.samplers.BaseSampler) for name in SAMPLERS)

@@ -35,6 +35,7 @@ from nas.search._pricing import (
 )
 from nas.search._samplers import make_sampler
 from nas.spec import JobSpec, PluginRef
+from nas.status import JobStatus
 from nas.store import CandidateIn, CandidateRecord, JobRecord, Store, StoreError
 from nas.training import training_sets
 
@@ -106,7 +107,7 @@ def run(store: Store, job_id: int, *, progress: Progress | None = None, resume: 
 def cancel(store: Store, job_id: int) -> JobRecord:
     """Ask the process running the job to stop; a job nobody runs is marked cancelled at once."""
     job = store.get_job(job_id)
-    if job.status in ("completed", "cancelled", "failed"):
+    if JobStatus(job.status).finished:
         return job
     job = store.request_cancel(job_id)
     if job.status != "running" or not owner_alive(job):

@@ -36,13 +36,13 @@ from nas.search import owner_alive
 from nas.search._liveness import CANCEL_GRACE_S, kill_session, owner_pid, pid_alive
 from nas.search._runner import longest_run_s
 from nas.spec import JobSpec
+from nas.status import FINISHED
 from nas.store import JobRecord, Store, StoreError
 
 log = logging.getLogger("nas.service")
 STOP_GRACE_S = 20.0  # how long a job has to record its state after SIGTERM
 CANCEL_ESCALATE_S = 2 * CANCEL_GRACE_S  # a cancelled job still running after this is stopped
 MAX_STARTS = 3  # a job whose process keeps dying before it records anything is marked failed
-FINAL = ("completed", "cancelled", "failed")
 SPAWNER_ENV = "NAS_SUPERVISOR_PID"  # in a job's process: the service that started it, to adopt it once that one is gone
 LOG_TAIL_LINES = 8
 
@@ -173,7 +173,7 @@ class JobSupervisor:
     def _watch(self, run: _Run, job: JobRecord | None) -> None:
         """Stop the run if it hangs, overruns or ignores a cancel; escalate a stop to SIGKILL."""
         now = time.monotonic()
-        if run.stopping is None and job is not None and job.status not in FINAL:
+        if run.stopping is None and job is not None and job.status not in FINISHED:
             if job.cancel_requested:
                 run.cancel_seen = run.cancel_seen or now
             beat = max(job.heartbeat_at or run.spawned_at, run.spawned_at)
@@ -201,7 +201,7 @@ class JobSupervisor:
         job = self.store.get_job(job_id)
         if run.stopping is not None:
             self._starts.pop(job_id, None)
-            if job.status in FINAL:  # it finished on its own meanwhile
+            if job.status in FINISHED:  # it finished on its own meanwhile
                 return
             if run.stopping == "cancelled":
                 self.store.finish(job_id, "cancelled")

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 
 from nas.objectives import loss_vector, sign
 from nas.pareto import hypervolume, non_dominated
+from nas.status import FINISHED, JobStatus
 from nas.store._models import CandidateModel, HypervolumeModel, JobModel, WeightsModel
 from nas.store._records import Measured, NotFoundError, now
 
@@ -100,7 +101,7 @@ class AccuracyRows:
         with self._session() as s:
             job = self._job(s, job_id, lock=True)
             job.train_top = max(top, job.train_top or 0)
-            if job.status in ("completed", "cancelled", "failed", "interrupted"):
+            if job.status in (*FINISHED, JobStatus.INTERRUPTED):
                 job.status, job.finished_at, job.error, job.cancel_requested = "queued", None, None, False
 
 

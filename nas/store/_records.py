@@ -11,9 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nas.objectives import METRICS
+from nas.status import CANDIDATE_STATUSES, JOB_STATUSES  # noqa: F401 - re-exported by nas.store
 
-JOB_STATUSES = ("queued", "running", "completed", "cancelled", "failed", "interrupted")
-CANDIDATE_STATUSES = ("complete", "infeasible", "failed")
 METRIC_COLUMNS = tuple(m for m in METRICS if m not in ("trial_number", "eval_s"))
 
 
