@@ -129,3 +129,20 @@ def test_a_job_on_postgresql(postgres_url):
     job = run(store, submit(store, toy_spec(budget={"trials": 25})).id)
     job, *_ = check_consistent(store, job.id, 25)
     assert job.hypervolume is not None and store.hypervolume_history(job.id)
+
+
+def test_the_constraints_optuna_hears_are_the_stored_ones_by_name(tmp_path):
+    """One seam writes a trial and tells Optuna: the same constraint values, under their names."""
+    from nas.search._trial import constraint_names
+
+    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+    spec = toy_spec(budget={"trials": 25}, constraints={"max_latency_ms": 0.2, "max_params": 900_000})
+    job = run(store, submit(store, spec).id)
+    assert constraint_names(spec.constraints) == ("max_latency_ms", "max_params", "deployable_only")
+    stored = store.trials(job.id)
+    study = optuna.load_study(study_name=job.study_name, storage=store.url)
+    for t in study.get_trials(states=(TrialState.COMPLETE,)):
+        assert t.constraints == stored[t.number].constraints
+        assert list(stored[t.number].constraints) == ["max_latency_ms", "max_params", "deployable_only"]
+    infeasible = store.candidates(job.id, status="infeasible")
+    assert infeasible and all(c.failure.startswith("violates: ") for c in infeasible)

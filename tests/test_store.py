@@ -44,7 +44,7 @@ def candidate(i, rng, status="complete", **metrics):
 def fill(store, job_id, n, seed=0, statuses=("complete",)):
     rng = random.Random(seed)
     for i in range(n):
-        store.record(job_id, i, candidate=candidate(i, rng, rng.choice(statuses)), values=[0, 0, 0], constraints=[])
+        store.record(job_id, i, candidate=candidate(i, rng, rng.choice(statuses)), values=[0, 0, 0], constraints={})
 
 
 def brute_front(cands, objectives=OBJECTIVES):
@@ -132,7 +132,7 @@ def test_a_missing_reference_is_fixed_after_the_warmup(db_url):
     assert store.get_job(job.id).reference_point["accuracy"] is None
     assert store.get_job(job.id).hypervolume is None
     rng = random.Random(5)
-    store.record(job.id, 99, candidate=candidate(99, rng), values=[0, 0, 0], constraints=[])
+    store.record(job.id, 99, candidate=candidate(99, rng), values=[0, 0, 0], constraints={})
     got = store.get_job(job.id)
     worst = min(c.metrics["accuracy"] for c in store.candidates(job.id, status="complete"))
     assert got.reference_point["accuracy"] == pytest.approx(worst) and got.hypervolume is not None
@@ -142,9 +142,9 @@ def test_a_failed_write_leaves_nothing_behind(db_url):
     store = Store(db_url)
     job = new_job(store)
     rng = random.Random(0)
-    store.record(job.id, 0, candidate=candidate(0, rng), values=[1, 1, 1], constraints=[])
+    store.record(job.id, 0, candidate=candidate(0, rng), values=[1, 1, 1], constraints={})
     with pytest.raises(StoreError, match="already recorded"):
-        store.record(job.id, 1, candidate=candidate(0, rng), values=[1, 1, 1], constraints=[])
+        store.record(job.id, 1, candidate=candidate(0, rng), values=[1, 1, 1], constraints={})
     got = store.get_job(job.id)
     assert got.n_trials == 1 and list(store.trials(job.id)) == [0]
 
@@ -153,13 +153,15 @@ def test_duplicates_add_trials_not_candidates(db_url):
     store = Store(db_url)
     job = new_job(store)
     rng = random.Random(0)
-    first = store.record(job.id, 0, candidate=candidate(0, rng), values=[1, 2, 3], constraints=[-1.0])
-    store.record(job.id, 1, duplicate_of=first.candidate_id, values=[1, 2, 3], constraints=[-1.0])
+    first = store.record(job.id, 0, candidate=candidate(0, rng), values=[1, 2, 3], constraints={"max_params": -1.0})
+    store.record(job.id, 1, duplicate_of=first.id, values=[1, 2, 3], constraints={"max_params": -1.0})
     got = store.get_job(job.id)
     assert (got.n_trials, got.n_duplicates, len(store.candidates(job.id))) == (2, 1, 1)
     trials = store.trials(job.id)
-    assert trials[1].outcome == "duplicate" and trials[1].candidate_id == first.candidate_id
-    assert trials[1].constraints == [-1.0]
+    assert trials[1].outcome == "duplicate" and trials[1].candidate_id == first.id
+    assert trials[1].constraints == {"max_params": -1.0}
+    # recording returns the candidate as the store holds it: the new one, or for a duplicate the original
+    assert first.trial_number == 0 and first.arch_hash == store.candidates(job.id)[0].arch_hash
     with pytest.raises(ValueError, match="exactly one"):
         store.record(job.id, 2, values=None, constraints=None)
 
@@ -213,10 +215,10 @@ def test_a_recomputed_front_follows_new_candidates(db_url):
     assert {c.id for c in store.pareto(job.id, where=bounds)} == first  # served again (from the cache)
     # a candidate inside the bounds that dominates everything there
     best = candidate(50, random.Random(0), accuracy=2.0, latency_ms=1.000001, energy_mj=0.001)
-    recorded = store.record(job.id, 50, candidate=best, values=[0, 0, 0], constraints=[])
-    assert [c.id for c in store.pareto(job.id, where=bounds)] == [recorded.candidate_id]
+    recorded = store.record(job.id, 50, candidate=best, values=[0, 0, 0], constraints={})
+    assert [c.id for c in store.pareto(job.id, where=bounds)] == [recorded.id]
     # a fresh Store on the same database (another process) sees the same
-    assert [c.id for c in Store(db_url).pareto(job.id, where=bounds)] == [recorded.candidate_id]
+    assert [c.id for c in Store(db_url).pareto(job.id, where=bounds)] == [recorded.id]
 
 
 def _holds(value, op, bound):

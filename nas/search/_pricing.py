@@ -3,13 +3,13 @@ constraints, before anything is built or scored."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from hwmodels import Accelerator, ChipConfig, CostReport, MappingPolicy, estimate, load_accelerator
 from nas.plugins import Arch, Space
-from nas.spec import Constraints, JobSpec, SpecError
+from nas.search._trial import Excess, constraint_excess, violations
+from nas.spec import JobSpec, SpecError
 from nas.store import JobRecord
 
 
@@ -18,8 +18,11 @@ class Priced:
     metrics: dict[str, float]  # the hardware metrics of nas.objectives.METRICS
     deployable: bool
     hardware: dict[str, Any]  # the cost report's summary, stored with the candidate
-    violations: dict[str, float]  # constraint -> relative excess over its bound (0.25: 25 % over)
-    constraint_values: list[float]  # told to Optuna: <= 0 is satisfied, one per active constraint
+    constraints: Excess  # every active hard constraint -> its relative excess (<= 0: satisfied)
+
+    @property
+    def violations(self) -> Excess:
+        return violations(self.constraints)
 
     @property
     def feasible(self) -> bool:
@@ -68,28 +71,4 @@ def price(space: Space, arch: Arch, spec: JobSpec, accelerator: Accelerator) -> 
     hardware = report.to_dict(layers=False)
     for key in (*metrics, "deployable"):  # the columns hold these; the summary keeps the rest
         hardware.pop(key, None)
-    values = _constraint_values(spec.constraints, metrics, report.deployable)
-    violations = {name: round(v, 6) for name, v in values.items() if v > 0}
-    return Priced(metrics, report.deployable, hardware, violations, list(values.values()))
-
-
-def _constraint_values(c: Constraints, m: dict[str, float], deployable: bool) -> dict[str, float]:
-    """Each active constraint as a relative excess: value / bound - 1 (<= 0 is satisfied), so that
-    samplers summing violations weigh milliseconds and millijoules alike."""
-    values = {}
-    if c.max_latency_ms is not None:
-        values["max_latency_ms"] = m["latency_ms"] / c.max_latency_ms - 1
-    if c.min_fps is not None:
-        values["min_fps"] = c.min_fps / max(m["throughput_fps"], 1e-12) - 1
-    if c.max_energy_mj is not None:
-        values["max_energy_mj"] = m["energy_mj"] / c.max_energy_mj - 1
-    if c.max_params is not None:
-        values["max_params"] = m["params"] / c.max_params - 1
-    if c.max_weight_mib is not None:
-        values["max_weight_mib"] = m["weight_mib"] / c.max_weight_mib - 1
-    if c.deployable_only:
-        values["deployable_only"] = -1.0 if deployable else 1.0
-    if c.min_accuracy is not None:  # unknown (0: not violated) until the candidate is scored
-        accuracy = m.get("accuracy")
-        values["min_accuracy"] = c.min_accuracy / max(accuracy, 1e-12) - 1 if accuracy is not None else 0.0
-    return {k: (v if math.isfinite(v) else 1e9) for k, v in values.items()}
+    return Priced(metrics, report.deployable, hardware, constraint_excess(spec.constraints, metrics, report.deployable))

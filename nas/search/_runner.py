@@ -20,20 +20,28 @@ import optuna
 from optuna.trial import TrialState
 
 from nas.limits import Limits
-from nas.objectives import directions, values
+from nas.objectives import directions
 from nas.plugins import Space, load_object, make_evaluator, resolve_space
 from nas.search._calibration import AccuracyPredictor
 from nas.search._executor import Outcome, make_executor
 from nas.search._liveness import HEARTBEAT_S, Pulse, owner_alive, owner_id
 from nas.search._pricing import (
     Priced,
-    _constraint_values,
     accelerator_from_json,
     accelerator_to_json,
     price,
     resolve_accelerator,
 )
 from nas.search._samplers import make_sampler
+from nas.search._trial import (
+    constraint_excess,
+    constraint_names,
+    describe_violations,
+    named,
+    settle,
+    tell,
+    told_values,
+)
 from nas.spec import JobSpec, PluginRef
 from nas.status import JobStatus
 from nas.store import CandidateIn, CandidateRecord, JobRecord, Store, StoreError
@@ -43,7 +51,6 @@ REFERENCE_SAMPLES = 256  # architectures priced at submission to place the hyper
 FINAL_ROUNDS = 3  # rounds of measuring the front's best: a measurement can promote an unmeasured one
 STARTUP_S = 300.0  # loading data, starting Ray and its workers, before the search's clock runs
 Progress = Callable[[JobRecord], None]
-_ZERO_METRICS = dict.fromkeys(("latency_ms", "throughput_fps", "energy_mj", "params", "weight_mib"), 1.0)
 
 
 class JobStateError(StoreError):
@@ -186,12 +193,14 @@ class _Loop:
         self.preflight_evaluator = make_evaluator(spec)
         if spec.accuracy_kind() == "predicted":  # likewise a recipe its data cannot serve, before any training
             training_sets(spec)
-        self.constraint_names = list(_constraint_values(spec.constraints, _ZERO_METRICS, True))
+        self.constraint_names = constraint_names(spec.constraints)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = self._study()
         self.known: dict[str, CandidateRecord] = store.candidate_index(job.id)
         self.constraints_of = {
-            t.candidate_id: t.constraints for t in store.trials(job.id).values() if t.outcome != "duplicate"
+            t.candidate_id: named(t.constraints, self.constraint_names)
+            for t in store.trials(job.id).values()
+            if t.outcome != "duplicate"
         }
         self.worst_accuracy = min(
             (c.metrics["accuracy"] for c in self.known.values() if c.status == "complete"), default=None
@@ -339,10 +348,10 @@ class _Loop:
                 self._trained(ticket, outcome)
 
     def _finish(self, trial: optuna.Trial, arch: Any, priced: Priced, outcome: Outcome | None) -> CandidateRecord:
-        """Record a new candidate, then tell Optuna (in this order: see the module docstring)."""
-        metrics = dict(priced.metrics)
+        """A new candidate's verdict, recorded and told (``_trial.settle``)."""
+        metrics, excess = dict(priced.metrics), priced.constraints
         if outcome is None:
-            status, failure = "infeasible", _describe_violations(priced.violations)
+            status, failure = "infeasible", describe_violations(priced.violations)
         elif outcome.ok:
             status, failure = "complete", None
             metrics["accuracy"] = outcome.scores["accuracy"]
@@ -350,14 +359,12 @@ class _Loop:
                 metrics["accuracy"], metrics["accuracy_std"] = self.predictor.predict(
                     outcome.scores, metrics, arch.to_json()
                 )
-            self.worst_accuracy = (
-                min(self.worst_accuracy, metrics["accuracy"])
-                if self.worst_accuracy is not None
-                else metrics["accuracy"]
-            )
+            worst = self.worst_accuracy
+            self.worst_accuracy = metrics["accuracy"] if worst is None else min(worst, metrics["accuracy"])
+            if self.spec.constraints.min_accuracy is not None:  # known only now
+                excess = constraint_excess(self.spec.constraints, metrics, priced.deployable)
         else:
             status, failure = "failed", outcome.failure
-        told = self._told_values(metrics, status)
         candidate = CandidateIn(
             arch_hash=arch.arch_hash,
             name=arch.name,
@@ -372,48 +379,18 @@ class _Loop:
             eval_s=outcome.eval_s if outcome else None,
             worker=outcome.worker if outcome else None,
         )
-        constraints = priced.constraint_values or None
-        if status == "complete" and self.spec.constraints.min_accuracy is not None:  # known only now
-            constraints = list(_constraint_values(self.spec.constraints, metrics, priced.deployable).values())
-        recorded = self.store.record(
-            self.job.id, trial.number, candidate=candidate, values=told, constraints=constraints
-        )
-        self._tell(trial, told, constraints)
-        self.constraints_of[recorded.candidate_id] = constraints
-        record = CandidateRecord(
-            id=recorded.candidate_id, job_id=self.job.id, trial_number=trial.number, arch_hash=arch.arch_hash,
-            name=arch.name, arch=candidate.arch, status=status, failure=failure, violations=priced.violations,
-            on_front=recorded.on_front, metrics=metrics, deployable=priced.deployable, scores=candidate.scores,
-            hardware=priced.hardware, eval_s=candidate.eval_s, worker=candidate.worker, created_at=None,
-        )  # fmt: skip
+        told = told_values(metrics, status, self.spec.objectives, self.worst_accuracy)
+        record = settle(self.store, self.study, self.job.id, trial, told, excess, candidate=candidate)
+        self.constraints_of[record.id] = excess
         self.known[arch.arch_hash] = record
         if self.predictor is not None and status == "complete":
             self.predictor.remember(record)
         return record
 
-    def _told_values(self, metrics: dict[str, float], status: str) -> list[float] | None:
-        """What Optuna hears: the objectives, or None for a failed evaluation. An infeasible
-        candidate has no accuracy; it is told the worst seen so far (samplers rank it by its
-        violations, which come with it)."""
-        if status == "failed":
-            return None
-        if status == "infeasible":
-            metrics = {**metrics, "accuracy": self.worst_accuracy if self.worst_accuracy is not None else 0.0}
-        return values(metrics, self.spec.objectives)
-
     def _tell_duplicate(self, trial: optuna.Trial, original: CandidateRecord) -> None:
-        told = self._told_values(original.metrics, original.status)
-        constraints = self.constraints_of.get(original.id)
-        self.store.record(self.job.id, trial.number, duplicate_of=original.id, values=told, constraints=constraints)
-        self._tell(trial, told, constraints)
-
-    def _tell(self, trial: optuna.Trial, told: list[float] | None, constraints: list[float] | None) -> None:
-        if told is None:
-            self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-            return
-        for name, value in zip(self.constraint_names, constraints or (), strict=False):
-            trial.set_constraint(name, value)
-        self.study.tell(trial, told, skip_if_finished=True)
+        told = told_values(original.metrics, original.status, self.spec.objectives, self.worst_accuracy)
+        settle(self.store, self.study, self.job.id, trial, told, self.constraints_of.get(original.id),
+               duplicate_of=original.id)  # fmt: skip
 
     def _reap(self) -> None:
         """Settle the trials a dead run left RUNNING: told from the store if they were recorded,
@@ -423,7 +400,8 @@ class _Loop:
             if t.number in stored:
                 s = stored[t.number]
                 # a Trial again from the frozen one (private `_trial_id`: tests/test_optuna_pins.py pins it)
-                self._tell(optuna.Trial(self.study, t._trial_id), s.values, s.constraints)
+                again = optuna.Trial(self.study, t._trial_id)
+                tell(self.study, again, s.values, named(s.constraints, self.constraint_names))
             else:
                 self.study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
                 self.study.enqueue_trial(t.params, user_attrs={"requeued_from": t.number})
@@ -431,11 +409,3 @@ class _Loop:
     def _report(self) -> None:
         if self.progress is not None:
             self.progress(self.store.get_job(self.job.id))
-
-
-def _describe_violations(violations: dict[str, float]) -> str:
-    parts = [
-        "not deployable on the accelerator" if name == "deployable_only" else f"{name} exceeded by {excess:.1%}"
-        for name, excess in violations.items()
-    ]
-    return "violates: " + "; ".join(parts)

@@ -176,7 +176,7 @@ class TrialRecord:
     candidate_id: int
     outcome: str  # complete | infeasible | failed | duplicate
     values: list[float] | None
-    constraints: list[float] | None
+    constraints: dict[str, float] | list[float] | None  # name -> excess (a list in rows from before they were named)
 
 
 @dataclass(frozen=True)
@@ -189,16 +189,6 @@ class Measured:
     recipe: dict[str, Any]
     predicted: float | None = None  # what the job predicted for it just before (its held-out check)
     predicted_std: float | None = None
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """What recording one trial changed."""
-
-    candidate_id: int
-    on_front: bool
-    front_changed: bool
-    hypervolume: float | None
 
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "=": operator.eq, "!=": operator.ne}

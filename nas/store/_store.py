@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,6 @@ from nas.store._records import (
     CandidateRecord,
     JobRecord,
     NotFoundError,
-    Recorded,
     StoreError,
     TrialRecord,
     now,
@@ -304,12 +303,14 @@ class Store(ServiceRows, AccuracyRows):
         candidate: CandidateIn | None = None,
         duplicate_of: int | None = None,
         values: list[float] | None,
-        constraints: list[float] | None,
-    ) -> Recorded:
+        constraints: Mapping[str, float] | None,
+    ) -> CandidateRecord:
         """Record finished trial ``number``: a new candidate, or a duplicate of an existing one.
+        ``values`` and ``constraints`` (name -> relative excess) are what Optuna is told.
 
         One transaction adds the trial row, the candidate, the job's counters, the front's
-        membership and, when the front moved, a hypervolume history point.
+        membership and, when the front moved, a hypervolume history point. Returns the candidate as
+        written (for a duplicate, the original).
         """
         if (candidate is None) == (duplicate_of is None):
             raise ValueError("record: give exactly one of candidate and duplicate_of")
@@ -319,7 +320,10 @@ class Store(ServiceRows, AccuracyRows):
             if duplicate_of is not None:
                 job.n_duplicates += 1
                 s.add(_trial(job_id, number, duplicate_of, "duplicate", values, constraints))
-                return Recorded(duplicate_of, False, False, job.hypervolume)
+                original = s.get(CandidateModel, duplicate_of)
+                if original is None or original.job_id != job_id:
+                    raise NotFoundError(f"job {job_id}: no candidate {duplicate_of} to be a duplicate of")
+                return _candidate(original)
             row = CandidateModel(
                 job_id=job_id,
                 trial_number=number,
@@ -347,11 +351,11 @@ class Store(ServiceRows, AccuracyRows):
             counter = {"complete": "n_complete", "infeasible": "n_infeasible", "failed": "n_failed"}[candidate.status]
             setattr(job, counter, getattr(job, counter) + 1)
             bound = (job.spec.get("constraints") or {}).get("min_accuracy")
-            if candidate.status != "complete" or (bound is not None and not row.accuracy >= bound):
-                return Recorded(row.id, False, False, job.hypervolume)
-            return self._update_front(s, job, row)
+            if candidate.status == "complete" and (bound is None or row.accuracy >= bound):
+                self._update_front(s, job, row)
+            return _candidate(row)
 
-    def _update_front(self, s: Session, job: JobModel, row: CandidateModel) -> Recorded:
+    def _update_front(self, s: Session, job: JobModel, row: CandidateModel) -> None:
         objectives = job.spec["objectives"]
         columns = [getattr(CandidateModel, o) for o in objectives]
         front = {
@@ -364,7 +368,7 @@ class Store(ServiceRows, AccuracyRows):
         joins, pushed_off = add_to_front(front, row.id, loss)
         reference_fixed = self._fix_reference(s, job)
         if not joins and not reference_fixed:
-            return Recorded(row.id, False, False, job.hypervolume)
+            return
         if joins:
             row.on_front = True
             if pushed_off:
@@ -386,7 +390,6 @@ class Store(ServiceRows, AccuracyRows):
                     created_at=now(),
                 )
             )
-        return Recorded(row.id, joins, joins, job.hypervolume)
 
     def _fix_reference(self, s: Session, job: JobModel) -> bool:
         """Give objectives without a reference value the worst of the first scored candidates."""
