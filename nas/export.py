@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.plugins import resolve_space
-from nas.spec import JobSpec, PluginRef
+from nas.spec import FieldError, JobSpec, PluginRef
 from nas.store import CandidateRecord, ExportRecord, JobRecord, NotFoundError, Store, parse_bounds
 
 FORMATS = ("state_dict", "torchscript", "onnx", "exported_program")
@@ -49,7 +49,7 @@ AGREEMENT_TOLERANCE = 1e-3  # max |difference| of logits between formats on the 
 CHECK_BATCH = 2  # the check input's batch: not the traced one's, so a batch size baked into a graph shows
 
 
-class ExportError(ValueError):
+class ExportError(FieldError):
     """The candidate cannot be exported as asked; the message says why and what to do."""
 
 
@@ -68,7 +68,7 @@ def parse_formats(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
         return FORMATS
     unknown = [p for p in items if p not in FORMATS]
     if unknown:
-        raise ExportError(f"formats: unknown {', '.join(unknown)}; choose all or among {', '.join(FORMATS)}")
+        raise ExportError("formats", f"unknown {', '.join(unknown)}; choose all or among {', '.join(FORMATS)}")
     return tuple(f for f in FORMATS if f in items)
 
 
@@ -89,16 +89,18 @@ def export_candidate(
     formats = parse_formats(formats)
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ExportError(f"output: {out} exists and is not an empty folder; give a new one")
+        raise ExportError("output", f"{out} exists and is not an empty folder; give a new one")
     if candidate.status != "complete":
         raise ExportError(
             f"candidate {candidate.id} is {candidate.status} ({candidate.failure or 'not scored'}); "
             "export a complete one, e.g. from the Pareto front"
         )
     if train_steps < 0:
-        raise ExportError(f"train_steps: must be >= 0, got {train_steps}")
+        raise ExportError("train_steps", f"must be >= 0, got {train_steps}")
     if train_steps and weights is not None:
-        raise ExportError("train_steps: the candidate has trained weights from its job; export it without train_steps")
+        raise ExportError(
+            "train_steps", "the candidate has trained weights from its job; export it without train_steps"
+        )
     spec = JobSpec.model_validate(job.spec)
     space = resolve_space(spec)
     if not hasattr(space, "build"):
@@ -206,12 +208,15 @@ def _train(model: Any, spec: JobSpec, steps: int, batch: int) -> dict[str, Any]:
     from nas.proxies._training import Trainer, TrainRecipe
 
     if isinstance(spec.evaluator, PluginRef):
-        raise ExportError("train_steps: the job's evaluator is a plug-in; training needs the proxy evaluator's dataset")
+        raise ExportError(
+            "train_steps", "the job's evaluator is a plug-in; training needs the proxy evaluator's dataset"
+        )
     data = load_dataset(spec.evaluator.data, split="train", data_dir=spec.evaluator.data_dir)
     if data.num_classes != spec.num_classes:
         raise ExportError(
-            f"train_steps: {spec.evaluator.data} has {data.num_classes} classes, the job's networks "
-            f"{spec.num_classes}; export without training"
+            "train_steps",
+            f"{spec.evaluator.data} has {data.num_classes} classes, the job's networks "
+            f"{spec.num_classes}; export without training",
         )
     recipe = TrainRecipe(steps=steps, batch_size=batch, resolution=spec.input_shape[-1], held_out=1000, seed=spec.seed)
     train_set, held_out = data.split(recipe.held_out, seed=recipe.seed)
@@ -281,7 +286,7 @@ def _write_onnx(model: Any, path: Path, spec: JobSpec, check: Any, reference: An
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except onnx.checker.ValidationError as err:
-        raise ExportError(f"onnx: the exported graph fails the ONNX checker: {err}") from err
+        raise ExportError("onnx", f"the exported graph fails the ONNX checker: {err}") from err
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (out,) = session.run(["logits"], {"image": check.numpy()})
     return _max_diff(out, reference)

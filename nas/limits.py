@@ -57,9 +57,9 @@ class Limits:
 
     def check(self, spec: JobSpec) -> None:
         """Raise ``SpecError`` naming every field over its limit, with the limit and the fix."""
-        over = [f"{loc}: {msg}" for loc, msg in self.violations(spec)]
+        over = self.violations(spec)
         if over:
-            raise SpecError("\n".join(over))
+            raise SpecError(errors=over)
 
     def violations(self, spec: JobSpec) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []

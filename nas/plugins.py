@@ -85,24 +85,26 @@ def load_object(path: str, *, field: str) -> Any:
         obj: Any = importlib.import_module(module_name)
     except ImportError as err:
         raise SpecError(
-            f"{field}: cannot import module {module_name!r} ({err}); is its package installed or on PYTHONPATH?"
+            f"{field}", f"cannot import module {module_name!r} ({err}); is its package installed or on PYTHONPATH?"
         ) from err
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError as err:
-            raise SpecError(f"{field}: module {module_name!r} has no {attr!r}") from err
+            raise SpecError(f"{field}", f"module {module_name!r} has no {attr!r}") from err
     return obj
 
 
 def _call_plugin(ref: PluginRef, field: str) -> Any:
     factory = load_object(ref.plugin, field=f"{field}.plugin")
     if not callable(factory):
-        raise SpecError(f"{field}.plugin: {ref.plugin} is a {type(factory).__name__}, not a callable that builds one")
+        raise SpecError(
+            f"{field}.plugin", f"{ref.plugin} is a {type(factory).__name__}, not a callable that builds one"
+        )
     try:
         return factory(**ref.options)
     except TypeError as err:
-        raise SpecError(f"{field}.options: {ref.plugin} rejected them: {err}") from err
+        raise SpecError(f"{field}.options", f"{ref.plugin} rejected them: {err}") from err
 
 
 def resolve_space(spec: JobSpec) -> Space:
@@ -111,14 +113,14 @@ def resolve_space(spec: JobSpec) -> Space:
         space = _call_plugin(spec.space, "space")
         if not isinstance(space, Space):
             missing = [m for m in ("name", "sample", "lower", "arch_from_json") if not hasattr(space, m)]
-            raise SpecError(f"space.plugin: {spec.space.plugin} lacks {', '.join(missing)} (see nas.plugins)")
+            raise SpecError("space.plugin", f"{spec.space.plugin} lacks {', '.join(missing)} (see nas.plugins)")
         return space
     if isinstance(spec.space, SearchSpace):
         return MetaFormerSpace(spec.space)
     try:
         return MetaFormerSpace(get_space(spec.space))
     except (KeyError, ValueError) as err:
-        raise SpecError(f"space: {err}") from err
+        raise SpecError("space", f"{err}") from err
 
 
 def make_evaluator(spec: JobSpec) -> Evaluator:
@@ -127,12 +129,12 @@ def make_evaluator(spec: JobSpec) -> Evaluator:
         evaluator = _call_plugin(spec.evaluator, "evaluator")
         if not callable(evaluator):
             raise SpecError(
-                f"evaluator.plugin: {spec.evaluator.plugin} built a non-callable {type(evaluator).__name__}"
+                "evaluator.plugin", f"{spec.evaluator.plugin} built a non-callable {type(evaluator).__name__}"
             )
         return evaluator
     if isinstance(spec.space, PluginRef):
         raise SpecError(
-            "evaluator: the proxy evaluator builds MetaFormer networks; a plug-in space needs a plug-in evaluator"
+            "evaluator", "the proxy evaluator builds MetaFormer networks; a plug-in space needs a plug-in evaluator"
         )
     from nas.evaluators import ProxyEvaluator  # torch loads here, in the worker
 

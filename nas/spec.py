@@ -44,8 +44,32 @@ DEFAULT_SAMPLER = "tpe"  # chosen from docs/search_efficiency.md
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
-class SpecError(ValueError):
-    """A job spec that cannot be used; the message names the field and the fix."""
+class FieldError(ValueError):
+    """Input that cannot be used, with where: ``errors`` lists (field path, message) pairs (an
+    empty path: the input as a whole); the text is one 'field: message' line each. The service
+    answers them as 422s with ``loc`` from the path, never by parsing the text.
+
+        raise SpecError("budget.trials", "must be >= 1")       # one field
+        raise SpecError(errors=[("num_classes", "..."), ...])   # several
+        raise FieldError("fields", "unknown x", where="query")  # a query parameter
+    """
+
+    def __init__(
+        self,
+        field: str = "",
+        message: str | None = None,
+        *,
+        errors: list[tuple[str, str]] | None = None,
+        where: str = "body",
+    ) -> None:
+        if errors is None:
+            errors = [(field, message)] if message is not None else [("", field)]
+        self.errors, self.where = list(errors), where  # where: body, query or path (HTTP)
+        super().__init__("\n".join(f"{f}: {m}" if f else m for f, m in self.errors))
+
+
+class SpecError(FieldError):
+    """A job spec that cannot be used; each error names its field and the fix."""
 
 
 class _Frozen(BaseModel):

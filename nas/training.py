@@ -60,7 +60,7 @@ def measurement_sets(spec: JobSpec) -> tuple[ImageData, ImageData]:
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
     if len(train) < r.images + 1:
         raise SpecError(
-            f"evaluator.train.recipe.images: {r.images} asked, {e.data} has {len(train)} training images; ask fewer"
+            "evaluator.train.recipe.images", f"{r.images} asked, {e.data} has {len(train)} training images; ask fewer"
         )
     test = _test_split(e)
     if test is None:  # one folder of images: hold out images the subset never contains
@@ -80,12 +80,13 @@ def _test_split(e: ProxyEvaluatorSpec) -> ImageData | None:
 def training_sets(spec: JobSpec) -> tuple[ImageData, ImageData]:
     """``measurement_sets`` after checking that the job can train at all; a ``SpecError`` names the field."""
     if not hasattr(spec.evaluator, "train"):
-        raise SpecError("evaluator: only the proxy evaluator trains candidates; a plug-in measures its own")
+        raise SpecError("evaluator", "only the proxy evaluator trains candidates; a plug-in measures its own")
     train_set, test_set = measurement_sets(spec)
     if train_set.num_classes != spec.num_classes:
         raise SpecError(
-            f"num_classes: {spec.evaluator.data} has {train_set.num_classes} classes, the job's networks "
-            f"{spec.num_classes}; make them agree to train candidates, or set evaluator.train: 0"
+            "num_classes",
+            f"{spec.evaluator.data} has {train_set.num_classes} classes, the job's networks "
+            f"{spec.num_classes}; make them agree to train candidates, or set evaluator.train: 0",
         )
     return train_set, test_set
 

@@ -304,3 +304,14 @@ def test_a_pareto_page_follows_every_trial_the_job_records(tmp_path):
         store.record(job.id, 1000, candidate=new, values=[0.0, 0.0, 0.0], constraints=None)
         after = client.get(f"/jobs/{job.id}/pareto").json()["items"]
         assert [r["name"] for r in after] == ["better"] and after != before
+
+
+def test_errors_carry_their_field_s_location_not_parsed_from_text(finished):
+    _, job_id, client = finished
+    bad = client.get(f"/jobs/{job_id}/pareto", params={"fields": "id,bogus"}).json()["detail"]
+    assert bad == [{"loc": ["query", "fields"], "msg": bad[0]["msg"], "type": "value_error"}]
+    assert "unknown bogus" in bad[0]["msg"]
+    off = client.post("/jobs", json={**SPEC, "evaluator": {"plugin": "os:system"}}).json()["detail"]
+    assert [d["loc"] for d in off] == [["body", "evaluator", "plugin"]] and "--allow-plugin" in off[0]["msg"]
+    several = client.post("/jobs", json={**SPEC, "num_classes": 10**12, "batch": 10**9}).json()["detail"]
+    assert [d["loc"] for d in several] == [["body", "num_classes"], ["body", "batch"]]

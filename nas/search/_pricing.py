@@ -33,7 +33,7 @@ def resolve_accelerator(spec: JobSpec) -> Accelerator:
     try:
         return load_accelerator(spec.accelerator)
     except (KeyError, ValueError) as err:
-        raise SpecError(f"accelerator: {err}") from err
+        raise SpecError("accelerator", f"{err}") from err
 
 
 def accelerator_to_json(acc: Accelerator) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
 from hwmodels import AcceleratorError, accelerator_names, load_accelerator
-from nas.export import ExportError, choose_candidate, export_archive
+from nas.export import choose_candidate, export_archive
 from nas.limits import Limits, QuotaError, check_quota
 from nas.objectives import ACCURACY_KINDS
 from nas.search import JobStateError, cancel, check_can_run, submit
@@ -38,7 +38,7 @@ from nas.service import _schemas as schemas
 from nas.service._cache import PageCache
 from nas.service._limits import BodyLimit
 from nas.service._supervisor import JobSupervisor
-from nas.spec import JobSpec, PluginRef, SpecError, spec_error_details
+from nas.spec import FieldError, JobSpec, PluginRef, SpecError, spec_error_details
 from nas.store import (
     CANDIDATE_STATUSES,
     FILTERABLE,
@@ -201,26 +201,25 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(JobStateError, handler(409))
     app.add_exception_handler(StoreError, handler(503))  # after its subclasses: the database failed
 
-    async def invalid(_request: Request, err: Exception) -> JSONResponse:
-        return JSONResponse({"detail": _details(err)}, status_code=422)
+    async def invalid(request: Request, err: Exception) -> JSONResponse:
+        return JSONResponse({"detail": _details(err, request)}, status_code=422)
 
-    for kind in (SpecError, ExportError, ValueError, SpaceError, UnknownNameError, AcceleratorError):
+    for kind in (FieldError, ValueError, SpaceError, UnknownNameError, AcceleratorError):
         app.add_exception_handler(kind, invalid)
 
 
-def _details(err: Exception) -> list[dict[str, Any]]:
-    """'field.path: message' lines -> FastAPI's shape of validation errors."""
+def _details(err: Exception, request: Request) -> list[dict[str, Any]]:
+    """FastAPI's shape of validation errors: ``loc`` from the error's own field paths (a
+    ``FieldError``), else the request's body or query as a whole."""
     if isinstance(err, ValidationError):
         return spec_error_details(err)
-    out = []
-    for line in str(err).strip("'\"").split("\n"):
-        head, sep, msg = line.strip().partition(": ")
-        if sep and head.replace(".", "").replace("_", "").isalnum():
-            path = [p for p in head.split(".") if p != "body"]
-            out.append({"loc": ["body", *path], "msg": msg, "type": "value_error"})
-        else:
-            out.append({"loc": ["body"], "msg": line.strip(), "type": "value_error"})
-    return out
+    if isinstance(err, FieldError):
+        return [
+            {"loc": [err.where, *(field.split(".") if field else [])], "msg": msg, "type": "value_error"}
+            for field, msg in err.errors
+        ]
+    where = "query" if request.method == "GET" else "body"
+    return [{"loc": [where], "msg": str(err).strip("'\""), "type": "value_error"}]
 
 
 # ---- routes ---------------------------------------------------------------------------------------
@@ -549,15 +548,15 @@ def _read_spec(body: bytes, content_type: str) -> dict[str, Any]:
         text = body.decode()
         data = yaml.safe_load(text) if media in YAML_TYPES else json.loads(text)
     except UnicodeDecodeError as err:
-        raise SpecError(f"body: not UTF-8 text ({err.reason})") from err
+        raise SpecError(f"the body is not UTF-8 text ({err.reason})") from err
     except json.JSONDecodeError as err:
         raise SpecError(
-            f"body: not valid JSON ({err.msg} at line {err.lineno}); send YAML as application/yaml"
+            f"the body is not valid JSON ({err.msg} at line {err.lineno}); send YAML as application/yaml"
         ) from err
     except yaml.YAMLError as err:
-        raise SpecError(f"body: not valid YAML ({err})") from err
+        raise SpecError(f"the body is not valid YAML ({err})") from err
     if not isinstance(data, dict):
-        raise SpecError("body: a job spec is a mapping of fields (name, space, objectives, ...)")
+        raise SpecError("the body: a job spec is a mapping of fields (name, space, objectives, ...)")
     return data
 
 
@@ -571,14 +570,17 @@ def _validate(data: dict[str, Any], service: Service) -> JobSpec:
         value = getattr(spec, name)
         if isinstance(value, PluginRef) and not value.plugin.startswith(service.allow_plugins or ("\0",)):
             raise SpecError(
-                f"{name}.plugin: plug-ins are off in this service; its operator allows them with "
-                "`nas serve --allow-plugin MODULE_PREFIX`"
+                f"{name}.plugin",
+                "plug-ins are off in this service; its operator allows them with "
+                "`nas serve --allow-plugin MODULE_PREFIX`",
             )
     if isinstance(spec.space, str) and spec.space not in space_names():
-        raise SpecError(f"space: {spec.space!r} is not a registered space ({', '.join(space_names())}); or inline one")
+        raise SpecError(
+            "space", f"{spec.space!r} is not a registered space ({', '.join(space_names())}); or inline one"
+        )
     if spec.accelerator not in accelerator_names():
         raise SpecError(
-            f"accelerator: {spec.accelerator!r} is not one of {', '.join(accelerator_names())} (GET /accelerators)"
+            "accelerator", f"{spec.accelerator!r} is not one of {', '.join(accelerator_names())} (GET /accelerators)"
         )
     service.limits.check(spec)
     return spec
@@ -609,7 +611,7 @@ def _fields(text: str | None) -> list[str]:
     wanted = [f.strip() for f in text.split(",") if f.strip()]
     unknown = [f for f in wanted if f not in ROW_FIELDS]
     if unknown:
-        raise ValueError(f"fields: unknown {', '.join(unknown)}; known: {', '.join(ROW_FIELDS)}")
+        raise FieldError("fields", f"unknown {', '.join(unknown)}; known: {', '.join(ROW_FIELDS)}", where="query")
     return list(dict.fromkeys(wanted))
 
 
