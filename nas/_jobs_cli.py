@@ -396,7 +396,7 @@ def _predictor_errors(job) -> str:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from nas._hw_cli import layer_table
-    from nas.search._pricing import stored_report
+    from nas.search import stored_report
 
     store = _store(args)
     job = store.get_job(args.job)

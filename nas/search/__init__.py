@@ -8,7 +8,7 @@ cancel it. Results land in the store (``nas.store``), which the loop treats as t
 
 from nas.search._executor import Outcome, evaluate
 from nas.search._liveness import owner_alive, owner_id
-from nas.search._pricing import Priced, price
+from nas.search._pricing import Priced, price, stored_report
 from nas.search._runner import JobStateError, cancel, check_can_run, run, submit
 from nas.search._samplers import make_sampler
 
@@ -24,5 +24,6 @@ __all__ = [
     "owner_id",
     "price",
     "run",
+    "stored_report",
     "submit",
 ]

@@ -1,0 +1,223 @@
+"""Jobs: submit (JSON or YAML), list, watch, cancel, resume, train, hypervolume history."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import anyio.to_thread
+import yaml
+from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+
+from hwmodels import accelerator_names
+from nas.limits import check_quota
+from nas.objectives import ACCURACY_KINDS
+from nas.search import cancel, check_can_run, submit
+from nas.service import _schemas as schemas
+from nas.service._common import JobId, JobStatus, Limit, Offset, Service, Tenant, errs, job_for
+from nas.spec import JobSpec, PluginRef, SpecError, spec_error_details
+from nas.store import JobRecord
+from search_spaces import space_names
+
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+SPEC_BODY = {  # POST /jobs reads its body itself (JSON or YAML): this is what the schema says it takes
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": "#/components/schemas/JobSpec"},
+                "examples": {
+                    "demo": {
+                        "summary": "the README's demo job",
+                        "value": {
+                            "name": "edge-classifier",
+                            "space": "metaformer-tiny",
+                            "objectives": ["accuracy", "latency_ms", "energy_mj"],
+                            "constraints": {"min_fps": 800, "max_energy_mj": 3.0, "max_params": 8_000_000},
+                            "budget": {"trials": 200, "wall_time_s": 240},
+                        },
+                    }
+                },
+            },
+            "application/yaml": {"schema": {"$ref": "#/components/schemas/JobSpec"}},
+        },
+    }
+}
+
+
+def router(service: Service) -> APIRouter:
+    router = APIRouter()
+    store = service.store
+
+    def job_views(jobs: list[JobRecord]) -> list[schemas.Job]:
+        """Jobs with their best front member: one query for the whole page, not one per job."""
+        best = store.best_on_front(jobs)
+        out = []
+        for job in jobs:
+            c, objective = best.get(job.id), job.spec["objectives"][0]
+            top = c and schemas.Best(
+                objective=objective, value=c.metrics.get(objective), candidate_id=c.id, name=c.name
+            )
+            out.append(schemas.job_out(job, top, _eta(job)))
+        return out
+
+    def job_view(job: JobRecord) -> schemas.Job:
+        return job_views([job])[0]
+
+    @router.post(
+        "/jobs",
+        status_code=201,
+        response_model=schemas.Job,
+        tags=["jobs"],
+        openapi_extra=SPEC_BODY,
+        responses={k: schemas.ERRORS[k] for k in (401, 413, 422, 429)},
+    )
+    async def create_job(request: Request, tenant: Tenant) -> schemas.Job:
+        """Submit a search job: a JobSpec as JSON, or as YAML with a YAML content type. The job is
+        queued and starts when a runner slot is free. Over a limit (GET /limits): 422, or 429 at
+        the tenant's quota of unfinished jobs; nothing is created."""
+        data = _read_spec(await request.body(), request.headers.get("content-type", ""))
+        spec = _validate(data, service)
+        await anyio.to_thread.run_sync(lambda: check_quota(store, service.limits, tenant))
+        # submitting prices a few hundred architectures and writes the store: off the event loop
+        return await anyio.to_thread.run_sync(lambda: job_view(_submit(service, spec, tenant)))
+
+    @router.get("/jobs", response_model=schemas.JobPage, tags=["jobs"], responses={401: schemas.ERRORS[401]})
+    def list_jobs(
+        tenant: Tenant,
+        status: JobStatus | None = None,
+        tag: Annotated[str | None, Query(max_length=100)] = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> schemas.JobPage:
+        """The jobs, newest first, optionally of one status or tag."""
+        jobs = store.list_jobs(status=status, tag=tag, tenant=tenant, limit=limit, offset=offset)
+        total = store.count_jobs(status=status, tag=tag, tenant=tenant)
+        return schemas.JobPage(items=job_views(jobs), total=total, limit=limit, offset=offset)
+
+    @router.get("/jobs/{job_id}", response_model=schemas.Job, tags=["jobs"], responses=errs(401, 404))
+    def get_job(job_id: JobId, tenant: Tenant) -> schemas.Job:
+        """Status, progress counts, the best candidate so far, hypervolume, ETA and errors."""
+        return job_view(job_for(store, job_id, tenant))
+
+    @router.post("/jobs/{job_id}/cancel", response_model=schemas.Job, tags=["jobs"], responses=errs(401, 404))
+    def cancel_job(job_id: JobId, tenant: Tenant) -> schemas.Job:
+        """Stop the job within seconds; it keeps its results and can be resumed."""
+        job_for(store, job_id, tenant)
+        return job_view(cancel(store, job_id))
+
+    @router.post("/jobs/{job_id}/resume", response_model=schemas.Job, tags=["jobs"], responses=errs(401, 404, 409, 429))
+    def resume_job(job_id: JobId, tenant: Tenant) -> schemas.Job:
+        """Continue an interrupted, cancelled or failed job (or one with budget left) in the service."""
+        job = job_for(store, job_id, tenant)
+        if job.status == "queued" and job.managed:  # already waiting for the service's runner
+            return job_view(job)
+        check_can_run(job, resume=True)
+        check_quota(store, service.limits, tenant, exclude=job_id)
+        job = store.requeue(job_id)
+        if service.supervisor:
+            service.supervisor.wake()
+        return job_view(job)
+
+    @router.post(
+        "/jobs/{job_id}/train", response_model=schemas.Job, tags=["jobs"], responses=errs(401, 404, 409, 422, 429)
+    )
+    def train_job(job_id: JobId, request: schemas.TrainRequest, tenant: Tenant) -> schemas.Job:
+        """Measure the front's best ``top`` candidates (train them with the job's recipe; their
+        weights are kept for export): the service's runner continues the job to do it."""
+        job = job_for(store, job_id, tenant)
+        if job.accuracy_kind != "predicted":
+            raise HTTPException(
+                409, f"job {job_id} has no training recipe (its accuracy is {ACCURACY_KINDS[job.accuracy_kind]}); "
+                "submit it with evaluator.train to measure candidates"
+            )  # fmt: skip
+        if job.status == "running":
+            raise HTTPException(409, f"job {job_id} is running; ask again when it has finished")
+        check_quota(store, service.limits, tenant, exclude=job_id)
+        store.request_training(job_id, request.top)
+        job = store.requeue(job_id)
+        if service.supervisor:
+            service.supervisor.wake()
+        return job_view(job)
+
+    @router.get(
+        "/jobs/{job_id}/hypervolume",
+        response_model=list[schemas.HypervolumePoint],
+        tags=["jobs"],
+        responses=errs(401, 404),
+    )
+    def hypervolume(job_id: JobId, tenant: Tenant) -> list[schemas.HypervolumePoint]:
+        """The hypervolume each time the front moved."""
+        job_for(store, job_id, tenant)
+        return [
+            schemas.HypervolumePoint(n_trials=n, hypervolume=v, front_size=f)
+            for n, v, f in store.hypervolume_history(job_id)
+        ]
+
+    return router
+
+
+def _read_spec(body: bytes, content_type: str) -> dict[str, Any]:
+    media = content_type.split(";")[0].strip().lower()
+    try:
+        text = body.decode()
+        data = yaml.safe_load(text) if media in YAML_TYPES else json.loads(text)
+    except UnicodeDecodeError as err:
+        raise SpecError(f"the body is not UTF-8 text ({err.reason})") from err
+    except json.JSONDecodeError as err:
+        raise SpecError(
+            f"the body is not valid JSON ({err.msg} at line {err.lineno}); send YAML as application/yaml"
+        ) from err
+    except yaml.YAMLError as err:
+        raise SpecError(f"the body is not valid YAML ({err})") from err
+    if not isinstance(data, dict):
+        raise SpecError("the body: a job spec is a mapping of fields (name, space, objectives, ...)")
+    return data
+
+
+def _validate(data: dict[str, Any], service: Service) -> JobSpec:
+    try:
+        spec = JobSpec.model_validate(data)
+    except ValidationError as err:
+        raise RequestValidationError(spec_error_details(err)) from None
+    # a spec over HTTP names what the service ships: a plug-in is code to import, a path a file to read
+    for name in ("space", "evaluator"):
+        value = getattr(spec, name)
+        if isinstance(value, PluginRef) and not value.plugin.startswith(service.allow_plugins or ("\0",)):
+            raise SpecError(
+                f"{name}.plugin",
+                "plug-ins are off in this service; its operator allows them with "
+                "`nas serve --allow-plugin MODULE_PREFIX`",
+            )
+    if isinstance(spec.space, str) and spec.space not in space_names():
+        raise SpecError(
+            "space", f"{spec.space!r} is not a registered space ({', '.join(space_names())}); or inline one"
+        )
+    if spec.accelerator not in accelerator_names():
+        raise SpecError(
+            "accelerator", f"{spec.accelerator!r} is not one of {', '.join(accelerator_names())} (GET /accelerators)"
+        )
+    service.limits.check(spec)
+    return spec
+
+
+def _submit(service: Service, spec: JobSpec, tenant: str | None) -> JobRecord:
+    job = submit(service.store, spec, tenant=tenant, managed=True)
+    if service.supervisor:
+        service.supervisor.wake()
+    return job
+
+
+def _eta(job: JobRecord) -> float | None:
+    if job.status != "running":
+        return None
+    budget = job.spec.get("budget", {})
+    etas = []
+    if budget.get("trials") and job.n_trials:
+        etas.append(max(0, budget["trials"] - job.n_trials) * job.run_seconds / job.n_trials)
+    if budget.get("wall_time_s"):
+        etas.append(max(0.0, budget["wall_time_s"] - job.run_seconds))
+    return min(etas) if etas else None
