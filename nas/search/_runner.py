@@ -19,6 +19,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from nas import reference
 from nas.limits import Limits
 from nas.objectives import directions
 from nas.plugins import Space, load_object, make_evaluator, resolve_space
@@ -47,7 +48,6 @@ from nas.status import JobStatus
 from nas.store import CandidateIn, CandidateRecord, JobRecord, Store, StoreError
 from nas.training import training_sets
 
-REFERENCE_SAMPLES = 256  # architectures priced at submission to place the hypervolume's reference point
 FINAL_ROUNDS = 3  # rounds of measuring the front's best: a measurement can promote an unmeasured one
 STARTUP_S = 300.0  # loading data, starting Ray and its workers, before the search's clock runs
 Progress = Callable[[JobRecord], None]
@@ -143,40 +143,20 @@ def check_can_run(job: JobRecord, resume: bool) -> None:
 
 
 def _reference_point(spec: JobSpec, space: Space, accelerator) -> dict[str, float | None]:
-    """The hypervolume's reference point, fixed for the job's life: the spec's values, else the
-    hard constraints' bounds, else the worst of ``REFERENCE_SAMPLES`` randomly drawn (and priced)
-    architectures. Accuracy takes the evaluator's declared floor, else the store fixes it from the
-    first scored candidates."""
-    c = spec.constraints
-    bounds = {"latency_ms": c.max_latency_ms, "throughput_fps": c.min_fps, "energy_mj": c.max_energy_mj}
-    bounds["params"] = c.max_params
-    if spec.accuracy_kind() == "predicted":  # an accuracy: chance is its floor
-        bounds["accuracy"] = c.min_accuracy if c.min_accuracy is not None else 1.0 / spec.num_classes
-    elif isinstance(spec.evaluator, PluginRef):
-        bounds["accuracy"] = getattr(
-            load_object(spec.evaluator.plugin, field="evaluator.plugin"), "accuracy_floor", None
-        )
-    reference: dict[str, float | None] = {}
-    hardware = [o for o in spec.objectives if o != "accuracy"]
+    """The job's reference point (``nas.reference``), with the random architectures it prices
+    when the spec does not bound every hardware objective."""
+    floor = None
+    if isinstance(spec.evaluator, PluginRef):
+        floor = getattr(load_object(spec.evaluator.plugin, field="evaluator.plugin"), "accuracy_floor", None)
     sampled: list[dict[str, float]] = []
-    if any(spec.reference_point.get(o) is None and bounds.get(o) is None for o in hardware):
+    if reference.needs_samples(spec, floor):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=spec.seed))
-        for _ in range(REFERENCE_SAMPLES):
+        for _ in range(reference.SAMPLES):
             trial = study.ask()
             sampled.append(price(space, space.sample(trial), spec, accelerator).metrics)
             study.tell(trial, 0.0)
-    for o in spec.objectives:
-        if o in spec.reference_point:
-            reference[o] = float(spec.reference_point[o])
-        elif bounds.get(o) is not None:
-            reference[o] = float(bounds[o])
-        elif o == "accuracy":
-            reference[o] = None
-        else:
-            pick = min if o == "throughput_fps" else max
-            reference[o] = float(pick(m[o] for m in sampled))
-    return reference
+    return reference.at_submission(spec, floor, sampled)
 
 
 class _Loop:

@@ -9,10 +9,10 @@ from collections.abc import Mapping
 import numpy as np
 from sqlalchemy import select, update
 
-from nas.objectives import loss_vector, sign
-from nas.pareto import hypervolume, non_dominated
+from nas.objectives import loss_vector
+from nas.pareto import non_dominated
 from nas.status import FINISHED, JobStatus
-from nas.store._models import CandidateModel, HypervolumeModel, JobModel, WeightsModel
+from nas.store._models import CandidateModel, JobModel, WeightsModel
 from nas.store._records import Measured, NotFoundError, now
 
 
@@ -74,16 +74,7 @@ class AccuracyRows:
         if front:
             s.execute(update(CandidateModel).where(CandidateModel.id.in_(front)).values(on_front=True))
         job.n_front = len(front)
-        reference = job.reference_point or {}
-        if all(reference.get(o) is not None for o in objectives):
-            ref_loss = [sign(o) * reference[o] for o in objectives]
-            job.hypervolume = hypervolume([tuple(losses[i]) for i in np.flatnonzero(keep)], ref_loss)
-            s.merge(
-                HypervolumeModel(
-                    job_id=job.id, n_trials=job.n_trials, hypervolume=job.hypervolume,
-                    front_size=job.n_front, created_at=now(),
-                )
-            )  # fmt: skip
+        self._save_hypervolume(s, job, [tuple(losses[i]) for i in np.flatnonzero(keep)])
 
     def weights(self, job_id: int, candidate_id: int) -> tuple[bytes, dict] | None:
         """The trained weights of a measured candidate and the recipe they were trained with."""

@@ -17,24 +17,20 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, String, asc, cast, create_engine, desc, event, func, select, update
+from sqlalchemy import Engine, String, cast, create_engine, desc, event, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from nas.objectives import OBJECTIVES, loss_vector, sign
-from nas.pareto import add_to_front, hypervolume, non_dominated
-from nas.store._accuracy_rows import AccuracyRows, eligible
-from nas.store._models import CandidateModel, HypervolumeModel, JobModel, TrialModel
+from nas.store._accuracy_rows import AccuracyRows
+from nas.store._convert import _candidate, _job
+from nas.store._front_rows import FrontRows
+from nas.store._models import CandidateModel, JobModel, TrialModel
 from nas.store._records import (
-    _OPS,
     CANDIDATE_STATUSES,
-    FILTERABLE,
     JOB_STATUSES,
     METRIC_COLUMNS,
-    Bound,
     CandidateIn,
     CandidateRecord,
     JobRecord,
@@ -42,16 +38,13 @@ from nas.store._records import (
     StoreError,
     TrialRecord,
     now,
-    utc,
 )
 from nas.store._service_rows import ServiceRows
 
 DB_ENV = "NAS_DB_URL"
 DEFAULT_DB = "sqlite:///nas.db"  # in the working directory
 MIGRATIONS = Path(__file__).parent / "migrations"
-FRONT_CACHE_SIZE = 256  # recomputed fronts kept per Store (a few kB each)
 SCHEMA_RACE_ATTEMPTS = 5  # processes opening a fresh database at once: the losers retry
-REFERENCE_WARMUP = 10  # scored candidates after which an objective without a declared reference gets one
 
 
 def default_url() -> str:
@@ -97,7 +90,7 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-class Store(ServiceRows, AccuracyRows):
+class Store(FrontRows, ServiceRows, AccuracyRows):
     """``Store(url)`` opens (and migrates) the database at ``url``, e.g. ``sqlite:///nas.db`` or
     ``postgresql+psycopg://user:pw@host/db``."""
 
@@ -355,55 +348,6 @@ class Store(ServiceRows, AccuracyRows):
                 self._update_front(s, job, row)
             return _candidate(row)
 
-    def _update_front(self, s: Session, job: JobModel, row: CandidateModel) -> None:
-        objectives = job.spec["objectives"]
-        columns = [getattr(CandidateModel, o) for o in objectives]
-        front = {
-            r[0]: loss_vector(dict(zip(objectives, r[1:], strict=True)), objectives)
-            for r in s.execute(
-                select(CandidateModel.id, *columns).where(*_on_front(job.id), CandidateModel.id != row.id)
-            )
-        }
-        loss = loss_vector({o: getattr(row, o) for o in objectives}, objectives)
-        joins, pushed_off = add_to_front(front, row.id, loss)
-        reference_fixed = self._fix_reference(s, job)
-        if not joins and not reference_fixed:
-            return
-        if joins:
-            row.on_front = True
-            if pushed_off:
-                s.execute(update(CandidateModel).where(CandidateModel.id.in_(pushed_off)).values(on_front=False))
-            for key in pushed_off:
-                front.pop(key)
-            front[row.id] = loss
-            job.n_front = len(front)
-        reference = job.reference_point
-        if all(reference.get(o) is not None for o in objectives):
-            ref_loss = [sign(o) * reference[o] for o in objectives]
-            job.hypervolume = hypervolume(list(front.values()), ref_loss)
-            s.merge(
-                HypervolumeModel(
-                    job_id=job.id,
-                    n_trials=job.n_trials,
-                    hypervolume=job.hypervolume,
-                    front_size=job.n_front,
-                    created_at=now(),
-                )
-            )
-
-    def _fix_reference(self, s: Session, job: JobModel) -> bool:
-        """Give objectives without a reference value the worst of the first scored candidates."""
-        missing = [o for o in job.spec["objectives"] if job.reference_point.get(o) is None]
-        if not missing or job.n_complete < REFERENCE_WARMUP:
-            return False
-        reference = dict(job.reference_point)
-        for o in missing:
-            worst = func.max if OBJECTIVES[o] == "minimize" else func.min
-            column = getattr(CandidateModel, o)
-            reference[o] = s.scalar(select(worst(column)).where(*_complete(job.id)))
-        job.reference_point = reference  # a new dict: JSON columns track assignment, not mutation
-        return True
-
     # ---- queries ----------------------------------------------------------------------------
 
     def candidate(self, job_id: int, ref: int | str) -> CandidateRecord:
@@ -430,110 +374,6 @@ class Store(ServiceRows, AccuracyRows):
             if status:
                 query = query.where(CandidateModel.status == status)
             return [_candidate(c) for c in s.scalars(query)]
-
-    def pareto(
-        self,
-        job_id: int,
-        *,
-        where: Sequence[Bound] = (),
-        sort: str | None = None,
-        descending: bool | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[CandidateRecord]:
-        """The feasible candidates that no other feasible candidate within ``where`` dominates.
-
-        Bounds that only cut the worse side of objectives keep the job's front as it is (anything
-        dominating a kept point is kept too), so those queries read the maintained membership. Other
-        bounds can promote candidates the job's front dominates: the front is recomputed over the
-        candidates inside them.
-        """
-        with self._session() as s:
-            job = self._job(s, job_id)
-            objectives = job.spec["objectives"]
-            filters = [_OPS[b.op](getattr(CandidateModel, b.metric), b.value) for b in where]
-            if all(_cuts_worse_side(b, objectives) for b in where):
-                base = [*_on_front(job_id), *filters]
-            else:
-                key = (job_id, job.created_at, tuple(where))  # created_at: SQLite may reuse a deleted job's id
-                stamp = (job.n_trials, (job.calibration or {}).get("version", 0))
-                with self._fronts_lock:
-                    seen, ids = self._fronts.get(key, (None, []))
-                if seen != stamp:
-                    losses = [sign(o) * getattr(CandidateModel, o) for o in objectives]
-                    result = s.connection().execute(select(CandidateModel.id, *losses).where(*eligible(job), *filters))
-                    rows = np.array(result.cursor.fetchall(), dtype=float).reshape(
-                        -1, 1 + len(objectives)
-                    )  # plain floats
-                    ids = rows[non_dominated(rows[:, 1:]), 0].astype(int).tolist()
-                    with self._fronts_lock:
-                        self._fronts[key] = (stamp, ids)
-                        while len(self._fronts) > FRONT_CACHE_SIZE:
-                            self._fronts.popitem(last=False)
-                base = [CandidateModel.id.in_(ids)] if ids else [CandidateModel.id.is_(None)]
-            sort = sort or objectives[0]
-            if sort not in FILTERABLE:
-                raise ValueError(f"sort: unknown metric {sort!r}; known: {', '.join(FILTERABLE)}")
-            if descending is None:
-                descending = OBJECTIVES.get(sort) == "maximize"
-            order = desc if descending else asc
-            query = (
-                select(CandidateModel)
-                .where(*base)
-                .order_by(order(getattr(CandidateModel, sort)), CandidateModel.id)
-                .offset(offset)
-                .limit(limit)
-            )
-            return [_candidate(c) for c in s.scalars(query)]
-
-    def front_stamp(self, job_id: int) -> tuple[str | None, tuple] | None:
-        """(the job's tenant, a stamp that changes whenever any Pareto query's answer may): one
-        small query, for caches of answers. None for an unknown job."""
-        with self._session() as s:
-            version = JobModel.calibration["version"].as_integer()
-            row = s.execute(
-                select(JobModel.tenant, JobModel.created_at, JobModel.n_trials, version).where(JobModel.id == job_id)
-            ).first()
-            return None if row is None else (row[0], (job_id, str(row[1]), row[2], row[3] or 0))
-
-    def best_on_front(self, jobs: Sequence[JobRecord]) -> dict[int, CandidateRecord]:
-        """Each job's best front member by its first objective (as ``pareto(job, limit=1)`` gives
-        it), for many jobs in one query per objective rather than one per job."""
-        by_sort: dict[str, list[int]] = {}
-        for job in jobs:
-            if job.n_front:
-                by_sort.setdefault(job.spec["objectives"][0], []).append(job.id)
-        best: dict[int, CandidateRecord] = {}
-        with self._session() as s:
-            for sort, ids in by_sort.items():
-                order = desc if OBJECTIVES.get(sort) == "maximize" else asc
-                rank = (
-                    func.row_number()
-                    .over(
-                        partition_by=CandidateModel.job_id,
-                        order_by=(order(getattr(CandidateModel, sort)), CandidateModel.id),
-                    )
-                    .label("rank")
-                )
-                ranked = (
-                    select(CandidateModel.id, rank)
-                    .where(CandidateModel.job_id.in_(ids), CandidateModel.on_front.is_(True))
-                    .subquery()
-                )
-                firsts = select(CandidateModel).join(ranked, CandidateModel.id == ranked.c.id).where(ranked.c.rank == 1)
-                best.update((c.job_id, _candidate(c)) for c in s.scalars(firsts))
-        return best
-
-    def hypervolume_history(self, job_id: int) -> list[tuple[int, float, int]]:
-        """(trials done, hypervolume, front size) each time the front moved."""
-        with self._session() as s:
-            self._job(s, job_id)
-            rows = s.execute(
-                select(HypervolumeModel.n_trials, HypervolumeModel.hypervolume, HypervolumeModel.front_size)
-                .where(HypervolumeModel.job_id == job_id)
-                .order_by(HypervolumeModel.n_trials)
-            )
-            return [tuple(r) for r in rows]
 
     def delete_job(self, job_id: int) -> None:
         with self._session() as s:
@@ -562,24 +402,8 @@ def _job_filters(status: str | None, tag: str | None, tenant: str | None) -> lis
     return filters
 
 
-def _on_front(job_id: int) -> list:
-    return [CandidateModel.job_id == job_id, CandidateModel.on_front.is_(True)]
-
-
-def _complete(job_id: int) -> list:
-    return [CandidateModel.job_id == job_id, CandidateModel.status == "complete"]
-
-
 def _candidates(job_id: int):
     return select(CandidateModel).where(CandidateModel.job_id == job_id)
-
-
-def _cuts_worse_side(bound: Bound, objectives: Sequence[str]) -> bool:
-    if bound.metric not in objectives:
-        return False
-    if OBJECTIVES[bound.metric] == "minimize":
-        return bound.op in ("<", "<=")
-    return bound.op in (">", ">=")
 
 
 def _trial(job_id: int, number: int, candidate_id: int, outcome: str, values, constraints) -> TrialModel:
@@ -591,59 +415,4 @@ def _trial(job_id: int, number: int, candidate_id: int, outcome: str, values, co
         values=values,
         constraints=constraints,
         created_at=now(),
-    )
-
-
-def _job(m: JobModel) -> JobRecord:
-    return JobRecord(
-        id=m.id,
-        name=m.name,
-        tags=tuple(m.tags or ()),
-        spec=m.spec,
-        accelerator=m.accelerator,
-        study_name=m.study_name,
-        status=m.status,
-        created_at=utc(m.created_at),
-        started_at=utc(m.started_at),
-        finished_at=utc(m.finished_at),
-        heartbeat_at=utc(m.heartbeat_at),
-        owner=m.owner,
-        cancel_requested=bool(m.cancel_requested),
-        error=m.error,
-        n_trials=m.n_trials,
-        n_complete=m.n_complete,
-        n_infeasible=m.n_infeasible,
-        n_failed=m.n_failed,
-        n_duplicates=m.n_duplicates,
-        n_front=m.n_front,
-        hypervolume=m.hypervolume,
-        reference_point=dict(m.reference_point or {}),
-        eval_seconds=m.eval_seconds,
-        run_seconds=m.run_seconds,
-        tenant=m.tenant,
-        managed=bool(m.managed),
-        calibration=dict(m.calibration or {}),
-        train_top=m.train_top,
-    )
-
-
-def _candidate(m: CandidateModel) -> CandidateRecord:
-    return CandidateRecord(
-        id=m.id,
-        job_id=m.job_id,
-        trial_number=m.trial_number,
-        arch_hash=m.arch_hash,
-        name=m.name,
-        arch=m.arch,
-        status=m.status,
-        failure=m.failure,
-        violations=dict(m.violations or {}),
-        on_front=bool(m.on_front),
-        metrics={c: getattr(m, c) for c in METRIC_COLUMNS},
-        deployable=m.deployable,
-        scores=dict(m.scores or {}),
-        hardware=dict(m.hardware or {}),
-        eval_s=m.eval_s,
-        worker=m.worker,
-        created_at=utc(m.created_at),
     )
