@@ -328,9 +328,10 @@ def markdown(reports: list[Report], args: argparse.Namespace) -> str:
     lines = [
         "# Chaos: kills while clients poll",
         "",
-        f"Printed by `python benchmarks/chaos.py --kills {args.kills} --jobs {args.jobs} --clients {args.clients} "
-        f"--trials {args.trials} --seed {args.seed}` (see its docstring), once per database, on a "
-        f"{os.cpu_count()}-core machine.",
+        f"Printed by `python benchmarks/chaos.py{' --sqlite' if args.sqlite else ''}"
+        f"{''.join(' --db ' + _safe(db) for db in args.db or [])} --kills {args.kills} --jobs {args.jobs} "
+        f"--clients {args.clients} --trials {args.trials} --seed {args.seed}` (see its docstring), once per "
+        f"database, on a {os.cpu_count()}-core machine.",
         "",
         header,
         "|---|" + "---|" * len(reports),
@@ -341,6 +342,12 @@ def markdown(reports: list[Report], args: argparse.Namespace) -> str:
         if r.client_errors:
             lines += ["", f"Client errors on {r.db} (first 5):", "", *(f"- {e}" for e in r.client_errors[:5])]
     return "\n".join(lines) + "\n"
+
+
+def _safe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def main() -> None:
