@@ -389,7 +389,8 @@ def _predictor_errors(job) -> str:
     for label, key in (("predicted before training", "prospective_errors"), ("leave-one-out", "leave_one_out")):
         e = c.get(key)
         if e:
-            text += (f"; {label}: MAE {e['mae']:.4f} over {e['n']}, Kendall tau {e['kendall_tau']:.2f},"
+            tau = "n/a" if e["kendall_tau"] is None else f"{e['kendall_tau']:.2f}"
+            text += (f"; {label}: MAE {e['mae']:.4f} over {e['n']}, Kendall tau {tau},"
                      f" {e['within_2sd']:.0%} within 2 std")  # fmt: skip
     return text
 

@@ -160,8 +160,10 @@ def standardise(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, std
 
 
-def _round(v: float) -> float:
-    return round(float(v), 5) if math.isfinite(v) else math.nan
+def _round(v: float) -> float | None:
+    """Rounded for storage; None where undefined (JSON has no NaN: SQLite's JSON functions and
+    PostgreSQL reject it)."""
+    return round(float(v), 5) if math.isfinite(v) else None
 
 
 def _kernel(a: np.ndarray, b: np.ndarray, t: dict[str, float]) -> np.ndarray:

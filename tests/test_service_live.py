@@ -292,6 +292,7 @@ def test_a_job_whose_process_keeps_dying_is_failed_not_restarted_forever(server)
     spec = {**TOY, "name": "doomed", "budget": {"trials": 5}, "evaluator": {"plugin": "search_plugins:process_killer"}}
     job = client.wait(client.submit(spec)["id"], timeout=120)
     assert job["status"] == "failed" and "exited with 3 3 times" in job["error"]
+    assert "the last lines of" in job["error"] and "resuming at 0 trials" in job["error"]  # its log's tail
 
 
 def test_two_supervisors_on_one_database_run_a_job_once(tmp_path, monkeypatch):

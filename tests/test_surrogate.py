@@ -1,5 +1,8 @@
 """The accuracy predictor: a Gaussian process whose means and spreads must hold on points it never saw."""
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 
@@ -62,6 +65,11 @@ def test_calibration_figures():
     assert c.n == 3 and c.mae == pytest.approx(0.055 / 3, abs=1e-5) and c.kendall_tau == pytest.approx(1.0)
     assert c.within_1sd == pytest.approx(2 / 3, abs=1e-5) and c.within_2sd == pytest.approx(2 / 3, abs=1e-5)
     assert Calibration.of([0.8], [0.1], [0.8]) is None
+    # two points have no rank correlation: stored as null, since JSON has no NaN (SQLite's JSON
+    # functions failed on a job's calibration, the service answered 503)
+    two = Calibration.of([0.8, 0.7], [0.01, 0.01], [0.805, 0.75])
+    assert two.kendall_tau is None
+    json.dumps(dataclasses.asdict(two), allow_nan=False)
 
 
 def test_standardise_keeps_constant_columns_finite():

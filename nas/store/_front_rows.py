@@ -132,11 +132,16 @@ class FrontRows:
         """(the job's tenant, a stamp that changes whenever any Pareto query's answer may): one
         small query, for caches of answers. None for an unknown job."""
         with self._session() as s:
-            version = JobModel.calibration["version"].as_integer()
+            # the calibration is read whole, not with SQL's JSON functions: rows written before
+            # undefined figures were stored as null hold NaN, which SQLite's JSON parser rejects
             row = s.execute(
-                select(JobModel.tenant, JobModel.created_at, JobModel.n_trials, version).where(JobModel.id == job_id)
+                select(JobModel.tenant, JobModel.created_at, JobModel.n_trials, JobModel.calibration).where(
+                    JobModel.id == job_id
+                )
             ).first()
-            return None if row is None else (row[0], (job_id, str(row[1]), row[2], row[3] or 0))
+            if row is None:
+                return None
+            return row[0], (job_id, str(row[1]), row[2], (row[3] or {}).get("version", 0))
 
     def best_on_front(self, jobs: Sequence[JobRecord]) -> dict[int, CandidateRecord]:
         """Each job's best front member by its first objective (as ``pareto(job, limit=1)`` gives
