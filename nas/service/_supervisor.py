@@ -42,6 +42,7 @@ from nas.store import JobRecord, Store, StoreError
 log = logging.getLogger("nas.service")
 STOP_GRACE_S = 20.0  # how long a job has to record its state after SIGTERM
 CANCEL_ESCALATE_S = 2 * CANCEL_GRACE_S  # a cancelled job still running after this is stopped
+START_GRACE_S = 120.0  # a new job process's time to import and claim its job before it must beat
 MAX_STARTS = 3  # a job whose process keeps dying before it records anything is marked failed
 SPAWNER_ENV = "NAS_SUPERVISOR_PID"  # in a job's process: the service that started it, to adopt it once that one is gone
 LOG_TAIL_LINES = 8
@@ -117,6 +118,12 @@ class JobSupervisor:
             kill_session(r.pid)
             if r.process is not None:
                 r.process.wait()
+            with contextlib.suppress(StoreError):  # killed before it could record it (inside a long call)
+                job = self.store.get_job(r.job_id)
+                if job.status == "running" and not owner_alive(job):
+                    self.store.finish(
+                        r.job_id, "interrupted", error="stopped with the service (killed after its grace)"
+                    )
 
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_s):
@@ -176,13 +183,18 @@ class JobSupervisor:
         if run.stopping is None and job is not None and job.status not in FINISHED:
             if job.cancel_requested:
                 run.cancel_seen = run.cancel_seen or now
-            beat = max(job.heartbeat_at or run.spawned_at, run.spawned_at)
+            claimed = job.heartbeat_at is not None and job.heartbeat_at > run.spawned_at
+            beat = job.heartbeat_at if claimed else run.spawned_at
             silent = (datetime.now(UTC) - beat).total_seconds()
+            # before its first beat the process is importing and claiming: allowed START_GRACE_S
+            allowed = (
+                self.limits.heartbeat_timeout_s if claimed else max(self.limits.heartbeat_timeout_s, START_GRACE_S)
+            )
             if run.cancel_seen is not None and now - run.cancel_seen > CANCEL_ESCALATE_S:
                 self._stop_run(run, "cancelled")
             elif now - run.started > run.deadline_s:
                 self._stop_run(run, f"it ran past its time limit of {run.deadline_s:.0f} s (budget and timeouts)")
-            elif silent > self.limits.heartbeat_timeout_s:
+            elif silent > allowed:
                 self._stop_run(run, f"its process sent no heartbeat for {silent:.0f} s (hung or stopped)")
         if run.term_sent is not None and now - run.term_sent > STOP_GRACE_S:
             kill_session(run.pid)
