@@ -31,7 +31,7 @@ browser: /usr/bin/chromedriver
 # The main job on the embedded default: a search on SQLite (nas.db here), a local Ray and the
 # default accelerator, with the default proxy on Fashion-MNIST; prints the Pareto front.
 demo: setup data
-	$(BIN)/nas run docs/examples/edge-classifier.yaml
+	$(BIN)/nas run docs/examples/edge-classifier.yaml --max-workers 2  # its 2 workers, even on a 1-CPU machine
 
 # The store's contract tests also run on PostgreSQL: .ci/postgres starts Debian's server (as root
 # or through sudo) and prints its URL; without one those tests skip, unless NAS_REQUIRE_POSTGRES=1.
