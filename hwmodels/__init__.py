@@ -13,6 +13,8 @@ from hwmodels._accelerator import (
     accelerator_names,
     load_accelerator,
 )
+from hwmodels._area import area_mm2, area_split_mm2, peak_tops
+from hwmodels._batched import Totals, estimate_many
 from hwmodels._estimate import MODES, estimate, imc_tiles
 from hwmodels._ir import (
     BYTES_PER_ELEMENT,
@@ -26,11 +28,14 @@ from hwmodels._ir import (
     total_params,
 )
 from hwmodels._report import CostReport, LayerCost
+from hwmodels._variants import KNOBS, MAX_VARIANTS, chip_grid, chip_variant
 
 __all__ = [
     "BYTES_PER_ELEMENT",
     "COMPUTE_KINDS",
     "DEFAULT_ACCELERATOR",
+    "KNOBS",
+    "MAX_VARIANTS",
     "MODES",
     "STATIC_WEIGHT_KINDS",
     "Accelerator",
@@ -41,12 +46,19 @@ __all__ = [
     "LayerCost",
     "MappingPolicy",
     "OpKind",
+    "Totals",
     "accelerator_names",
+    "area_mm2",
+    "area_split_mm2",
+    "chip_grid",
+    "chip_variant",
     "conv_kind",
     "estimate",
+    "estimate_many",
     "imc_tiles",
     "load_accelerator",
     "op_counts",
+    "peak_tops",
     "total_macs",
     "total_params",
 ]

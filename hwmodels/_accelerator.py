@@ -87,6 +87,15 @@ class HostConfig(_Frozen):
     link_energy_pj_per_byte: PositiveFloat
 
 
+class AreaConfig(_Frozen):
+    """Silicon area per unit at the chip's process node (hwmodels._area adds it up)."""
+
+    node_nm: PositiveFloat
+    imc_mm2_per_mib: PositiveFloat  # IMC weight cells with their adder trees, per MiB of weights
+    sram_mm2_per_mib: PositiveFloat  # L1 / L2 SRAM macros, per MiB
+    core_logic_mm2: PositiveFloat  # DPU, DWPU, control and DMA of one core
+
+
 class ChipConfig(_Frozen):
     """What the chip is."""
 
@@ -100,9 +109,14 @@ class ChipConfig(_Frozen):
     memory: MemoryConfig
     host: HostConfig
     layer_overhead_us: float = Field(ge=0)  # control / DMA set-up per scheduled kernel
+    # runtime cost of one inference on a core (start, completion, I/O descriptors); serial with its compute
+    frame_overhead_us: float = Field(0.0, ge=0)
+    # a global reduction (e.g. squeeze-excite's pool) drains the core's layer pipeline before the next op starts
+    sync_overhead_us: float = Field(0.0, ge=0)
     static_power_w: float = Field(ge=0)  # leakage and always-on logic: paid for every second a frame takes
     core_active_power_w: float = Field(ge=0)  # clock tree, control and DMA engines of a busy core
     default_mapping: str
+    area: AreaConfig | None = None  # None: no area model for this chip
 
     @property
     def hz(self) -> float:
@@ -122,6 +136,9 @@ class MappingPolicy(_Frozen):
     default_emulation_passes: PositiveFloat
     fusable: tuple[OpKind, ...]  # op kinds the DPU applies on a producer's output stream for free
     matmul_array_rewrite: bool  # may attention's dynamic matmuls be written into the arrays instead
+    # most copies of a small layer's weights the compiler lays block-diagonally in one array, each
+    # computing another output pixel in the same MVM (1: none)
+    weight_replication: float = Field(1.0, ge=1)
 
     @model_validator(mode="after")
     def _every_kind_has_a_unit(self) -> MappingPolicy:

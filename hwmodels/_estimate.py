@@ -14,7 +14,9 @@ Per layer, in execution order:
 4. *Activations*: an element-wise op on a producer's output is fused into its output stream (no
    memory round trip, no kernel overhead); otherwise inputs and outputs move at the memory level
    their size fits (L1, L2, DRAM), with that level's energy per byte and bandwidth.
-5. *Time* = max(compute, weight stream, activation traffic) + a fixed per-kernel overhead.
+5. *Time* = max(compute, weight stream, activation traffic) + a fixed per-kernel overhead, + a
+   pipeline drain after a global reduction (squeeze-excite's pool, the head's pool); each frame
+   also pays a fixed runtime cost per inference.
 Then the modes: throughput (a network instance per core, shared L2 / DRAM bandwidth caps the
 frame rate) or latency (a layer's tiles, or its map, split over the cores); static power is paid for
 the time a frame occupies the chip.
@@ -69,6 +71,7 @@ def estimate(
     instances = cores if mode == "throughput" else 1  # frames in flight on the chip
     us_per_cycle = 1e6 / hz
     overhead_us = chip.layer_overhead_us / batch
+    sync_us = chip.sync_overhead_us / batch
     l1_tensor, l2_size = mem.l1_bytes // 2, mem.l2_bytes  # a layer's input and output share L1
     # per memory level: (name, pJ per byte, us per byte with the level shared by the frames in flight)
     l1 = ("l1", mem.l1_energy_pj_per_byte, 1e-3 / mem.l1_gbps)
@@ -83,6 +86,7 @@ def estimate(
     host = chip.host
     static_w = chip.static_power_w / instances + chip.core_active_power_w * split
     fusable = frozenset(policy.fusable)
+    replication = int(policy.weight_replication)
 
     weights_in = _place_weights(layers, acc, split)
     route: dict[tuple[OpKind, str], tuple[str, str, float]] = {}
@@ -93,7 +97,9 @@ def estimate(
     prev_out, prev_fusable = -1, False
     stream_us = 0.0  # time of the producer's output stream still free to hide fused DPU work
     for i, layer in enumerate(layers):
-        name, op, _, _, macs, params, in_bytes, out_bytes, gemm, kernel, _, _, _, fn = layer  # one unpack: hot loop
+        name, op, _, out_shape, macs, params, in_bytes, out_bytes, gemm, kernel, _, _, _, fn = (
+            layer  # one unpack: hot loop
+        )
         key = (op, fn)
         if key not in route:
             route[key] = _route(policy, op, fn)
@@ -105,7 +111,10 @@ def estimate(
         if unit == "imc":
             g, m, k, n = gemm
             tiles = g * -(-k // rows) * -(-n // cols)
-            cycles = max(m * tiles * bits, m * g * n / out_per_cycle) / min(split, tiles)
+            # a layer far smaller than the array has its weights copied block-diagonally: each MVM
+            # then computes `copies` output pixels (bounded by the read-out below)
+            copies = min(replication, rows // k, cols // n, m) if tiles == 1 and replication > 1 else 1
+            cycles = max(m * tiles * bits / copies, m * g * n / out_per_cycle) / min(split, tiles)
             compute_pj = m * g * (-(-k // gate_r) * gate_r) * (-(-n // gate_c) * gate_c) * mac_pj
             utilisation = macs / (m * tiles * rows * cols)
         elif unit == "dwpu":
@@ -180,8 +189,11 @@ def estimate(
         else:
             longest = max(compute_us, weight_us, act_us)
             stream_us = longest
-            time_us = longest + overhead_us
-            wait_overhead += overhead_us
+            fixed_us = overhead_us
+            if op is OpKind.POOL and out_bytes * 4 <= in_bytes and _is_global(out_shape):
+                fixed_us += sync_us
+            time_us = longest + fixed_us
+            wait_overhead += fixed_us
             if longest == compute_us:
                 wait_compute += longest
             elif longest == weight_us:
@@ -192,16 +204,22 @@ def estimate(
                       source, out_level[0], utilisation])  # fmt: skip
         prev_out, prev_fusable = out_bytes, unit != "dma" and unit != "host" and mapping != "emulated"
 
+    frame_fixed_us = chip.frame_overhead_us / batch
     waits = {
         "compute": wait_compute,
         "weight_stream": wait_weights,
         "activations": wait_acts,
-        "overhead": wait_overhead,
+        "overhead": wait_overhead + frame_fixed_us,
     }
     return _report(
         layers, table, acc, mode, batch, weights_in, waits, l2_traffic, dram_traffic, host_ops, emulated_ops,
         infeasible_ops,
     )  # fmt: skip
+
+
+def _is_global(shape: tuple[int, ...]) -> bool:
+    """A (C, 1, 1) or (C, 1) output: the map was reduced to one value per channel."""
+    return len(shape) >= 2 and all(d == 1 for d in shape[1:])
 
 
 def _route(policy, op: OpKind, fn: str) -> tuple[str, str, float]:
@@ -296,7 +314,7 @@ def _report(
     chip = acc.chip
     mem = chip.memory
     instances = chip.cores if mode == "throughput" else 1
-    frame_us = sum(row[_TIME] for row in table)
+    frame_us = sum(row[_TIME] for row in table) + chip.frame_overhead_us / batch
     fps = instances / (frame_us * 1e-6) if frame_us > 0 else float("inf")
     bound = max(waits, key=waits.get)  # what the frame time on a core is mostly made of
     if l2_traffic and mem.l2_gbps * 1e9 / l2_traffic < fps:
