@@ -72,6 +72,7 @@ def estimate(
     us_per_cycle = 1e6 / hz
     overhead_us = chip.layer_overhead_us / batch
     sync_us = chip.sync_overhead_us / batch
+    frame_us = chip.frame_overhead_us / batch
     l1_tensor, l2_size = mem.l1_bytes // 2, mem.l2_bytes  # a layer's input and output share L1
     # per memory level: (name, pJ per byte, us per byte with the level shared by the frames in flight)
     l1 = ("l1", mem.l1_energy_pj_per_byte, 1e-3 / mem.l1_gbps)
@@ -189,7 +190,7 @@ def estimate(
         else:
             longest = max(compute_us, weight_us, act_us)
             stream_us = longest
-            fixed_us = overhead_us
+            fixed_us = overhead_us if i else overhead_us + frame_us  # the inference's own start rides its first kernel
             if op is OpKind.POOL and out_bytes * 4 <= in_bytes and _is_global(out_shape):
                 fixed_us += sync_us
             time_us = longest + fixed_us
@@ -204,12 +205,11 @@ def estimate(
                       source, out_level[0], utilisation])  # fmt: skip
         prev_out, prev_fusable = out_bytes, unit != "dma" and unit != "host" and mapping != "emulated"
 
-    frame_fixed_us = chip.frame_overhead_us / batch
     waits = {
         "compute": wait_compute,
         "weight_stream": wait_weights,
         "activations": wait_acts,
-        "overhead": wait_overhead + frame_fixed_us,
+        "overhead": wait_overhead,
     }
     return _report(
         layers, table, acc, mode, batch, weights_in, waits, l2_traffic, dram_traffic, host_ops, emulated_ops,
@@ -314,7 +314,7 @@ def _report(
     chip = acc.chip
     mem = chip.memory
     instances = chip.cores if mode == "throughput" else 1
-    frame_us = sum(row[_TIME] for row in table) + chip.frame_overhead_us / batch
+    frame_us = sum(row[_TIME] for row in table)
     fps = instances / (frame_us * 1e-6) if frame_us > 0 else float("inf")
     bound = max(waits, key=waits.get)  # what the frame time on a core is mostly made of
     if l2_traffic and mem.l2_gbps * 1e9 / l2_traffic < fps:

@@ -1,4 +1,5 @@
-"""`nas hw ...`: price a network on an accelerator, list the accelerators."""
+"""`nas hw ...`: price a network on an accelerator, list the accelerators, re-price a job's front on
+other chips (`compare`), price a network over a grid of chip parameters (`sweep`)."""
 
 from __future__ import annotations
 
@@ -14,21 +15,12 @@ from nas._space_cli import load_arch
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     hw = sub.add_parser("hw", help="hardware cost of a network on an accelerator")
-    cmds = hw.add_subparsers(dest="hw_cmd", required=True, metavar="{estimate,list}")
+    cmds = hw.add_subparsers(dest="hw_cmd", required=True, metavar="{estimate,list,compare,sweep}")
 
     p = cmds.add_parser("estimate", help="latency, throughput, energy and a per-layer table")
-    what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--model", help="a timm or torchvision model name (torchvision:NAME to force torchvision)")
-    what.add_argument("--preset", help=f"a preset ({', '.join(search_spaces.PRESETS.names())})")
-    what.add_argument("--arch", help="an ArchConfig JSON file (e.g. from `nas space show --json`)")
-    p.add_argument("--accelerator", default=None, help="an accelerator name or YAML path (default metis-like)")
+    _network_options(p)
     p.add_argument("--mapping", default=None, help="a mapping policy name or YAML path (default: the chip's)")
     p.add_argument("--unsupported", choices=["dpu_emulate", "host_fallback", "infeasible"], help="override the policy")
-    p.add_argument("--mode", choices=list(hwmodels.MODES), default="throughput", help="default throughput")
-    p.add_argument("--input-size", type=int, default=224, help="deployment resolution (default 224)")
-    p.add_argument("--in-chans", type=int, default=3, help="input channels (default 3)")
-    p.add_argument("--num-classes", type=int, default=1000, help="classes of a preset / arch (default 1000)")
-    p.add_argument("--batch", type=int, default=1, help="frames per kernel launch (default 1)")
     p.add_argument("--top", type=int, default=0, help="show only the N most expensive layers (default all)")
     p.add_argument("--json", action="store_true", help="machine-readable output with the per-layer table")
     p.set_defaults(func=cmd_estimate)
@@ -36,6 +28,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = cmds.add_parser("list", help="the shipped accelerators")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_list)
+
+    p = cmds.add_parser("compare", help="re-price a job's front on other accelerators: how the front moves")
+    p.add_argument("--job", type=int, required=True)
+    p.add_argument("--accelerators", help="comma-separated names or YAML paths (default: every shipped one)")
+    p.add_argument("--all", action="store_true", help="re-price every complete candidate, not only the front")
+    p.add_argument("--db", help="database URL (default $NAS_DB_URL, else sqlite:///nas.db)")
+    p.add_argument("--server", metavar="URL", help="ask a running service (`nas serve`) instead of --db")
+    p.add_argument("--token", help="the service's API token (default: $NAS_TOKEN)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_compare)
+
+    p = cmds.add_parser("sweep", help="price one network over a grid of chip parameters")
+    _network_options(p)
+    p.add_argument("--grid", help="a YAML file: {base: ACCELERATOR, grid: {knob: [values], ...}}")
+    p.add_argument("--set", action="append", default=[], metavar="KNOB=V1,V2",
+                   help=f"a grid axis (repeatable); knobs: {', '.join(hwmodels.KNOBS)} or a ChipConfig path")  # fmt: skip
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sweep)
+
+
+def _network_options(p: argparse.ArgumentParser) -> None:
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model", help="a timm or torchvision model name (torchvision:NAME to force torchvision)")
+    what.add_argument("--preset", help=f"a preset ({', '.join(search_spaces.PRESETS.names())})")
+    what.add_argument("--arch", help="an ArchConfig JSON file (e.g. from `nas space show --json`)")
+    p.add_argument("--accelerator", default=None, help="an accelerator name or YAML path (default metis-like)")
+    p.add_argument("--mode", choices=list(hwmodels.MODES), default="throughput", help="default throughput")
+    p.add_argument("--input-size", type=int, default=224, help="deployment resolution (default 224)")
+    p.add_argument("--in-chans", type=int, default=3, help="input channels (default 3)")
+    p.add_argument("--num-classes", type=int, default=1000, help="classes of a preset / arch (default 1000)")
+    p.add_argument("--batch", type=int, default=1, help="frames per kernel launch (default 1)")
 
 
 def network_layers(args: argparse.Namespace) -> tuple[str, list[Layer]]:
@@ -115,3 +138,85 @@ def cmd_list(args: argparse.Namespace) -> int:
     ]  # fmt: skip
     print(table(["accelerator", "cores", "array", "MHz", "L2 MiB", "static W", "mapping", "description"], rows))
     return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    names = [n.strip() for n in args.accelerators.split(",") if n.strip()] if args.accelerators else None
+    if args.server:
+        from nas.client import Client
+
+        result = Client(args.server, token=args.token).compare(args.job, names, every_candidate=args.all)
+    else:
+        from nas.store import Store
+        from nas.whatif import compare_job
+
+        result = compare_job(Store(args.db), args.job, names, every_candidate=args.all)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"job {result['job']}: its {result['candidates']} re-priced on {len(result['accelerators'])} accelerators "
+          f"(objectives {', '.join(result['objectives'])})")  # fmt: skip
+    print(table(
+        ["accelerator", "area mm2", "feasible", "front", "kept from the job's front", "best latency ms",
+         "best energy mJ", "best FPS"],
+        [(a["accelerator"], f"{a['area_mm2']:.1f}" if a["area_mm2"] else "-", a["feasible"], a["front"],
+          a["kept_from_job_front"], *(f"{a['best'][m]:,.3g}" if a["best"] else "-"
+                                      for m in ("latency_ms", "energy_mj", "throughput_fps")))
+         for a in result["accelerators"]],
+    ))  # fmt: skip
+    for a in result["accelerators"]:
+        front = sorted((r for r in a["rows"] if r["on_front"]), key=lambda r: -(r["accuracy"] or 0))
+        print(f"\nfront on {a['accelerator']}:")
+        print(table(["id", "name", "accuracy", "latency ms", "FPS", "energy mJ", "bound"],
+                    [(r["id"], r["name"], f"{r['accuracy']:.4g}", f"{r['latency_ms']:.3f}",
+                      f"{r['throughput_fps']:,.0f}", f"{r['energy_mj']:.3f}", r["bound"]) for r in front]))  # fmt: skip
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from nas.whatif import sweep
+
+    base_name, grid = args.accelerator, {}
+    if args.grid:
+        base_name, grid = _read_grid(args.grid, base_name)
+    for axis in args.set:
+        knob, _, values = axis.partition("=")
+        if not values:
+            raise ValueError(f"--set {axis!r}: write KNOB=V1,V2,... (e.g. cores=1,2,4)")
+        grid[knob.strip()] = [_number(v) for v in values.split(",")]
+    if not grid:
+        raise ValueError("give the grid: --grid FILE.yaml or --set KNOB=V1,V2 (repeatable)")
+    base = hwmodels.load_accelerator(base_name)
+    name, layers = network_layers(args)
+    rows = sweep(layers, base, grid, mode=args.mode, batch=args.batch)
+    if args.json:
+        print(json.dumps({"network": name, "base": base.name, "grid": grid, "rows": rows}, indent=2))
+        return 0
+    print(f"{name} on {len(rows)} variants of {base.name} ({args.mode} mode, batch {args.batch})")
+    print(table(
+        [*grid, "latency ms", "FPS", "energy mJ", "power W", "area mm2", "bound", "deployable"],
+        [(*(r[k] for k in grid), f"{r['latency_ms']:.3f}", f"{r['throughput_fps']:,.0f}", f"{r['energy_mj']:.3f}",
+          f"{r['power_w']:.2f}", f"{r['area_mm2']:.1f}" if r["area_mm2"] else "-", r["bound"],
+          "yes" if r["deployable"] else "NO") for r in rows],
+    ))  # fmt: skip
+    return 0
+
+
+def _number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"--set: {text!r} is not a number") from None
+
+
+def _read_grid(path: str, base: str | None) -> tuple[str | None, dict]:
+    import yaml
+
+    with open(path) as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict) or not isinstance(data.get("grid"), dict) or set(data) - {"base", "grid"}:
+        raise ValueError(f"{path}: write {{base: ACCELERATOR, grid: {{knob: [values], ...}}}}")
+    return base or data.get("base"), dict(data["grid"])

@@ -402,7 +402,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     store = _store(args)
     job = store.get_job(args.job)
     c = store.candidate(args.job, args.candidate)
-    report = stored_report(job, c.arch)
+    report = stored_report(job, c.arch, c.hardware)
     if args.json:
         print(json.dumps({**c.to_dict(), "layers": report.to_dict()["layers"]}, indent=2, default=str))
         return 0

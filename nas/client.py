@@ -158,6 +158,19 @@ class Client:
                 (out / name).write_bytes(archive.read(member))
         return out
 
+    def compare(
+        self, job_id: int, accelerators: list[str] | None = None, *, every_candidate: bool = False
+    ) -> dict[str, Any]:
+        """The job's front (or every complete candidate) re-priced on other accelerators."""
+        params = _params(accelerators=",".join(accelerators) if accelerators else None, all=every_candidate or None)
+        return self._call("GET", f"/jobs/{job_id}/compare", params=params)
+
+    def sweep(self, grid: dict[str, list[float]], *, preset: str | None = None, arch: dict | None = None,
+              **options: Any) -> dict[str, Any]:  # fmt: skip
+        """One network (a preset or an ArchConfig) priced over a grid of chip parameters."""
+        body = {"grid": grid, "preset": preset, "arch": arch, **options}
+        return self._call("POST", "/hw/sweep", json={k: v for k, v in body.items() if v is not None})
+
     def accelerators(self) -> list[dict[str, Any]]:
         return self._call("GET", "/accelerators")
 

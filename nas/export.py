@@ -350,7 +350,7 @@ def _card(
         "scores": c.scores,
         "deployable": c.deployable,
         "hardware": c.hardware,
-        "accelerator": _accelerator(job, spec),
+        "accelerator": _accelerator(job, spec, c),
         "priced_at_input_shape": list(job.spec["input_shape"]),
         "constraints": spec.constraints.model_dump(mode="json", exclude_none=True),
         "weights": _weights_text(trained, spec.seed),
@@ -361,16 +361,27 @@ def _card(
     }
 
 
-def _accelerator(job: JobRecord, spec: JobSpec) -> dict[str, Any]:
+def _accelerator(job: JobRecord, spec: JobSpec, c: CandidateRecord) -> dict[str, Any]:
     """The chip the hardware figures are for: as the spec named it, and the stored config's names
-    (the job priced with the config it stored at submission, whatever the YAML says now)."""
-    return {
-        "requested": spec.accelerator,
-        "chip": job.accelerator["chip"]["name"],
+    (the job priced with the config it stored at submission, whatever the YAML says now). In a
+    co-design job, the chip chosen with the network: its searched knobs and its full config."""
+    from hwmodels import area_split_mm2
+    from nas.search._pricing import candidate_accelerator
+
+    acc = candidate_accelerator(job, c.hardware)
+    out = {
+        "requested": spec.accelerator
+        if isinstance(spec.accelerator, str)
+        else spec.accelerator.model_dump(mode="json"),
+        "chip": acc.chip.name,
         "mapping": job.accelerator["mapping"]["name"],
         "mode": spec.mode,
         "batch": spec.batch,
+        "area_mm2": area_split_mm2(acc.chip),
     }
+    if c.hardware.get("chip"):
+        out["codesign"] = {"searched": c.hardware["chip"], "config": acc.chip.model_dump(mode="json")}
+    return out
 
 
 def _accuracy_line(a: dict[str, Any]) -> str:

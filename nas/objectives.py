@@ -15,6 +15,7 @@ OBJECTIVES: dict[str, str] = {
     "throughput_fps": "maximize",
     "energy_mj": "minimize",
     "params": "minimize",
+    "area_mm2": "minimize",
 }
 
 # Every number a candidate carries, as the store's columns: what `--where` and `--sort` accept.
@@ -31,6 +32,7 @@ METRICS: dict[str, str] = {
     "weight_mib": "INT8 weights, MiB",
     "macs": "multiply-accumulates per frame",
     "utilisation": "MAC-weighted IMC array utilisation",
+    "area_mm2": "silicon area of the chip it runs on (AI cores and L2; a co-design job searches the chip)",
     "trial_number": "the Optuna trial that first proposed the candidate",
     "eval_s": "seconds the evaluation took on its worker",
 }

@@ -35,6 +35,7 @@ def bounds(spec: JobSpec, accuracy_floor: float | None) -> dict[str, float | Non
         "throughput_fps": c.min_fps,
         "energy_mj": c.max_energy_mj,
         "params": c.max_params,
+        "area_mm2": c.max_area_mm2,
     }
     if spec.accuracy_kind() == "predicted":  # an accuracy: chance is its floor
         out["accuracy"] = c.min_accuracy if c.min_accuracy is not None else 1.0 / spec.num_classes

@@ -4,7 +4,8 @@
     space: metaformer                  # a registered space, a space YAML, an inline space, or a plug-in
     input_shape: [3, 224, 224]         # deployment input (C, H, W): the hardware cost is priced here
     num_classes: 10
-    accelerator: metis-like            # a name (`nas hw list`) or an accelerator YAML
+    accelerator: metis-like            # a name (`nas hw list`) or an accelerator YAML; or co-design:
+                                       # {base: metis-like, search: {cores: [1, 2, 4], l2_mib: [8, 16, 32]}}
     objectives: [accuracy, latency_ms, energy_mj]
     evaluator: {proxy: default}        # or {plugin: "package.module:object", options: {...}}
     constraints: {min_fps: 800, max_energy_mj: 3, max_params: 8000000}
@@ -147,6 +148,32 @@ class ProxyEvaluatorSpec(_Frozen):
         return v
 
 
+class AcceleratorSearch(_Frozen):
+    """Co-design: the chip's parameters searched with the network. Each knob (``nas hw sweep``'s:
+    cores, array_rows, array_cols, weight_sets, l1_mib, l2_mib, clock_mhz) lists its choices; the
+    rest of the chip is ``base``'s."""
+
+    base: str = "metis-like"
+    search: dict[str, tuple[int | float, ...]] = Field(min_length=1)
+
+    @field_validator("search")
+    @classmethod
+    def _knobs(cls, v: dict[str, tuple[int | float, ...]]) -> dict[str, tuple[int | float, ...]]:
+        from hwmodels import KNOBS, MAX_VARIANTS
+
+        unknown = sorted(set(v) - set(KNOBS))
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: not a chip knob; search some of {', '.join(KNOBS)}")
+        size = 1
+        for knob, choices in v.items():
+            if not choices or len(choices) > 64 or len(set(choices)) != len(choices):
+                raise ValueError(f"{knob}: list 1 to 64 distinct choices, got {list(choices)}")
+            size *= len(choices)
+        if size > MAX_VARIANTS:
+            raise ValueError(f"{size:,} chip variants is over the limit of {MAX_VARIANTS:,}; list fewer choices")
+        return {k: tuple(int(c) if float(c).is_integer() else c for c in choices) for k, choices in v.items()}
+
+
 class Constraints(_Frozen):
     """Hard limits, checked on the priced candidate before anything is built or scored."""
 
@@ -155,6 +182,7 @@ class Constraints(_Frozen):
     max_energy_mj: float | None = Field(default=None, gt=0)
     max_params: int | None = Field(default=None, gt=0)
     max_weight_mib: float | None = Field(default=None, gt=0)
+    max_area_mm2: float | None = Field(default=None, gt=0)  # the chip's silicon (co-design searches it)
     min_accuracy: float | None = Field(default=None, ge=0, le=1)  # predicted or measured, checked once scored
     deployable_only: bool = True  # reject networks with ops the accelerator cannot run
 
@@ -196,7 +224,11 @@ EvaluatorField = Annotated[
     Annotated[ProxyEvaluatorSpec, Tag("proxy")] | Annotated[PluginRef, Tag("plugin")],
     _kind("proxy"),
 ]
-_TAGS = {"name", "inline", "plugin", "proxy"}
+AcceleratorField = Annotated[
+    Annotated[str, Tag("name")] | Annotated[AcceleratorSearch, Tag("search")],
+    Discriminator(lambda v: "name" if isinstance(v, str) else "search"),
+]
+_TAGS = {"name", "inline", "plugin", "proxy", "search"}
 
 
 class JobSpec(_Frozen):
@@ -205,7 +237,7 @@ class JobSpec(_Frozen):
     space: SpaceField = "metaformer"
     input_shape: tuple[int, int, int] = (3, 224, 224)
     num_classes: int = Field(default=10, ge=1)
-    accelerator: str = "metis-like"
+    accelerator: AcceleratorField = "metis-like"  # a chip, or a chip search (co-design)
     mode: Literal["throughput", "latency"] = "throughput"
     batch: int = Field(default=1, ge=1)
     objectives: tuple[str, ...] = ("accuracy", "latency_ms", "energy_mj")
@@ -261,6 +293,16 @@ class JobSpec(_Frozen):
             return "evaluator"
         return "predicted" if self.evaluator.train.enabled else "score"
 
+    @property
+    def accelerator_name(self) -> str:
+        """The chip (co-design: the base the searched knobs are laid over)."""
+        return self.accelerator if isinstance(self.accelerator, str) else self.accelerator.base
+
+    @property
+    def chip_search(self) -> dict[str, tuple[float, ...]]:
+        """knob -> choices of a co-design job; empty otherwise."""
+        return {} if isinstance(self.accelerator, str) else dict(self.accelerator.search)
+
     def ray_address(self) -> str | None:
         return self.workers.address or os.environ.get("RAY_ADDRESS") or None
 
@@ -311,7 +353,7 @@ def spec_error_details(err: ValidationError) -> list[dict[str, Any]]:
     details = []
     for e in err.errors(include_url=False, include_context=False, include_input=False):
         loc = e["loc"]
-        if len(loc) >= 2 and loc[0] in ("space", "evaluator") and loc[1] in _TAGS:
+        if len(loc) >= 2 and loc[0] in ("space", "evaluator", "accelerator") and loc[1] in _TAGS:
             loc = loc[:1] + loc[2:]
         loc = [p for p in loc if not str(p).startswith("function-")]
         details.append({"loc": ["body", *loc], "msg": e["msg"].removeprefix("Value error, "), "type": e["type"]})

@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from hwmodels import area_split_mm2, load_accelerator
 from nas.export import ExportError, export_candidate, parse_formats
 from nas.search import run, submit
 from nas.spec import load_spec
@@ -45,8 +46,9 @@ def test_all_formats_agree_and_the_state_dict_loads_in_our_builder(job, tmp_path
     # the chip the figures are for, from the config the job stored (the spec named it)
     assert card["accelerator"] == {
         "requested": "metis-like", "chip": "metis-like", "mapping": "metis-sdk",
-        "mode": "throughput", "batch": 1,
+        "mode": "throughput", "batch": 1, "area_mm2": area_split_mm2(load_accelerator("metis-like").chip),
     }  # fmt: skip
+    assert card["accelerator"]["area_mm2"]["total"] == pytest.approx(c.metrics["area_mm2"])
     net = build_model(ArchConfig.from_json((tmp_path / "out" / "arch.json").read_text()), num_classes=10, img_size=32)
     net.load_state_dict(torch.load(tmp_path / "out" / "state_dict.pt", weights_only=True))
     traced = torch.jit.load(str(tmp_path / "out" / "model.torchscript.pt"))

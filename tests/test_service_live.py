@@ -214,6 +214,15 @@ def browse_job(driver, wait, url: str, job: dict, front: list[dict]) -> None:
     assert "/exports/" in link.get_attribute("href")
     driver.save_screenshot(str(SCREENSHOTS / "dashboard-candidate.png"))
 
+    # what-if across chips: the job's front re-priced on every shipped accelerator
+    driver.get(f"{url}/ui/#/jobs/{job['id']}/compare")
+    wait.until(ec.presence_of_element_located((By.ID, "compare")))
+    rows = driver.find_elements(By.CSS_SELECTOR, "#compare tbody tr")
+    expected = Client(url).compare(job["id"])["accelerators"]
+    assert len(rows) == len(expected) and "(the job's)" in rows[0].text
+    assert [r.find_elements(By.TAG_NAME, "td")[3].text for r in rows] == [str(a["front"]) for a in expected]
+    driver.save_screenshot(str(SCREENSHOTS / "dashboard-compare.png"))
+
 
 BLOCKER = """
 import importlib.abc, json, sys

@@ -2,12 +2,13 @@
 //   #/                         jobs, live
 //   #/jobs/ID                  one job: progress, Pareto scatter, hypervolume history
 //   #/jobs/ID/candidates/CID   one candidate: architecture, per-layer latency and energy, export
+//   #/jobs/ID/compare          the job's front re-priced on every shipped accelerator
 // Plots are hand-drawn SVG: the page loads nothing from outside the service.
 "use strict";
 
 const API = "..";  // the dashboard sits at /ui/, the API at /
 const POLL_MS = 2000;
-const METRICS = ["accuracy", "measured_accuracy", "accuracy_std", "latency_ms", "throughput_fps", "energy_mj", "power_w", "params", "weight_mib", "macs", "utilisation"];
+const METRICS = ["accuracy", "measured_accuracy", "accuracy_std", "latency_ms", "throughput_fps", "energy_mj", "power_w", "params", "weight_mib", "macs", "utilisation", "area_mm2"];
 const UNIT_COLOURS = { imc: "#2f6fde", dwpu: "#e08a1e", dpu: "#2e8b57", dma: "#8e59c7", host: "#c23b3b" };
 const FINISHED = ["completed", "cancelled", "failed", "interrupted"];
 const view = document.getElementById("view");
@@ -191,9 +192,36 @@ async function jobPage(id, stale) {
     h("div", { class: "card" }, h("h3", {}, "Pareto front"), scatter(job, front.items, others)),
     calibrationCard(job),
     h("div", { class: "card" }, h("h3", {}, "Hypervolume"), hvChart(history)),
-    h("div", { class: "card" }, h("h3", {}, "Front"), frontTable(job, front.items)),
+    h("div", { class: "card" }, h("h3", {}, "Front"), frontTable(job, front.items),
+      h("p", {}, h("a", { id: "compare-link", href: `#/jobs/${job.id}/compare` }, "the front on other accelerators →"))),
   );
   poll(() => route(), job);
+}
+
+// ---- what-if across chips ---------------------------------------------------------------------
+
+async function comparePage(id, stale) {
+  const result = await api(`/jobs/${id}/compare`);
+  if (stale()) return;
+  crumbs(h("a", { href: "#/" }, "jobs"), h("a", { href: `#/jobs/${id}` }, `job ${id}`), "other accelerators");
+  const summary = h("table", { id: "compare" },
+    h("thead", {}, h("tr", {}, ["accelerator", "area mm²", "feasible", "front", "kept from the job's front",
+      "best latency ms", "best energy mJ", "best FPS"].map((c, i) => h("th", { class: i ? "num" : "" }, c)))),
+    h("tbody", {}, result.accelerators.map(a => h("tr", {},
+      h("td", {}, a.accelerator), h("td", { class: "num" }, fmt(a.area_mm2, 3)),
+      h("td", { class: "num" }, a.feasible), h("td", { class: "num" }, a.front),
+      h("td", { class: "num" }, a.kept_from_job_front),
+      ...["latency_ms", "energy_mj", "throughput_fps"].map(m => h("td", { class: "num" }, a.best[m] === undefined ? "–" : fmt(a.best[m])))))));
+  const fronts = result.accelerators.map(a => h("div", { class: "card" }, h("h3", {}, `front on ${a.accelerator}`),
+    h("table", {}, h("thead", {}, h("tr", {}, ["id", "name", "accuracy", "latency ms", "FPS", "energy mJ", "bound"]
+      .map((c, i) => h("th", { class: i === 1 ? "" : "num" }, c)))),
+      h("tbody", {}, a.rows.filter(r => r.on_front).map(r => h("tr", {},
+        h("td", { class: "num" }, r.id), h("td", {}, h("a", { href: `#/jobs/${id}/candidates/${r.id}` }, r.name)),
+        ...[r.accuracy, r.latency_ms, r.throughput_fps, r.energy_mj].map(v => h("td", { class: "num" }, fmt(v))),
+        h("td", { class: "num" }, r.bound)))))));
+  render(h("h2", {}, `job ${id}: its ${result.candidates} on other accelerators`),
+    h("p", { class: "muted" }, "Accuracy stays; the hardware figures and the job's constraints are re-checked on each chip."),
+    h("div", { class: "card" }, summary), ...fronts);
 }
 
 function scatter(job, points, others) {
@@ -385,6 +413,7 @@ async function route() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
   try {
     if (parts[0] === "jobs" && parts[2] === "candidates" && parts[3]) await candidatePage(parts[1], parts[3], stale);
+    else if (parts[0] === "jobs" && parts[2] === "compare") await comparePage(parts[1], stale);
     else if (parts[0] === "jobs" && parts[1]) await jobPage(parts[1], stale);
     else await jobList(stale);
     if (stale()) return;

@@ -10,6 +10,7 @@ queue its parameters again): nothing completed is lost or counted twice.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -27,9 +28,12 @@ from nas.search._calibration import AccuracyPredictor
 from nas.search._executor import Outcome, make_executor
 from nas.search._liveness import HEARTBEAT_S, Pulse, owner_alive, owner_id
 from nas.search._pricing import (
+    ChipChoice,
     Priced,
     accelerator_from_json,
     accelerator_to_json,
+    candidate_key,
+    chip_label,
     price,
     resolve_accelerator,
 )
@@ -152,9 +156,11 @@ def _reference_point(spec: JobSpec, space: Space, accelerator) -> dict[str, floa
     if reference.needs_samples(spec, floor):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=spec.seed))
+        chips = ChipChoice(accelerator, spec.chip_search)
         for _ in range(reference.SAMPLES):
             trial = study.ask()
-            sampled.append(price(space, space.sample(trial), spec, accelerator).metrics)
+            arch, chip = space.sample(trial), chips.sample(trial)
+            sampled.append(price(space, arch, spec, chips.accelerator(chip), chip).metrics)
             study.tell(trial, 0.0)
     return reference.at_submission(spec, floor, sampled)
 
@@ -168,6 +174,10 @@ class _Loop:
         self.run_before, self.eval_s, self.started = job.run_seconds, job.eval_seconds, None
         self.space = resolve_space(spec)
         self.accelerator = accelerator_from_json(job.accelerator)
+        self.chips = ChipChoice(self.accelerator, spec.chip_search)  # co-design: the chip is searched too
+        # co-design: a network seen on another chip keeps its scores (accuracy does not depend on the
+        # chip, and a proxy scored twice would disagree with itself); this run's evaluations only
+        self.scored: dict[str, Outcome] = {}
         # Build the evaluator here first: a missing dataset or a broken plug-in fails the job at once
         # with its own message, instead of once per worker and trial.
         self.preflight_evaluator = make_evaluator(spec)
@@ -215,7 +225,7 @@ class _Loop:
         self.run_before, self.eval_s, self.started = job.run_seconds, job.eval_seconds, time.monotonic()
         wall = spec.budget.wall_time_s if spec.budget.wall_time_s is not None else math.inf
         inflight: dict[int, tuple[optuna.Trial, Any, Priced]] = {}
-        waiting: dict[str, list[optuna.Trial]] = {}  # arch_hash in flight -> later trials of it
+        waiting: dict[str, list[optuna.Trial]] = {}  # candidate key in flight -> later trials of it
         status = "completed"
         while True:
             elapsed, looked = self.spent()[0], time.monotonic()
@@ -226,8 +236,8 @@ class _Loop:
             self._train_due(executor, max(done / budget, elapsed / wall), slots=max(1, self.workers - 1))
             while executor.capacity > 0 and done + pending < budget and elapsed < wall:
                 trial = self.study.ask()
-                arch = self.space.sample(trial)
-                h = arch.arch_hash
+                arch, chip = self.space.sample(trial), self.chips.sample(trial)
+                h = candidate_key(arch.arch_hash, chip)
                 if h in self.known:
                     self._tell_duplicate(trial, self.known[h])
                     done += 1
@@ -235,8 +245,11 @@ class _Loop:
                     waiting[h].append(trial)
                     pending += 1
                 else:
-                    priced = price(self.space, arch, spec, self.accelerator)
-                    if priced.feasible:
+                    priced = price(self.space, arch, spec, self.chips.accelerator(chip), chip)
+                    if priced.feasible and arch.arch_hash in self.scored:
+                        self._finish(trial, arch, priced, self.scored[arch.arch_hash])
+                        done += 1
+                    elif priced.feasible:
                         inflight[executor.submit(arch.to_json())] = (trial, arch, priced)
                         waiting[h] = []
                         pending += 1
@@ -257,8 +270,12 @@ class _Loop:
                     continue
                 trial, arch, priced = inflight.pop(ticket)
                 record = self._finish(trial, arch, priced, outcome)
+                if outcome.ok and self.chips.search:
+                    self.scored[arch.arch_hash] = dataclasses.replace(
+                        outcome, eval_s=0.0, worker="scores of the same network"
+                    )
                 done += 1
-                for twin in waiting.pop(arch.arch_hash, []):
+                for twin in waiting.pop(candidate_key(arch.arch_hash, priced.chip), []):
                     self._tell_duplicate(twin, record)
                     done += 1
                 self._report()
@@ -345,9 +362,10 @@ class _Loop:
                 excess = constraint_excess(self.spec.constraints, metrics, priced.deployable)
         else:
             status, failure = "failed", outcome.failure
+        key = candidate_key(arch.arch_hash, priced.chip)
         candidate = CandidateIn(
-            arch_hash=arch.arch_hash,
-            name=arch.name,
+            arch_hash=key,
+            name=f"{arch.name}@{chip_label(priced.chip)}" if priced.chip else arch.name,
             arch=arch.to_json(),
             status=status,
             metrics=metrics,
@@ -362,7 +380,7 @@ class _Loop:
         told = told_values(metrics, status, self.spec.objectives, self.worst_accuracy)
         record = settle(self.store, self.study, self.job.id, trial, told, excess, candidate=candidate)
         self.constraints_of[record.id] = excess
-        self.known[arch.arch_hash] = record
+        self.known[key] = record
         if self.predictor is not None and status == "complete":
             self.predictor.remember(record)
         return record

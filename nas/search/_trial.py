@@ -30,6 +30,7 @@ def constraint_names(c: Constraints) -> tuple[str, ...]:
         "max_weight_mib": c.max_weight_mib,
         "deployable_only": c.deployable_only or None,
         "min_accuracy": c.min_accuracy,
+        "max_area_mm2": c.max_area_mm2,  # last: older jobs' stored constraint lists keep their order
     }
     return tuple(name for name, bound in bounds.items() if bound is not None)
 
@@ -45,6 +46,7 @@ def constraint_excess(c: Constraints, m: Mapping[str, Any], deployable: bool) ->
         "max_energy_mj": lambda: m["energy_mj"] / c.max_energy_mj - 1,
         "max_params": lambda: m["params"] / c.max_params - 1,
         "max_weight_mib": lambda: m["weight_mib"] / c.max_weight_mib - 1,
+        "max_area_mm2": lambda: (m["area_mm2"] / c.max_area_mm2 - 1) if m.get("area_mm2") is not None else 1.0,
         "deployable_only": lambda: -1.0 if deployable else 1.0,
         "min_accuracy": lambda: c.min_accuracy / max(accuracy, 1e-12) - 1 if accuracy is not None else 0.0,
     }

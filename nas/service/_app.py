@@ -1,5 +1,5 @@
 """The REST API (FastAPI): the app, its errors and the dashboard at ``/``; the routes are in one
-module per resource (``_jobs``, ``_results``, ``_exports``, ``_catalogue``).
+module per resource (``_jobs``, ``_results``, ``_exports``, ``_catalogue``, ``_whatif``).
 
 Handlers only read and write the store; jobs run in processes the ``JobSupervisor`` starts, so a
 query answers in milliseconds while a search runs. With auth on, every route but ``/healthz``
@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from hwmodels import AcceleratorError
 from nas.limits import Limits, QuotaError
 from nas.search import JobStateError
-from nas.service import _catalogue, _exports, _jobs, _results
+from nas.service import _catalogue, _exports, _jobs, _results, _whatif
 from nas.service import _schemas as schemas
 from nas.service._common import Service
 from nas.service._limits import BodyLimit
@@ -84,7 +84,7 @@ def create_app(
     app.openapi = lambda: _openapi(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     _add_error_handlers(app)
-    for routes in (_catalogue, _jobs, _results, _exports):
+    for routes in (_catalogue, _jobs, _results, _exports, _whatif):
         app.include_router(routes.router(service))
     dashboard = _dashboard_dir()
     if dashboard is not None:

@@ -196,9 +196,10 @@ def _validate(data: dict[str, Any], service: Service) -> JobSpec:
         raise SpecError(
             "space", f"{spec.space!r} is not a registered space ({', '.join(space_names())}); or inline one"
         )
-    if spec.accelerator not in accelerator_names():
+    if spec.accelerator_name not in accelerator_names():
+        field = "accelerator" if isinstance(spec.accelerator, str) else "accelerator.base"
         raise SpecError(
-            "accelerator", f"{spec.accelerator!r} is not one of {', '.join(accelerator_names())} (GET /accelerators)"
+            field, f"{spec.accelerator_name!r} is not one of {', '.join(accelerator_names())} (GET /accelerators)"
         )
     service.limits.check(spec)
     return spec

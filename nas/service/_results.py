@@ -91,7 +91,7 @@ def router(service: Service) -> APIRouter:
         """One candidate with its architecture, metrics and per-layer hardware table."""
         job = job_for(store, job_id, tenant)
         c = store.candidate(job_id, ref)
-        return schemas.candidate_out(c, stored_report(job, c.arch).to_dict()["layers"])
+        return schemas.candidate_out(c, stored_report(job, c.arch, c.hardware).to_dict()["layers"])
 
     return router
 

@@ -79,7 +79,7 @@ class CandidateModel(BaseModel):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("nas_jobs.id", ondelete="CASCADE"))
     trial_number: Mapped[int] = mapped_column(Integer)
-    arch_hash: Mapped[str] = mapped_column(String(64))
+    arch_hash: Mapped[str] = mapped_column(String(64))  # identity: the network's hash (co-design: with its chip)
     name: Mapped[str] = mapped_column(String(500))
     arch: Mapped[str] = mapped_column(Text)  # the architecture's JSON
     status: Mapped[str] = mapped_column(String(20))  # complete | infeasible | failed
@@ -97,6 +97,7 @@ class CandidateModel(BaseModel):
     weight_mib: Mapped[float | None] = mapped_column(Float)
     macs: Mapped[float | None] = mapped_column(Float)  # float: billions of MACs overflow some INTEGERs
     utilisation: Mapped[float | None] = mapped_column(Float)
+    area_mm2: Mapped[float | None] = mapped_column(Float)  # the chip it was priced on (co-design varies it)
     deployable: Mapped[bool | None] = mapped_column(Boolean)
     scores: Mapped[dict] = mapped_column(JSON, default=dict)  # every score the evaluator returned
     hardware: Mapped[dict] = mapped_column(JSON, default=dict)  # the cost report's summary (no per-layer rows)
