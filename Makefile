@@ -44,11 +44,12 @@ lint: setup
 bench: setup
 	$(BIN)/python benchmarks/ir_agreement.py --out docs/ir_agreement.md
 	$(BIN)/python benchmarks/pricing_speed.py --out docs/pricing_speed.md
-	$(BIN)/python benchmarks/calibrate.py --check --out docs/calibration_table.md
+	$(BIN)/python benchmarks/calibrate.py --out docs/calibration_table.md
 	$(BIN)/python benchmarks/proxy_ranking.py report --out docs/proxy_ranking.md
 	$(BIN)/python benchmarks/predictor_calibration.py --out docs/predictor_calibration.md
 	$(BIN)/python benchmarks/truth_fidelity.py report --out docs/truth_fidelity.md
 	$(BIN)/python benchmarks/end_to_end.py report --out docs/end_to_end.md
+	$(BIN)/python benchmarks/codesign_example.py --db sqlite:////tmp/codesign.db --out docs/codesign_front.md
 	$(BIN)/python benchmarks/search_overhead.py --out docs/search_overhead.md
 	$(BIN)/python benchmarks/pareto_query_speed.py --workdir /tmp --out docs/pareto_query_speed.md
 	$(BIN)/python benchmarks/api_pareto_latency.py --workdir /tmp --out docs/api_pareto_latency.md

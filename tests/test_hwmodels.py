@@ -85,7 +85,8 @@ def test_weights_spill_from_the_arrays_to_l2_then_to_dram():
     assert small.weights_in["l2"] == small.weights_in["dram"] == 0  # 0.9 MiB fits 1 MiB of arrays
     assert medium.weights_in["l2"] > 0 and medium.weights_in["dram"] == 0  # past the arrays: L2
     assert large.weights_in["dram"] > 0  # past the 32 MiB of L2: DRAM
-    per_byte = [r.latency_ms / r.weight_bytes for r in (small, medium, large)]
+    # time per weight byte, fixed per-kernel and per-inference costs aside
+    per_byte = [(r.latency_ms - r.time_split_ms["overhead"]) / r.weight_bytes for r in (small, medium, large)]
     assert per_byte[0] < per_byte[1] < per_byte[2]  # each spill is a cliff in time per weight byte
     e_per_byte = [r.energy_split_mj["weights"] / r.weight_bytes for r in (small, medium, large)]
     assert e_per_byte[0] == 0 < e_per_byte[1] < e_per_byte[2]
@@ -153,7 +154,7 @@ def test_per_layer_overheads_are_not_free():
     long = [linear(f"fc{i}", 512, 128, 128) for i in range(2)]
     short = [linear(f"fc{i}", 64, 128, 128) for i in range(16)]
     a, b = estimate(long, ACC), estimate(short, ACC)
-    assert sum(r.cycles for r in a.layers) == sum(r.cycles for r in b.layers)
+    assert sum(r.cycles for r in a.layers) == pytest.approx(sum(r.cycles for r in b.layers))
     extra_us = (b.latency_ms - a.latency_ms) * 1e3
     assert extra_us == pytest.approx(14 * ACC.chip.layer_overhead_us, rel=0.05)
 
