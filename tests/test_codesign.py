@@ -177,3 +177,15 @@ def test_compare_and_sweep_from_the_cli(jobs):
         [NAS, "hw", "sweep", "--preset", "poolformer_s12", "--set", "cores"], capture_output=True, text=True
     )
     assert bad.returncode != 0 and "write KNOB=V1,V2" in bad.stderr
+
+
+def test_the_worked_examples_report_reads_a_codesign_job(jobs):
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from codesign_example import report
+
+    store, job, _, _ = jobs
+    text = report(store, job.id)
+    front = store.pareto(job.id)
+    assert f"{len(front)} on the front" in text
+    assert all(f"| {c.id} | {c.name.split('@')[0]} |" in text for c in front)
+    assert "`cores` | 4 |" in text and "(fixed)" in text
