@@ -248,7 +248,9 @@ def test_pricing_needs_no_torch():
     code = (
         "import sys, search_spaces as s, hwmodels as h\n"
         "r = h.estimate(s.lower(s.get_preset('caformer_s18'), (3, 224, 224)))\n"
-        "assert r.layers and 'torch' not in sys.modules\n"
+        "chips = [a for _, a in h.chip_grid(h.load_accelerator(), {'cores': [1, 2, 4]})]\n"
+        "t = h.estimate_many([s.lower(s.get_preset('caformer_s18'), (3, 224, 224))], chips)\n"
+        "assert r.layers and len(t[0]) == 3 and h.area_mm2(chips[0].chip) and 'torch' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
