@@ -35,6 +35,12 @@ class Totals(NamedTuple):
     bound: str
     deployable: bool
 
+    @classmethod
+    def of(cls, report) -> Totals:
+        """A CostReport's totals."""
+        return cls(report.accelerator, report.latency_ms, report.throughput_fps, report.energy_mj, report.power_w,
+                   report.utilisation, report.bound, report.deployable)  # fmt: skip
+
 
 class _Network(NamedTuple):
     """A network's chip-independent columns under one mapping policy (one entry per layer)."""
@@ -58,11 +64,6 @@ class _Network(NamedTuple):
     dw_work: np.ndarray
     global_pool: np.ndarray
     infeasible: bool
-
-
-def _totals(r) -> Totals:
-    return Totals(r.accelerator, r.latency_ms, r.throughput_fps, r.energy_mj, r.power_w, r.utilisation, r.bound,
-                  r.deployable)  # fmt: skip
 
 
 def _columns(layers: Sequence[Layer], acc: Accelerator) -> _Network:
@@ -177,7 +178,9 @@ def estimate_many(
     if any(a.mapping != accelerators[0].mapping for a in accelerators):
         raise ValueError("accelerators: estimate_many needs one mapping policy for all; group them by mapping")
     if len(accelerators) < _VECTOR_MIN:  # too few chips to pay for the arrays: the scalar path, same figures
-        return [[_totals(estimate(layers, acc, mode=mode, batch=batch)) for acc in accelerators] for layers in networks]
+        return [
+            [Totals.of(estimate(layers, acc, mode=mode, batch=batch)) for acc in accelerators] for layers in networks
+        ]
     c = _chip_columns(accelerators, mode)
     with np.errstate(divide="ignore", invalid="ignore"):  # columns of other units' layers, never selected
         return [_price(_columns(layers, accelerators[0]), accelerators, c, batch) for layers in networks]

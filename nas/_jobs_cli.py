@@ -281,7 +281,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         spec = job.spec
         print(f"job {job.id}: {job.name} [{job.status}]{' tags ' + ','.join(job.tags) if job.tags else ''}")
         print(f"  space {spec['space'] if isinstance(spec['space'], str) else '(inline/plug-in)'}, "
-              f"input {'x'.join(map(str, spec['input_shape']))}, accelerator {spec['accelerator']}, sampler {spec['sampler']}")  # fmt: skip
+              f"input {'x'.join(map(str, spec['input_shape']))}, accelerator {_accelerator_text(spec['accelerator'])}, sampler {spec['sampler']}")  # fmt: skip
         print(f"  objectives {', '.join(spec['objectives'])}; constraints "
               f"{', '.join(f'{k}={v}' for k, v in spec['constraints'].items() if v not in (None, False)) or 'none'}")  # fmt: skip
         print(f"  trials {job.n_trials}/{job.budget_trials or '∞'}: {_counts(job)}")
@@ -427,3 +427,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     print()
     print(layer_table(report, args.top))
     return 0
+
+
+def _accelerator_text(accelerator: str | dict) -> str:
+    if isinstance(accelerator, str):
+        return accelerator
+    knobs = ", ".join(f"{k} {v}" for k, v in accelerator["search"].items())
+    return f"{accelerator['base']} (co-design over {knobs})"

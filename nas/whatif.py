@@ -13,15 +13,17 @@ from hwmodels import (
     Accelerator,
     AcceleratorError,
     Layer,
+    Totals,
     accelerator_names,
     area_mm2,
     chip_grid,
+    estimate,
     estimate_many,
     load_accelerator,
 )
 from nas.objectives import loss_vector
 from nas.pareto import non_dominated
-from nas.search._pricing import accelerator_from_json
+from nas.search._pricing import accelerator_from_json, candidate_accelerator
 from nas.search._trial import constraint_excess, violations
 from nas.spec import FieldError, JobSpec
 from nas.store import CandidateRecord, Store
@@ -71,6 +73,7 @@ def compare_job(
     job = store.get_job(job_id)
     spec = JobSpec.model_validate(job.spec)
     accs = [accelerator_from_json(job.accelerator), *resolve_accelerators(accelerators)]
+    codesign = bool(spec.chip_search)  # then the job's own column is each candidate on its own chip
     members = store.candidates(job_id, status="complete") if every_candidate else store.pareto(job_id)
     if len(members) > MAX_COMPARED:
         raise FieldError(
@@ -79,11 +82,19 @@ def compare_job(
     space = resolve_space(spec)
     networks = [space.lower(space.arch_from_json(c.arch), spec.input_shape, spec.num_classes) for c in members]
     priced = _price_all(networks, accs, spec.mode, spec.batch)
+    if codesign:
+        for row, c, layers in zip(priced, members, networks, strict=True):
+            row[0] = Totals.of(
+                estimate(layers, candidate_accelerator(job, c.hardware), mode=spec.mode, batch=spec.batch)
+            )
     original_front = {c.id for c in store.pareto(job_id)}
     result = {"job": job_id, "objectives": list(spec.objectives), "candidates": "all" if every_candidate else "front",
               "accelerators": []}  # fmt: skip
     for a, acc in enumerate(accs):
-        rows = [_row(c, priced[i][a], spec) for i, c in enumerate(members)]
+        areas = (
+            [c.metrics.get("area_mm2") for c in members] if codesign and not a else [area_mm2(acc.chip)] * len(members)
+        )
+        rows = [_row(c, priced[i][a], spec, areas[i]) for i, c in enumerate(members)]
         feasible = [r for r in rows if r["feasible"]]
         if feasible:
             losses = np.array([loss_vector(r, spec.objectives) for r in feasible])
@@ -91,8 +102,8 @@ def compare_job(
                 r["on_front"] = bool(on)
         front = [r for r in rows if r.get("on_front")]
         result["accelerators"].append({
-            "accelerator": acc.name if a else f"{acc.name} (the job's)",
-            "area_mm2": area_mm2(acc.chip),
+            "accelerator": acc.name if a else "each candidate's own chip (the job's)" if codesign else f"{acc.name} (the job's)",
+            "area_mm2": None if codesign and not a else area_mm2(acc.chip),
             "feasible": len(feasible),
             "front": len(front),
             "kept_from_job_front": sum(1 for r in front if r["id"] in original_front),
@@ -102,15 +113,15 @@ def compare_job(
     return result
 
 
-def _row(c: CandidateRecord, t, spec: JobSpec) -> dict[str, Any]:
+def _row(c: CandidateRecord, t, spec: JobSpec, area: float | None) -> dict[str, Any]:
     metrics = {**c.metrics, "latency_ms": t.latency_ms, "throughput_fps": t.throughput_fps, "energy_mj": t.energy_mj,
-               "power_w": t.power_w, "utilisation": t.utilisation}  # fmt: skip
+               "power_w": t.power_w, "utilisation": t.utilisation, "area_mm2": area}  # fmt: skip
     excess = constraint_excess(spec.constraints, metrics, t.deployable)
     violated = violations(excess)
     return {"id": c.id, "name": c.name, "accuracy": c.metrics.get("accuracy"), "params": c.metrics.get("params"),
             "latency_ms": t.latency_ms, "throughput_fps": t.throughput_fps, "energy_mj": t.energy_mj,
-            "power_w": t.power_w, "bound": t.bound, "deployable": t.deployable, "feasible": not violated,
-            "violations": violated, "on_front": False}  # fmt: skip
+            "power_w": t.power_w, "area_mm2": area, "bound": t.bound, "deployable": t.deployable,
+            "feasible": not violated, "violations": violated, "on_front": False}  # fmt: skip
 
 
 def _best(rows: list[dict[str, Any]], metric: str) -> float:

@@ -131,6 +131,17 @@ def test_compare_reprices_the_front_and_the_jobs_own_column_reproduces_it(jobs):
     # one core instead of four: a quarter of the frames, the same latency
     for r, s in zip(m2["rows"], own["rows"], strict=True):
         assert r["throughput_fps"] < s["throughput_fps"] / 2
+    # a co-design job's own column prices each candidate on its own chip
+    codesign = jobs[1]
+    own = compare_job(store, codesign.id, ["metis-like"])["accelerators"][0]
+    assert own["accelerator"] == "each candidate's own chip (the job's)" and own["area_mm2"] is None
+    stored = {c.id: c for c in store.pareto(codesign.id)}
+    assert {r["id"]: r["latency_ms"] for r in own["rows"]} == pytest.approx(
+        {i: c.metrics["latency_ms"] for i, c in stored.items()}, rel=1e-9
+    )
+    # on the fixed 71 mm2 chip, none of the co-design front meets its 40 mm2 bound
+    fixed = compare_job(store, codesign.id, ["metis-like"])["accelerators"][1]
+    assert fixed["feasible"] == 0 and all(r["violations"].get("max_area_mm2") for r in fixed["rows"])
     every = compare_job(store, plain.id, ["metis-like"], every_candidate=True)
     assert len(every["accelerators"][1]["rows"]) == len(store.candidates(plain.id, status="complete"))
 
