@@ -72,7 +72,7 @@ def estimate(
     us_per_cycle = 1e6 / hz
     overhead_us = chip.layer_overhead_us / batch
     sync_us = chip.sync_overhead_us / batch
-    frame_us = chip.frame_overhead_us / batch
+    inference_us = chip.frame_overhead_us / batch
     l1_tensor, l2_size = mem.l1_bytes // 2, mem.l2_bytes  # a layer's input and output share L1
     # per memory level: (name, pJ per byte, us per byte with the level shared by the frames in flight)
     l1 = ("l1", mem.l1_energy_pj_per_byte, 1e-3 / mem.l1_gbps)
@@ -190,7 +190,8 @@ def estimate(
         else:
             longest = max(compute_us, weight_us, act_us)
             stream_us = longest
-            fixed_us = overhead_us if i else overhead_us + frame_us  # the inference's own start rides its first kernel
+            # fixed costs: the kernel's; the inference's own start rides its first kernel
+            fixed_us = overhead_us if i else overhead_us + inference_us
             if op is OpKind.POOL and out_bytes * 4 <= in_bytes and _is_global(out_shape):
                 fixed_us += sync_us
             time_us = longest + fixed_us
