@@ -47,7 +47,6 @@ class _Network(NamedTuple):
 
     layers: Sequence[Layer]
     unit: np.ndarray  # index into _UNITS
-    native: np.ndarray  # bool: runs natively (else emulated / host / infeasible)
     passes: np.ndarray
     rewritable: np.ndarray  # a dynamic matmul the policy may write into the arrays
     fused: np.ndarray  # rides the previous op's output stream
@@ -71,7 +70,6 @@ def _columns(layers: Sequence[Layer], acc: Accelerator) -> _Network:
     fusable = frozenset(policy.fusable)
     n_layers = len(layers)
     unit = np.zeros(n_layers, np.int8)
-    native = np.zeros(n_layers, bool)
     passes = np.ones(n_layers)
     cols = {name: np.zeros(n_layers) for name in ("g", "m", "k", "n", "macs", "params", "in", "out", "dw", "prod")}
     rewritable, fused, global_pool = (np.zeros(n_layers, bool) for _ in range(3))
@@ -85,7 +83,7 @@ def _columns(layers: Sequence[Layer], acc: Accelerator) -> _Network:
             route[key] = _route(policy, *key)
         u, mapping, p = route[key]
         infeasible |= mapping == "infeasible"
-        unit[i], native[i], passes[i] = _UNITS.index(u), mapping == "native", p
+        unit[i], passes[i] = _UNITS.index(u), p
         in_bytes, out_bytes = layer.act_in_bytes, layer.act_out_bytes
         if layer.gemm:
             cols["g"][i], cols["m"][i], cols["k"][i], cols["n"][i] = layer.gemm
@@ -103,7 +101,7 @@ def _columns(layers: Sequence[Layer], acc: Accelerator) -> _Network:
         global_pool[i] = layer.op is OpKind.POOL and out_bytes * 4 <= layer.act_in_bytes and _is_global(layer.out_shape)
         prev_out, prev_fusable = out_bytes, u not in ("dma", "host") and mapping != "emulated"
     return _Network(
-        layers, unit, native, passes, rewritable, fused, run, cols["g"], cols["m"], cols["k"], cols["n"],
+        layers, unit, passes, rewritable, fused, run, cols["g"], cols["m"], cols["k"], cols["n"],
         cols["macs"], cols["params"], cols["in"], cols["out"], cols["prod"], cols["dw"], global_pool, infeasible,
     )  # fmt: skip
 

@@ -37,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from hwmodels import KNOBS, MAX_VARIANTS
 from nas.objectives import OBJECTIVES, check_objectives
 from search_spaces import SearchSpace
 
@@ -159,8 +160,6 @@ class AcceleratorSearch(_Frozen):
     @field_validator("search")
     @classmethod
     def _knobs(cls, v: dict[str, tuple[int | float, ...]]) -> dict[str, tuple[int | float, ...]]:
-        from hwmodels import KNOBS, MAX_VARIANTS
-
         unknown = sorted(set(v) - set(KNOBS))
         if unknown:
             raise ValueError(f"{', '.join(unknown)}: not a chip knob; search some of {', '.join(KNOBS)}")

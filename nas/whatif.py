@@ -74,11 +74,12 @@ def compare_job(
     spec = JobSpec.model_validate(job.spec)
     accs = [accelerator_from_json(job.accelerator), *resolve_accelerators(accelerators)]
     codesign = bool(spec.chip_search)  # then the job's own column is each candidate on its own chip
-    members = store.candidates(job_id, status="complete") if every_candidate else store.pareto(job_id)
-    if len(members) > MAX_COMPARED:
+    if every_candidate and job.n_complete > MAX_COMPARED:  # refused before anything is loaded
         raise FieldError(
-            "all", f"the job has {len(members):,} complete candidates, over {MAX_COMPARED:,}; compare its front"
+            "all", f"the job has {job.n_complete:,} complete candidates, over {MAX_COMPARED:,}; compare its front",
+            where="query",
         )
+    members = store.candidates(job_id, status="complete") if every_candidate else store.pareto(job_id)
     space = resolve_space(spec)
     networks = [space.lower(space.arch_from_json(c.arch), spec.input_shape, spec.num_classes) for c in members]
     priced = _price_all(networks, accs, spec.mode, spec.batch)
