@@ -76,7 +76,8 @@ def compare_job(
     codesign = bool(spec.chip_search)  # then the job's own column is each candidate on its own chip
     if every_candidate and job.n_complete > MAX_COMPARED:  # refused before anything is loaded
         raise FieldError(
-            "all", f"the job has {job.n_complete:,} complete candidates, over {MAX_COMPARED:,}; compare its front",
+            "all",
+            f"the job has {job.n_complete:,} complete candidates, over {MAX_COMPARED:,}; compare its front",
             where="query",
         )
     members = store.candidates(job_id, status="complete") if every_candidate else store.pareto(job_id)
