@@ -1,6 +1,7 @@
 """Does the ranking benchmark's 3-epoch truth rank networks as longer training does?
 
     python benchmarks/truth_fidelity.py train [--shard 0/2] [--epochs 15]   # about 50 minutes on 2 processes
+    python benchmarks/truth_fidelity.py train --others 64 --threads 1 [--reverse]   # all 64 networks
     python benchmarks/truth_fidelity.py report --out docs/truth_fidelity.md
 
 The networks: every one of the ranking benchmark's 64 (``proxy_ranking.py``) that meets the README
@@ -65,7 +66,10 @@ def chosen(others: int) -> list[dict]:
     for row in rows:
         row["feasible"] = price(space, ss.ArchConfig.from_json(row["arch"]), spec, accelerator).feasible
     rest = sorted((r for r in rows if not r["feasible"]), key=lambda r: int(r["params"]))
-    picks = np.linspace(0, len(rest) - 1, others + 2)[1:-1].round().astype(int) if others else []
+    if others >= len(rest):  # all of them (evenly spaced picks would repeat some and skip others)
+        picks = range(len(rest))
+    else:
+        picks = np.linspace(0, len(rest) - 1, others + 2)[1:-1].round().astype(int) if others else []
     return sorted([r for r in rows if r["feasible"]] + [rest[i] for i in picks], key=lambda r: int(r["index"]))
 
 
