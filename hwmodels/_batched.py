@@ -251,17 +251,15 @@ def _price(net: _Network, accs: Sequence[Accelerator], c: dict[str, np.ndarray],
         if key not in placements:
             placements[key] = np.array(_place_weights(net.layers, acc, key[-1]))
         source = placements[key]
-        for name, us, pj in (
-            ("l2", c["l2_us"][a, 0], c["l2_pj"][a, 0]),
-            ("dram", c["dram_us"][a, 0], c["dram_pj"][a, 0]),
-        ):
-            here = source == name
-            if here.any():
-                weight_us[a, here] = per_frame[here] * max(us, 1e-3 / c["write_gbps"][a, 0]) / split[a, 0]
-                weight_pj[a, here] = per_frame[here] * (pj + c["write_pj"][a, 0])
-                traffic = per_frame[here].sum()
-                (l2_traffic if name == "l2" else dram_traffic)[a] += traffic
-        resident_dram[a] = net.params[source == "dram"].sum()
+        streamed, from_dram = (source == "l2") | (source == "dram"), source == "dram"
+        if streamed.any():  # DRAM weights are fetched ahead into L2: the layer waits on L2 only
+            us = max(c["l2_us"][a, 0], 1e-3 / c["write_gbps"][a, 0]) / split[a, 0]
+            weight_us[a, streamed] = per_frame[streamed] * us
+            weight_pj[a, streamed] = per_frame[streamed] * (c["l2_pj"][a, 0] + c["write_pj"][a, 0])
+            weight_pj[a, from_dram] += per_frame[from_dram] * c["dram_pj"][a, 0]
+            l2_traffic[a] += per_frame[streamed].sum()
+            dram_traffic[a] += per_frame[from_dram].sum()
+        resident_dram[a] = net.params[from_dram].sum()
 
     # time: a fused op shows only what its producer's stream cannot hide
     longest = np.maximum(np.maximum(compute_us, weight_us), act_us)
@@ -312,6 +310,6 @@ def _price(net: _Network, accs: Sequence[Accelerator], c: dict[str, np.ndarray],
         ) / 1e3
         energy = dynamic_pj[a] * 1e-9 + static_mj
         deployable = not net.infeasible and not (resident_dram[a] and c["dram_bytes"][a, 0] == 0)
-        latency_ms = frame_us[a] * batch / 1e3
+        latency_ms = max(frame_us[a], instances[a] * 1e6 / f) * batch / 1e3  # the shared memory's cap
         out.append(Totals(acc.name, latency_ms, f, energy, energy * 1e-3 * f, float(utilisation[a]), bound, deployable))
     return out
