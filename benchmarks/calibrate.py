@@ -369,7 +369,9 @@ def main() -> None:
     )
     sections.append("## Constants (fitted on all networks with the chosen weight)\n\n" + constants_table(final.values))
     yaml_values = current(base)
-    same = args.write or all(math.isclose(yaml_values[k], float(f"{v:.4g}"), rel_tol=1e-9) for k, v in final.values.items())
+    same = args.write or all(
+        math.isclose(yaml_values[k], float(f"{v:.4g}"), rel_tol=1e-9) for k, v in final.values.items()
+    )
     sections.append(
         "The shipped YAMLs hold these constants."  # --write puts them there below
         if same
