@@ -68,6 +68,7 @@ NEW_TERMS = {  # -> the value the first round had
     "mapping.emulation_passes.silu": 2.0,
     "mapping.weight_replication": 1.0,
 }
+DRAM_BOUND = ("ResNet-101", "ResNet-152")  # the zoo networks whose weights overflow L2
 PRIOR_WEIGHTS = (0.003, 0.02, 0.1, 0.5)  # candidates; the held-out error picks one
 RMS_TOLERANCE = 0.05  # a held-out log RMS within 5 % of the best counts as a tie
 ABSOLUTE_WEIGHT = 4.0  # the on-chip ISSCC figures weigh more than each zoo ratio
@@ -232,7 +233,7 @@ def constants_table(values: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def behaviours(acc: Accelerator, nets: dict[str, list]) -> str:
+def behaviours(acc: Accelerator, nets: dict[str, list], scale: float) -> str:
     """The per-layer effects the reference sheet and this round's terms describe, as the calibrated
     model shows them."""
     import search_spaces as ss
@@ -288,6 +289,16 @@ def behaviours(acc: Accelerator, nets: dict[str, list]) -> str:
             f"| {name} | {r.weight_bytes / mib:.1f} | {w['imc'] / mib:.2f} | {w['l2'] / mib:.2f} | "
             f"{w['dram'] / mib:.2f} | {r.throughput_fps:,.0f} | {r.energy_split_mj['weights']:.3f} | {r.bound} |"
         )
+    # what the zoo's own figures say about the networks that stream from DRAM
+    implied = {n: MEASURED[n] / scale * estimate(nets[n], acc).weights_in["dram"] / 1e9 for n in DRAM_BOUND}
+    lines += [
+        "",
+        "The zoo's figures for the networks that stream from DRAM, as chip FPS (zoo FPS over the zoo scale) x DRAM"
+        " bytes per frame: "
+        + ", ".join(f"{n} {v:.1f} GB/s" for n, v in implied.items())
+        + f". One rate for both: the DRAM channel's, with the rest of the frame hidden behind it (fitted effective"
+        f" rate {acc.chip.memory.dram_gbps:.1f} GB/s).",
+    ]
     return "\n".join(lines)
 
 
@@ -377,7 +388,9 @@ def main() -> None:
         if same
         else "The shipped YAMLs do NOT hold these constants: run with `--write`."
     )
-    sections.append("## What the calibrated model shows\n\n" + behaviours(with_constants(base, final.values), nets))
+    sections.append(
+        "## What the calibrated model shows\n\n" + behaviours(with_constants(base, final.values), nets, final.scale)
+    )
     unexplained = "\n".join(f"- {name}: {why}." for name, why in UNEXPLAINED.items())
     sections.append(f"## Measured, priced, not fitted\n\n{unexplained}")
     report = "\n\n".join(sections) + "\n"

@@ -1,7 +1,7 @@
 """Does the ranking benchmark's 3-epoch truth rank networks as longer training does?
 
     python benchmarks/truth_fidelity.py train [--shard 0/2] [--epochs 15]   # about 50 minutes on 2 processes
-    python benchmarks/truth_fidelity.py train --others 64 --threads 1 [--reverse]   # all 64 networks
+    python benchmarks/truth_fidelity.py train --others 64 --threads 1 [--reverse] [--cheapest-first]   # all 64
     python benchmarks/truth_fidelity.py report --out docs/truth_fidelity.md
 
 The networks: every one of the ranking benchmark's 64 (``proxy_ranking.py``) that meets the README
@@ -86,7 +86,13 @@ def chosen(others: int) -> list[dict]:
 
 
 def train_stage(
-    rows: list[dict], shard: tuple[int, int], epochs: int, device: str, out: Path, reverse: bool = False
+    rows: list[dict],
+    shard: tuple[int, int],
+    epochs: int,
+    device: str,
+    out: Path,
+    reverse: bool = False,
+    cheapest_first: bool = False,
 ) -> None:
     """Train this shard's rows; ``reverse`` walks them from the end, so a second process can help a
     slow shard (each row is skipped if another process has finished it meanwhile)."""
@@ -94,6 +100,8 @@ def train_stage(
     truth_set = train.subset(torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:TRUTH_IMAGES])
     recipe = long_recipe(epochs)
     mine = [row for k, row in enumerate(rows) if k % shard[1] == shard[0]]
+    if cheapest_first:  # by the 3-epoch truth's training time: most networks in the time there is
+        mine.sort(key=lambda row: float(row["truth_seconds"]))
     for row in reversed(mine) if reverse else mine:
         if row["arch_hash"] in done_hashes(out):
             continue
@@ -204,6 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--shard", default="0/1", help="i/k: this process takes every k-th network from i")
     parser.add_argument("--reverse", action="store_true", help="take the shard's networks from the last")
+    parser.add_argument("--cheapest-first", action="store_true", help="order by the 3-epoch truth's time")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--csv", type=Path, default=LONG_CSV)
@@ -212,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     if args.stage == "train":
         i, k = (int(v) for v in args.shard.split("/"))
-        train_stage(chosen(args.others), (i, k), args.epochs, args.device, args.csv, args.reverse)
+        train_stage(chosen(args.others), (i, k), args.epochs, args.device, args.csv, args.reverse, args.cheapest_first)
     else:
         text = report(args.csv)
         print(text)
