@@ -19,6 +19,7 @@ import argparse
 import csv
 import os
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -85,6 +86,25 @@ def chosen(others: int) -> list[dict]:
     return sorted([r for r in rows if r["feasible"]] + [rest[i] for i in picks], key=lambda r: int(r["index"]))
 
 
+def _claim_path(out: Path, arch_hash: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"{out.stem}.{arch_hash}.claim"
+
+
+def claim(out: Path, arch_hash: str) -> bool:
+    """Claim a network for this process, unless a live process on this machine holds it: helpers
+    started with any order or shard then never train the same network at once."""
+    path = _claim_path(out, arch_hash)
+    try:
+        holder = int(path.read_text())
+        os.kill(holder, 0)
+        if holder != os.getpid():
+            return False
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        pass  # unclaimed, or its holder is gone
+    path.write_text(str(os.getpid()))
+    return True
+
+
 def train_stage(
     rows: list[dict],
     shard: tuple[int, int],
@@ -103,7 +123,7 @@ def train_stage(
     if cheapest_first:  # by the 3-epoch truth's training time: most networks in the time there is
         mine.sort(key=lambda row: float(row["truth_seconds"]))
     for row in reversed(mine) if reverse else mine:
-        if row["arch_hash"] in done_hashes(out):
+        if row["arch_hash"] in done_hashes(out) or not claim(out, row["arch_hash"]):
             continue
         model = build(ss.ArchConfig.from_json(row["arch"])).to(device)
         start = time.perf_counter()
@@ -113,6 +133,7 @@ def train_stage(
         result.update(long_acc=round(acc, 5), epochs=epochs, long_seconds=round(time.perf_counter() - start, 1))
         if row["arch_hash"] not in done_hashes(out):  # a helper may have finished it meanwhile
             append_row(out, FIELDS, result)
+        _claim_path(out, row["arch_hash"]).unlink(missing_ok=True)
         print(
             f"[{row['index']:>3}] {row['name'][:50]:50s} 3 ep {row['truth_acc']} -> {epochs} ep {acc:.4f}", flush=True
         )
