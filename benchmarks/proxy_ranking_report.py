@@ -172,7 +172,8 @@ def report(train_csv: Path, proxy_csv: Path, reference_csv: Path, repeat_csv: Pa
         "",
         f"Tau, rho and the top-1/8 recall are against the 3-epoch truth on all {len(rows)}; the fourth column ranks"
         f" against the truth of 15-epoch training on the {n_long} networks that have it (docs/truth_fidelity.md),"
-        " the truth the default is chosen on below. A negative tau ranks in reverse. The strongest single zero-cost score here is {best_single[0]}"
+        " the truth the default is chosen on below. A negative tau ranks in reverse. The strongest single zero-cost"
+        f" score here is {best_single[0]}"
         f" (tau {_fmt(best_single[1])}). The ridge row is the previous default: a ranker over"
         f" {', '.join(components)} fitted on this space, scored by nested 5-fold cross-validation (each"
         " architecture ranked by a model fitted, ridge strength included, without it; Kendall tau "

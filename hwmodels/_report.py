@@ -48,7 +48,8 @@ class CostReport:
     weight_bytes: int
     utilisation: float  # MAC-weighted over the IMC layers
     bound: str  # the largest part of time_split_ms, or l2_bandwidth / dram_bandwidth when the shared memory caps FPS
-    time_split_ms: dict[str, float]  # latency_ms as compute | weight_stream | activations | overhead
+    time_split_ms: dict[str, float]  # the core's own frame time as compute | weight_stream | activations |
+    # overhead: latency_ms unless a shared-memory cap (see bound) stretches it further
     weights_in: dict[str, int]  # bytes resident in the arrays / streamed from L2 / from DRAM each frame
     energy_split_mj: dict[str, float]  # compute / weights / activations / static
     per_unit: dict[str, dict[str, float]]  # unit -> time_us, energy_uj, layers
