@@ -138,3 +138,22 @@ def test_the_cli_starts_without_torch():
     import nas.proxies
 
     assert (cli.FASHION_MNIST, cli.DEFAULT_NAME) == (nas.data.FASHION_MNIST, nas.proxies.DEFAULT_NAME)
+
+
+def test_job_control_answers_without_torch_or_ray(sqlite_url):
+    # `nas cancel` is typed while a job loads the machine: it must not spend seconds importing the loop
+    from test_search import toy_spec
+
+    from nas.search import submit
+    from nas.store import Store
+
+    job = submit(Store(sqlite_url), toy_spec(None, {}))
+    code = (
+        "import sys, nas.cli\n"
+        f"for argv in (['jobs'], ['pareto', '{job.id}'], ['cancel', '{job.id}']):\n"
+        f"    assert nas.cli.main([*argv, '--db', {sqlite_url!r}]) == 0, argv\n"
+        "loaded = {'torch', 'ray'} & set(sys.modules)\n"
+        "assert not loaded, f'{loaded} imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert Store(sqlite_url).get_job(job.id).status == "cancelled"

@@ -14,6 +14,7 @@ from search_plugins import evaluations
 from test_search import check_consistent, toy_spec
 
 from nas.search import run, submit
+from nas.search._liveness import CANCEL_GRACE_S, HEARTBEAT_S
 from nas.store import Store
 
 pytestmark = pytest.mark.ray
@@ -138,12 +139,15 @@ def test_cancel_stops_promptly_and_resume_finishes(sqlite_url, nas_env, tmp_path
     try:
         wait_for(lambda: store.list_jobs() and store.list_jobs()[0].n_trials >= 4, 120, "4 trials")
         job = store.list_jobs()[0]
-        cancelled_at = time.monotonic()
         assert nas("cancel", str(job.id), "--db", sqlite_url, env=nas_env).returncode == 0
+        requested_at = time.monotonic()  # the request is in the store
         out, _ = proc.communicate(timeout=30)
     finally:
         proc.kill()
-    assert time.monotonic() - cancelled_at < 10, "cancel took too long"
+    # the next heartbeat sees the request; the loop stops, or is interrupted CANCEL_GRACE_S later
+    # (how fast `nas cancel` itself answers: tests/test_cli.py, it loads neither torch nor Ray)
+    bound_s = 2 * HEARTBEAT_S + CANCEL_GRACE_S + 3
+    assert time.monotonic() - requested_at < bound_s, "the job took too long to stop"
     assert proc.returncode == 0, out
     job = store.get_job(job.id)
     assert job.status == "cancelled" and job.n_trials < 40

@@ -1,5 +1,5 @@
 """Whether a job's process is alive, as others see it: its owner id (host:pid), a heartbeat in the
-store, and the processes it started.
+store, and the processes it started; and asking that process to stop (``cancel``).
 
 A job's process beats from a thread of its own (``Pulse``; the only writer of the heartbeat and the
 time spent), so a long evaluation, a training or Ray's start-up never looks like a hang; what stops the beat is the process itself stopping (a
@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from nas.status import JobStatus
 from nas.store import JobRecord, Store, StoreError
 
 HEARTBEAT_S = 1.0  # how often a job's process records that it is alive and looks for a cancel request
@@ -49,6 +50,17 @@ def owner_alive(job: JobRecord) -> bool:
     if job.heartbeat_at is None:
         return False
     return (datetime.now(UTC) - job.heartbeat_at).total_seconds() < STALE_BEATS * HEARTBEAT_S
+
+
+def cancel(store: Store, job_id: int) -> JobRecord:
+    """Ask the process running the job to stop; a job nobody runs is marked cancelled at once."""
+    job = store.get_job(job_id)
+    if JobStatus(job.status).finished:
+        return job
+    job = store.request_cancel(job_id)
+    if job.status != "running" or not owner_alive(job):
+        job = store.finish(job_id, "cancelled")
+    return job
 
 
 def pid_alive(pid: int) -> bool:

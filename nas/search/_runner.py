@@ -48,7 +48,6 @@ from nas.search._trial import (
     told_values,
 )
 from nas.spec import JobSpec, PluginRef
-from nas.status import JobStatus
 from nas.store import CandidateIn, CandidateRecord, JobRecord, Store, StoreError
 from nas.training import training_sets
 
@@ -113,17 +112,6 @@ def run(store: Store, job_id: int, *, progress: Progress | None = None, resume: 
             pulse.settle()
             if executor is not None:
                 executor.shutdown()
-
-
-def cancel(store: Store, job_id: int) -> JobRecord:
-    """Ask the process running the job to stop; a job nobody runs is marked cancelled at once."""
-    job = store.get_job(job_id)
-    if JobStatus(job.status).finished:
-        return job
-    job = store.request_cancel(job_id)
-    if job.status != "running" or not owner_alive(job):
-        job = store.finish(job_id, "cancelled")
-    return job
 
 
 def longest_run_s(spec: JobSpec, cap_s: float) -> float:
