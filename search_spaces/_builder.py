@@ -160,8 +160,9 @@ def _classifier(arch: ArchConfig, dim: int, num_classes: int) -> nn.Module:
 
 
 def _init_weights(m: nn.Module) -> None:
-    # timm's MetaFormer initialisation.
-    if isinstance(m, (nn.Conv2d, nn.Linear)):
+    # timm's MetaFormer initialisation; a meta-device model has no values to set (and the truncated
+    # normal's clamp runs there through torch's slow reference ops: two thirds of a meta build).
+    if isinstance(m, (nn.Conv2d, nn.Linear)) and not m.weight.is_meta:
         trunc_normal_(m.weight, std=0.02)
         if m.bias is not None:
             nn.init.zeros_(m.bias)
