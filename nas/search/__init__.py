@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from nas.search._runner import JobStateError, check_can_run, run, submit
     from nas.search._samplers import make_sampler
 
-# Each public name's module, imported on first use: job control (`nas cancel`, `nas jobs`, `nas show`)
+# Each public name's module, imported on first use: job control (`nas cancel`, `nas jobs`, `nas pareto`)
 # needs only the store, the liveness check and the pricing, and answers in a second; the loop's
 # modules load torch and Ray, seconds more on a machine busy with the very job being cancelled.
 _MODULE_OF = {
