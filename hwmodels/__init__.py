@@ -11,6 +11,7 @@ from hwmodels._accelerator import (
     ChipConfig,
     MappingPolicy,
     accelerator_names,
+    is_path,
     load_accelerator,
 )
 from hwmodels._area import area_mm2, area_split_mm2, peak_tops
@@ -56,6 +57,7 @@ __all__ = [
     "estimate",
     "estimate_many",
     "imc_tiles",
+    "is_path",
     "load_accelerator",
     "op_counts",
     "peak_tops",

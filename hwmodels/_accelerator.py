@@ -29,8 +29,20 @@ class AcceleratorError(ValueError):
     """An accelerator or mapping that cannot be loaded; names the file and the field."""
 
 
+PHYSICAL = (1e-6, 1e15)  # any non-zero number of a chip (pJ, GB/s, MHz, bytes) lies between these
+
+
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)  # NaN, inf: never a size or bound
+
+    @model_validator(mode="after")
+    def _physical(self) -> _Frozen:
+        """A denormal clock or a 10^300-byte memory is no chip, and its cost would divide by ~0."""
+        low, high = PHYSICAL
+        for name, value in self:
+            if isinstance(value, int | float) and not isinstance(value, bool) and value and not low <= value <= high:
+                raise ValueError(f"{name}: {value:g} is outside {low:g} to {high:g}, the range of a physical chip")
+        return self
 
 
 class ImcConfig(_Frozen):
@@ -201,15 +213,25 @@ def _load_yaml(path: Path, directory: Path, model: type[BaseModel], what: str) -
         raise AcceleratorError(f"{path}: {fields}") from err
 
 
-def _resolve(name_or_path: str, directory: Path, what: str) -> Path:
-    candidate = directory / f"{name_or_path}.yaml"
-    if candidate.is_file():
-        return candidate
+def is_path(name_or_path: str | Path) -> bool:
+    """Whether ``name_or_path`` names a file rather than a shipped entry: a ``Path``, or a string
+    with a directory separator or a YAML suffix. A bare word is a name and is never opened as a
+    file, whatever files the working directory holds."""
+    text = str(name_or_path)
+    return isinstance(name_or_path, Path) or "/" in text or "\\" in text or text.endswith((".yaml", ".yml"))
+
+
+def _resolve(name_or_path: str | Path, directory: Path, what: str) -> Path:
+    if not is_path(name_or_path):
+        shipped = {p.stem: p for p in directory.glob("*.yaml")}
+        if name_or_path in shipped:
+            return shipped[name_or_path]
+        known = ", ".join(sorted(shipped))
+        raise AcceleratorError(f"unknown {what} {str(name_or_path)[:100]!r}; known: {known} (or a YAML path)")
     path = Path(name_or_path)
-    if path.is_file():
-        return path
-    known = ", ".join(sorted(p.stem for p in directory.glob("*.yaml")))
-    raise AcceleratorError(f"unknown {what} {name_or_path!r}; known: {known} (or a YAML path)")
+    if not path.is_file():
+        raise AcceleratorError(f"{path}: no such {what} file")
+    return path
 
 
 @cache
@@ -223,10 +245,10 @@ def _load_mapping(path: Path) -> MappingPolicy:
 
 
 def load_accelerator(
-    name_or_path: str | None = None, *, mapping: str | None = None, unsupported: str | None = None
+    name_or_path: str | Path | None = None, *, mapping: str | None = None, unsupported: str | None = None
 ) -> Accelerator:
     """Load a chip (default: ``metis-like``) with its default mapping policy, or the one named;
-    ``unsupported`` overrides the policy's treatment of functions the chip does not list."""
+    a name is a shipped file's stem, a path (``is_path``) a YAML file of the caller's; ``unsupported`` overrides the policy's treatment of functions the chip does not list."""
     chip = _load_chip(_resolve(name_or_path or DEFAULT_ACCELERATOR, ACCELERATORS_DIR, "accelerator"))
     policy = _load_mapping(_resolve(mapping or chip.default_mapping, MAPPINGS_DIR, "mapping policy"))
     if unsupported is not None:

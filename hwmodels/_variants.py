@@ -67,7 +67,10 @@ def chip_variant(base: Accelerator, changes: Mapping[str, Any]) -> Accelerator:
     try:
         chip = ChipConfig.model_validate(data)
     except ValidationError as err:
-        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
+        fields = "; ".join(
+            ": ".join(filter(None, [".".join(str(p) for p in e["loc"]), e["msg"].removeprefix("Value error, ")]))
+            for e in err.errors()
+        )
         raise AcceleratorError(fields) from err
     base_area, area = area_mm2(base.chip), area_mm2(chip)
     if base_area and area and "static_power_w" not in changes:  # leakage and always-on logic scale with silicon

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from functools import cached_property
 from typing import Any, Literal
 
@@ -41,6 +42,9 @@ MIXER_OPTIONS: dict[str, dict[str, Any]] = {
     "window_attention": {"head_dim": 32, "window_size": 7},  # Swin
     "mbconv": {"kernel_size": 3},  # MobileNetV2 inverted residual; mlp_ratio is its expansion
 }
+# Past any network anyone builds; a deployment's own bounds are tighter (``nas.limits``). It keeps
+# every check on a config (and its error message) cheap, whatever number it is given.
+MAX_SIZE = 1 << 20
 _OPTION_NAMES = ("kernel_size", "window_size", "head_dim", "token_mlp_ratio")
 
 MIXER_ABBREVIATIONS = {
@@ -56,7 +60,7 @@ MIXER_ABBREVIATIONS = {
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)  # NaN, inf: never a size or bound
 
 
 class StageConfig(_Frozen):
@@ -64,12 +68,12 @@ class StageConfig(_Frozen):
     which follows the stem)."""
 
     mixer: Mixer
-    depth: int = Field(ge=0)  # 0: the stage is dropped
-    dim: int = Field(ge=1)
+    depth: int = Field(ge=0, le=MAX_SIZE)  # 0: the stage is dropped
+    dim: int = Field(ge=1, le=MAX_SIZE)
     mlp_ratio: float = Field(default=4.0, gt=0)  # MLP hidden = int(mlp_ratio * dim)
-    kernel_size: int | None = Field(default=None, ge=1)  # pooling, sepconv, dwconv, mbconv
-    window_size: int | None = Field(default=None, ge=1)  # window_attention; clamped to the map
-    head_dim: int | None = Field(default=None, ge=1)  # attention mixers; heads = dim // head_dim
+    kernel_size: int | None = Field(default=None, ge=1, le=MAX_SIZE)  # pooling, sepconv, dwconv, mbconv
+    window_size: int | None = Field(default=None, ge=1, le=MAX_SIZE)  # window_attention; clamped to the map
+    head_dim: int | None = Field(default=None, ge=1, le=MAX_SIZE)  # attention mixers; heads = dim // head_dim
     token_mlp_ratio: float | None = Field(default=None, ge=0)  # spatial_mlp
     res_scale: bool = False  # learnable per-channel scale on the residual branch (MetaFormer v2)
 
@@ -95,9 +99,9 @@ class StageConfig(_Frozen):
     @model_validator(mode="after")
     def _check(self) -> StageConfig:
         if self.head_dim is not None and self.dim % self.head_dim:
-            divisors = [d for d in range(1, self.dim + 1) if self.dim % d == 0]
             raise ValueError(
-                f"head_dim: {self.head_dim} does not divide dim={self.dim}; choose a head_dim from {divisors[-12:]}"
+                f"head_dim: {self.head_dim} does not divide dim={self.dim}; choose one that does, "
+                f"e.g. {_divisors_near(self.dim, self.head_dim)}"
             )
         if self.kernel_size is not None and self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size: must be odd (got {self.kernel_size}) so the map keeps its size")
@@ -122,7 +126,7 @@ class ArchConfig(_Frozen):
     """A whole network. Frozen and hashable; ``arch_hash`` is the canonical identity."""
 
     stem: Literal["conv", "patch"] = "conv"  # conv: overlapping (stride+3)x(stride+3), padding 2
-    stem_stride: int = Field(default=4, ge=1)  # the patch size of an isotropic network
+    stem_stride: int = Field(default=4, ge=1, le=MAX_SIZE)  # the patch size of an isotropic network
     downsample: Literal["conv", "patch"] = "conv"  # conv: 3x3 stride 2; patch: 2x2 stride 2
     downsample_norm: Norm | None = None  # after the stem, before each downsampling conv
     stages: tuple[StageConfig, ...] = Field(min_length=1, max_length=6)
@@ -165,6 +169,14 @@ class ArchConfig(_Frozen):
     @classmethod
     def from_json(cls, text: str | bytes) -> ArchConfig:
         return cls.model_validate_json(text)
+
+
+def _divisors_near(n: int, wanted: int, count: int = 6) -> list[int]:
+    """The ``count`` divisors of ``n`` closest to ``wanted``, in O(sqrt(n)) (an error message's cost
+    stays bounded whatever ``n`` a request sends)."""
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    divisors = sorted({*small, *(n // d for d in small)})
+    return sorted(sorted(divisors, key=lambda d: abs(d - wanted))[:count])
 
 
 def _is_empty_stage(stage: Any) -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import optuna
 
+from hwmodels import is_path
 from search_spaces._arch import ArchConfig
 from search_spaces._errors import SpaceError, UnknownNameError
 from search_spaces._space import SearchSpace
@@ -35,16 +36,16 @@ def _shipped(name: str) -> SearchSpace:
 
 
 def get_space(name: str = DEFAULT_SPACE) -> SearchSpace:
-    """A registered space by name, or a space YAML file by path."""
-    if name in _registered:
-        return _registered[name]
-    if (SPACES_DIR / f"{name}.yaml").is_file():
-        return _shipped(name)
-    if name.endswith((".yaml", ".yml")) or Path(name).is_file():
+    """A registered space by name, or a space YAML file by path (``hwmodels.is_path``)."""
+    if is_path(name):  # never a bare word: a name is not opened as a file, whatever the directory holds
         if not Path(name).is_file():
             raise SpaceError(f"{name}: no such file")
         return SearchSpace.from_yaml(name)
-    raise UnknownNameError(f"unknown search space {name!r}; known: {', '.join(space_names())} (or a YAML path)")
+    if name in _registered:
+        return _registered[name]
+    if name in space_names():
+        return _shipped(name)
+    raise UnknownNameError(f"unknown search space {name[:100]!r}; known: {', '.join(space_names())} (or a YAML path)")
 
 
 def sample_archs(space: SearchSpace, n: int, *, seed: int = 0) -> list[ArchConfig]:

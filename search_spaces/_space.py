@@ -22,12 +22,17 @@ from search_spaces._errors import SpaceError, describe_validation_error
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)  # NaN, inf: never a size or bound
+
+
+MAX_CHOICES = 64  # per list: the space's own checks pair choices (head_dim x dim), so lists stay short
 
 
 def _nonempty(values: tuple) -> tuple:
     if not values:
         raise ValueError("needs at least one choice")
+    if len(values) > MAX_CHOICES:
+        raise ValueError(f"has {len(values)} choices, over the limit of {MAX_CHOICES}; list fewer")
     if len(set(values)) != len(values):
         raise ValueError(f"has repeated choices: {list(values)}")
     return values

@@ -71,7 +71,12 @@ def test_frozen():
     ("stage", "field", "hint"),
     [
         ({"mixer": "conv", "depth": 1, "dim": 8}, "stages.0.mixer", "'pooling'"),
-        ({"mixer": "attention", "depth": 1, "dim": 96, "head_dim": 64}, "head_dim", "choose a head_dim from"),
+        (
+            {"mixer": "attention", "depth": 1, "dim": 96, "head_dim": 64},
+            "head_dim",
+            "choose one that does, e.g. [12, 16, 24, 32, 48, 96]",
+        ),
+        ({"mixer": "attention", "depth": 1, "dim": 10**12}, "stages.0.dim", "less than or equal to 1048576"),
         ({"mixer": "pooling", "depth": 1, "dim": 8, "window_size": 7}, "window_size", "window_attention"),
         ({"mixer": "sepconv", "depth": 1, "dim": 8, "kernel_size": 4}, "kernel_size", "odd"),
         ({"mixer": "pooling", "depth": -1, "dim": 8}, "stages.0.depth", "greater than or equal to 0"),
