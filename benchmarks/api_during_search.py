@@ -93,9 +93,11 @@ def main() -> None:
             "|---|---|---|---|---|---|",
             *(f"| {p} | `{label}` | {n} | {m:.1f} | {p95:.1f} | {mx:.1f} |" for p, label, n, m, p95, mx in rows),
             "",
-            f"`POST /jobs/{{id}}/export` of the front's best ({exported['card']['name']}, "
+            f"An export of the front's best ({exported['card']['name']}, "
             f"{exported['card']['metrics']['params'] / 1e6:.2f} M params; every format built, checked and "
-            f"zipped): median {statistics.median(exports):.1f} s over {len(exports)}.",
+            f"zipped), from `POST /jobs/{{id}}/export` to complete (`Client.export`: queued, run by the "
+            f"supervisor in a process of its own, its card polled): median {statistics.median(exports):.1f} s "
+            f"over {len(exports)}.",
             "",
         ]
     )

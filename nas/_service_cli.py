@@ -1,5 +1,5 @@
-"""`nas serve`, `nas token`, `nas export`, and the job commands' `--server` side (through a
-running service, with ``nas.client``)."""
+"""`nas serve`, `nas token`, `nas export` (and `nas export-run`, the service's own), and the job
+commands' `--server` side (through a running service, with ``nas.client``)."""
 
 from __future__ import annotations
 
@@ -28,8 +28,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", default="nas-service", help="exports and job logs (default ./nas-service)")
     p.add_argument("--max-jobs", type=int, default=2, help="jobs run at once (default 2); the others wait queued")
     p.add_argument(
-        "--allow-plugin", action="append", default=[], metavar="MODULE_PREFIX",
-        help="let submitted specs name plug-ins under this module prefix (code the service imports)",
+        "--allow-plugin", action="append", default=[], metavar="MODULE:OBJECT",
+        help="let submitted specs name this plug-in, exactly (code a job imports); repeat for more",
+    )  # fmt: skip
+    p.add_argument(
+        "--allow-ray-address", action="append", default=[], metavar="ADDRESS",
+        help="let submitted specs join this Ray cluster (workers.address); by default jobs use the service's",
+    )  # fmt: skip
+    p.add_argument(
+        "--data-root", action="append", default=[], metavar="DIR",
+        help="let submitted specs read data folders under DIR (with --auth: under DIR/TENANT); default: none",
     )  # fmt: skip
     p.add_argument("--insecure", action="store_true", help="allow binding beyond this machine with auth off")
     limits = p.add_argument_group("limits on what one job may ask for (GET /limits lists them)")
@@ -59,6 +67,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_server_options(p)
     p.set_defaults(func=cmd_export)
 
+    # internal (no help: not listed): the service's supervisor runs each queued export so
+    p = sub.add_parser("export-run", description="run queued export N of the service (its supervisor starts this)")
+    p.add_argument("export", type=int)
+    p.add_argument("--db", help=DB_HELP)
+    p.add_argument("--out", required=True, help="the service's export folder, for the zip")
+    p.set_defaults(func=cmd_export_run)
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
@@ -79,7 +94,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     limits = Limits(raise_hint="the service's operator can raise it (`nas serve --help`)", **given)
     app = create_app(
         store, auth=auth, data_dir=args.data_dir, max_jobs=args.max_jobs, allow_plugins=tuple(args.allow_plugin),
-        limits=limits,
+        allow_ray_addresses=tuple(args.allow_ray_address), data_roots=tuple(args.data_root), limits=limits,
     )  # fmt: skip
     where = f"http://{args.host}:{args.port}"
     print(f"nas serve: {where} (dashboard {where}/ui/, API docs {where}/docs) on {store.safe_url}", flush=True)
@@ -146,6 +161,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"  files: {', '.join(card['files'].values())}; max |diff| from the module: {agreement}")
     print(f"  weights: {card['weights']}")
     return 0
+
+
+def cmd_export_run(args: argparse.Namespace) -> int:
+    import signal
+    from pathlib import Path
+
+    from nas._export_run import run_export
+    from nas.store import Store
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a stop raises: the work folder is removed
+    record = run_export(Store(args.db), args.export, Path(args.out))
+    print(f"export {record.id}: {record.status}{': ' + record.error if record.error else ''}")
+    return 0 if record.status == "complete" else 1
 
 
 # ---- the job commands through a service --------------------------------------------------------

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from hwmodels import AcceleratorError
 from nas import _hw_cli, _jobs_cli, _proxy_cli, _service_cli, _space_cli
-from nas.client import ClientError
+from nas.client import ClientError, ExportFailedError
 from nas.store import StoreError
 from search_spaces import SpaceError, UnknownNameError, describe_validation_error
 
@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         FileNotFoundError,
         ValueError,
         ClientError,
+        ExportFailedError,
+        TimeoutError,
     ) as err:  # data: DataNotFoundError
         return _fail(str(err))
 

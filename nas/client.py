@@ -5,7 +5,7 @@
     job = client.submit("docs/examples/edge-classifier.yaml")
     client.wait(job["id"])
     client.pareto(job["id"], where="latency_ms<1.25", fields="id,name,accuracy,latency_ms")
-    client.export(job["id"], out="winner/")               # the best on the first objective
+    client.export(job["id"], out="winner/")               # the best on the first objective (waits for it)
 
 Responses are the API's JSON as dicts; an error response raises ``ClientError`` with the status and
 the service's ``detail`` (for invalid input, one entry per field).
@@ -38,6 +38,14 @@ class ClientError(RuntimeError):
         else:
             text = str(detail)
         super().__init__(f"{status} from {url}: {text}")
+
+
+class ExportFailedError(RuntimeError):
+    """The service ran the export and it failed; ``record`` is the export, its ``error`` the reason."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record = record
+        super().__init__(f"export {record['id']} of job {record['job_id']} failed: {record['error']}")
 
 
 class Client:
@@ -132,14 +140,38 @@ class Client:
         sort: str | None = None,
         formats: str = "all",
         train_steps: int = 0,
+        train_batch: int | None = None,
+        timeout: float = 1800.0,
+        poll_s: float = 1.0,
     ) -> dict[str, Any]:
-        """Export a candidate (default: the best under ``where``); with ``out``, download and unpack
-        it there. Returns the export's record, plus ``path`` (the unpacked folder) when downloaded."""
-        body = {"candidate": candidate, "where": where, "sort": sort, "formats": formats, "train_steps": train_steps}
-        record = self._call("POST", f"/jobs/{job_id}/export", json={k: v for k, v in body.items() if v is not None})
+        """Export a candidate (default: the best under ``where``): the service queues it and runs
+        it apart; this waits (``wait_export``, up to ``timeout`` s) until it is complete, and with
+        ``out`` downloads and unpacks it there. Returns the export's record, plus ``path`` (the
+        unpacked folder) when downloaded. Raises ``ExportFailedError`` if the export failed."""
+        body = {"candidate": candidate, "where": where, "sort": sort, "formats": formats, "train_steps": train_steps,
+                "train_batch": train_batch}  # fmt: skip
+        queued = self._call("POST", f"/jobs/{job_id}/export", json={k: v for k, v in body.items() if v is not None})
+        record = self.wait_export(queued["id"], timeout=timeout, poll_s=poll_s)
+        if record["status"] == "failed":
+            raise ExportFailedError(record)
         if out is not None:
             record["path"] = str(self.download(record["id"], out))
         return record
+
+    def export_card(self, export_id: int) -> dict[str, Any]:
+        """The export's record: its status, and once complete its files and model card."""
+        return self._call("GET", f"/exports/{export_id}/card")
+
+    def wait_export(self, export_id: int, *, timeout: float = 1800.0, poll_s: float = 1.0) -> dict[str, Any]:
+        """Poll the export until it is complete or failed; returns its record."""
+        deadline = time.monotonic() + timeout
+        while True:
+            record = self.export_card(export_id)
+            if record["status"] in ("complete", "failed"):
+                return record
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"export {export_id} is still {record['status']} after {timeout:.0f} s")
+            time.sleep(poll_s)
 
     def download(self, export_id: int, out: str | Path) -> Path:
         """Unpack export ``export_id`` into the folder ``out`` (new or empty); returns it."""

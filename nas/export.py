@@ -15,7 +15,8 @@ One folder (and a zip of it) per export:
 
 Formats are checked as they are written: the ONNX graph passes ``onnx.checker`` and runs in
 onnxruntime, and every format's output is compared with the module's. A failed check leaves nothing
-behind.
+behind. ``check_request`` refuses what cannot be exported before anything is built; the service
+runs its exports in processes of their own (``nas._export_run``).
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from nas.limits import Limits
 from nas.plugins import resolve_space
 from nas.spec import FieldError, JobSpec, PluginRef
-from nas.store import CandidateRecord, ExportRecord, JobRecord, NotFoundError, Store, parse_bounds
+from nas.store import CandidateRecord, JobRecord, NotFoundError, Store, parse_bounds
 
 FORMATS = ("state_dict", "torchscript", "onnx", "exported_program")
 FILES = {
@@ -72,6 +74,47 @@ def parse_formats(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(f for f in FORMATS if f in items)
 
 
+def check_request(
+    spec: JobSpec,
+    candidate: CandidateRecord,
+    *,
+    formats: str | tuple[str, ...] = FORMATS,
+    train_steps: int = 0,
+    train_batch: int = 32,
+    trained: bool = False,
+    limits: Limits | None = None,
+) -> tuple[str, ...]:
+    """What an export can be refused for before anything is built or imported (``ExportError``
+    naming the field): unknown formats, a candidate that is not complete, training one that has
+    its job's trained weights (``trained``) or one whose job has a plug-in evaluator, and, under
+    ``limits``, a training batch over ``max_batch_pixels``. Returns the formats."""
+    formats = parse_formats(formats)
+    if candidate.status != "complete":
+        raise ExportError(
+            "candidate",
+            f"candidate {candidate.id} is {candidate.status} ({candidate.failure or 'not scored'}); "
+            "export a complete one, e.g. from the Pareto front",
+        )
+    if train_steps < 0:
+        raise ExportError("train_steps", f"must be >= 0, got {train_steps}")
+    if train_steps and trained:
+        raise ExportError(
+            "train_steps", "the candidate has trained weights from its job; export it without train_steps"
+        )
+    if train_steps and isinstance(spec.evaluator, PluginRef):
+        raise ExportError(
+            "train_steps", "the job's evaluator is a plug-in; training needs the proxy evaluator's dataset"
+        )
+    pixels = train_batch * spec.input_shape[1] * spec.input_shape[2]  # what one training step holds
+    if train_steps and limits is not None and pixels > limits.max_batch_pixels:
+        raise ExportError(
+            "train_batch",
+            f"{train_batch} images of {spec.input_shape[1]}x{spec.input_shape[2]} are {pixels:g} pixels, over the "
+            f"limit of {limits.max_batch_pixels:g} (max_batch_pixels, GET /limits); train with a smaller batch",
+        )
+    return formats
+
+
 def export_candidate(
     job: JobRecord,
     candidate: CandidateRecord,
@@ -86,22 +129,13 @@ def export_candidate(
     candidate's trained state_dict and recipe (``Store.weights``), shipped instead of initialised ones."""
     import torch
 
-    formats = parse_formats(formats)
+    spec = JobSpec.model_validate(job.spec)
+    formats = check_request(
+        spec, candidate, formats=formats, train_steps=train_steps, train_batch=train_batch, trained=weights is not None
+    )
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError("output", f"{out} exists and is not an empty folder; give a new one")
-    if candidate.status != "complete":
-        raise ExportError(
-            f"candidate {candidate.id} is {candidate.status} ({candidate.failure or 'not scored'}); "
-            "export a complete one, e.g. from the Pareto front"
-        )
-    if train_steps < 0:
-        raise ExportError("train_steps", f"must be >= 0, got {train_steps}")
-    if train_steps and weights is not None:
-        raise ExportError(
-            "train_steps", "the candidate has trained weights from its job; export it without train_steps"
-        )
-    spec = JobSpec.model_validate(job.spec)
     space = resolve_space(spec)
     if not hasattr(space, "build"):
         raise ExportError(
@@ -159,28 +193,6 @@ def export_stored(
     return export_candidate(job, candidate, out, weights=store.weights(job.id, candidate.id), **options)
 
 
-def export_archive(
-    store: Store, job: JobRecord, candidate: CandidateRecord, export_dir: Path, **options: Any
-) -> ExportRecord:
-    """The export as a zip in ``export_dir``, recorded in the store (what the service hands out).
-    A failure leaves neither a file nor a row."""
-    export_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".export-", dir=export_dir))
-    try:
-        folder = work / f"job{job.id}-{candidate.name}"[:120]
-        exported = export_stored(store, job, candidate, folder, **options)
-        zipped = zip_folder(exported.path, work / f"{folder.name}.zip")
-        final = export_dir / f"{work.name.removeprefix('.export-')}-{zipped.name}"
-        zipped.rename(final)
-        try:
-            return store.add_export(job.id, candidate.id, path=str(final.resolve()), card=exported.card)
-        except BaseException:
-            final.unlink(missing_ok=True)
-            raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
 def choose_candidate(
     store: Store, job_id: int, candidate: int | str | None = None, *, where: str | None = None, sort: str | None = None
 ) -> CandidateRecord:
@@ -207,10 +219,6 @@ def _train(model: Any, spec: JobSpec, steps: int, batch: int) -> dict[str, Any]:
     from nas.data import load_dataset
     from nas.proxies._training import Trainer, TrainRecipe
 
-    if isinstance(spec.evaluator, PluginRef):
-        raise ExportError(
-            "train_steps", "the job's evaluator is a plug-in; training needs the proxy evaluator's dataset"
-        )
     data = load_dataset(spec.evaluator.data, split="train", data_dir=spec.evaluator.data_dir)
     if data.num_classes != spec.num_classes:
         raise ExportError(

@@ -12,8 +12,9 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from nas.spec import JobSpec, PluginRef, SpecError
-from nas.status import UNFINISHED
+from nas.spec import FieldError, JobSpec, PluginRef, SpecError
+from nas.status import UNFINISHED, UNFINISHED_EXPORTS
+from search_spaces import ArchConfig, SearchSpace
 
 
 def cpu_count() -> int:
@@ -38,7 +39,17 @@ class Limits:
     max_jobs_per_tenant: int = 20  # a tenant's unfinished jobs (queued, running, interrupted): 429 beyond
     max_running_per_tenant: int | None = None  # of those, run at once (None: every runner slot)
     heartbeat_timeout_s: float = 60.0  # a job's process silent this long is stopped and its job failed
+    # the size of one network (an inline space's largest choices, a swept arch): what pricing,
+    # building and training it cost grows with these
+    max_depth: int = 64  # blocks in one stage
+    max_blocks: int = 128  # blocks in one network, all stages
+    max_width: int = 8192  # channels of any tensor: a stage's dim, its MLP's hidden (dim x mlp_ratio)
+    max_heads: int = 64  # attention heads of one block (dim // head_dim)
+    max_kernel: int = 31  # a pooling, convolution or attention window's side
+    max_batch_pixels: int = 1 << 22  # images x H x W of one batch the job builds (proxy, training, export)
+    max_priced_layers: int = 4_000_000  # layers x chips one sweep or comparison prices (about 4 s here)
     raise_hint: str = field(default="", compare=False)
+    max_export_s: float = 900.0  # one export's run (build, training, tracing), after a start-up allowance
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -65,20 +76,16 @@ class Limits:
         out: list[tuple[str, str]] = []
 
         def bound(loc: str, value: float | None, limit: float, what: str, fix: str) -> None:
-            if value is not None and value > limit:
+            if value is not None:
                 hint = f"; {self.raise_hint}" if self.raise_hint and loc.startswith("workers") else ""
-                out.append((loc, f"{value:g} is over the limit of {limit:g} {what}; {fix}{hint}"))
+                out.extend(self.exceeds(loc, value, limit, what, fix + hint))
 
         w = spec.workers
         bound("workers.count", w.count, self.max_workers, "workers", "ask for fewer (omit it: one per CPU)")
         if w.count is not None and w.count <= self.max_workers:
             cpus = w.count * w.cpus_per_worker
             bound("workers.cpus_per_worker", cpus, self.max_workers, "CPUs (count x cpus_per_worker)", "ask for fewer")
-        bound("num_classes", spec.num_classes, self.max_classes, "classes", "a classifier head this wide is a typo")
-        c, h, wd = spec.input_shape
-        bound("input_shape", max(h, wd), self.max_input_side, "pixels a side", "deploy at a smaller resolution")
-        bound("input_shape", c, self.max_input_channels, "channels", "give (C, H, W), channels first")
-        bound("batch", spec.batch, self.max_batch, "frames", "price a smaller batch")
+        out += self.input_violations(spec.input_shape, spec.num_classes, spec.batch)
         b = spec.budget
         bound("budget.trials", b.trials, self.max_trials, "trials", "split the search into jobs, or resume it")
         bound("budget.wall_time_s", b.wall_time_s, self.max_wall_time_s, "s", "resume the job to go on")
@@ -89,8 +96,9 @@ class Limits:
             "s",
             "one evaluation cannot outlast a job",
         )
-        train = getattr(spec.evaluator, "train", None) if not isinstance(spec.evaluator, PluginRef) else None
-        if train is not None:
+        evaluator = None if isinstance(spec.evaluator, PluginRef) else spec.evaluator
+        if evaluator is not None:
+            train = evaluator.train
             bound(
                 "evaluator.train.timeout_s",
                 train.timeout_s,
@@ -98,7 +106,97 @@ class Limits:
                 "s",
                 "one training cannot outlast a job",
             )
+            side = evaluator.resolution**2
+            fix = "lower the resolution or the batch"
+            bound(
+                "evaluator.batch", evaluator.batch * side, self.max_batch_pixels, "pixels (batch x resolution^2)", fix
+            )
+            bound("evaluator.train.recipe.batch_size", train.recipe.batch_size * side, self.max_batch_pixels,
+                  "pixels (batch_size x resolution^2)", fix)  # fmt: skip
+        if isinstance(spec.space, SearchSpace):
+            out += self.space_violations(spec.space, "space")
         return out
+
+    def input_violations(
+        self, input_shape: tuple[int, int, int], num_classes: int, batch: int
+    ) -> list[tuple[str, str]]:
+        """What a network is priced at: its input (C, H, W), its classes, the frames per batch."""
+        c, h, w = input_shape
+        return [
+            *self.exceeds(
+                "num_classes", num_classes, self.max_classes, "classes", "a classifier head this wide is a typo"
+            ),
+            *self.exceeds(
+                "input_shape", max(h, w), self.max_input_side, "pixels a side", "deploy at a smaller resolution"
+            ),
+            *self.exceeds("input_shape", c, self.max_input_channels, "channels", "give (C, H, W), channels first"),
+            *self.exceeds("batch", batch, self.max_batch, "frames", "price a smaller batch"),
+        ]
+
+    def space_violations(self, space: SearchSpace, loc: str) -> list[tuple[str, str]]:
+        """An inline space's largest networks against the size limits (its choice lists are
+        bounded by the space's own schema, so this costs microseconds)."""
+        out: list[tuple[str, str]] = []
+        if space.hierarchical is not None:
+            h = space.hierarchical
+            for i, stage in enumerate(h.stages):
+                out += self._stage(f"{loc}.hierarchical.stages.{i}", stage)
+            blocks = max(sum(max(s.depth) for s in h.stages[:n]) for n in h.num_stages)
+            out += self.exceeds(f"{loc}.hierarchical.stages", blocks, self.max_blocks, "blocks in one network")
+        if space.isotropic is not None:
+            out += self._stage(f"{loc}.isotropic.stage", space.isotropic.stage)
+            out += self.exceeds(f"{loc}.isotropic.patch_size", max(space.isotropic.patch_size), self.max_kernel,
+                              "pixels a side (patch)")  # fmt: skip
+        return out
+
+    def arch_violations(self, arch: ArchConfig, loc: str) -> list[tuple[str, str]]:
+        """One network against the size limits."""
+        out: list[tuple[str, str]] = []
+        for i, s in enumerate(arch.stages):
+            options = {o: (getattr(s, o),) for o in ("kernel_size", "window_size", "head_dim") if getattr(s, o)}
+            out += self._sizes(f"{loc}.stages.{i}", (s.depth,), (s.dim,), (s.mlp_ratio,), {s.mixer: options})
+        out += self.exceeds(
+            f"{loc}.stages", sum(s.depth for s in arch.stages), self.max_blocks, "blocks in one network"
+        )
+        out += self.exceeds(f"{loc}.stem_stride", arch.stem_stride, self.max_kernel, "pixels a side (patch)")
+        return out
+
+    def check_priced_layers(self, layers: int, loc: str, where: str = "body") -> None:
+        """Refuse pricing ``layers`` (layers x chips) over ``max_priced_layers``."""
+        over = self.exceeds(loc, layers, self.max_priced_layers, "layers x chips to price", "price fewer")
+        if over:
+            raise FieldError(errors=over, where=where)
+
+    def _stage(self, loc: str, stage: Any) -> list[tuple[str, str]]:
+        options = {m: stage.option_choices(m) for m in stage.mixers}
+        return self._sizes(loc, stage.depth, stage.dim, stage.mlp_ratio, options)
+
+    def _sizes(self, loc: str, depths, dims, mlp_ratios, options: dict[str, dict[str, tuple]]) -> list[tuple[str, str]]:
+        """A stage's largest choices: ``options`` maps each mixer to its option -> choices."""
+        out = self.exceeds(f"{loc}.depth", max(depths), self.max_depth, "blocks in one stage")
+        out += self.exceeds(f"{loc}.dim", max(dims), self.max_width, "channels")
+        out += self.exceeds(f"{loc}.mlp_ratio", int(max(dims) * max(mlp_ratios)), self.max_width,
+                          "channels (dim x mlp_ratio)")  # fmt: skip
+        for mixer, choices in options.items():
+            for option in ("kernel_size", "window_size"):
+                if option in choices:
+                    out += self.exceeds(f"{loc}.{option}", max(choices[option]), self.max_kernel,
+                                      f"pixels a side ({mixer})")  # fmt: skip
+            if "head_dim" in choices:
+                out += self.exceeds(f"{loc}.head_dim", max(dims) // min(choices["head_dim"]), self.max_heads,
+                                  f"attention heads (dim / head_dim, {mixer})")  # fmt: skip
+        return list(dict.fromkeys(out))  # one entry per field and message
+
+    @staticmethod
+    def exceeds(loc: str, value: float, limit: float, what: str, fix: str = "") -> list[tuple[str, str]]:
+        """``[(loc, message)]`` if ``value`` is over ``limit``, else ``[]``."""
+        if value <= limit:
+            return []
+
+        def shown(x: float) -> str:
+            return f"{x:,}" if isinstance(x, int) else f"{x:g}"
+
+        return [(loc, f"{shown(value)} is over the limit of {shown(limit)} {what}; {fix or 'see GET /limits'}")]
 
 
 class QuotaError(Exception):
@@ -106,11 +204,14 @@ class QuotaError(Exception):
 
 
 def check_quota(store: Any, limits: Limits, tenant: str | None, *, exclude: int | None = None) -> None:
-    """Refuse one more unfinished job for ``tenant`` (None: every job, auth off) at its quota."""
+    """Refuse one more unfinished job or export for ``tenant`` (None: every one, auth off) at its
+    quota: queued and running exports count with the unfinished jobs, since each takes a runner
+    slot. ``exclude``: a job being resumed, already counted."""
     active = [j.id for s in UNFINISHED for j in store.list_jobs(status=s, tenant=tenant, limit=None) if j.id != exclude]
-    if len(active) >= limits.max_jobs_per_tenant:
+    exports = store.count_exports(status=UNFINISHED_EXPORTS, tenant=tenant)
+    if len(active) + exports >= limits.max_jobs_per_tenant:
         who = f"tenant {tenant}" if tenant else "this service (auth off: one tenant)"
         raise QuotaError(
-            f"{who} has {len(active)} unfinished jobs, the limit (max_jobs_per_tenant, GET /limits); "
-            "wait for one to finish, or cancel one"
+            f"{who} has {len(active)} unfinished jobs and {exports} unfinished exports, the limit "
+            "(max_jobs_per_tenant, GET /limits); wait for one to finish, or cancel a job"
         )

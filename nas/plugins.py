@@ -87,12 +87,10 @@ def load_object(path: str, *, field: str) -> Any:
         raise SpecError(
             f"{field}", f"cannot import module {module_name!r} ({err}); is its package installed or on PYTHONPATH?"
         ) from err
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError as err:
-            raise SpecError(f"{field}", f"module {module_name!r} has no {attr!r}") from err
-    return obj
+    try:
+        return getattr(obj, attr)  # one name of the module (PluginRef refuses attribute chains)
+    except AttributeError as err:
+        raise SpecError(f"{field}", f"module {module_name!r} has no {attr!r}") from err
 
 
 def _call_plugin(ref: PluginRef, field: str) -> Any:

@@ -43,7 +43,8 @@ from search_spaces import SearchSpace
 
 SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
 DEFAULT_SAMPLER = "tpe"  # chosen from docs/search_efficiency.md
-_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+# package.module:object: a dotted module, then one public name in it (no attribute chains, no dunders)
+_IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z]\w*$")
 
 
 class FieldError(ValueError):
@@ -75,11 +76,12 @@ class SpecError(FieldError):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)  # NaN, inf: never a size or bound
 
 
 class PluginRef(_Frozen):
-    """An object found by import path, ``package.module:object``, called with ``**options``."""
+    """An object found by import path, ``package.module:object`` (one public name of the module,
+    never an attribute chain), called with ``**options``."""
 
     plugin: str
     options: dict[str, Any] = Field(default_factory=dict)
@@ -87,8 +89,11 @@ class PluginRef(_Frozen):
     @field_validator("plugin")
     @classmethod
     def _import_path(cls, v: str) -> str:
-        if not _IMPORT_PATH.match(v):
-            raise ValueError(f"{v!r} is not an import path; write it as package.module:object")
+        if not _IMPORT_PATH.fullmatch(v):
+            shown = v if len(v) <= 200 else v[:200] + "…"
+            raise ValueError(
+                f"{shown!r} is not an import path; write it as package.module:object (one public name, no dots after ':')"
+            )
         return v
 
 
@@ -232,7 +237,7 @@ _TAGS = {"name", "inline", "plugin", "proxy", "search"}
 
 class JobSpec(_Frozen):
     name: str = Field(default="search", min_length=1, max_length=200)
-    tags: tuple[str, ...] = ()
+    tags: tuple[Annotated[str, Field(min_length=1, max_length=100)], ...] = Field(default=(), max_length=32)
     space: SpaceField = "metaformer"
     input_shape: tuple[int, int, int] = (3, 224, 224)
     num_classes: int = Field(default=10, ge=1)
@@ -245,7 +250,7 @@ class JobSpec(_Frozen):
     reference_point: dict[str, float] = Field(default_factory=dict)  # hypervolume's; see nas.search
     budget: Budget = Budget()
     sampler: Literal[SAMPLERS] = DEFAULT_SAMPLER  # type: ignore[valid-type]
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=2**31)
     workers: Workers = Workers()
 
     @field_validator("input_shape")

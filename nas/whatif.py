@@ -64,10 +64,16 @@ def _price_all(networks: Sequence[Sequence[Layer]], accs: Sequence[Accelerator],
 
 
 def compare_job(
-    store: Store, job_id: int, accelerators: Sequence[str] | None = None, *, every_candidate: bool = False
+    store: Store,
+    job_id: int,
+    accelerators: Sequence[str] | None = None,
+    *,
+    every_candidate: bool = False,
+    max_priced_layers: int | None = None,
 ) -> dict[str, Any]:
     """The job's front (or every complete candidate) re-priced on each accelerator: per accelerator,
-    each candidate's metrics, whether it meets the job's constraints there, and the front there."""
+    each candidate's metrics, whether it meets the job's constraints there, and the front there.
+    ``max_priced_layers`` bounds layers x chips: past it, FieldError before any pricing."""
     from nas.plugins import resolve_space
 
     job = store.get_job(job_id)
@@ -82,7 +88,17 @@ def compare_job(
         )
     members = store.candidates(job_id, status="complete") if every_candidate else store.pareto(job_id)
     space = resolve_space(spec)
-    networks = [space.lower(space.arch_from_json(c.arch), spec.input_shape, spec.num_classes) for c in members]
+    networks, layers = [], 0
+    for c in members:  # lowered one by one: refusing an over-large comparison costs at most the limit
+        networks.append(space.lower(space.arch_from_json(c.arch), spec.input_shape, spec.num_classes))
+        layers += len(networks[-1]) * len(accs)
+        if max_priced_layers is not None and layers > max_priced_layers:
+            raise FieldError(
+                "all" if every_candidate else "accelerators",
+                f"over {max_priced_layers:,} layers x chips to price (max_priced_layers, GET /limits); "
+                "compare fewer accelerators or the front only",
+                where="query",
+            )
     priced = _price_all(networks, accs, spec.mode, spec.batch)
     if codesign:
         for row, c, layers in zip(priced, members, networks, strict=True):

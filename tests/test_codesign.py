@@ -148,7 +148,7 @@ def test_compare_reprices_the_front_and_the_jobs_own_column_reproduces_it(jobs):
 
 def test_compare_and_sweep_over_the_api(jobs):
     store, _, plain, tmp = jobs
-    app = create_app(store, run_jobs=False, data_dir=tmp / "service", allow_plugins=("search_plugins",))
+    app = create_app(store, run_jobs=False, data_dir=tmp / "service", allow_plugins=("search_plugins:ToyEvaluator",))
     with TestClient(app) as client:
         body = client.get(f"/jobs/{plain.id}/compare", params={"accelerators": "metis-m2-like"}).json()
         assert [a["accelerator"] for a in body["accelerators"]] == ["metis-like (the job's)", "metis-m2-like"]

@@ -1,6 +1,7 @@
 """Exports of candidates: every format written, checked and in agreement; bad requests refused with
 nothing left behind; the optional training records a measured accuracy."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,9 +10,10 @@ import pytest
 import torch
 
 from hwmodels import area_split_mm2, load_accelerator
-from nas.export import ExportError, export_candidate, parse_formats
+from nas.export import ExportError, check_request, export_candidate, parse_formats
+from nas.limits import Limits
 from nas.search import run, submit
-from nas.spec import load_spec
+from nas.spec import JobSpec, load_spec
 from nas.store import Store
 from search_spaces import ArchConfig, build_model
 
@@ -101,3 +103,21 @@ def test_training_first_records_the_held_out_accuracy(job, tmp_path):
     untrained = build_model(ArchConfig.from_json(c.arch), num_classes=10, img_size=32).state_dict()
     trained = torch.load(tmp_path / "trained" / "state_dict.pt", weights_only=True)
     assert any(not torch.equal(trained[k], untrained[k]) for k in untrained if trained[k].is_floating_point())
+
+
+def test_what_an_export_asks_for_is_checked_before_anything_is_built(job):
+    """The service's request runs these checks (cheap: no build, no import of torch) and queues
+    only what passes; a training batch is bounded by its pixels, as a job's are."""
+    store, record = job
+    c = store.pareto(record.id, limit=1)[0]
+    spec = JobSpec.model_validate(record.spec)  # 3x32x32 input, a proxy evaluator with a dataset
+    limits = Limits(max_batch_pixels=8 * 32 * 32)
+    assert check_request(spec, c, formats="onnx", train_steps=10, train_batch=8, limits=limits) == ("onnx",)
+    assert check_request(spec, c, train_steps=0, train_batch=9, limits=limits)  # no training: no batch
+    with pytest.raises(ExportError) as err:
+        check_request(spec, c, train_steps=10, train_batch=9, limits=limits)
+    assert err.value.errors[0][0] == "train_batch" and "max_batch_pixels" in str(err.value)
+    with pytest.raises(ExportError, match="train_steps: the candidate has trained weights"):
+        check_request(spec, c, train_steps=1, trained=True)
+    with pytest.raises(ExportError, match=r"candidate: .* \(out of memory\); export a complete one"):
+        check_request(spec, dataclasses.replace(c, status="failed", failure="out of memory"))

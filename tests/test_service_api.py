@@ -36,7 +36,7 @@ def finished(tmp_path_factory):
     store = Store(f"sqlite:///{tmp / 'nas.db'}")
     job = submit(store, load_spec(SPEC))
     run(store, job.id)
-    app = create_app(store, run_jobs=False, data_dir=tmp / "service", allow_plugins=("search_plugins",))
+    app = create_app(store, run_jobs=False, data_dir=tmp / "service", allow_plugins=("search_plugins:ToyEvaluator",))
     with TestClient(app) as client:
         yield store, job.id, client
 
@@ -177,22 +177,73 @@ def test_cancel_and_resume_of_a_finished_job(finished):
     assert response.status_code == 409 and "budget" in response.json()["detail"]
 
 
-def test_export_the_best_under_bounds_and_download_the_zip(finished):
+def test_an_export_is_only_queued_by_the_request_then_run_apart_and_downloaded(finished, monkeypatch, tmp_path):
     store, job_id, client = finished
     front = store.pareto(job_id, sort="latency_ms")
     bound = front[len(front) // 2].metrics["latency_ms"]
-    response = client.post(f"/jobs/{job_id}/export", json={"where": f"latency_ms<={bound}", "formats": "onnx"})
-    assert response.status_code == 201, response.text
-    record = response.json()
+
+    def no_build(*_args, **_kwargs):
+        raise AssertionError("the request built the network")
+
+    with monkeypatch.context() as m:  # the request checks and queues: it builds, trains and traces nothing
+        m.setattr("nas.export.export_candidate", no_build)
+        response = client.post(f"/jobs/{job_id}/export", json={"where": f"latency_ms<={bound}", "formats": "onnx"})
+    assert response.status_code == 202, response.text
+    queued = response.json()
     best = store.pareto(job_id, where=_bounds(f"latency_ms<={bound}"), limit=1)[0]
-    assert record["candidate_id"] == best.id and set(record["files"]) == {"arch", "onnx", "model_card"}
+    assert queued["candidate_id"] == best.id and queued["status"] == "queued" and queued["files"] == {}
+    assert queued["request"] == {"formats": ["onnx"], "train_steps": 0, "train_batch": 32}
+    waiting = client.get(queued["url"])
+    assert waiting.status_code == 409 and "queued" in waiting.json()["detail"]
+    assert client.get(queued["card_url"]).json()["status"] == "queued"
+
+    # what `nas export-run` does in the process the supervisor starts (run_jobs=False here: no supervisor)
+    from nas._export_run import run_export
+
+    assert run_export(store, queued["id"], tmp_path / "exports").status == "complete"
+    record = client.get(queued["card_url"]).json()
+    assert record["status"] == "complete" and set(record["files"]) == {"arch", "onnx", "model_card"}
+    assert record["card"]["candidate"]["id"] == best.id and record["error"] is None
     archive = zipfile.ZipFile(io.BytesIO(client.get(record["url"]).content))
     names = {n.split("/", 1)[1] for n in archive.namelist() if not n.endswith("/")}
     assert names == {"arch.json", "model.onnx", "model_card.json", "README.md"}
-    assert client.get(f"/exports/{record['id']}/card").json()["card"]["candidate"]["id"] == best.id
-    bad = client.post(f"/jobs/{job_id}/export", json={"formats": "tflite"})
-    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "formats"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"formats": "tflite"}, "formats"), ({"train_steps": 5}, "train_steps"),  # a plug-in evaluator: no dataset
+     ({"train_steps": 10**6}, "train_steps"), ({"train_batch": 1}, "train_batch")],
+)  # fmt: skip
+def test_bad_exports_answer_422_naming_the_field_and_queue_nothing(finished, body, field):
+    store, job_id, client = finished
+    before = store.count_exports()
+    response = client.post(f"/jobs/{job_id}/export", json=body)
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", field]
     assert client.post(f"/jobs/{job_id}/export", json={"where": "latency_ms<0"}).status_code == 404
+    assert store.count_exports() == before
+
+
+def test_unfinished_exports_count_in_the_tenant_s_quota_and_a_failed_one_answers_409(finished, tmp_path):
+    from nas.limits import Limits
+
+    store, job_id, _ = finished
+    app = create_app(store, run_jobs=False, data_dir=tmp_path, limits=Limits(max_jobs_per_tenant=2))
+    with TestClient(app) as client:
+        store.finish_export(client.post(f"/jobs/{job_id}/export", json={}).json()["id"], "failed", error="x")
+        first = [client.post(f"/jobs/{job_id}/export", json={}) for _ in range(3)]
+    assert [r.status_code for r in first] == [
+        202,
+        202,
+        429,
+    ]  # the finished job does not count, the failed export neither
+    assert "2 unfinished exports" in first[2].json()["detail"]
+    for r in first[:2]:
+        store.finish_export(r.json()["id"], "failed", error=f"stopped by the service at {tmp_path}/exports")
+    with TestClient(app) as client:
+        failed = client.get(first[0].json()["url"])
+        card = client.get(first[0].json()["card_url"]).json()
+    assert failed.status_code == 409 and "failed" in failed.json()["detail"]
+    assert card["status"] == "failed" and str(tmp_path) not in card["error"] and "exports" in card["error"]
 
 
 def test_catalogue_routes_and_a_complete_openapi_schema(finished):
@@ -203,7 +254,7 @@ def test_catalogue_routes_and_a_complete_openapi_schema(finished):
     schema = client.get("/openapi.json").json()
     expected = {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/cancel", "/jobs/{job_id}/resume", "/jobs/{job_id}/pareto",
                 "/jobs/{job_id}/candidates", "/jobs/{job_id}/candidates/{ref}", "/jobs/{job_id}/export",
-                "/exports/{export_id}", "/accelerators", "/spaces", "/healthz"}  # fmt: skip
+                "/exports/{export_id}", "/exports/{export_id}/card", "/accelerators", "/spaces", "/healthz"}  # fmt: skip
     assert expected <= set(schema["paths"])
     body = schema["paths"]["/jobs"]["post"]["requestBody"]["content"]
     assert {"application/json", "application/yaml"} <= set(body) and "JobSpec" in schema["components"]["schemas"]
@@ -215,7 +266,9 @@ def test_tokens_and_tenants(db_url, tmp_path):
     store = Store(db_url)
     a_token, _ = store.create_token("team-a")
     b_token, b_record = store.create_token("team-b")
-    app = create_app(store, auth=True, run_jobs=False, data_dir=tmp_path, allow_plugins=("search_plugins",))
+    app = create_app(
+        store, auth=True, run_jobs=False, data_dir=tmp_path, allow_plugins=("search_plugins:ToyEvaluator",)
+    )
     with TestClient(app) as client:
         assert client.get("/healthz").status_code == 200  # no token needed
         assert client.get("/jobs").status_code == 401

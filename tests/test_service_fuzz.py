@@ -2,6 +2,9 @@
 generates, within and beyond the schema, gets no 5xx. Real SQLite store with a finished job, so
 the routes that read jobs, candidates and exports have something to find."""
 
+import json
+from urllib.parse import quote
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -36,8 +39,9 @@ def operations(app):
     return [result.ok() for result in schema.get_all_operations()]
 
 
-# exports build and trace networks (seconds each): their inputs are covered by test_service_api
-SKIPPED = {("POST", "/jobs/{job_id}/export")}
+# routes left out of the fuzzing, none now: an export request only checks and queues a row (no
+# supervisor here runs it), so it is fuzzed like the rest
+SKIPPED: set[tuple[str, str]] = set()
 
 
 def test_the_schema_has_every_route(operations):
@@ -117,3 +121,99 @@ def test_a_tenant_at_its_quota_gets_429_and_nothing_is_created(tmp_path):
         assert client.post("/jobs", json=spec, headers=a).status_code == 201
         assert client.post(f"/jobs/{first}/resume", headers=a).status_code == 429  # resuming would be a third
         assert client.get("/limits", headers=a).json()["max_jobs_per_tenant"] == 2
+
+
+# ---- hostile values in every parameter (issue 20) -------------------------------------------------
+
+HOSTILE_VALUES = [
+    "../../etc/passwd", "nas.db", "nas.db-wal", "/etc", "secret.txt", "%", "_", "%_%", "a\x00b", "NaN", "1e309",
+    "9" * 40, -(2**70), 2**70, 1e308, -1, 0, "😀" * 300, "search_plugins:json.codecs.builtins.open", "127.0.0.1:8899",
+    None, [], {},
+]  # fmt: skip
+NESTED = ["evaluator.proxy", "evaluator.data", "evaluator.data_dir", "evaluator.plugin", "accelerator.base",
+          "workers.address", "space.plugin", "budget.trials", "reference_point.accuracy"]  # fmt: skip
+BODIES = {  # a valid body per route: each field in turn gets each hostile value
+    ("POST", "/jobs"): {**SPEC, "evaluator": {"proxy": "synflow"}},
+    ("POST", "/jobs/{job_id}/train"): {"top": 1},
+    ("POST", "/jobs/{job_id}/export"): {"candidate": 1},
+    ("POST", "/hw/sweep"): {"preset": "poolformer_s12", "base": "metis-like", "grid": {"cores": [1, 2]}},
+}
+
+
+def _with(body: dict, dotted: str, value) -> dict:
+    out = json.loads(json.dumps(body))
+    node, *rest = dotted.split(".")
+    if rest:
+        out[node] = out.get(node) if isinstance(out.get(node), dict) else {}
+        out[node] = _with(out[node], ".".join(rest), value)
+    else:
+        out[node] = value
+    return out
+
+
+def _snapshot(root) -> dict[str, tuple[int, int]]:
+    """Every file under ``root`` but the database's, with its size and modification time."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in root.rglob("*") if p.is_file() and not p.name.startswith("nas.db")}  # fmt: skip
+
+
+def test_hostile_values_in_every_parameter_answer_4xx_touch_no_file_and_lose_nothing(tmp_path, monkeypatch):
+    """Every route of the OpenAPI schema, each parameter and body field in turn set to a path, a
+    LIKE pattern, a NUL, a huge number, NaN, an attribute chain or an address, from two tenants:
+    no 5xx, no file created, read-and-changed or removed in the server's working directory, and
+    the database whole afterwards (the first job, its candidates, both tokens)."""
+    from fastapi.testclient import TestClient
+
+    monkeypatch.chdir(tmp_path)  # the server's working directory: what a name taken for a path would reach
+    (tmp_path / "secret.txt").write_text("token: tok_0123456789abcdef\n")
+    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+    tokens = {t: store.create_token(t)[0] for t in ("team-a", "team-b")}
+    first = run(store, submit(store, load_spec(SPEC), tenant="team-a").id)
+    n_candidates = len(store.candidates(first.id))
+    app = create_app(store, auth=True, run_jobs=False, data_dir=tmp_path / "service",
+                     allow_plugins=("search_plugins:ToyEvaluator",))  # fmt: skip
+    before = _snapshot(tmp_path)
+    failures, sent = [], 0
+    with TestClient(app) as client:
+        valid_path = {"job_id": first.id, "export_id": 1, "ref": 1}
+        for path, methods in app.openapi()["paths"].items():
+            for method, op in methods.items():
+                params = [(p["name"], p["in"]) for p in op.get("parameters", [])]
+                body = BODIES.get((method.upper(), path))
+                fields = [*(body or {}), *(NESTED if path == "/jobs" and method == "post" else [])]
+                targets = [("param", p) for p in params] + [("body", f) for f in fields] or [("none", None)]
+                for kind, target in targets:
+                    for value in HOSTILE_VALUES if kind != "none" else [None]:
+                        url_params = dict(valid_path)
+                        query = {}
+                        payload = body
+                        if kind == "param":
+                            name, where = target
+                            if where == "path":
+                                url_params[name] = value
+                            else:
+                                query[name] = value
+                        elif kind == "body":
+                            payload = _with(body, target, value)
+                        url = path.format(**{k: quote(str(v), safe="") for k, v in url_params.items()})
+                        for token in tokens.values():
+                            try:
+                                answer = client.request(
+                                    method.upper(), url, params={k: str(v) for k, v in query.items()},
+                                    json=payload, headers={"Authorization": f"Bearer {token}"},
+                                )  # fmt: skip
+                            except Exception as err:
+                                failures.append(f"{method.upper()} {url} {target}={value!r}: {err!r}")
+                                continue
+                            sent += 1
+                            if answer.status_code >= 500:
+                                failures.append(f"{method.upper()} {url} {target}={value!r}: {answer.status_code}")
+                            assert "tok_0123456789" not in answer.text
+    assert not failures, "\n".join(failures[:20])
+    assert sent > 1000
+    after = _snapshot(tmp_path)
+    changed = {p for p in before if after.get(p) != before[p]} | (set(after) - set(before))
+    assert not {p for p in changed if not p.startswith("service")}, changed  # exports may queue under service/
+    assert store.get_job(first.id).status == "completed"
+    assert len(store.candidates(first.id)) == n_candidates
+    assert {store.tenant_of(t) for t in tokens.values()} == {"team-a", "team-b"}

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from nas.spec import DEFAULT_SAMPLER, JobSpec, SpecError, load_spec
@@ -40,6 +42,15 @@ def test_overrides_replace_top_level_keys():
         ({"constraints": {"min_fps": -1}}, "constraints.min_fps: Input should be greater than 0"),
         ({"reference_point": {"params": 1e6}}, "reference_point: params is not among the objectives"),
         ({"workers": {"count": -1}}, "workers.count: Input should be greater than or equal to 0"),
+        (
+            {"evaluator": {"plugin": "mod:json.codecs.builtins.open"}},
+            "evaluator.plugin: 'mod:json.codecs.builtins.open' is",
+        ),
+        ({"evaluator": {"plugin": "builtins:__import__"}}, "evaluator.plugin: 'builtins:__import__' is not an import"),
+        ({"evaluator": {"plugin": "mod:Eval\n"}}, "evaluator.plugin: 'mod:Eval\\n' is not an import path"),
+        ({"tags": ["t"] * 33}, "tags: Tuple should have at most 32 items"),
+        ({"reference_point": {"accuracy": float("nan")}}, "reference_point.accuracy: Input should be a finite number"),
+        ({"seed": 2**40}, "seed: Input should be less than 2147483648"),
     ],
 )
 def test_errors_name_the_field(data, message):
@@ -66,3 +77,22 @@ def test_ray_address_comes_from_the_spec_then_the_environment(monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
     assert load_spec({}).ray_address() == "10.0.0.1:6379"
     assert load_spec({"workers": {"address": "h:1"}}).ray_address() == "h:1"
+
+
+def test_a_bare_word_names_a_shipped_entry_and_never_opens_a_file(tmp_path, monkeypatch):
+    """A name is looked up among the shipped files only: a file of that name in the working
+    directory (a database, a token file) is neither opened nor reported (issue 20)."""
+    import hwmodels
+    import search_spaces
+
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo(tmp_path / "trap")  # opening it would block this test forever
+    (tmp_path / "secret").write_text("token: tok_secret\n")
+    for name in ("trap", "secret"):
+        with pytest.raises(hwmodels.AcceleratorError, match=f"unknown accelerator '{name}'") as err:
+            hwmodels.load_accelerator(name)
+        assert "tok_secret" not in str(err.value)
+        with pytest.raises(search_spaces.UnknownNameError, match=f"unknown search space '{name}'"):
+            search_spaces.get_space(name)
+    (tmp_path / "chip.yaml").write_text("base: metis-like\ncores: 2\n")  # a path is the caller's own file
+    assert hwmodels.load_accelerator("chip.yaml").chip.cores == 2

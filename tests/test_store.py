@@ -342,3 +342,63 @@ def test_processes_opening_a_fresh_database_at_once_all_get_it(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", OPEN_AT, url, str(at)], stderr=subprocess.PIPE) for _ in range(4)]
     errors = [p.communicate(timeout=120)[1].decode()[-500:] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
+
+
+def test_an_export_is_queued_claimed_once_beats_and_finishes(db_url):
+    store = Store(db_url)
+    job = new_job(store)
+    fill(store, job.id, 2)
+    c = store.candidates(job.id)[0]
+    export = store.create_export(job.id, c.id, request={"formats": ["onnx"], "train_steps": 0}, tenant="acme")
+    assert (export.status, export.owner, export.card, export.path) == ("queued", None, {}, None)
+    assert store.count_exports(status=("queued", "running"), tenant="acme") == 1
+    assert store.count_exports(tenant="other") == 0
+    running = store.claim_export(export.id, "host:1")
+    assert running.status == "running" and running.owner == "host:1" and running.started_at is not None
+    with pytest.raises(StoreError, match="not queued"):  # a second process started for it loses
+        store.claim_export(export.id, "host:2")
+    before = store.get_export(export.id).heartbeat_at
+    store.export_heartbeat(export.id, "host:2")  # not its owner: no beat
+    assert store.get_export(export.id).heartbeat_at == before
+    store.export_heartbeat(export.id, "host:1")
+    assert store.get_export(export.id).heartbeat_at >= before
+    assert [e.id for e in store.list_exports(status="running")] == [export.id]
+    done = store.finish_export(export.id, "complete", path="/x/e.zip", card={"files": {"onnx": "model.onnx"}})
+    assert (done.status, done.owner, done.path, done.request["formats"]) == ("complete", None, "/x/e.zip", ["onnx"])
+    assert done.finished_at is not None and store.count_exports(status=("queued", "running")) == 0
+    with pytest.raises(ValueError, match="status"):
+        store.list_exports(status="done")
+    with pytest.raises(NotFoundError):
+        store.get_export(export.id + 1)
+
+
+def test_exports_from_before_they_were_queued_migrate_as_complete(db_url):
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from nas.store._store import MIGRATIONS
+
+    store = Store(db_url)
+    job = store.create_job(
+        name="old", tags=[], spec={"objectives": OBJECTIVES}, accelerator={}, reference_point={}, tenant="acme"
+    )
+    fill(store, job.id, 1)
+    c = store.candidates(job.id)[0]
+    store.finish_export(store.create_export(job.id, c.id, request={}).id, "complete", path="/x/a.zip", card={"a": 1})
+    store.create_export(job.id, c.id, request={})  # queued: no such thing before 0005
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as connection:  # back to the schema where every export was complete
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0004")
+    with store.engine.begin() as connection:
+        rows = connection.execute(text(f"SELECT path FROM nas_exports WHERE job_id = {job.id}")).all()
+    assert rows == [("/x/a.zip",)]
+    store.close()
+
+    migrated = [e for e in Store(db_url).list_exports(limit=None) if e.job_id == job.id]
+    assert [(e.status, e.path, e.card, e.request, e.tenant) for e in migrated] == [
+        ("complete", "/x/a.zip", {"a": 1}, {}, "acme")
+    ]

@@ -1,9 +1,11 @@
 """No job blocks the queue and nothing outlives its job: the service's supervisor (in this process)
-runs real `nas resume` processes on a real SQLite store, and we hang, overrun, cancel and kill them."""
+runs real `nas resume` and `nas export-run` processes on a real SQLite store, and we hang, overrun,
+cancel, stop and kill them."""
 
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from test_service_live import TESTS, TOY, wait_for
@@ -102,3 +104,57 @@ def test_the_ray_processes_a_job_started_end_with_it_however_it_ends(supervised)
     supervisor.stop()
     assert store.get_job(ray_job).status == "interrupted", store.get_job(ray_job).error
     assert session_pids(second) == []
+
+
+# ---- exports: the same slots, liveness and limits, one `nas export-run` process each ------------------
+
+
+def queued_export(store, formats=("onnx",)):
+    """A finished job (run here) and a queued export of its best candidate."""
+    from nas.search import run
+
+    job_id = run(
+        store, job(store, "exported", budget={"trials": 6}, evaluator={"plugin": "search_plugins:ToyEvaluator"})
+    ).id
+    best = store.pareto(job_id, limit=1)[0]
+    request = {"formats": list(formats), "train_steps": 0, "train_batch": 32}
+    return store.create_export(job_id, best.id, request=request, tenant="acme").id
+
+
+def test_a_queued_export_runs_in_its_own_process_is_queued_again_by_a_stop_and_completes(supervised, tmp_path):
+    store, supervise = supervised
+    export = queued_export(store)
+    first = supervise()
+    pid = wait_for(lambda: (e := store.get_export(export)).status == "running" and owner_pid(e), timeout=60)
+    assert pid != os.getpid() and first.running("export") == [export] and first.running() == []
+    first.stop()  # the service stops mid-export: not the export's fault, so the next start runs it again
+    assert store.get_export(export).status == "queued" and session_pids(pid) == []
+    supervise()
+    done = wait_for(lambda: (e := store.get_export(export)).status == "complete" and e, timeout=120)
+    assert done.card["files"] == {"arch": "arch.json", "onnx": "model.onnx", "model_card": "model_card.json"}
+    assert Path(done.path).parent == tmp_path / "exports" and Path(done.path).is_file()
+    assert f"export {export}: complete" in (tmp_path / "logs" / f"export-{export}.log").read_text()
+
+
+def test_an_export_past_its_time_limit_is_stopped_and_recorded_failed(supervised, tmp_path, monkeypatch):
+    store, supervise = supervised
+    monkeypatch.setattr("nas.service._supervisor.EXPORT_STARTUP_S", 0.5)  # shortened for the test
+    export = queued_export(store, formats=("state_dict", "torchscript", "onnx", "exported_program"))
+    started = time.monotonic()
+    supervise(max_export_s=1)
+    failed = wait_for(lambda: (e := store.get_export(export)).status == "failed" and e, timeout=60)
+    assert "stopped by the service: it ran past its time limit of 2 s (max_export_s" in failed.error
+    assert time.monotonic() - started < 1.5 + 20 + 10  # the limit, then SIGKILL after the grace at most
+    assert not list((tmp_path / "exports").glob("*.zip"))
+
+
+def test_an_export_whose_process_dies_is_failed_not_rerun(supervised):
+    store, supervise = supervised
+    export = queued_export(store, formats=("state_dict", "torchscript", "onnx", "exported_program"))
+    supervise()
+    pid = wait_for(lambda: (e := store.get_export(export)).status == "running" and owner_pid(e), timeout=60)
+    os.kill(pid, signal.SIGKILL)  # as the OOM killer would
+    failed = wait_for(lambda: (e := store.get_export(export)).status == "failed" and e, timeout=30)
+    assert "killed by SIGKILL" in failed.error and "out of memory" in failed.error
+    time.sleep(1.5)  # a poll or more later, it is still failed: not started again
+    assert store.get_export(export).status == "failed"

@@ -338,10 +338,16 @@ async function candidatePage(jobId, ref, stale) {
   const exportOut = h("span", { id: "export-result", class: "muted" });
   const button = h("button", { id: "export", disabled: c.status !== "complete", onclick: async () => {
     button.disabled = true;
-    exportOut.textContent = "exporting (state_dict, TorchScript, ONNX, ExportedProgram)…";
     try {
-      const e = await api(`/jobs/${jobId}/export`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ candidate: c.id }) });
-      exportOut.replaceChildren("ready: ", h("a", { href: API + e.url, id: "export-link", download: "" }, `export ${e.id} (zip)`));
+      // the service queues the export and runs it apart: poll its card until it is complete or failed
+      let e = await api(`/jobs/${jobId}/export`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ candidate: c.id }) });
+      while (e.status === "queued" || e.status === "running") {
+        exportOut.textContent = `export ${e.id} ${e.status} (state_dict, TorchScript, ONNX, ExportedProgram)…`;
+        await new Promise(resolve => setTimeout(resolve, 1000));
+        e = await api(e.card_url);
+      }
+      if (e.status === "complete") exportOut.replaceChildren("ready: ", h("a", { href: API + e.url, id: "export-link", download: "" }, `export ${e.id} (zip)`));
+      else exportOut.replaceChildren(h("span", { class: "error", id: "export-error" }, `export ${e.id} failed: ${e.error}`));
     } catch (err) { exportOut.replaceChildren(h("span", { class: "error" }, err.message)); }
     button.disabled = false;
   } }, "Export (zip)");

@@ -1,10 +1,12 @@
-"""Whether a job's process is alive, as others see it: its owner id (host:pid), a heartbeat in the
-store, and the processes it started; and asking that process to stop (``cancel``).
+"""Whether a job's (or an export's) process is alive, as others see it: its owner id (host:pid),
+a heartbeat in the store, and the processes it started; and asking a job's process to stop
+(``cancel``).
 
-A job's process beats from a thread of its own (``Pulse``; the only writer of the heartbeat and the
-time spent), so a long evaluation, a training or Ray's start-up never looks like a hang; what stops the beat is the process itself stopping (a
-SIGSTOP, a deadlock, the database gone). The same thread watches for a cancel request and, if the
-loop has not stopped ``CANCEL_GRACE_S`` later (it is inside a long call), interrupts it.
+Such a process beats from a thread of its own (``Heartbeat``; a job's is ``Pulse``, the only
+writer of its heartbeat and time spent), so a long evaluation, a training or Ray's start-up never
+looks like a hang; what stops the beat is the process itself stopping (a SIGSTOP, a deadlock, the
+database gone). A job's pulse also watches for a cancel request and, if the loop has not stopped
+``CANCEL_GRACE_S`` later (it is inside a long call), interrupts it.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Self
 
 from nas.status import JobStatus
-from nas.store import JobRecord, Store, StoreError
+from nas.store import ExportRecord, JobRecord, Store, StoreError
 
 HEARTBEAT_S = 1.0  # how often a job's process records that it is alive and looks for a cancel request
 STALE_BEATS = 10  # another host's job is presumed dead after this many missed beats
@@ -31,16 +34,16 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def owner_pid(job: JobRecord) -> int | None:
-    """The pid of the process that claimed the job, if it runs on this host."""
+def owner_pid(job: JobRecord | ExportRecord) -> int | None:
+    """The pid of the process that claimed the job (or export), if it runs on this host."""
     if not job.owner:
         return None
     host, _, pid = job.owner.rpartition(":")
     return int(pid) if host == socket.gethostname() and pid.isdigit() else None
 
 
-def owner_alive(job: JobRecord) -> bool:
-    """Whether the process that claimed the job still runs: checked directly on its own host, by a
+def owner_alive(job: JobRecord | ExportRecord) -> bool:
+    """Whether the process that claimed the job (or export) still runs: checked directly on its own host, by a
     recent heartbeat elsewhere."""
     if not job.owner:
         return False
@@ -100,18 +103,17 @@ def kill_session(sid: int) -> int:
     return len(pids)
 
 
-class Pulse:
-    """The job process's heartbeat thread; ``cancelled`` is set once a cancel request is seen."""
+class Heartbeat:
+    """A thread that calls ``beat`` every ``HEARTBEAT_S`` while the ``with`` block runs: a process's
+    sign of life to whoever supervises it, whatever its main thread is inside. A beat the database
+    refuses is tried again at the next; ``heard`` gets each beat's answer."""
 
-    def __init__(self, store: Store, job_id: int, owner: str) -> None:
-        self.store, self.job_id, self.owner = store, job_id, owner
-        self.spent: Callable[[], tuple[float | None, float | None]] | None = None  # run and eval seconds so far
-        self.cancelled = threading.Event()
+    def __init__(self, beat: Callable[[], Any], name: str) -> None:
+        self._beat_once = beat
         self._stop = threading.Event()
-        self._settled = threading.Event()  # the run is wrapping up: never interrupt it now
-        self._thread = threading.Thread(target=self._beat, name=f"nas-pulse-{job_id}", daemon=True)
+        self._thread = threading.Thread(target=self._beat, name=name, daemon=True)
 
-    def __enter__(self) -> Pulse:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -119,25 +121,47 @@ class Pulse:
         self._stop.set()
         self._thread.join(timeout=5 * HEARTBEAT_S)
 
+    def heard(self, answer: Any) -> None:
+        """What to do with a beat's answer (nothing here)."""
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                answer = self._beat_once()
+            except StoreError:  # the database hiccuped: beat again next time
+                continue
+            self.heard(answer)
+
+
+class Pulse(Heartbeat):
+    """The job process's heartbeat (with the time spent); ``cancelled`` is set once a cancel
+    request is seen, and a loop that has not stopped ``CANCEL_GRACE_S`` later is interrupted."""
+
+    def __init__(self, store: Store, job_id: int, owner: str) -> None:
+        super().__init__(self._record, f"nas-pulse-{job_id}")
+        self.store, self.job_id, self.owner = store, job_id, owner
+        self.spent: Callable[[], tuple[float | None, float | None]] | None = None  # run and eval seconds so far
+        self.cancelled = threading.Event()
+        self._settled = threading.Event()  # the run is wrapping up: never interrupt it now
+        self._seen_at: float | None = None
+        self._interrupted = False
+
     def settle(self) -> None:
         """From now on the run only records its end and stops its workers: not to be interrupted."""
         self._settled.set()
 
-    def _beat(self) -> None:
-        seen_at, interrupted = None, False
-        while not self._stop.wait(HEARTBEAT_S):
-            run_s, eval_s = self.spent() if self.spent else (None, None)
-            try:
-                cancel = self.store.heartbeat(self.job_id, self.owner, run_seconds=run_s, eval_seconds=eval_s)
-            except StoreError:  # the database hiccuped: beat again next time
-                continue
-            if cancel and seen_at is None:
-                seen_at = time.monotonic()
-                self.cancelled.set()
-            late = seen_at is not None and time.monotonic() - seen_at > CANCEL_GRACE_S
-            if late and not interrupted and not self._settled.is_set():
-                _interrupt_main()  # the loop is inside a long call: stop it there
-                interrupted = True
+    def _record(self) -> bool:
+        run_s, eval_s = self.spent() if self.spent else (None, None)
+        return self.store.heartbeat(self.job_id, self.owner, run_seconds=run_s, eval_seconds=eval_s)
+
+    def heard(self, cancel: bool) -> None:
+        if cancel and self._seen_at is None:
+            self._seen_at = time.monotonic()
+            self.cancelled.set()
+        late = self._seen_at is not None and time.monotonic() - self._seen_at > CANCEL_GRACE_S
+        if late and not self._interrupted and not self._settled.is_set():
+            _interrupt_main()  # the loop is inside a long call: stop it there
+            self._interrupted = True
 
 
 def _interrupt_main() -> None:

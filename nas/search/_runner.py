@@ -65,12 +65,15 @@ def submit(
 ) -> JobRecord:
     """Validate what the spec names and create the job (status ``queued``); ``managed``: the
     service's supervisor runs it, else the caller does (``run``). ``limits``: refuse a spec over
-    them (``SpecError``) before anything is priced or created."""
+    them (``SpecError``) before anything is priced or created.
+
+    A managed job is only stored: its own process builds its space and plug-ins and prices the
+    reference point's random architectures when it first starts (``run``), so the service that
+    accepted it neither imports a tenant's plug-in nor spends its CPU on a tenant's space."""
     if limits is not None:
         limits.check(spec)
-    space = resolve_space(spec)
     accelerator = resolve_accelerator(spec)
-    reference = _reference_point(spec, space, accelerator)
+    reference = {} if managed else _reference_point(spec, resolve_space(spec), accelerator)
     return store.create_job(
         name=spec.name,
         tags=spec.tags,
@@ -92,6 +95,9 @@ def run(store: Store, job_id: int, *, progress: Progress | None = None, resume: 
     executor = None
     with Pulse(store, job_id, owner) as pulse:
         try:
+            if not job.reference_point:  # a managed job's: fixed here, in its own process (``submit``)
+                point = _reference_point(spec, resolve_space(spec), accelerator_from_json(job.accelerator))
+                job = store.fix_reference_point(job_id, point)
             loop = _Loop(store, job, spec, owner, progress, pulse.cancelled)
             pulse.spent = loop.spent
             executor = make_executor(spec, evaluator=loop.preflight_evaluator, space=loop.space)

@@ -1,4 +1,4 @@
-"""The service: a REST API over the store, a supervisor that runs the jobs, the dashboard at ``/``.
+"""The service: a REST API over the store, a supervisor that runs the jobs and exports, the dashboard at ``/``.
 
     from nas.service import create_app
     app = create_app("sqlite:///nas.db")          # serve with uvicorn, or `nas serve`

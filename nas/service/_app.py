@@ -1,8 +1,8 @@
 """The REST API (FastAPI): the app, its errors and the dashboard at ``/``; the routes are in one
 module per resource (``_jobs``, ``_results``, ``_exports``, ``_catalogue``, ``_whatif``).
 
-Handlers only read and write the store; jobs run in processes the ``JobSupervisor`` starts, so a
-query answers in milliseconds while a search runs. With auth on, every route but ``/healthz``
+Handlers only read and write the store; jobs and exports run in processes the ``JobSupervisor``
+starts, so a query answers in milliseconds while a search runs and no request builds a network. With auth on, every route but ``/healthz``
 needs a bearer token, and a tenant sees only its own jobs: another tenant's id answers 404, as an
 unknown one does.
 """
@@ -27,6 +27,8 @@ from nas.service import _catalogue, _exports, _jobs, _results, _whatif
 from nas.service import _schemas as schemas
 from nas.service._common import Service
 from nas.service._limits import BodyLimit
+from nas.service._policy import Policy
+from nas.service._redact import redact
 from nas.service._supervisor import JobSupervisor
 from nas.spec import FieldError, JobSpec, spec_error_details
 from nas.store import (
@@ -47,18 +49,29 @@ def create_app(
     max_jobs: int = 2,
     run_jobs: bool = True,
     allow_plugins: tuple[str, ...] = (),
+    allow_ray_addresses: tuple[str, ...] = (),
+    data_roots: tuple[str | Path, ...] = (),
     max_body_bytes: int = MAX_BODY_BYTES,
     limits: Limits | None = None,
 ) -> FastAPI:
     """The service over ``store``. ``run_jobs`` False serves the API without running jobs (they
-    stay queued for a service that does); ``allow_plugins`` lists the module prefixes a submitted
-    spec may name as plug-ins (none by default: a plug-in is code the service would import);
+    stay queued for a service that does); ``allow_plugins`` lists the exact ``module:object``
+    plug-ins a submitted spec may name (none by default: a plug-in is code a job would import),
+    ``allow_ray_addresses`` the Ray clusters it may join, ``data_roots`` the folders its data may
+    come from (``nas.service._policy``);
     ``limits`` bound what one job may ask for (default: ``Limits()``, workers up to this machine's CPUs)."""
     store = store if isinstance(store, Store) else Store(store)
     data_dir = Path(data_dir)
     limits = limits or Limits(raise_hint="the service's operator can raise it (`nas serve --help`)")
-    supervisor = JobSupervisor(store, log_dir=data_dir / "logs", max_jobs=max_jobs, limits=limits) if run_jobs else None
-    service = Service(store, auth, data_dir, supervisor, limits, tuple(allow_plugins))
+    supervisor = (
+        JobSupervisor(
+            store, log_dir=data_dir / "logs", export_dir=data_dir / "exports", max_jobs=max_jobs, limits=limits
+        )
+        if run_jobs
+        else None
+    )
+    policy = Policy(tuple(allow_plugins), tuple(allow_ray_addresses), tuple(Path(r) for r in data_roots))
+    service = Service(store, auth, data_dir, supervisor, limits, policy)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -129,7 +142,7 @@ def _dashboard_dir() -> Path | None:
 def _add_error_handlers(app: FastAPI) -> None:
     def handler(status: int):
         async def handle(_request: Request, err: Exception) -> JSONResponse:
-            return JSONResponse({"detail": str(err)}, status_code=status)
+            return JSONResponse({"detail": redact(str(err))}, status_code=status)
 
         return handle
 
@@ -152,11 +165,11 @@ def _details(err: Exception, request: Request) -> list[dict[str, Any]]:
         return spec_error_details(err)
     if isinstance(err, FieldError):
         return [
-            {"loc": [err.where, *(field.split(".") if field else [])], "msg": msg, "type": "value_error"}
+            {"loc": [err.where, *(field.split(".") if field else [])], "msg": redact(msg), "type": "value_error"}
             for field, msg in err.errors
         ]
     where = "query" if request.method == "GET" else "body"
-    return [{"loc": [where], "msg": str(err).strip("'\""), "type": "value_error"}]
+    return [{"loc": [where], "msg": redact(str(err).strip("'\"")), "type": "value_error"}]
 
 
 # ---- routes ---------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ from fastapi import APIRouter
 
 from hwmodels import accelerator_names, load_accelerator
 from nas.service import _schemas as schemas
-from nas.service._common import Service, Tenant, errs
+from nas.service._common import ANONYMOUS, OptionalTenant, Service, Tenant, errs
+from nas.store import NotFoundError, Store
 from search_spaces import get_space, space_names
 
 
@@ -14,13 +15,16 @@ def router(service: Service) -> APIRouter:
     router = APIRouter()
     store = service.store
 
-    @router.get("/healthz", response_model=schemas.Health, tags=["service"])
-    def healthz() -> schemas.Health:
-        """Liveness: answers without a token."""
+    @router.get("/healthz", response_model=schemas.Health, response_model_exclude_none=True, tags=["service"])
+    def healthz(caller: OptionalTenant) -> schemas.Health:
+        """Liveness: answers without a token, and then says only that the service is up; a caller
+        with a token (or any, with auth off) also gets the version and its own running jobs."""
+        if caller is ANONYMOUS:
+            return schemas.Health(status="ok")
         running = service.supervisor.running() if service.supervisor else []
-        return schemas.Health(
-            status="ok", version=service.version, database=store.safe_url, auth=service.auth, jobs_running=running
-        )
+        if caller is not None:
+            running = [j for j in running if _tenant_of(store, j) == caller]
+        return schemas.Health(status="ok", version=service.version, auth=service.auth, jobs_running=running)
 
     @router.get("/limits", response_model=schemas.Limits, tags=["service"], responses=errs(401))
     def limits(_tenant: Tenant) -> schemas.Limits:
@@ -57,3 +61,10 @@ def router(service: Service) -> APIRouter:
         return out
 
     return router
+
+
+def _tenant_of(store: Store, job_id: int) -> str | None:
+    try:
+        return store.get_job(job_id).tenant
+    except NotFoundError:
+        return None

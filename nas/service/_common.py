@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from nas.limits import Limits
 from nas.service import _schemas as schemas
 from nas.service._cache import PageCache
+from nas.service._policy import Policy
 from nas.service._supervisor import JobSupervisor
 from nas.status import CANDIDATE_STATUSES, JOB_STATUSES
 from nas.store import ExportRecord, JobRecord, NotFoundError, Store
@@ -30,13 +31,9 @@ class Service:
     data_dir: Path
     supervisor: JobSupervisor | None
     limits: Limits
-    allow_plugins: tuple[str, ...] = ()
+    policy: Policy = field(default_factory=Policy)
     pages: PageCache = field(default_factory=PageCache)
     version: str = field(default_factory=lambda: _version())
-
-    @property
-    def export_dir(self) -> Path:
-        return self.data_dir / "exports"
 
 
 def _version() -> str:
@@ -65,7 +62,21 @@ async def _tenant(
     return tenant
 
 
+ANONYMOUS = "\0anonymous"  # with auth on, a caller without a valid token (only /healthz answers one)
+
+
+async def _optional_tenant(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> str | None:
+    """The caller's tenant as ``_tenant`` gives it, or ``ANONYMOUS`` instead of a 401."""
+    try:
+        return await _tenant(request, credentials)
+    except HTTPException:
+        return ANONYMOUS
+
+
 Tenant = Annotated[str | None, Depends(_tenant)]
+OptionalTenant = Annotated[str | None, Depends(_optional_tenant)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
 JobId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]

@@ -1,4 +1,6 @@
-"""Exports: a candidate as a zip of PyTorch, TorchScript, ONNX and ExportedProgram files with its model card."""
+"""Exports: a candidate as a zip of PyTorch, TorchScript, ONNX and ExportedProgram files with its
+model card. The request only checks and queues it; the supervisor runs it in a process of its own
+(``nas export-run``), under the slots, time limit and quota of jobs."""
 
 from __future__ import annotations
 
@@ -8,11 +10,17 @@ from typing import Annotated
 from fastapi import APIRouter
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
+from starlette.exceptions import HTTPException
 
-from nas.export import choose_candidate, export_archive
+from nas.export import check_request, choose_candidate
+from nas.limits import check_quota
 from nas.service import _schemas as schemas
 from nas.service._common import JobId, Service, Tenant, errs, export_for, job_for
-from nas.store import NotFoundError
+from nas.service._redact import redact
+from nas.spec import JobSpec
+from nas.store import ExportRecord, NotFoundError
+
+ExportId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 
 
 def router(service: Service) -> APIRouter:
@@ -21,30 +29,42 @@ def router(service: Service) -> APIRouter:
 
     @router.post(
         "/jobs/{job_id}/export",
-        status_code=201,
+        status_code=202,
         response_model=schemas.ExportOut,
         tags=["export"],
-        responses=errs(401, 404, 422),
+        responses=errs(401, 404, 422, 429),
     )
     def export(job_id: JobId, request: schemas.ExportRequest, tenant: Tenant) -> schemas.ExportOut:
-        """Export a candidate (or the best under ``where``) as a zip: arch.json, state_dict,
-        TorchScript, ONNX, ExportedProgram and a model card. Runs in the request (seconds; minutes with training)."""
+        """Queue an export of a candidate (or of the best under ``where``): arch.json, state_dict,
+        TorchScript, ONNX, ExportedProgram and a model card, zipped. The service runs it in a process
+        of its own (seconds; minutes with training; stopped past max_export_s): poll
+        ``card_url`` until its status is complete (or failed), then download ``url``."""
         job = job_for(store, job_id, tenant)
         c = choose_candidate(store, job.id, request.candidate, where=request.where, sort=request.sort)
-        record = export_archive(
-            store, job, c, service.export_dir,
-            formats=request.formats, train_steps=request.train_steps, train_batch=request.train_batch,
+        formats = check_request(
+            JobSpec.model_validate(job.spec), c, formats=request.formats, train_steps=request.train_steps,
+            train_batch=request.train_batch, trained=store.has_weights(job.id, c.id), limits=service.limits,
         )  # fmt: skip
+        check_quota(store, service.limits, tenant)
+        asked = {"formats": list(formats), "train_steps": request.train_steps, "train_batch": request.train_batch}
+        record = store.create_export(job.id, c.id, request=asked, tenant=job.tenant)
+        if service.supervisor:
+            service.supervisor.wake()
         return _export_out(record)
 
     @router.get(
         "/exports/{export_id}",
         tags=["export"],
-        responses={200: {"content": {"application/zip": {}}}, **errs(401, 404)},
+        responses={200: {"content": {"application/zip": {}}}, **errs(401, 404, 409)},
     )
-    def get_export(export_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], tenant: Tenant) -> FileResponse:
-        """The export's zip."""
+    def get_export(export_id: ExportId, tenant: Tenant) -> FileResponse:
+        """The export's zip, once complete (409 before, and for a failed one)."""
         record = export_for(store, export_id, tenant)
+        if record.status == "failed":
+            raise HTTPException(409, f"export {export_id} failed, no zip to download: {redact(record.error)}")
+        if record.status != "complete":
+            detail = f"export {export_id} is {record.status}: poll {_card_url(record)} until it is complete"
+            raise HTTPException(409, detail)
         path = Path(record.path)
         if not path.is_file():
             raise NotFoundError(f"export {export_id}: its file {path.name} is gone from the service's data folder")
@@ -53,20 +73,30 @@ def router(service: Service) -> APIRouter:
     @router.get(
         "/exports/{export_id}/card", response_model=schemas.ExportOut, tags=["export"], responses=errs(401, 404)
     )
-    def get_export_card(export_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], tenant: Tenant) -> schemas.ExportOut:
-        """The export's files and model card."""
+    def get_export_card(export_id: ExportId, tenant: Tenant) -> schemas.ExportOut:
+        """The export's status and, once complete, its files and model card."""
         return _export_out(export_for(store, export_id, tenant))
 
     return router
 
 
-def _export_out(record) -> schemas.ExportOut:
+def _card_url(record: ExportRecord) -> str:
+    return f"/exports/{record.id}/card"
+
+
+def _export_out(record: ExportRecord) -> schemas.ExportOut:
     return schemas.ExportOut(
         id=record.id,
         job_id=record.job_id,
         candidate_id=record.candidate_id,
+        status=record.status,
+        error=redact(record.error),
+        request=record.request,
         url=f"/exports/{record.id}",
+        card_url=_card_url(record),
         files=record.card.get("files", {}),
         card=record.card,
         created_at=record.created_at,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
     )

@@ -12,16 +12,18 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
-from hwmodels import accelerator_names
 from nas.limits import check_quota
 from nas.objectives import ACCURACY_KINDS
 from nas.search import cancel, check_can_run, submit
 from nas.service import _schemas as schemas
 from nas.service._common import JobId, JobStatus, Limit, Offset, Service, Tenant, errs, job_for
-from nas.spec import JobSpec, PluginRef, SpecError, spec_error_details
+from nas.spec import JobSpec, SpecError, spec_error_details
 from nas.store import JobRecord
-from search_spaces import space_names
 
+REQUIRED_OVER_HTTP = {
+    "space": "name the space to search (GET /spaces) or give one inline",
+    "budget": "give budget.trials, budget.wall_time_s or both: what the job may spend",
+}
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 SPEC_BODY = {  # POST /jobs reads its body itself (JSON or YAML): this is what the schema says it takes
     "requestBody": {
@@ -80,7 +82,7 @@ def router(service: Service) -> APIRouter:
         queued and starts when a runner slot is free. Over a limit (GET /limits): 422, or 429 at
         the tenant's quota of unfinished jobs; nothing is created."""
         data = _read_spec(await request.body(), request.headers.get("content-type", ""))
-        spec = _validate(data, service)
+        spec = _validate(data, service, tenant)
         await anyio.to_thread.run_sync(lambda: check_quota(store, service.limits, tenant))
         # submitting prices a few hundred architectures and writes the store: off the event loop
         return await anyio.to_thread.run_sync(lambda: job_view(_submit(service, spec, tenant)))
@@ -178,29 +180,16 @@ def _read_spec(body: bytes, content_type: str) -> dict[str, Any]:
     return data
 
 
-def _validate(data: dict[str, Any], service: Service) -> JobSpec:
+def _validate(data: dict[str, Any], service: Service, tenant: str | None) -> JobSpec:
+    # a request says what it searches and what it may spend: an empty body is a mistake, not a job
+    missing = [(f, why) for f, why in REQUIRED_OVER_HTTP.items() if f not in data]
+    if missing:
+        raise SpecError(errors=missing)
     try:
         spec = JobSpec.model_validate(data)
     except ValidationError as err:
         raise RequestValidationError(spec_error_details(err)) from None
-    # a spec over HTTP names what the service ships: a plug-in is code to import, a path a file to read
-    for name in ("space", "evaluator"):
-        value = getattr(spec, name)
-        if isinstance(value, PluginRef) and not value.plugin.startswith(service.allow_plugins or ("\0",)):
-            raise SpecError(
-                f"{name}.plugin",
-                "plug-ins are off in this service; its operator allows them with "
-                "`nas serve --allow-plugin MODULE_PREFIX`",
-            )
-    if isinstance(spec.space, str) and spec.space not in space_names():
-        raise SpecError(
-            "space", f"{spec.space!r} is not a registered space ({', '.join(space_names())}); or inline one"
-        )
-    if spec.accelerator_name not in accelerator_names():
-        field = "accelerator" if isinstance(spec.accelerator, str) else "accelerator.base"
-        raise SpecError(
-            field, f"{spec.accelerator_name!r} is not one of {', '.join(accelerator_names())} (GET /accelerators)"
-        )
+    spec = service.policy.check_spec(spec, tenant)  # names, never paths; plug-ins and clusters the operator's
     service.limits.check(spec)
     return spec
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from nas.service._redact import redact
 from nas.store import CandidateRecord, JobRecord
 
 _EXAMPLE_TIME = "2026-11-26T10:00:00+00:00"
@@ -26,10 +27,14 @@ class Error(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Error, "description": "auth is on and the request has no valid `Authorization: Bearer` token"},
     404: {"model": Error, "description": "no such job, candidate or export (or another tenant's)"},
-    409: {"model": Error, "description": "the job's state does not allow it (e.g. resuming a running job)"},
+    409: {
+        "model": Error,
+        "description": "the job's or export's state does not allow it (e.g. resuming a running job, downloading a"
+        " queued export)",
+    },
     413: {"model": Error, "description": "the body is over the service's limit"},
     422: {"model": Error, "description": "invalid input, or over a limit (GET /limits); `detail` names each field"},
-    429: {"model": Error, "description": "the tenant is at its quota of unfinished jobs (GET /limits)"},
+    429: {"model": Error, "description": "the tenant is at its quota of unfinished jobs and exports (GET /limits)"},
 }
 
 
@@ -190,10 +195,16 @@ class ExportOut(BaseModel):
     id: int
     job_id: int
     candidate_id: int
-    url: str = Field(description="where to download the zip")
-    files: dict[str, str]
-    card: dict[str, Any]
+    status: str = Field(description="queued | running | complete | failed; the zip is there once complete")
+    error: str | None = Field(description="why it failed")
+    request: dict[str, Any] = Field(description="formats, train_steps, train_batch")
+    url: str = Field(description="where to download the zip once complete (409 before)")
+    card_url: str = Field(description="this record: poll it until the status is complete or failed")
+    files: dict[str, str] = Field(description="what -> file name in the zip ({} until complete)")
+    card: dict[str, Any] = Field(description="the model card ({} until complete)")
     created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
 
 
 class Accelerator(BaseModel):
@@ -222,17 +233,28 @@ class Limits(BaseModel):
     max_batch: int
     max_trials: int
     max_wall_time_s: float = Field(description="a job's search, and any one evaluation or training in it")
-    max_jobs_per_tenant: int = Field(description="unfinished (queued, running, interrupted) jobs; 429 beyond")
+    max_jobs_per_tenant: int = Field(
+        description="unfinished jobs (queued, running, interrupted) and exports (queued, running); 429 beyond"
+    )
     max_running_per_tenant: int | None = Field(description="of those, run at once; null: every runner slot")
     heartbeat_timeout_s: float = Field(description="a job's process silent this long is stopped, its job failed")
+    max_depth: int = Field(description="blocks in one stage of a network (an inline space's, a swept arch's)")
+    max_blocks: int = Field(description="blocks in one network, all stages")
+    max_width: int = Field(description="channels of any tensor: a stage's dim, and dim x mlp_ratio")
+    max_heads: int = Field(description="attention heads of one block (dim / head_dim)")
+    max_kernel: int = Field(description="a pooling, convolution, attention window's or patch's side")
+    max_batch_pixels: int = Field(description="images x H x W of one batch a job builds (proxy, training, export)")
+    max_priced_layers: int = Field(description="layers x chips one sweep or comparison prices")
+    max_export_s: float = Field(description="one export's run (build, training, tracing): stopped and failed beyond")
 
 
 class Health(BaseModel):
+    """Without a token (auth on) only ``status``: who may ask says nothing of the server."""
+
     status: str
-    version: str
-    database: str
-    auth: bool
-    jobs_running: list[int]
+    version: str | None = None
+    auth: bool | None = None
+    jobs_running: list[int] | None = Field(default=None, description="the caller's jobs running now")
 
 
 def job_out(job: JobRecord, best: Best | None, eta_s: float | None) -> Job:
@@ -249,7 +271,7 @@ def job_out(job: JobRecord, best: Best | None, eta_s: float | None) -> Job:
         finished_at=job.finished_at,
         heartbeat_at=job.heartbeat_at,
         cancel_requested=job.cancel_requested,
-        error=job.error,
+        error=redact(job.error),  # a traceback's paths, a database's URL: the server's own
         progress=Progress(
             trials=job.n_trials,
             budget_trials=budget.get("trials"),

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import search_spaces
-from hwmodels import MAX_VARIANTS, load_accelerator
+from hwmodels import MAX_VARIANTS, AcceleratorError, load_accelerator
 from nas.service._common import JobId, Service, Tenant, errs, job_for
-from nas.spec import FieldError
+from nas.service._policy import check_accelerators
+from nas.spec import FieldError, spec_error_details
 from nas.whatif import MAX_ACCELERATORS, compare_job, resolve_accelerators, sweep
 
 
 class SweepRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     preset: str | None = Field(
         None, description="a preset network (GET /spaces lists the spaces; presets: `nas space presets`)"
@@ -26,10 +28,10 @@ class SweepRequest(BaseModel):
     grid: dict[str, list[float]] = Field(
         description=f"knob -> values, e.g. {{'cores': [1, 2, 4]}}; <= {MAX_VARIANTS} variants"
     )
-    input_shape: tuple[int, int, int] = (3, 224, 224)
-    num_classes: int = Field(1000, ge=1, le=100_000)
+    input_shape: tuple[int, int, int] = Field((3, 224, 224), description="(C, H, W); at most GET /limits' sizes")
+    num_classes: int = Field(1000, ge=1)
     mode: Literal["throughput", "latency"] = "throughput"
-    batch: int = Field(1, ge=1, le=1024)
+    batch: int = Field(1, ge=1)
 
 
 def router(service: Service) -> APIRouter:
@@ -53,32 +55,49 @@ def router(service: Service) -> APIRouter:
         accelerator, the candidates' metrics, which meet the job's constraints, and the front there."""
         job_for(store, job_id, tenant)
         names = [n.strip() for n in accelerators.split(",") if n.strip()] if accelerators else None
-        if names and any("/" in n or n.endswith(".yaml") for n in names):
-            raise FieldError(
-                "accelerators", "name shipped accelerators (GET /accelerators); paths are the CLI's", where="query"
+        check_accelerators(names or [], "accelerators", where="query")  # names only: nothing opened
+        resolve_accelerators(names, where="query")  # too many: 422 before any pricing
+        return await anyio.to_thread.run_sync(
+            lambda: compare_job(
+                store, job_id, names, every_candidate=all, max_priced_layers=service.limits.max_priced_layers
             )
-        resolve_accelerators(names, where="query")  # a bad name: 422 before any pricing
-        return await anyio.to_thread.run_sync(lambda: compare_job(store, job_id, names, every_candidate=all))
+        )
 
     @router.post("/hw/sweep", tags=["hardware"], responses=errs(401, 422))
     async def hw_sweep(request: SweepRequest, _tenant: Tenant) -> dict[str, Any]:
         """One network priced over a grid of chip parameters laid over a shipped accelerator."""
+        limits = service.limits
         if (request.preset is None) == (request.arch is None):
             raise FieldError("preset", "give exactly one of preset and arch")
-        if request.input_shape[1] > 1024 or request.input_shape[2] > 1024 or request.input_shape[0] > 64:
-            raise FieldError("input_shape", "over the limit of 64 channels and 1024 px a side")
-        if "/" in request.base or request.base.endswith(".yaml"):
-            raise FieldError("base", "name a shipped accelerator (GET /accelerators)")
+        check_accelerators([request.base], "base")  # names only: nothing opened
+        over = limits.input_violations(request.input_shape, request.num_classes, request.batch)
+        if min(request.input_shape) < 1:
+            over.append(("input_shape", "every size must be >= 1 (C, H, W)"))
+        try:
+            arch = (search_spaces.get_preset(request.preset) if request.preset
+                    else search_spaces.ArchConfig.model_validate(request.arch))  # fmt: skip
+        except ValidationError as err:
+            details = spec_error_details(err)  # loc: body, then the path inside the arch
+            raise FieldError(
+                errors=[(".".join(["arch", *map(str, d["loc"][1:])]), d["msg"]) for d in details]
+            ) from None
+        except (KeyError, ValueError) as err:
+            raise FieldError("preset", str(err)) from err
+        over += limits.arch_violations(arch, "arch")
+        if over:
+            raise FieldError(errors=over)
+        variants = math.prod(len(v) for v in request.grid.values())
+        if variants > MAX_VARIANTS:
+            raise FieldError("grid", f"{variants:,} chip variants is over the limit of {MAX_VARIANTS:,}")
 
         def run() -> dict[str, Any]:
-            try:
-                arch = (search_spaces.get_preset(request.preset) if request.preset
-                        else search_spaces.ArchConfig.model_validate(request.arch))  # fmt: skip
-            except (KeyError, ValueError) as err:
-                raise FieldError("preset" if request.preset else "arch", str(err)) from err
             layers = search_spaces.lower(arch, request.input_shape, num_classes=request.num_classes)
+            limits.check_priced_layers(len(layers) * variants, "grid")  # before any chip is built
             base = load_accelerator(request.base)
-            rows = sweep(layers, base, request.grid, mode=request.mode, batch=request.batch)
+            try:
+                rows = sweep(layers, base, request.grid, mode=request.mode, batch=request.batch)
+            except AcceleratorError as err:  # a value no chip has
+                raise FieldError("grid", str(err)) from err
             return {"network": arch.name, "base": base.name, "grid": request.grid, "rows": rows}
 
         return await anyio.to_thread.run_sync(run)

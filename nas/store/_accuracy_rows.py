@@ -84,6 +84,16 @@ class AccuracyRows:
                 return None
             return row.state_dict, dict(row.recipe)
 
+    def has_weights(self, job_id: int, candidate_id: int) -> bool:
+        """Whether the candidate has trained weights (without loading them)."""
+        with self._session() as s:
+            found = s.scalar(
+                select(WeightsModel.candidate_id).where(
+                    WeightsModel.candidate_id == candidate_id, WeightsModel.job_id == job_id
+                )
+            )
+            return found is not None
+
     def request_training(self, job_id: int, top: int) -> None:
         """Ask for the front's ``top`` best to be measured: the job's next run trains those not yet
         measured (a finished job is queued again for it)."""

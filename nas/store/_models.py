@@ -156,13 +156,22 @@ class TokenModel(BaseModel):
 
 
 class ExportModel(BaseModel):
-    """An exported candidate: the artifact lives on disk at ``path``, its model card here."""
+    """An export of a candidate: asked for over the API, run by the service's supervisor in a
+    process of its own; once complete, its zip lies on disk at ``path`` and its model card here."""
 
     __tablename__ = "nas_exports"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("nas_jobs.id", ondelete="CASCADE"), index=True)
     candidate_id: Mapped[int] = mapped_column(ForeignKey("nas_candidates.id", ondelete="CASCADE"))
-    path: Mapped[str] = mapped_column(Text)
-    card: Mapped[dict] = mapped_column(JSON)
+    tenant: Mapped[str | None] = mapped_column(String(100), index=True)  # the job's: whose quota it counts in
+    status: Mapped[str] = mapped_column(String(20), index=True)  # see nas.status.ExportStatus
+    request: Mapped[dict] = mapped_column(JSON)  # formats, train_steps, train_batch
+    path: Mapped[str | None] = mapped_column(Text)  # the zip, once complete
+    card: Mapped[dict] = mapped_column(JSON)  # the model card ({} until complete)
+    error: Mapped[str | None] = mapped_column(Text)  # why it failed (no server paths: tenants read it)
+    owner: Mapped[str | None] = mapped_column(String(200))  # host:pid of the process running it
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -147,9 +147,17 @@ class ExportRecord:
     id: int
     job_id: int
     candidate_id: int
-    path: str
-    card: dict[str, Any]
+    path: str | None  # the zip on the service's disk, once complete (never shown to tenants)
+    card: dict[str, Any]  # {} until complete
     created_at: datetime
+    status: str = "complete"  # see nas.status.ExportStatus
+    request: dict[str, Any] = field(default_factory=dict)  # formats, train_steps, train_batch
+    tenant: str | None = None
+    error: str | None = None
+    owner: str | None = None  # host:pid of the process running it
+    heartbeat_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 @dataclass(frozen=True)

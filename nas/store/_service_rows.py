@@ -1,16 +1,22 @@
 """What the service keeps beside the search's rows: API tokens (hashed) and exports. A part of
-``Store``, which provides ``_session`` and ``safe_url``."""
+``Store``, which provides ``_session`` and ``safe_url``.
+
+An export row is created ``queued`` by the API, claimed (compare-and-set) by the process the
+service's supervisor starts for it, kept alive by that process's heartbeat, and finished
+``complete`` (with its zip's path and card) or ``failed`` (with the reason)."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
+from nas.status import EXPORT_STATUSES
 from nas.store._models import ExportModel, TokenModel
-from nas.store._records import ExportRecord, NotFoundError, TokenRecord, now, utc
+from nas.store._records import ExportRecord, NotFoundError, StoreError, TokenRecord, now, utc
 
 
 class ServiceRows:
@@ -50,19 +56,93 @@ class ServiceRows:
             rows[0].revoked_at = rows[0].revoked_at or now()
             return _token(rows[0])
 
-    def add_export(self, job_id: int, candidate_id: int, *, path: str, card: dict[str, Any]) -> ExportRecord:
+    def create_export(
+        self, job_id: int, candidate_id: int, *, request: dict[str, Any], tenant: str | None = None
+    ) -> ExportRecord:
+        """A queued export of the candidate, for the service's supervisor to run."""
         with self._session() as s:
-            row = ExportModel(job_id=job_id, candidate_id=candidate_id, path=path, card=card, created_at=now())
+            row = ExportModel(
+                job_id=job_id, candidate_id=candidate_id, tenant=tenant, status="queued", request=request, card={},
+                created_at=now(),
+            )  # fmt: skip
             s.add(row)
             s.flush()
             return _export(row)
 
     def get_export(self, export_id: int) -> ExportRecord:
         with self._session() as s:
-            row = s.get(ExportModel, export_id)
-            if row is None:
-                raise NotFoundError(f"export {export_id} is not in {self.safe_url}")
+            return _export(self._export(s, export_id))
+
+    def list_exports(
+        self, *, status: str | Sequence[str] | None = None, tenant: str | None = None, limit: int | None = 100
+    ) -> list[ExportRecord]:
+        """The oldest first; ``tenant`` None means every tenant's."""
+        with self._session() as s:
+            query = select(ExportModel).where(*_export_filters(status, tenant)).order_by(ExportModel.id)
+            return [_export(e) for e in s.scalars(query.limit(limit))]
+
+    def count_exports(self, *, status: str | Sequence[str] | None = None, tenant: str | None = None) -> int:
+        with self._session() as s:
+            return s.scalar(select(func.count(ExportModel.id)).where(*_export_filters(status, tenant)))
+
+    def claim_export(self, export_id: int, owner: str) -> ExportRecord:
+        """Mark the export running in ``owner`` (host:pid) if it is still queued: two processes
+        started for one export cannot both run it."""
+        with self._session() as s:
+            row = self._export(s, export_id, lock=True)
+            if row.status != "queued":
+                raise StoreError(f"export {export_id} is {row.status} (owner {row.owner}), not queued: not claimed")
+            row.status, row.owner, row.heartbeat_at, row.started_at = "running", owner, now(), now()
             return _export(row)
+
+    def export_heartbeat(self, export_id: int, owner: str) -> None:
+        """Record that ``owner``, the process running the export, is alive."""
+        with self._session() as s:
+            s.execute(
+                update(ExportModel)
+                .where(ExportModel.id == export_id, ExportModel.owner == owner)
+                .values(heartbeat_at=now())
+            )
+
+    def finish_export(
+        self,
+        export_id: int,
+        status: str,
+        *,
+        error: str | None = None,
+        path: str | None = None,
+        card: dict[str, Any] | None = None,
+    ) -> ExportRecord:
+        """Record the export ``complete`` (with its zip's ``path`` and ``card``) or ``failed`` (with
+        ``error``), or put it back ``queued`` (its run was stopped with the service, not by fault)."""
+        if status not in ("complete", "failed", "queued"):
+            raise ValueError(f"status: an export finishes complete or failed, or is queued again; got {status!r}")
+        with self._session() as s:
+            row = self._export(s, export_id, lock=True)
+            row.status, row.error, row.owner = status, error, None
+            row.finished_at = None if status == "queued" else now()
+            if status == "complete":
+                row.path, row.card = path, card or {}
+            return _export(row)
+
+    def _export(self, s: Any, export_id: int, *, lock: bool = False) -> ExportModel:
+        row = s.get(ExportModel, export_id, with_for_update=lock)
+        if row is None:
+            raise NotFoundError(f"export {export_id} is not in {self.safe_url}")
+        return row
+
+
+def _export_filters(status: str | Sequence[str] | None, tenant: str | None) -> list:
+    filters = []
+    if status is not None:
+        statuses = [status] if isinstance(status, str) else list(status)
+        unknown = [x for x in statuses if x not in EXPORT_STATUSES]
+        if unknown:
+            raise ValueError(f"status: {', '.join(map(repr, unknown))} not among {', '.join(EXPORT_STATUSES)}")
+        filters.append(ExportModel.status.in_(statuses))
+    if tenant is not None:
+        filters.append(ExportModel.tenant == tenant)
+    return filters
 
 
 def _token_hash(token: str) -> str:
@@ -78,5 +158,8 @@ def _token(m: TokenModel) -> TokenRecord:
 
 def _export(m: ExportModel) -> ExportRecord:
     return ExportRecord(
-        id=m.id, job_id=m.job_id, candidate_id=m.candidate_id, path=m.path, card=m.card, created_at=utc(m.created_at)
-    )
+        id=m.id, job_id=m.job_id, candidate_id=m.candidate_id, path=m.path, card=m.card or {},
+        created_at=utc(m.created_at), status=m.status, request=dict(m.request or {}), tenant=m.tenant,
+        error=m.error, owner=m.owner, heartbeat_at=utc(m.heartbeat_at), started_at=utc(m.started_at),
+        finished_at=utc(m.finished_at),
+    )  # fmt: skip

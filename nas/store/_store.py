@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -44,6 +45,7 @@ from nas.store._service_rows import ServiceRows
 DB_ENV = "NAS_DB_URL"
 DEFAULT_DB = "sqlite:///nas.db"  # in the working directory
 MIGRATIONS = Path(__file__).parent / "migrations"
+_HASH_PREFIX = re.compile(r"[\w.:-]{1,64}")  # an arch hash (a plug-in space's may be any word) or its prefix
 SCHEMA_RACE_ATTEMPTS = 5  # processes opening a fresh database at once: the losers retry
 
 
@@ -238,6 +240,15 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
             job.error, job.finished_at = None, None
             return _job(job)
 
+    def fix_reference_point(self, job_id: int, reference_point: dict) -> JobRecord:
+        """Set the reference point of a job stored without one (a managed job's process fixes it
+        when it first starts); a job that has one keeps it."""
+        with self._session() as s:
+            job = self._job(s, job_id, lock=True)
+            if not job.reference_point:
+                job.reference_point = reference_point
+            return _job(job)
+
     def claim(self, job_id: int, owner: str, *, previous_owner: str | None = None) -> JobRecord:
         """Mark the job running in ``owner`` (host:pid), if its owner is still ``previous_owner``
         (what the caller saw and judged dead): two processes resuming one job cannot both win."""
@@ -355,10 +366,14 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
         with self._session() as s:
             self._job(s, job_id)
             query = select(CandidateModel).where(CandidateModel.job_id == job_id)
-            if isinstance(ref, int) or str(ref).isdigit():
-                rows = list(s.scalars(query.where(CandidateModel.id == int(ref))))
+            text = str(ref)
+            if isinstance(ref, int) or text.isdecimal():
+                ident = int(text) if len(text) <= 18 else -1  # past any id: the database's integer would overflow
+                rows = list(s.scalars(query.where(CandidateModel.id == ident)))
+            elif _HASH_PREFIX.fullmatch(text):
+                rows = list(s.scalars(query.where(CandidateModel.arch_hash.startswith(text, autoescape=True)).limit(2)))
             else:
-                rows = list(s.scalars(query.where(CandidateModel.arch_hash.startswith(str(ref))).limit(2)))
+                rows = []
             if len(rows) != 1:
                 what = "is ambiguous" if rows else "is not among its candidates"
                 raise NotFoundError(f"job {job_id}: candidate {ref!r} {what}; `nas pareto {job_id}` lists them")

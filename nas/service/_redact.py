@@ -1,0 +1,18 @@
+"""What the service says about itself: nothing. Texts that reach a client (a job's error, a failed
+store call) lose the server's URLs and paths here, keeping a file's name, which says what failed
+without saying where (``/srv/nas/nas-service/logs/job-4.log`` -> ``…/job-4.log``)."""
+
+from __future__ import annotations
+
+import re
+
+_URL = re.compile(r"\b[A-Za-z][\w+.-]*://[^\s'\"]+")  # sqlite:///nas.db, postgresql+psycopg://user:pw@host/db
+# two or more segments, absolute (/srv/x.db) or relative (nas-service/logs/job-4.log); a route
+# (/jobs/4) is rare in an error and loses only its head
+_PATH = re.compile(r"(?<![\w/.~-])[~.]{0,2}/?(?:[\w.~-]*[^\W\d][\w.~-]*/)+([\w.~-]*)")  # not 3/4
+
+
+def redact(text: str | None) -> str | None:
+    if text is None:
+        return None
+    return _PATH.sub(lambda m: f"…/{m.group(1)}", _URL.sub("<url>", text))
