@@ -41,6 +41,7 @@ from hwmodels import KNOBS, MAX_VARIANTS
 from nas.objectives import OBJECTIVES, check_objectives
 from search_spaces import SearchSpace
 
+MAX_OPTIONS_BYTES = 64 << 10  # a plug-in's options, as JSON: settings, not data
 SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
 DEFAULT_SAMPLER = "tpe"  # chosen from docs/search_efficiency.md
 # package.module:object: a dotted module, then one public name in it (no attribute chains, no dunders)
@@ -85,6 +86,16 @@ class PluginRef(_Frozen):
 
     plugin: str
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("options")
+    @classmethod
+    def _small(cls, v: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(v, default=str))
+        if size > MAX_OPTIONS_BYTES:
+            raise ValueError(
+                f"{size:,} bytes of options is over the limit of {MAX_OPTIONS_BYTES:,}; pass a file's name"
+            )
+        return v
 
     @field_validator("plugin")
     @classmethod

@@ -45,6 +45,7 @@ MIXER_OPTIONS: dict[str, dict[str, Any]] = {
 # Past any network anyone builds; a deployment's own bounds are tighter (``nas.limits``). It keeps
 # every check on a config (and its error message) cheap, whatever number it is given.
 MAX_SIZE = 1 << 20
+MAX_RATIO = 64.0  # an MLP's hidden width over its input's
 _OPTION_NAMES = ("kernel_size", "window_size", "head_dim", "token_mlp_ratio")
 
 MIXER_ABBREVIATIONS = {
@@ -70,11 +71,11 @@ class StageConfig(_Frozen):
     mixer: Mixer
     depth: int = Field(ge=0, le=MAX_SIZE)  # 0: the stage is dropped
     dim: int = Field(ge=1, le=MAX_SIZE)
-    mlp_ratio: float = Field(default=4.0, gt=0)  # MLP hidden = int(mlp_ratio * dim)
+    mlp_ratio: float = Field(default=4.0, gt=0, le=MAX_RATIO)  # MLP hidden = int(mlp_ratio * dim)
     kernel_size: int | None = Field(default=None, ge=1, le=MAX_SIZE)  # pooling, sepconv, dwconv, mbconv
     window_size: int | None = Field(default=None, ge=1, le=MAX_SIZE)  # window_attention; clamped to the map
     head_dim: int | None = Field(default=None, ge=1, le=MAX_SIZE)  # attention mixers; heads = dim // head_dim
-    token_mlp_ratio: float | None = Field(default=None, ge=0)  # spatial_mlp
+    token_mlp_ratio: float | None = Field(default=None, ge=0, le=MAX_RATIO)  # spatial_mlp
     res_scale: bool = False  # learnable per-channel scale on the residual branch (MetaFormer v2)
 
     @model_validator(mode="before")

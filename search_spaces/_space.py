@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from search_spaces._arch import MIXER_OPTIONS, Act, ArchConfig, Mixer, Norm, StageConfig
+from search_spaces._arch import MAX_RATIO, MIXER_OPTIONS, Act, ArchConfig, Mixer, Norm, StageConfig
 from search_spaces._errors import SpaceError, describe_validation_error
 
 
@@ -75,8 +75,11 @@ class StageSpace(_Frozen):
     def _valid_by_construction(self) -> StageSpace:
         if not self.mixers:
             raise ValueError("mixers: needs at least one mixer")
-        if min(self.depth) < 0 or min(self.dim) < 1 or min(self.mlp_ratio) <= 0:
-            raise ValueError("depth must be >= 0, dim >= 1 and mlp_ratio > 0")
+        if min(self.depth) < 0 or min(self.dim) < 1 or not 0 < min(self.mlp_ratio) <= max(self.mlp_ratio) <= MAX_RATIO:
+            raise ValueError(f"depth must be >= 0, dim >= 1 and mlp_ratio in (0, {MAX_RATIO:g}]")
+        ratios = [r for c in self.mixers.values() for r in c.token_mlp_ratio or ()]
+        if ratios and not 0 <= min(ratios) <= max(ratios) <= MAX_RATIO:
+            raise ValueError(f"token_mlp_ratio choices must lie in [0, {MAX_RATIO:g}]")
         for mixer, choices in self.mixers.items():
             uses = MIXER_OPTIONS[mixer]
             for option, values in choices.model_dump(exclude_none=True).items():

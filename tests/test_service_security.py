@@ -139,6 +139,7 @@ def test_a_data_folder_under_the_tenants_root_is_accepted_and_resolved_there(liv
     assert created.status_code == 201, created.text
     stored = live["store"].get_job(created.json()["id"]).spec["evaluator"]["data"]
     assert Path(stored) == (live["roots"] / "team-a" / "set").resolve()
+    assert created.json()["spec"]["evaluator"]["data"] == "…/set"  # the tenant sees no server path
     live["http"]["team-a"].post(f"/jobs/{created.json()['id']}/cancel")
 
 
@@ -203,6 +204,10 @@ def test_requests_that_would_cost_unbounded_work_are_refused_before_any(live):
     refused(post_job(live, "team-b", {**TOY, "space": deep}), "space", "hierarchical", "stages", "0", "depth")
     wide = {"stages": [{"mixer": "attention", "depth": 1, "dim": 100000001}]}
     refused(b.post("/hw/sweep", json={"arch": wide, "grid": {}}), "arch", "stages", "0", "dim")
+    wide = {"stages": [{"mixer": "pooling", "depth": 1, "dim": 9000}]}  # within the schema, over --max-width
+    assert (
+        "8,192" in refused(b.post("/hw/sweep", json={"arch": wide, "grid": {}}), "arch", "stages", "0", "dim")[0]["msg"]
+    )
     refused(b.post("/hw/sweep", json={"arch": _pooling(100000), "grid": {}}), "arch", "stages", "0", "depth")
     grid = {"cores": [1, 2, 4, 8], "clock_mhz": list(range(100, 1124))}  # 4,096 chips x ~1,500 layers
     refused(b.post("/hw/sweep", json={"arch": _pooling(32, 4), "grid": grid}), "grid")
@@ -260,10 +265,20 @@ def test_health_says_nothing_without_a_token_and_errors_carry_no_server_paths(li
     ],
 )
 def test_out_of_range_inputs_answer_4xx_and_create_nothing(live, method, path, body):
-    before = live["store"].count_jobs()
+    store = live["store"]
+    before = store.count_jobs(), store.count_exports()
     answer = live["http"]["team-a"].request(method, path.format(first=live["first"]), json=body)
     assert answer.status_code in (404, 422), answer.text
-    assert live["store"].count_jobs() == before
+    assert (store.count_jobs(), store.count_exports()) == before
+
+
+def test_a_plugin_space_is_never_imported_by_the_service(live):
+    """Comparing or showing a plug-in space's candidates would build the plug-in here: refused."""
+    spec = {**TOY, "space": {"plugin": "no_such_module_here:Space", "options": {}}}
+    job = live["store"].create_job(name="plugin-space", tags=(), spec=spec, accelerator={}, reference_point={},
+                                   tenant="team-a")  # fmt: skip
+    answer = live["http"]["team-a"].get(f"/jobs/{job.id}/compare")
+    assert answer.status_code == 422 and answer.json()["detail"][0]["loc"] == ["path", "job_id"], answer.text
 
 
 def test_a_nan_reference_point_is_refused(live):

@@ -10,6 +10,7 @@ unknown one does.
 from __future__ import annotations
 
 import importlib.util
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -38,6 +39,7 @@ from nas.store import (
 )
 from search_spaces import SpaceError, UnknownNameError
 
+log = logging.getLogger("nas.service")
 MAX_BODY_BYTES = 1 << 20  # a job spec is a few kB; an inline space a few more
 
 
@@ -149,7 +151,13 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFoundError, handler(404))
     app.add_exception_handler(QuotaError, handler(429))
     app.add_exception_handler(JobStateError, handler(409))
-    app.add_exception_handler(StoreError, handler(503))  # after its subclasses: the database failed
+
+    async def unavailable(_request: Request, err: Exception) -> JSONResponse:
+        # the driver's text names the database's host, port and user: the operator's log has it
+        log.warning("database error: %s", err)
+        return JSONResponse({"detail": "the database did not answer; try again shortly"}, status_code=503)
+
+    app.add_exception_handler(StoreError, unavailable)  # after its subclasses: the database failed
 
     async def invalid(request: Request, err: Exception) -> JSONResponse:
         return JSONResponse({"detail": _details(err, request)}, status_code=422)

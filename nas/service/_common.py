@@ -95,6 +95,13 @@ def job_for(store: Store, job_id: int, tenant: str | None) -> JobRecord:
     return job
 
 
+def plugin_space(job: JobRecord) -> bool:
+    """Whether the job searches a plug-in space: code the service never imports (its job's process
+    does), so the routes that would lower its networks here answer without them."""
+    space = job.spec.get("space")
+    return isinstance(space, dict) and "plugin" in space
+
+
 def export_for(store: Store, export_id: int, tenant: str | None) -> ExportRecord:
     try:
         record = store.get_export(export_id)

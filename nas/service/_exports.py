@@ -16,7 +16,7 @@ from nas.export import check_request, choose_candidate
 from nas.limits import check_quota
 from nas.service import _schemas as schemas
 from nas.service._common import JobId, Service, Tenant, errs, export_for, job_for
-from nas.service._redact import redact
+from nas.service._redact import redact, redact_tree
 from nas.spec import JobSpec
 from nas.store import ExportRecord, NotFoundError
 
@@ -95,7 +95,7 @@ def _export_out(record: ExportRecord) -> schemas.ExportOut:
         url=f"/exports/{record.id}",
         card_url=_card_url(record),
         files=record.card.get("files", {}),
-        card=record.card,
+        card=redact_tree(record.card),
         created_at=record.created_at,
         started_at=record.started_at,
         finished_at=record.finished_at,

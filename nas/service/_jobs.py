@@ -166,7 +166,9 @@ def _read_spec(body: bytes, content_type: str) -> dict[str, Any]:
     media = content_type.split(";")[0].strip().lower()
     try:
         text = body.decode()
-        data = yaml.safe_load(text) if media in YAML_TYPES else json.loads(text)
+        data = yaml.load(text, Loader=_NoAliases) if media in YAML_TYPES else json.loads(text)
+    except RecursionError:
+        raise SpecError("the body nests too deeply for a job spec") from None
     except UnicodeDecodeError as err:
         raise SpecError(f"the body is not UTF-8 text ({err.reason})") from err
     except json.JSONDecodeError as err:
@@ -178,6 +180,16 @@ def _read_spec(body: bytes, content_type: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SpecError("the body: a job spec is a mapping of fields (name, space, objectives, ...)")
     return data
+
+
+class _NoAliases(yaml.SafeLoader):
+    """YAML without anchors' aliases: a few hundred bytes of nested aliases expand to gigabytes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not taken in a job spec", mark)
+        return super().compose_node(parent, index)
 
 
 def _validate(data: dict[str, Any], service: Service, tenant: str | None) -> JobSpec:

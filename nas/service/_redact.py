@@ -5,6 +5,7 @@ without saying where (``/srv/nas/nas-service/logs/job-4.log`` -> ``…/job-4.log
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _URL = re.compile(r"\b[A-Za-z][\w+.-]*://[^\s'\"]+")  # sqlite:///nas.db, postgresql+psycopg://user:pw@host/db
 # two or more segments, absolute (/srv/x.db) or relative (nas-service/logs/job-4.log); a route
@@ -16,3 +17,15 @@ def redact(text: str | None) -> str | None:
     if text is None:
         return None
     return _PATH.sub(lambda m: f"…/{m.group(1)}", _URL.sub("<url>", text))
+
+
+def redact_tree(value: Any) -> Any:
+    """``value`` (a spec, a model card: JSON-like) with every string ``redact``-ed: a data folder
+    under the operator's root shows as its last name (``…/set``), as the tenant named it."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_tree(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_tree(v) for v in value]
+    return value

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from nas.search import stored_report
 from nas.service import _schemas as schemas
-from nas.service._common import CandidateStatus, JobId, Limit, Offset, Service, Tenant, errs, job_for
+from nas.service._common import CandidateStatus, JobId, Limit, Offset, Service, Tenant, errs, job_for, plugin_space
 from nas.spec import FieldError
 from nas.store import FILTERABLE, ROW_FIELDS, parse_bounds
 
@@ -88,9 +88,12 @@ def router(service: Service) -> APIRouter:
         ref: Annotated[str, PathParam(max_length=64, description="candidate id or arch hash prefix")],
         tenant: Tenant,
     ) -> schemas.Candidate:
-        """One candidate with its architecture, metrics and per-layer hardware table."""
+        """One candidate with its architecture, metrics and per-layer hardware table (none for a
+        plug-in space's: its networks are lowered only by the job's own process)."""
         job = job_for(store, job_id, tenant)
         c = store.candidate(job_id, ref)
+        if plugin_space(job):  # its networks lower only in the job's process (docs/service.md)
+            return schemas.candidate_out(c)
         return schemas.candidate_out(c, stored_report(job, c.arch, c.hardware).to_dict()["layers"])
 
     return router

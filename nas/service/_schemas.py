@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nas.service._redact import redact
+from nas.service._redact import redact, redact_tree
 from nas.store import CandidateRecord, JobRecord
 
 _EXAMPLE_TIME = "2026-11-26T10:00:00+00:00"
@@ -289,10 +289,10 @@ def job_out(job: JobRecord, best: Best | None, eta_s: float | None) -> Job:
         eta_s=eta_s,
         run_seconds=job.run_seconds,
         accuracy_kind=job.accuracy_kind,
-        calibration=job.calibration,
+        calibration=redact_tree(job.calibration),
         train_top=job.final_top,
         eval_seconds=job.eval_seconds,
-        spec=job.spec,
+        spec=redact_tree(job.spec),  # a data folder's server path, say
     )
 
 

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from nas.limits import Limits
 from nas.search import owner_alive
 from nas.search._liveness import CANCEL_GRACE_S, kill_session, owner_pid, pid_alive
@@ -309,7 +311,10 @@ class JobSupervisor:
 
     def _run(self, kind: str, row: _Row, pid: int, process: subprocess.Popen | None) -> _Run:
         if kind == "job":
-            limit = longest_run_s(JobSpec.model_validate(row.spec), self.limits.max_wall_time_s)
+            try:
+                limit = longest_run_s(JobSpec.model_validate(row.spec), self.limits.max_wall_time_s)
+            except ValidationError:  # stored under an older, looser schema: its process will say why it fails
+                limit = longest_run_s(JobSpec(budget={"wall_time_s": self.limits.max_wall_time_s}), float("inf"))
             why, trials = "budget and timeouts", row.n_trials
         else:
             limit, why, trials = self.limits.max_export_s + EXPORT_STARTUP_S, "max_export_s and start-up", 0

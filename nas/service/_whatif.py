@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import search_spaces
 from hwmodels import MAX_VARIANTS, AcceleratorError, load_accelerator
-from nas.service._common import JobId, Service, Tenant, errs, job_for
+from nas.service._common import JobId, Service, Tenant, errs, job_for, plugin_space
 from nas.service._policy import check_accelerators
 from nas.spec import FieldError, spec_error_details
 from nas.whatif import MAX_ACCELERATORS, compare_job, resolve_accelerators, sweep
@@ -53,7 +53,11 @@ def router(service: Service) -> APIRouter:
     ) -> dict[str, Any]:
         """The job's front (or every complete candidate) re-priced on other accelerators: per
         accelerator, the candidates' metrics, which meet the job's constraints, and the front there."""
-        job_for(store, job_id, tenant)
+        if plugin_space(job_for(store, job_id, tenant)):
+            raise FieldError(
+                "job_id", "the job searches a plug-in space, which only its job's process imports; "
+                "the operator re-prices it with `nas hw compare`", where="path",
+            )  # fmt: skip
         names = [n.strip() for n in accelerators.split(",") if n.strip()] if accelerators else None
         check_accelerators(names or [], "accelerators", where="query")  # names only: nothing opened
         resolve_accelerators(names, where="query")  # too many: 422 before any pricing
