@@ -78,6 +78,8 @@ def ray_cluster():
     common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
     start = [[ray_cli, "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
              [ray_cli, "start", f"--address={address}", *common]]  # fmt: skip
+    # a fresh machine has no token yet: `ray start` does not make one, `get-auth-token --generate` does
+    subprocess.run([ray_cli, "get-auth-token", "--generate"], capture_output=True, check=True)
     try:
         for command in start:
             result = subprocess.run(command, capture_output=True, text=True)

@@ -108,6 +108,12 @@ def run(store: Store, job_id: int, *, progress: Progress | None = None, resume: 
             pulse.settle()
             # told to stop: Ctrl-C or SIGTERM (`nas run` makes it a KeyboardInterrupt; Ray's driver a SystemExit)
             stopped = isinstance(err, KeyboardInterrupt | SystemExit)
+            try:
+                ended = store.get_job(job_id).status != "running"  # it recorded its end before the signal came
+            except StoreError:
+                ended = False
+            if ended:
+                raise
             if stopped and pulse.cancelled.is_set():  # a cancel stopped a long call
                 return store.finish(job_id, "cancelled")
             reason = "interrupted" if stopped else "failed"
