@@ -54,6 +54,7 @@ bench: setup
 	$(BIN)/python benchmarks/pareto_query_speed.py --workdir /tmp --out docs/pareto_query_speed.md
 	$(BIN)/python benchmarks/api_pareto_latency.py --workdir /tmp --out docs/api_pareto_latency.md
 	$(BIN)/python benchmarks/api_during_search.py --out docs/api_during_search.md
+	$(BIN)/python benchmarks/tenant_requests.py --out docs/tenant_requests.md
 
 # The samplers' efficiency: about an hour on two cores (runs are resumable in WORKDIR).
 WORKDIR ?= /tmp/search_efficiency

@@ -22,7 +22,6 @@ import argparse
 import itertools
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -89,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from pareto_query_speed import build
-    from service_process import percentile, serving
+    from service_process import checkout, percentile, serving
 
     db = Path(args.workdir) / f"pareto-{args.n}.db"
     store, job_id = build(db, args.n)
@@ -139,14 +138,6 @@ def main() -> None:
     if args.out:
         Path(args.out).write_text(text)
     print(text)
-
-
-def checkout(ref: str, workdir: Path) -> Path:
-    """A worktree of ``ref`` under ``workdir`` (made once); `python -m nas` there runs that code."""
-    tree = workdir / f"baseline-{ref.replace('/', '_')}"
-    if not tree.exists():
-        subprocess.run(["git", "worktree", "add", "--detach", str(tree.resolve()), ref], cwd=HERE.parent, check=True)
-    return tree.resolve()
 
 
 if __name__ == "__main__":
