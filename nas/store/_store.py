@@ -78,9 +78,11 @@ def tune_sqlite(engine: Engine) -> None:
 
 
 def _schema_race(err: SQLAlchemyError) -> bool:
-    """Whether creating tables failed because another process created them meanwhile."""
+    """Whether creating tables failed because another process created them meanwhile, or (SQLite)
+    was creating them: a read that cannot become a write because another connection wrote since
+    (SQLITE_BUSY_SNAPSHOT) fails at once, whatever the busy timeout; the next attempt sees its tables."""
     text = str(getattr(err, "orig", None) or err).lower()
-    return "already exists" in text or "duplicate key" in text
+    return "already exists" in text or "duplicate key" in text or "database is locked" in text
 
 
 def upgrade(engine: Engine) -> None:
