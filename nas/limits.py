@@ -47,7 +47,7 @@ class Limits:
     max_heads: int = 64  # attention heads of one block (dim // head_dim)
     max_kernel: int = 31  # a pooling, convolution or attention window's side
     max_batch_pixels: int = 1 << 22  # images x H x W of one batch the job builds (proxy, training, export)
-    max_priced_layers: int = 4_000_000  # layers x chips one sweep or comparison prices (about 4 s here)
+    max_priced_layers: int = 4_000_000  # layers x chips one sweep or comparison prices
     raise_hint: str = field(default="", compare=False)
     max_export_s: float = 900.0  # one export's run (build, training, tracing), after a start-up allowance
 

@@ -313,8 +313,8 @@ class JobSupervisor:
         if kind == "job":
             try:
                 limit = longest_run_s(JobSpec.model_validate(row.spec), self.limits.max_wall_time_s)
-            except ValidationError:  # stored under an older, looser schema: its process will say why it fails
-                limit = longest_run_s(JobSpec(budget={"wall_time_s": self.limits.max_wall_time_s}), float("inf"))
+            except ValidationError:  # stored under an older, looser schema: its process fails it, saying why
+                limit = self.limits.max_wall_time_s
             why, trials = "budget and timeouts", row.n_trials
         else:
             limit, why, trials = self.limits.max_export_s + EXPORT_STARTUP_S, "max_export_s and start-up", 0
