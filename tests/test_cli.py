@@ -133,7 +133,7 @@ def test_the_cli_starts_without_torch():
     # `nas space` and `nas hw` answer in a fraction of a second; only `nas proxy` commands load torch.
     code = "import sys, nas.cli; nas.cli.build_parser(); assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
-    import nas._proxy_cli as cli
+    import nas.cli.proxy as cli
     import nas.data
     import nas.proxies
 

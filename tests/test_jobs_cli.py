@@ -126,7 +126,7 @@ def test_the_database_comes_from_the_environment(finished_job, monkeypatch, caps
 
 
 def test_the_progress_line_shows_counts_best_hypervolume_and_eta(finished_job, capsys):
-    from nas._jobs_cli import ProgressBar
+    from nas.cli.progress import ProgressBar
     from nas.store import Store
 
     db, _ = finished_job
