@@ -71,10 +71,11 @@ def where_bounds(where: str | list[str] | None):
     bounds = parse_bounds(where)
     for b in bounds:
         if b.op == "=" and b.metric not in COUNT_METRICS:
+            low, high = sorted((b.value * 0.95, b.value * 1.05))
             raise ValueError(
                 f"where: {b.metric}={b.value:g} asks for exact equality of a measured number, which matches "
-                f"nothing but the same float; write a range, e.g. '{b.metric}>={b.value:g},{b.metric}<={b.value:g}' "
-                f"or '{b.metric}<={b.value:g}'"
+                f"only that very float; write a bound, e.g. '{b.metric}<={b.value:g}', or a range around it, "
+                f"e.g. '{b.metric}>={low:.4g},{b.metric}<={high:.4g}'"
             )
     return bounds
 

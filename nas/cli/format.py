@@ -152,12 +152,19 @@ _LAYER_HEADERS = ["layer", "op", "unit", "mapping", "time us", "energy uJ", "com
                   "activ. uJ", "static uJ", "weights in", "IMC util"]  # fmt: skip
 
 
+def check_top(top: int | None) -> None:
+    """``--top`` of a per-layer table: a number of layers, 0 for none (checked before any pricing)."""
+    if top is not None and top < 0:
+        raise ValueError(f"--top {top}: give a number of layers >= 0 (0: no per-layer table)")
+
+
 def layer_table(report: CostReport, top: int | None = None) -> str:
     """The per-layer table per frame, every column with its unit, the static energy its own column,
     and a total row equal to the report's totals; ``top``: only the N slowest layers (the rest
-    summed in one row; 0: no layers, only the totals), None: every layer."""
-    if top is not None and top < 0:
-        raise ValueError(f"--top {top}: give a number of layers >= 0 (0: the totals only)")
+    summed in one row; 0: no table, ""), None: every layer."""
+    check_top(top)
+    if top == 0:
+        return ""
     layers = list(report.layers)
     slowest = sorted(range(len(layers)), key=lambda i: -layers[i].time_us)[:top] if top is not None else None
     shown = layers if slowest is None else [layers[i] for i in slowest]

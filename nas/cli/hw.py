@@ -12,7 +12,7 @@ import hwmodels
 import search_spaces
 from hwmodels import CostReport, Layer
 from nas.cli.common import DB_HELP, add_server_options, client, external_model, load_arch, open_store
-from nas.cli.format import giga, layer_table, millions, number, table
+from nas.cli.format import check_top, giga, layer_table, millions, number, table
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _network_options(p)
     p.add_argument("--mapping", default=None, help="a mapping policy name or YAML path (default: the chip's)")
     p.add_argument("--unsupported", choices=["dpu_emulate", "host_fallback", "infeasible"], help="override the policy")
-    p.add_argument("--top", type=int, help="only the N slowest layers, the rest summed (0: totals only; default all)")
+    p.add_argument("--top", type=int, help="only the N slowest layers, the rest summed (0: none; default all)")
     p.add_argument("--json", action="store_true", help="machine-readable output with the per-layer table")
     p.set_defaults(func=cmd_estimate)
 
@@ -75,8 +75,7 @@ def network_layers(args: argparse.Namespace) -> tuple[str, list[Layer]]:
 def cmd_estimate(args: argparse.Namespace) -> int:
     if args.batch < 1 or args.input_size < 1:
         raise ValueError("--batch and --input-size must be >= 1")
-    if args.top is not None and args.top < 0:
-        raise ValueError(f"--top {args.top}: give a number of layers >= 0 (0: the totals only)")
+    check_top(args.top)
     acc = hwmodels.load_accelerator(args.accelerator, mapping=args.mapping, unsupported=args.unsupported)
     name, layers = network_layers(args)
     report = hwmodels.estimate(layers, acc, mode=args.mode, batch=args.batch)
@@ -85,8 +84,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
                           **report.to_dict()}, indent=2))  # fmt: skip
         return 0
     print(_totals(name, report, args))
-    print()
-    print(layer_table(report, args.top))
+    layers = layer_table(report, args.top)
+    if layers:
+        print()
+        print(layers)
     return 0
 
 

@@ -43,8 +43,7 @@ class ProgressBar:
         self.hypervolume: float | None = None
         tty = sys.stderr.isatty()
         options: dict[str, Any] = dict(
-            file=sys.stderr if tty else _Lines(), mininterval=0.5 if tty else 5.0, dynamic_ncols=tty, leave=True,
-            ncols=None if tty else 160,
+            file=sys.stderr if tty else _Lines(), mininterval=0.5 if tty else 5.0, dynamic_ncols=tty, leave=True
         )  # fmt: skip
         self.trials = tqdm(total=job.budget_trials, initial=job.n_trials, desc="trials", unit="trial",
                            position=0 if tty else None, **options)  # fmt: skip

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nas.cli.common import WHERE_HELP, add_store_options, client, open_store, where_bounds
-from nas.cli.format import accuracy_cell, accuracy_units, front_table, layer_table
+from nas.cli.format import accuracy_cell, accuracy_units, check_top, front_table, layer_table
 from nas.export import FORMATS
 
 FORMAT_CHOICES = ("table", "json", "csv")
@@ -33,7 +33,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("show", help="one candidate: metrics, scores and its per-layer hardware table")
     p.add_argument("job", type=int)
     p.add_argument("candidate", help="a candidate id, or its architecture hash (a unique prefix)")
-    p.add_argument("--top", type=int, help="only the N slowest layers, the rest summed (0: totals only; default all)")
+    p.add_argument("--top", type=int, help="only the N slowest layers, the rest summed (0: none; default all)")
     p.add_argument("--json", action="store_true")
     add_store_options(p)
     p.set_defaults(func=cmd_show)
@@ -91,8 +91,7 @@ def _print_rows(rows: Sequence[Mapping[str, Any]], args: argparse.Namespace, kin
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    if args.top is not None and args.top < 0:
-        raise ValueError(f"--top {args.top}: give a number of layers >= 0 (0: the totals only)")
+    check_top(args.top)
     if args.server:
         print(json.dumps(client(args).candidate(args.job, args.candidate), indent=2))
         return 0
@@ -124,8 +123,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     if c.eval_s is not None:
         print(f"  evaluated in {c.eval_s:.2f} s on {c.worker}")
     print(f"  arch         {c.arch}")
-    print()
-    print(layer_table(report, args.top))
+    layers = layer_table(report, args.top)
+    if layers:
+        print()
+        print(layers)
     return 0
 
 
