@@ -12,7 +12,7 @@ import hwmodels
 import search_spaces
 from hwmodels import CostReport, Layer
 from nas.cli.common import DB_HELP, add_server_options, client, external_model, load_arch, open_store
-from nas.cli.format import check_top, giga, layer_table, millions, number, table
+from nas.cli.format import ACCURACY_HEADER, check_top, giga, layer_table, millions, number, table
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -127,11 +127,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     job_id = _compare_job(args)
     names = [n.strip() for n in args.accelerators.split(",") if n.strip()] if args.accelerators else None
     if args.server:
-        result = client(args).compare(job_id, names, every_candidate=args.all)
+        c = client(args)
+        result = c.compare(job_id, names, every_candidate=args.all)
+        kind = c.job(job_id)["accuracy_kind"] if not args.json else ""
     else:
         from nas.whatif import compare_job
 
-        result = compare_job(open_store(args), job_id, names, every_candidate=args.all)
+        store = open_store(args)
+        result = compare_job(store, job_id, names, every_candidate=args.all)
+        kind = store.get_job(job_id).accuracy_kind
     result = _without_repeats(result)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -149,7 +153,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for a in result["accelerators"]:
         front = sorted((r for r in a["rows"] if r["on_front"]), key=lambda r: -(r["accuracy"] or 0))
         print(f"\nfront on {a['accelerator']}:")
-        print(table(["id", "name", "accuracy", "latency ms", "FPS", "energy mJ", "bound"],
+        print(table(["id", "name", ACCURACY_HEADER[kind], "latency ms", "FPS", "energy mJ", "bound"],
                     [(r["id"], r["name"], number(r["accuracy"]), number(r["latency_ms"]),
                       number(r["throughput_fps"]), number(r["energy_mj"]), r["bound"]) for r in front]))  # fmt: skip
     return 0
@@ -194,11 +198,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"{result['network']} on {len(rows)} variants of {result['base']} ({args.mode} mode, batch {args.batch})")
     print(table(
         [*grid, "latency ms", "FPS", "energy mJ", "power W", "area mm2", "bound", "deployable"],
-        [(*(r[k] for k in grid), number(r["latency_ms"]), number(r["throughput_fps"]), number(r["energy_mj"]),
+        [(*(_knob(r[k]) for k in grid), number(r["latency_ms"]), number(r["throughput_fps"]), number(r["energy_mj"]),
           number(r["power_w"]), number(r["area_mm2"]) if r["area_mm2"] else "-", r["bound"],
           "yes" if r["deployable"] else "NO") for r in rows],
     ))  # fmt: skip
     return 0
+
+
+def _knob(value: object) -> str:
+    """A grid value as written: 1, not the service's 1.0."""
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
 
 
 def _sweep_local(args: argparse.Namespace, base_name: str | None, grid: dict) -> dict:
@@ -217,7 +226,8 @@ def _sweep_remote(args: argparse.Namespace, base_name: str | None, grid: dict) -
     arch = None if args.preset else load_arch(args.arch).model_dump(mode="json")
     options = {"base": base_name, "input_shape": [args.in_chans, args.input_size, args.input_size],
                "num_classes": args.num_classes, "mode": args.mode, "batch": args.batch}  # fmt: skip
-    return client(args).sweep(grid, preset=args.preset, arch=arch, **options)
+    result = client(args).sweep(grid, preset=args.preset, arch=arch, **options)
+    return {**result, "network": args.preset or result["network"]}  # named as locally: the preset's name
 
 
 def _number(text: str) -> int | float:
