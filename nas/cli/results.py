@@ -43,7 +43,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("candidate", nargs="?", help="candidate id or arch hash prefix (default: the best under --where)")
     p.add_argument("-o", "--out", required=True, help="the folder to write (new or empty)")
     p.add_argument("--format", default="all", help=f"all, or some of {', '.join(FORMATS)} (comma-separated)")
-    p.add_argument("--where", help="bounds for choosing the best, e.g. 'latency_ms<1.25,energy_mj<3' (= only on counts)")
+    p.add_argument(
+        "--where", help="bounds for choosing the best, e.g. 'latency_ms<1.25,energy_mj<3' (= only on counts)"
+    )
     p.add_argument("--sort", help="the metric 'best' means (default: the job's first objective)")
     p.add_argument("--train-steps", type=int, default=0, help="train on the job's dataset first (default 0: no)")
     add_store_options(p)
