@@ -1,3 +1,5 @@
+"""`python -m nas`: the `nas` command (``nas.cli.main``)."""
+
 import sys
 
 from nas.cli import main

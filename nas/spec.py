@@ -23,7 +23,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -364,12 +364,46 @@ def describe_spec_error(err: ValidationError) -> str:
 
 def spec_error_details(err: ValidationError) -> list[dict[str, Any]]:
     """The errors in FastAPI's shape (``loc`` from ``body``, ``msg``, ``type``), without pydantic's
-    union-member tags."""
+    union-member tags; an unknown key gets the nearest valid name (``max_energy_mJ``: did you mean
+    ``max_energy_mj``?)."""
     details = []
     for e in err.errors(include_url=False, include_context=False, include_input=False):
         loc = e["loc"]
+        if e["type"] == "extra_forbidden" and (near := nearest_field(loc)):
+            e = {**e, "msg": f"{e['msg']}; did you mean `{near}`?"}
         if len(loc) >= 2 and loc[0] in ("space", "evaluator", "accelerator") and loc[1] in _TAGS:
             loc = loc[:1] + loc[2:]
         loc = [p for p in loc if not str(p).startswith("function-")]
         details.append({"loc": ["body", *loc], "msg": e["msg"].removeprefix("Value error, "), "type": e["type"]})
     return details
+
+
+def nearest_field(loc: tuple[str | int, ...]) -> str | None:
+    """The valid field name nearest to the unknown key at ``loc`` (a pydantic error location in a
+    JobSpec, union tags included), or None when none is close."""
+    import difflib
+
+    models: list[tuple[str | None, type[BaseModel]]] = [(None, JobSpec)]
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if any(tag == part for tag, _ in models):  # a union's member, named by its tag
+            models = [(None, m) for tag, m in models if tag == part]
+            continue
+        fields = [m.model_fields[part] for _, m in models if part in m.model_fields]
+        models = [found for f in fields for found in _models_in(f.annotation)]
+    names = {n for _, m in models for n in m.model_fields}
+    key = str(loc[-1]) if loc else ""
+    exact = [n for n in names if n.lower() == key.lower()]
+    close = exact or difflib.get_close_matches(key.lower(), sorted(names), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _models_in(annotation: Any, tag: str | None = None) -> list[tuple[str | None, type[BaseModel]]]:
+    """The models a field's annotation can hold, each with its union tag (``Tag("proxy")``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [(tag, annotation)]
+    if get_origin(annotation) is Annotated:
+        base, *meta = get_args(annotation)
+        return _models_in(base, next((m.tag for m in meta if isinstance(m, Tag)), tag))
+    return [found for arg in get_args(annotation) for found in _models_in(arg, tag)]

@@ -1,6 +1,7 @@
 """The `nas` command, run as a user runs it: a subprocess of the installed console script."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,19 @@ def nas(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run([NAS, *args], capture_output=True, text=True, timeout=300)
     assert (result.returncode == 0) == ok, result.stderr
     return result
+
+
+def test_help_lists_every_command():
+    from nas.cli import INTERNAL, build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    commands = [name for name in sub.choices if name not in INTERNAL]
+    assert {"run", "resume", "train", "cancel", "jobs", "pareto", "show", "export", "serve", "hw"} <= set(commands)
+    out = nas("--help").stdout
+    usage = out.split("\n\n")[0]
+    for name in commands:
+        assert name in usage, f"`nas --help`'s usage line omits {name}"
+        assert f"\n    {name} " in out, f"`nas --help` does not describe {name}"
 
 
 def test_space_list():
@@ -95,6 +109,38 @@ def test_hw_estimate_presets_archs_and_torchvision(tmp_path):
     assert data["params"] == 1_235_496
 
 
+def cells(table_lines: list[str]) -> list[list[str]]:
+    """A printed table's rows as cells, cut at the columns of its dashed rule."""
+    spans = [m.span() for m in re.finditer(r"-+", table_lines[1])]
+    return [[line[a:b].strip() for a, b in spans] for line in table_lines]
+
+
+def test_hw_estimate_layer_table_has_units_a_static_column_and_the_reports_totals():
+    report = json.loads(nas("hw", "estimate", "--preset", "poolformer_s12", "--json").stdout)
+    lines = nas("hw", "estimate", "--preset", "poolformer_s12", "--top", "3").stdout.splitlines()
+    header, _, *rows = cells(lines[next(i for i, line in enumerate(lines) if line.startswith("layer ")) :])
+    assert header[4:10] == ["time us", "energy uJ", "compute uJ", "weights uJ", "activ. uJ", "static uJ"]
+    assert len(rows) == 5 and "other layers" in rows[3][0] and rows[4][0] == "total per frame"
+    numbers = [[float(v.replace(",", "")) for v in row[4:10]] for row in rows]
+    split = report["energy_split_mj"]
+    expected = [report["latency_ms"] * 1e3, report["energy_mj"] * 1e3,
+                *(split[k] * 1e3 for k in ("compute", "weights", "activations", "static"))]  # fmt: skip
+    assert numbers[4] == pytest.approx(expected, abs=0.01)  # the total row is the report's totals
+    assert [sum(col) for col in zip(*numbers[:4], strict=True)] == pytest.approx(numbers[4], abs=0.02)
+    for row in numbers:  # each row's energy is its parts, static included
+        assert row[1] == pytest.approx(sum(row[2:]), abs=0.005)
+    out = nas("hw", "estimate", "--preset", "poolformer_s12", "--top", "0").stdout
+    assert "latency" in out and "time us" not in out  # --top 0: no layers
+    err = nas("hw", "estimate", "--preset", "poolformer_s12", "--top", "-2", ok=False).stderr
+    assert "--top -2: give a number of layers >= 0" in err
+
+
+def test_hw_sweep_prints_plain_numbers():
+    out = nas("hw", "sweep", "--preset", "poolformer_s12", "--set", "cores=1,8").stdout
+    assert "poolformer_s12 on 2 variants of metis-like" in out
+    assert not re.search(r"\de[+-]\d", out)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -133,7 +179,7 @@ def test_the_cli_starts_without_torch():
     # `nas space` and `nas hw` answer in a fraction of a second; only `nas proxy` commands load torch.
     code = "import sys, nas.cli; nas.cli.build_parser(); assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
-    import nas._proxy_cli as cli
+    import nas.cli.proxy as cli
     import nas.data
     import nas.proxies
 

@@ -3,8 +3,11 @@ the Ray paths are tests/test_search_ray.py)."""
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
+import re
+import time
 
 import pytest
 import yaml
@@ -89,7 +92,63 @@ def test_cancel_and_resume_of_a_finished_job(finished_job, capsys):
     assert main(["cancel", "1", "--db", db]) == 0
     assert "already completed" in capsys.readouterr().out
     assert main(["resume", "1", "--db", db]) == 2
-    assert "completed its budget" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "resuming" not in out  # refused before it claims to resume
+    assert "completed its budget of 25 trials: nothing to resume" in err and "--trials N" in err
+
+
+@pytest.mark.parametrize("argv", [["jobs"], ["jobs", "1"], ["pareto", "1"], ["show", "1", "1"], ["cancel", "1"],
+                                  ["resume", "1"], ["train", "1"], ["token", "list"]])  # fmt: skip
+def test_read_commands_refuse_a_missing_sqlite_file_instead_of_creating_it(tmp_path, capsys, argv):
+    path = tmp_path / "typo.db"
+    assert main([*argv, "--db", f"sqlite:///{path}"]) == 2
+    err = capsys.readouterr().err
+    assert f"no such file {path}" in err and "nas run SPEC.yaml --db" in err
+    assert not path.exists()
+
+
+def test_where_refuses_equality_on_a_float_metric_and_keeps_it_for_counts(finished_job, capsys):
+    db, _ = finished_job
+    assert main(["pareto", "1", "--db", db, "--where", "latency_ms=2"]) == 2
+    err = capsys.readouterr().err
+    assert "latency_ms=2 asks for exact equality" in err and "'latency_ms<=2'" in err
+    main(["pareto", "1", "--db", db, "--format", "json"])
+    first = json.loads(capsys.readouterr().out)[0]
+    assert main(["pareto", "1", "--db", db, "--format", "json", "--where", f"params={first['params']}"]) == 0
+    assert first["id"] in [c["id"] for c in json.loads(capsys.readouterr().out)]
+
+
+def test_show_top_limits_the_layer_table_whose_total_row_is_the_candidates_totals(finished_job, capsys):
+    db, _ = finished_job
+    main(["pareto", "1", "--db", db, "--format", "json"])
+    best = json.loads(capsys.readouterr().out)[0]
+    assert main(["show", "1", str(best["id"]), "--db", db, "--top", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("layer "))
+    assert {"time us", "energy uJ", "static uJ", "compute uJ"} <= {h.strip() for h in lines[header].split("  ")}
+    rows = lines[header + 2 :]
+    assert len(rows) == 4 and "other layers" in rows[2] and rows[3].startswith("total per frame")
+    total_us, total_uj = (float(v.replace(",", "")) for v in rows[3].split()[3:5])
+    assert total_us == pytest.approx(best["latency_ms"] * 1e3, abs=0.01)
+    assert total_uj == pytest.approx(best["energy_mj"] * 1e3, abs=0.001)
+    assert main(["show", "1", str(best["id"]), "--db", db, "--top", "0"]) == 0
+    assert "time us" not in capsys.readouterr().out  # --top 0: no layers at all
+    assert main(["show", "1", str(best["id"]), "--db", db, "--top", "-1"]) == 2
+    assert "--top -1: give a number of layers >= 0" in capsys.readouterr().err
+
+
+def test_hw_compare_takes_the_job_positionally_lists_each_chip_once_in_plain_numbers(finished_job, capsys):
+    db, _ = finished_job
+    assert main(["hw", "compare", "1", "--db", db]) == 0
+    out = capsys.readouterr().out
+    summary = out.split("\n\n")[0].splitlines()[3:]
+    names = [line.split("  ")[0].strip() for line in summary]
+    assert names[0] == "metis-like (the job's)" and "metis-like" not in names[1:] and len(names) >= 3
+    assert not re.search(r"\de[+-]\d", out), "scientific notation"  # 35,372 FPS, never 3.54e+04
+    assert main(["hw", "compare", "--job", "1", "--db", db, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "--job is deprecated; give the job positionally: `nas hw compare 1`" in captured.err
+    assert [a["accelerator"] for a in json.loads(captured.out)["accelerators"]][:1] == ["metis-like (the job's)"]
 
 
 @pytest.mark.parametrize(
@@ -111,11 +170,13 @@ def test_errors_name_the_fix_and_exit_2(finished_job, capsys, args, message):
     assert message in capsys.readouterr().err
 
 
-def test_a_bad_spec_names_the_field(tmp_path, sqlite_url, capsys):
+def test_a_bad_spec_names_the_field_and_the_nearest_valid_name(tmp_path, sqlite_url, capsys):
     path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump({**SPEC, "budget": {"trails": 3}}))
+    path.write_text(yaml.safe_dump({**SPEC, "constraints": {"max_energy_mJ": 3}}))
     assert main(["run", str(path), "--db", sqlite_url]) == 2
-    assert "budget.trails: Extra inputs are not permitted" in capsys.readouterr().err
+    assert "constraints.max_energy_mJ: Extra inputs are not permitted; did you mean `max_energy_mj`?" in (
+        capsys.readouterr().err
+    )
 
 
 def test_the_database_comes_from_the_environment(finished_job, monkeypatch, capsys):
@@ -125,8 +186,8 @@ def test_the_database_comes_from_the_environment(finished_job, monkeypatch, caps
     assert "cli" in capsys.readouterr().out
 
 
-def test_the_progress_line_shows_counts_best_hypervolume_and_eta(finished_job, capsys):
-    from nas._jobs_cli import ProgressBar
+def test_the_progress_bars_show_counts_best_hypervolume_and_eta(finished_job, capsys):
+    from nas.cli.progress import ProgressBar
     from nas.store import Store
 
     db, _ = finished_job
@@ -135,5 +196,52 @@ def test_the_progress_line_shows_counts_best_hypervolume_and_eta(finished_job, c
     bar = ProgressBar(store, job)
     bar(job)
     best = store.pareto(1, limit=1)[0].metrics["accuracy"]
-    assert f"25/25 trials: {job.n_complete} scored" in bar.line
+    assert "trials: 100%" in bar.line and "25/25" in bar.line and f"{job.n_complete} scored" in bar.line
     assert f"best accuracy {best:.4g}" in bar.line and f"HV {job.hypervolume:.4g}" in bar.line
+    assert "trainings" not in bar.line  # the plug-in's job trains nothing
+    bar.close()
+
+
+def test_a_job_that_trains_has_a_trainings_bar_with_its_own_count_and_eta(finished_job, capsys):
+    from nas.cli.progress import ProgressBar
+    from nas.store import Store
+
+    db, _ = finished_job
+    store = Store(db)
+    job = store.get_job(1)
+    train = {"candidates": 40, "final": 3}
+    trains = dataclasses.replace(
+        job, spec={**job.spec, "evaluator": {"proxy": "synflow", "train": train}}, calibration={"measured": 2}
+    )
+    assert trains.accuracy_kind == "predicted" and trains.final_top == 3
+    bar = ProgressBar(store, trains)
+    time.sleep(1.1)  # one training done a second later: about 40 seconds left at that rate
+    bar(dataclasses.replace(trains, calibration={"measured": 3}))
+    trainings = bar.line.splitlines()[1]
+    assert trainings.startswith("trainings:") and "3/43" in trainings
+    remaining = trainings.split("<")[1].split(",")[0]  # tqdm's [elapsed<remaining, rate]
+    assert remaining not in ("00:00", "?") and remaining.count(":") == 1
+    bar.close()
+
+
+def test_a_score_only_job_calls_its_value_a_score_and_says_when_its_hypervolume_appears(finished_job, capsys):
+    from nas.cli.format import hypervolume_text
+    from nas.cli.progress import ProgressBar
+    from nas.reference import WARMUP
+    from nas.store import Store
+
+    db, _ = finished_job
+    store = Store(db)
+    job = store.get_job(1)
+    scored = dataclasses.replace(
+        job, spec={**job.spec, "evaluator": {"proxy": "synflow", "train": {"candidates": 0, "final": 0}}},
+        hypervolume=None, reference_point={**job.reference_point, "accuracy": None}, n_complete=4,
+    )  # fmt: skip
+    assert scored.accuracy_kind == "score"
+    bar = ProgressBar(store, scored)
+    bar(scored)
+    assert "best score" in bar.line and "best accuracy" not in bar.line
+    assert f"HV appears after {WARMUP} scored candidates (4 so far)" in bar.line
+    text = hypervolume_text(scored)
+    assert text.startswith("hypervolume: none yet") and "accuracy has no natural floor (a proxy's score)" in text
+    bar.close()

@@ -31,7 +31,15 @@ def test_overrides_replace_top_level_keys():
     ("data", "message"),
     [
         ({"budget": {"trails": 3}}, "budget.trails: Extra inputs are not permitted"),
-        ({"sampelr": "tpe"}, "sampelr: Extra inputs are not permitted"),
+        ({"sampelr": "tpe"}, "sampelr: Extra inputs are not permitted; did you mean `sampler`?"),
+        (
+            {"constraints": {"max_energy_mJ": 3}},
+            "max_energy_mJ: Extra inputs are not permitted; did you mean `max_energy_mj`?",
+        ),
+        (
+            {"evaluator": {"proxy": "default", "train": {"finall": 1}}},
+            "evaluator.train.finall: Extra inputs are not permitted; did you mean `final`?",
+        ),
         ({"space": {"plugin": "not a path"}}, "space.plugin: 'not a path' is not an import path"),
         ({"evaluator": {"proxy": "default", "res": 3}}, "evaluator.res: Extra inputs"),
         ({"objectives": ["acc"]}, "objectives: unknown objective 'acc'"),
@@ -96,3 +104,9 @@ def test_a_bare_word_names_a_shipped_entry_and_never_opens_a_file(tmp_path, monk
             search_spaces.get_space(name)
     (tmp_path / "chip.yaml").write_text("base: metis-like\ncores: 2\n")  # a path is the caller's own file
     assert hwmodels.load_accelerator("chip.yaml").chip.cores == 2
+
+
+def test_an_unknown_key_far_from_every_name_gets_no_guess():
+    with pytest.raises(SpecError) as err:
+        load_spec({"colour": "red"})
+    assert str(err.value) == "colour: Extra inputs are not permitted"

@@ -1,4 +1,4 @@
-"""`nas proxy ...`: list the accuracy proxies, score a network with them."""
+"""`nas proxy list | score`: the accuracy proxies, and a network scored with them."""
 
 from __future__ import annotations
 
@@ -6,16 +6,15 @@ import argparse
 import json
 
 import search_spaces
-from nas._format import table
-from nas._hw_cli import _external_model
-from nas._space_cli import load_arch
+from nas.cli.common import external_model, load_arch
+from nas.cli.format import table
 
 # torch, the data and the proxies load inside the commands: the rest of `nas` starts without torch.
 FASHION_MNIST = "fashion-mnist"
 DEFAULT_NAME = "default"
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction) -> None:
     proxy = sub.add_parser("proxy", help="accuracy proxies: list them, score a network")
     cmds = proxy.add_subparsers(dest="proxy_cmd", required=True, metavar="{list,score}")
 
@@ -78,12 +77,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         num_classes, source = 10, "no data (data-free proxies)"
     torch.manual_seed(args.seed)
     if args.model:
-        import timm
-
-        if timm.is_model(args.model):
-            model = timm.create_model(args.model, pretrained=False, num_classes=num_classes)
-        else:
-            model = _external_model(args.model, 3)
+        model = external_model(args.model, 3, num_classes)
         name = args.model
     else:
         arch = load_arch(args.preset or args.arch)

@@ -1,19 +1,21 @@
-"""`nas hw ...`: price a network on an accelerator, list the accelerators, re-price a job's front on
-other chips (`compare`), price a network over a grid of chip parameters (`sweep`)."""
+"""`nas hw estimate | list | compare | sweep`: price a network on an accelerator, list the
+accelerators, re-price a job's front on other chips, price a network over a grid of chip
+parameters; `compare` and `sweep` also through a service (``--server``), side by side."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import hwmodels
 import search_spaces
 from hwmodels import CostReport, Layer
-from nas._format import giga, millions, table
-from nas._space_cli import load_arch
+from nas.cli.common import DB_HELP, add_server_options, client, external_model, load_arch, open_store
+from nas.cli.format import ACCURACY_HEADER, check_top, giga, layer_table, millions, number, table
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction) -> None:
     hw = sub.add_parser("hw", help="hardware cost of a network on an accelerator")
     cmds = hw.add_subparsers(dest="hw_cmd", required=True, metavar="{estimate,list,compare,sweep}")
 
@@ -21,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _network_options(p)
     p.add_argument("--mapping", default=None, help="a mapping policy name or YAML path (default: the chip's)")
     p.add_argument("--unsupported", choices=["dpu_emulate", "host_fallback", "infeasible"], help="override the policy")
-    p.add_argument("--top", type=int, default=0, help="show only the N most expensive layers (default all)")
+    p.add_argument("--top", type=int, help="only the N slowest layers, the rest summed (0: none; default all)")
     p.add_argument("--json", action="store_true", help="machine-readable output with the per-layer table")
     p.set_defaults(func=cmd_estimate)
 
@@ -30,12 +32,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_list)
 
     p = cmds.add_parser("compare", help="re-price a job's front on other accelerators: how the front moves")
-    p.add_argument("--job", type=int, required=True)
+    p.add_argument("job", type=int, nargs="?", help="the job")
+    p.add_argument("--job", dest="job_option", type=int, metavar="JOB", help="deprecated: give the job positionally")
     p.add_argument("--accelerators", help="comma-separated names or YAML paths (default: every shipped one)")
     p.add_argument("--all", action="store_true", help="re-price every complete candidate, not only the front")
-    p.add_argument("--db", help="database URL (default $NAS_DB_URL, else sqlite:///nas.db)")
-    p.add_argument("--server", metavar="URL", help="ask a running service (`nas serve`) instead of --db")
-    p.add_argument("--token", help="the service's API token (default: $NAS_TOKEN)")
+    p.add_argument("--db", help=DB_HELP)
+    add_server_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_compare)
 
@@ -44,6 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grid", help="a YAML file: {base: ACCELERATOR, grid: {knob: [values], ...}}")
     p.add_argument("--set", action="append", default=[], metavar="KNOB=V1,V2",
                    help=f"a grid axis (repeatable); knobs: {', '.join(hwmodels.KNOBS)} or a ChipConfig path")  # fmt: skip
+    add_server_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sweep)
 
@@ -64,26 +67,15 @@ def _network_options(p: argparse.ArgumentParser) -> None:
 def network_layers(args: argparse.Namespace) -> tuple[str, list[Layer]]:
     shape = (args.in_chans, args.input_size, args.input_size)
     if args.model:
-        return args.model, search_spaces.trace(_external_model(args.model, args.in_chans), shape)
+        return args.model, search_spaces.trace(external_model(args.model, args.in_chans), shape)
     arch = load_arch(args.preset or args.arch)
     return args.preset or arch.name, search_spaces.lower(arch, shape, num_classes=args.num_classes)
-
-
-def _external_model(name: str, in_chans: int):
-    import timm
-    import torchvision
-
-    if not name.startswith("torchvision:") and timm.is_model(name):
-        return timm.create_model(name, pretrained=False, in_chans=in_chans)
-    tv_name = name.removeprefix("torchvision:")
-    if tv_name in torchvision.models.list_models():
-        return torchvision.models.get_model(tv_name, weights=None)
-    raise ValueError(f"--model: {name!r} is neither a timm model nor a torchvision model (see timm.list_models())")
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     if args.batch < 1 or args.input_size < 1:
         raise ValueError("--batch and --input-size must be >= 1")
+    check_top(args.top)
     acc = hwmodels.load_accelerator(args.accelerator, mapping=args.mapping, unsupported=args.unsupported)
     name, layers = network_layers(args)
     report = hwmodels.estimate(layers, acc, mode=args.mode, batch=args.batch)
@@ -92,20 +84,11 @@ def cmd_estimate(args: argparse.Namespace) -> int:
                           **report.to_dict()}, indent=2))  # fmt: skip
         return 0
     print(_totals(name, report, args))
-    print()
-    print(layer_table(report, args.top))
+    layers = layer_table(report, args.top)
+    if layers:
+        print()
+        print(layers)
     return 0
-
-
-def layer_table(report: CostReport, top: int | None = None) -> str:
-    """The per-layer table, or its ``top`` slowest layers."""
-    rows = sorted(report.layers, key=lambda r: -r.time_us)[:top] if top else report.layers
-    return table(
-        ["layer", "op", "unit", "mapping", "time us", "energy uJ", "compute", "weights", "activ.", "weights in", "util"],
-        [(r.name, f"{r.op}/{r.fn}", r.unit, r.mapping, f"{r.time_us:.2f}", f"{r.energy_uj:.3f}",
-          f"{r.compute_uj:.3f}", f"{r.weights_uj:.3f}", f"{r.activations_uj:.3f}", r.weights_in or "-",
-          f"{r.utilisation:.0%}" if r.unit == "imc" else "-") for r in rows],
-    )  # fmt: skip
 
 
 def _totals(name: str, r: CostReport, args: argparse.Namespace) -> str:
@@ -141,16 +124,19 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    job_id = _compare_job(args)
     names = [n.strip() for n in args.accelerators.split(",") if n.strip()] if args.accelerators else None
     if args.server:
-        from nas.client import Client
-
-        result = Client(args.server, token=args.token).compare(args.job, names, every_candidate=args.all)
+        c = client(args)
+        result = c.compare(job_id, names, every_candidate=args.all)
+        kind = c.job(job_id)["accuracy_kind"] if not args.json else ""
     else:
-        from nas.store import Store
         from nas.whatif import compare_job
 
-        result = compare_job(Store(args.db), args.job, names, every_candidate=args.all)
+        store = open_store(args)
+        result = compare_job(store, job_id, names, every_candidate=args.all)
+        kind = store.get_job(job_id).accuracy_kind
+    result = _without_repeats(result)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -159,23 +145,41 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(table(
         ["accelerator", "area mm2", "feasible", "front", "kept from the job's front", "best latency ms",
          "best energy mJ", "best FPS"],
-        [(a["accelerator"], f"{a['area_mm2']:.1f}" if a["area_mm2"] else "-", a["feasible"], a["front"],
-          a["kept_from_job_front"], *(f"{a['best'][m]:,.3g}" if a["best"] else "-"
+        [(a["accelerator"], number(a["area_mm2"]) if a["area_mm2"] else "-", a["feasible"], a["front"],
+          a["kept_from_job_front"], *(number(a["best"][m]) if a["best"] else "-"
                                       for m in ("latency_ms", "energy_mj", "throughput_fps")))
          for a in result["accelerators"]],
     ))  # fmt: skip
     for a in result["accelerators"]:
         front = sorted((r for r in a["rows"] if r["on_front"]), key=lambda r: -(r["accuracy"] or 0))
         print(f"\nfront on {a['accelerator']}:")
-        print(table(["id", "name", "accuracy", "latency ms", "FPS", "energy mJ", "bound"],
-                    [(r["id"], r["name"], f"{r['accuracy']:.4g}", f"{r['latency_ms']:.3f}",
-                      f"{r['throughput_fps']:,.0f}", f"{r['energy_mj']:.3f}", r["bound"]) for r in front]))  # fmt: skip
+        print(table(["id", "name", ACCURACY_HEADER[kind], "latency ms", "FPS", "energy mJ", "bound"],
+                    [(r["id"], r["name"], number(r["accuracy"]), number(r["latency_ms"]),
+                      number(r["throughput_fps"]), number(r["energy_mj"]), r["bound"]) for r in front]))  # fmt: skip
     return 0
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from nas.whatif import sweep
+def _compare_job(args: argparse.Namespace) -> int:
+    if args.job_option is not None:
+        if args.job is not None and args.job != args.job_option:
+            raise ValueError(f"nas hw compare: job {args.job} and --job {args.job_option}; give the job once")
+        print(f"nas hw compare: --job is deprecated; give the job positionally: `nas hw compare {args.job_option}`",
+              file=sys.stderr)  # fmt: skip
+        return args.job_option
+    if args.job is None:
+        raise ValueError("nas hw compare: give the job, e.g. `nas hw compare 1`")
+    return args.job
 
+
+def _without_repeats(result: dict) -> dict:
+    """The job's own chip is listed first, as "NAME (the job's)": the same chip again among the
+    shipped ones (every one, by default) adds a duplicate column, dropped here."""
+    own = result["accelerators"][0]["accelerator"].removesuffix(" (the job's)") if result["accelerators"] else None
+    kept = [a for i, a in enumerate(result["accelerators"]) if i == 0 or a["accelerator"] != own]
+    return {**result, "accelerators": kept}
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
     base_name, grid = args.accelerator, {}
     if args.grid:
         base_name, grid = _read_grid(args.grid, base_name)
@@ -186,20 +190,44 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         grid[knob.strip()] = [_number(v) for v in values.split(",")]
     if not grid:
         raise ValueError("give the grid: --grid FILE.yaml or --set KNOB=V1,V2 (repeatable)")
-    base = hwmodels.load_accelerator(base_name)
-    name, layers = network_layers(args)
-    rows = sweep(layers, base, grid, mode=args.mode, batch=args.batch)
+    result = _sweep_remote(args, base_name, grid) if args.server else _sweep_local(args, base_name, grid)
     if args.json:
-        print(json.dumps({"network": name, "base": base.name, "grid": grid, "rows": rows}, indent=2))
+        print(json.dumps(result, indent=2))
         return 0
-    print(f"{name} on {len(rows)} variants of {base.name} ({args.mode} mode, batch {args.batch})")
+    rows = result["rows"]
+    print(f"{result['network']} on {len(rows)} variants of {result['base']} ({args.mode} mode, batch {args.batch})")
     print(table(
         [*grid, "latency ms", "FPS", "energy mJ", "power W", "area mm2", "bound", "deployable"],
-        [(*(r[k] for k in grid), f"{r['latency_ms']:.3f}", f"{r['throughput_fps']:,.0f}", f"{r['energy_mj']:.3f}",
-          f"{r['power_w']:.2f}", f"{r['area_mm2']:.1f}" if r["area_mm2"] else "-", r["bound"],
+        [(*(_knob(r[k]) for k in grid), number(r["latency_ms"]), number(r["throughput_fps"]), number(r["energy_mj"]),
+          number(r["power_w"]), number(r["area_mm2"]) if r["area_mm2"] else "-", r["bound"],
           "yes" if r["deployable"] else "NO") for r in rows],
     ))  # fmt: skip
     return 0
+
+
+def _knob(value: object) -> str:
+    """A grid value as written: 1, not the service's 1.0."""
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+
+def _sweep_local(args: argparse.Namespace, base_name: str | None, grid: dict) -> dict:
+    from nas.whatif import sweep
+
+    base = hwmodels.load_accelerator(base_name)
+    name, layers = network_layers(args)
+    rows = sweep(layers, base, grid, mode=args.mode, batch=args.batch)
+    return {"network": name, "base": base.name, "grid": grid, "rows": rows}
+
+
+def _sweep_remote(args: argparse.Namespace, base_name: str | None, grid: dict) -> dict:
+    if args.model:
+        raise ValueError("--server: a service sweeps presets and ArchConfigs only; give --preset or --arch, "
+                         "or drop --server to trace --model here")  # fmt: skip
+    arch = None if args.preset else load_arch(args.arch).model_dump(mode="json")
+    options = {"base": base_name, "input_shape": [args.in_chans, args.input_size, args.input_size],
+               "num_classes": args.num_classes, "mode": args.mode, "batch": args.batch}  # fmt: skip
+    result = client(args).sweep(grid, preset=args.preset, arch=arch, **options)
+    return {**result, "network": args.preset or result["network"]}  # named as locally: the preset's name
 
 
 def _number(text: str) -> int | float:

@@ -1,20 +1,20 @@
-"""`nas space ...`: list, sample and show architectures of the search spaces."""
+"""`nas space list | sample | show`: the search spaces, their presets and sampled architectures."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import time
-from pathlib import Path
 
 import hwmodels
 import search_spaces
 from hwmodels import total_macs, total_params
-from nas._format import giga, millions, table
+from nas.cli.common import load_arch
+from nas.cli.format import giga, millions, table
 from search_spaces import ArchConfig
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction) -> None:
     space = sub.add_parser("space", help="search spaces, presets and sampled architectures")
     cmds = space.add_subparsers(dest="space_cmd", required=True, metavar="{list,sample,show}")
 
@@ -154,14 +154,3 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"{len(layers)} layers"
     )
     return 0
-
-
-def load_arch(ref: str) -> ArchConfig:
-    """A preset name, or the path of an ArchConfig JSON file."""
-    path = Path(ref)
-    if ref.endswith(".json") or path.is_file():
-        try:
-            return ArchConfig.from_json(path.read_text())
-        except OSError as err:
-            raise ValueError(f"{ref}: cannot read the architecture file: {err}") from err
-    return search_spaces.get_preset(ref)

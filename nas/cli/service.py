@@ -1,25 +1,22 @@
-"""`nas serve`, `nas token`, `nas export` (and `nas export-run`, the service's own), and the job
-commands' `--server` side (through a running service, with ``nas.client``)."""
+"""`nas serve` (the REST API, the job runner and the dashboard), `nas token` (its API tokens) and
+`nas export-run` (internal: the service's supervisor runs each queued export so)."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import ipaddress
-import json
 import os
 import sys
-from typing import Any
 
-from nas.export import FORMATS
+from nas.cli.common import DB_HELP, open_store
+from nas.cli.format import table
 from nas.limits import Limits
 
 AUTH_ENV = "NAS_AUTH"  # 1: `nas serve` requires tokens
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    from nas._jobs_cli import DB_HELP, add_server_options
-
     p = sub.add_parser("serve", help="run the REST API, the job runner and the dashboard")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
@@ -55,18 +52,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db", help=DB_HELP)
     p.set_defaults(func=cmd_token)
 
-    p = sub.add_parser("export", help="export a candidate (default: the best on the front) as PyTorch/TorchScript/ONNX")
-    p.add_argument("job", type=int)
-    p.add_argument("candidate", nargs="?", help="candidate id or arch hash prefix (default: the best under --where)")
-    p.add_argument("-o", "--out", required=True, help="the folder to write (new or empty)")
-    p.add_argument("--format", default="all", help=f"all, or some of {', '.join(FORMATS)} (comma-separated)")
-    p.add_argument("--where", help="bounds for choosing the best, e.g. 'latency_ms<1.25,energy_mj<3'")
-    p.add_argument("--sort", help="the metric 'best' means (default: the job's first objective)")
-    p.add_argument("--train-steps", type=int, default=0, help="train on the job's dataset first (default 0: no)")
-    p.add_argument("--db", help=DB_HELP)
-    add_server_options(p)
-    p.set_defaults(func=cmd_export)
-
     # internal (no help: not listed): the service's supervisor runs each queued export so
     p = sub.add_parser("export-run", description="run queued export N of the service (its supervisor starts this)")
     p.add_argument("export", type=int)
@@ -79,7 +64,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from nas.service import create_app
-    from nas.store import Store
 
     auth = args.auth or os.environ.get(AUTH_ENV, "").lower() in ("1", "true", "yes", "on")
     if not auth and not _loopback(args.host) and not args.insecure:
@@ -87,7 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"--host {args.host}: binding beyond this machine with auth off lets anyone run and read jobs; "
             "add --auth (tokens from `nas token create --tenant NAME`), or --insecure if you mean it"
         )
-    store = Store(args.db)
+    store = open_store(args, create=True)  # a new service may start its database
     given = {
         f.name: getattr(args, f.name) for f in dataclasses.fields(Limits) if getattr(args, f.name, None) is not None
     }
@@ -116,18 +100,14 @@ def _loopback(host: str) -> bool:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from nas.store import Store
-
-    store = Store(args.db)
+    if args.action == "create" and not args.tenant:
+        raise ValueError("token create: --tenant NAME is required")
+    store = open_store(args, create=args.action == "create")
     if args.action == "create":
-        if not args.tenant:
-            raise ValueError("token create: --tenant NAME is required")
         token, record = store.create_token(args.tenant)
         print(f"token {record.id} for tenant {record.tenant} (shown once; only its hash is kept):", file=sys.stderr)
         print(token)
     elif args.action == "list":
-        from nas._format import table
-
         rows = [
             (t.id, t.tenant, t.prefix + "…", t.created_at.strftime("%Y-%m-%d %H:%M"), "revoked" if t.revoked_at else "")
             for t in store.tokens(args.tenant)
@@ -141,80 +121,13 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    if args.server:
-        record = client(args).export(
-            args.job, args.candidate, out=args.out, where=args.where, sort=args.sort, formats=args.format,
-            train_steps=args.train_steps,
-        )  # fmt: skip
-        card = record["card"]
-    else:
-        from nas.export import choose_candidate, export_stored
-        from nas.store import Store
-
-        store = Store(args.db)
-        job = store.get_job(args.job)
-        c = choose_candidate(store, args.job, args.candidate, where=args.where, sort=args.sort)
-        card = export_stored(store, job, c, args.out, formats=args.format, train_steps=args.train_steps).card
-    agreement = ", ".join(f"{f} {d:.1e}" for f, d in card["agreement_max_abs_diff"].items())
-    print(f"exported candidate {card['candidate']['id']} ({card['name']}) of job {card['job']['id']} to {args.out}")
-    print(f"  files: {', '.join(card['files'].values())}; max |diff| from the module: {agreement}")
-    print(f"  weights: {card['weights']}")
-    return 0
-
-
 def cmd_export_run(args: argparse.Namespace) -> int:
     import signal
     from pathlib import Path
 
     from nas._export_run import run_export
-    from nas.store import Store
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # a stop raises: the work folder is removed
-    record = run_export(Store(args.db), args.export, Path(args.out))
+    record = run_export(open_store(args), args.export, Path(args.out))
     print(f"export {record.id}: {record.status}{': ' + record.error if record.error else ''}")
     return 0 if record.status == "complete" else 1
-
-
-# ---- the job commands through a service --------------------------------------------------------
-
-
-def client(args: argparse.Namespace):
-    from nas.client import Client
-
-    return Client(args.server, token=args.token)
-
-
-def remote(args: argparse.Namespace) -> int:
-    """`nas run|resume|cancel|jobs|pareto|show --server URL`: the API's answer, as JSON."""
-    c = client(args)
-    command = args.command
-    if command == "run":
-        from nas.spec import load_spec
-
-        spec = load_spec(args.spec)  # validated here first: errors name the file
-        overrides = {"name": args.name, "sampler": args.sampler, "seed": args.seed}
-        data = {**spec.model_dump(mode="json"), **{k: v for k, v in overrides.items() if v is not None}}
-        if args.trials is not None:
-            data["budget"] = {**data["budget"], "trials": args.trials}
-        if args.workers is not None:
-            data["workers"] = {**data["workers"], "count": args.workers}
-        out: Any = c.submit(data)
-        print(f"job {out['id']} ({out['name']}) submitted to {args.server}: {out['status']}", file=sys.stderr)
-    elif command == "resume":
-        out = c.resume(args.job)
-    elif command == "cancel":
-        out = c.cancel(args.job)
-    elif command == "jobs":
-        out = c.job(args.job) if args.job is not None else c.jobs(status=args.status)
-    elif command == "pareto":
-        out = c.pareto(args.job, where=args.where, sort=args.sort, descending=args.desc, limit=args.limit or 50,
-                       offset=args.offset)  # fmt: skip
-    elif command == "show":
-        out = c.candidate(args.job, args.candidate)
-    elif command == "train":
-        out = c.train(args.job, args.top)
-    else:
-        raise ValueError(f"--server: `nas {command}` does not act through a service")
-    print(json.dumps(out, indent=2))
-    return 0
