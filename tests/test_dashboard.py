@@ -132,6 +132,10 @@ def test_axes_are_labelled_with_units_and_ticked_at_nice_values(site):
     y = driver.find_element(By.CSS_SELECTOR, "#pareto-plot .y-label").text
     assert x == f"latency (ms, {CHIP} at {'x'.join(map(str, SHAPE))})"
     assert y.startswith("accuracy") and "0-1" in y and "predicted" in y
+    for plot in ("pareto-plot", "hv-plot"):  # each label fits along its axis, none cut off
+        box = driver.find_element(By.ID, plot).rect
+        label = driver.find_element(By.CSS_SELECTOR, f"#{plot} .y-label").rect
+        assert box["y"] <= label["y"] and label["y"] + label["height"] <= box["y"] + box["height"], plot
     for plot in ("pareto-plot", "hv-plot"):
         for axis in ("x-tick", "y-tick"):
             ticks = [float(t.get_attribute("data-value"))

@@ -106,8 +106,8 @@ function axisLabel(job, key) {
       if (job.accuracy_kind === "score") return "proxy score (no units, higher ranks better)";
       if (job.accuracy_kind === "evaluator") return "accuracy (the plug-in evaluator's value)";
       const r = (job.calibration || {}).recipe;
-      return r ? `accuracy (top-1 on ${r.dataset}, ${r.epochs} ep.; 0-1, predicted ± 1 sd, ringed: measured)`
-        : "accuracy (top-1, 0-1; predicted ± 1 sd, ringed: measured)";
+      // short enough for the plot's height; the legend above the plot says what bars and rings are
+      return r ? `accuracy (top-1 on ${r.dataset}, ${r.epochs} ep.; 0-1, predicted)` : "accuracy (top-1, 0-1, predicted)";
     }
     case "measured_accuracy": return `accuracy (top-1${dataset ? ` on ${dataset}` : ""}, 0-1, measured)`;
     case "accuracy_std": case "predicted_accuracy_std": return "accuracy std (0-1, the predictor's spread)";
