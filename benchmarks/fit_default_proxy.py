@@ -249,6 +249,9 @@ def main(argv: list[str] | None = None) -> None:
     for label, figures in table.items():
         mark = " <- default" if label == best else ""
         print(f"  {label:28s} " + "  ".join(f"{b} {figures[b][0]:.3f}" for b in benchmarks) + mark)
+    print("the selection held out (chosen and fitted on the other two benchmarks), Spearman rho:")
+    for held, (label, rho, _) in nested_choice(benchmarks).items():
+        print(f"  {held}: {label} {rho:.3f}")
     if args.write:
         found = candidates(benchmarks)[best]
         model = found if isinstance(found, DefaultProxy) else found(list(benchmarks.values()))

@@ -244,7 +244,7 @@ def reference_stage(n: int, n_macro: int, shard: tuple[int, int], out: Path) -> 
     """Our proxies on the public benchmarks' networks. NASLib scored NAS-Bench-201 on CIFAR-10
     batches; with no CIFAR-10 offline, data-based proxies here see Fashion-MNIST at 32x32 in three
     channels (data-free ones see what NASLib's saw)."""
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the builders live with their tests
     from reference_networks import macro_network, nb201_network
 
     x, y = proxy_batch(load_dataset(split="train"))

@@ -301,7 +301,7 @@ def reference_report(path: Path) -> list[str]:
         "",
         f"{len(nb201)} NAS-Bench-201 cells (CIFAR-10 rows of NASLib's zero-cost table) and {len(macro)}",
         "NAS-Bench-Macro networks, drawn with seed 0 and built as the papers define them",
-        "(`benchmarks/reference_networks.py`; parameter counts equal the tables' for every network,",
+        "(`tests/reference_networks.py`; parameter counts equal the tables' for every network,",
         "`tests/test_reference_networks.py`). NASLib scored CIFAR-10 batches; CIFAR-10 is not available",
         "offline here, so our data-based proxies see a Fashion-MNIST batch at 32x32 in three channels,",
         "while the data-free ones (synflow, params, flops) see exactly what NASLib's did. The",

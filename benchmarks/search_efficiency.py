@@ -41,6 +41,7 @@ from nas.spec import SAMPLERS
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))  # the plug-ins below import as top-level modules, here and in workers
+sys.path.insert(0, str(HERE.parent / "tests"))  # nasbench_macro: the NAS-Bench-Macro plug-in lives with its tests
 
 TRIALS = {"metaformer": 300, "macro": 1000}
 GP_TRIALS, GP_SEEDS = 150, 3

@@ -48,6 +48,8 @@ MAX_SIZE = 1 << 20
 MAX_RATIO = 64.0  # an MLP's hidden width over its input's
 _OPTION_NAMES = ("kernel_size", "window_size", "head_dim", "token_mlp_ratio")
 
+NAME_HASH_DIGITS = 6  # of arch_hash, after a name whose readable part does not pin the network down
+
 MIXER_ABBREVIATIONS = {
     "identity": "id",
     "pooling": "pool",
@@ -159,10 +161,41 @@ class ArchConfig(_Frozen):
 
     @property
     def name(self) -> str:
-        """Short and human-readable, for tables and logs (use ``arch_hash`` as the identity)."""
+        """Short, human-readable and unique per network, for tables and logs.
+
+        The readable part names the stem and each stage's mixer, depth and width (``p4-`` a
+        patch-4 stem, ``c8-`` a stride-8 conv stem, none the stride-4 conv stem). It is the whole
+        name only when every field it does not show has its default; otherwise ``.`` and the first
+        six digits of ``arch_hash`` follow, so two networks that read alike never print alike
+        (``p4-id1x64-mb1x96.3f9a0c``). ``arch_hash`` stays the identity."""
+        readable = self._readable_name()
+        return readable if self == self._bare() else f"{readable}.{self.arch_hash[:NAME_HASH_DIGITS]}"
+
+    def _readable_name(self) -> str:
         body = "-".join(stage.short_name() for stage in self.stages)
-        prefix = f"p{self.stem_stride}-" if self.stem == "patch" or self.stem_stride != 4 else ""
-        return prefix + body
+        if self.stem == "patch":
+            return f"p{self.stem_stride}-{body}"
+        return body if self.stem_stride == 4 else f"c{self.stem_stride}-{body}"
+
+    def _bare(self) -> ArchConfig | None:
+        """The network the readable name describes alone: its shown fields, defaults elsewhere
+        (None where those defaults do not make a valid network)."""
+        try:
+            return ArchConfig(
+                stem=self.stem,
+                stem_stride=self.stem_stride,
+                stages=[
+                    StageConfig(
+                        mixer=s.mixer,
+                        depth=s.depth,
+                        dim=s.dim,
+                        window_size=s.window_size if s.mixer == "window_attention" else None,
+                    )
+                    for s in self.stages
+                ],
+            )
+        except ValueError:  # e.g. the default head_dim does not divide the width: not this network
+            return None
 
     def to_json(self, *, indent: int | None = None) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=indent)

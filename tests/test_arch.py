@@ -56,9 +56,51 @@ def test_options_a_mixer_uses_get_defaults():
 
 
 def test_name_is_short_and_readable():
-    assert get_preset("caformer_s18").name == "sep3x64-sep3x128-att9x320-att3x512"
-    assert get_preset("mixer_b16_like").name == "p16-mlp12x768"
+    caformer = get_preset("caformer_s18")
+    assert caformer.name == f"sep3x64-sep3x128-att9x320-att3x512.{caformer.arch_hash[:6]}"
+    assert get_preset("mixer_b16_like").name.startswith("p16-mlp12x768.")
     assert get_preset("swin_tiny_like").name.startswith("p4-win7_2x96")
+    # A network the readable part pins down (every other field at its default) prints it alone.
+    plain = ArchConfig(
+        stages=[StageConfig(mixer="pooling", depth=2, dim=64), StageConfig(mixer="mbconv", depth=1, dim=96)]
+    )
+    assert plain.name == "pool2x64-mb1x96"
+    assert ArchConfig(stem="conv", stem_stride=8, stages=plain.stages).name == "c8-pool2x64-mb1x96"
+    assert ArchConfig(stem="patch", stem_stride=8, stages=plain.stages).name == "p8-pool2x64-mb1x96"
+
+
+def test_networks_that_read_alike_get_different_names():
+    # PoolFormer v1 and v2 S12 have the same stages and differ in norms, activation and biases.
+    v1, v2 = get_preset("poolformer_s12"), get_preset("poolformerv2_s12")
+    assert v1 != v2 and v1._readable_name() == v2._readable_name()
+    assert v1.name != v2.name
+    # The README front's pair: one readable part, networks that differ in a field it does not show.
+    base = {
+        "stem": "patch",
+        "stages": [{"mixer": "identity", "depth": 1, "dim": 64}, {"mixer": "mbconv", "depth": 1, "dim": 96}],
+    }
+    changes = [
+        {"norm": "batchnorm"},
+        {"act": "gelu"},
+        {"bias": True},
+        {"layer_scale": 1e-5},
+        {"head": "mlp"},
+        {"head_norm": None},
+        {"downsample": "patch"},
+        {"downsample_norm": "layernorm_nobias"},
+        {"stages": [base["stages"][0], {**base["stages"][1], "kernel_size": 5}]},
+        {"stages": [base["stages"][0], {**base["stages"][1], "mlp_ratio": 3}]},
+        {"stages": [{**base["stages"][0], "res_scale": True}, base["stages"][1]]},
+    ]
+    archs = [ArchConfig.model_validate(base)] + [ArchConfig.model_validate({**base, **c}) for c in changes]
+    assert len(set(archs)) == len(archs)
+    assert {a._readable_name() for a in archs} == {"p4-id1x64-mb1x96"}
+    assert len({a.name for a in archs}) == len(archs)
+    assert archs[0].name == "p4-id1x64-mb1x96"  # the one with defaults elsewhere: no suffix
+    assert all(a.name == f"p4-id1x64-mb1x96.{a.arch_hash[:6]}" for a in archs[1:])
+    # Options the readable part does not show, on a mixer whose defaults do not fit the width.
+    att = [ArchConfig(stages=[StageConfig(mixer="attention", depth=1, dim=48, head_dim=h)]) for h in (16, 24)]
+    assert att[0].name != att[1].name
 
 
 def test_frozen():

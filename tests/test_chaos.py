@@ -1,15 +1,11 @@
 """The chaos benchmark, short: while clients poll a real `nas serve` and its jobs run, the service
 and the jobs' processes are killed (SIGKILL and SIGTERM) and the service started again; nothing
 may be lost, recorded twice or left running, and clients see no error but a refused connection
-while the service is down. The long run (>= 20 kills) is `benchmarks/chaos.py`, docs/chaos.md."""
-
-import sys
-from pathlib import Path
+while the service is down. The harness is tests/chaos_harness.py; the long run (>= 20 kills) is
+`benchmarks/chaos.py`, docs/chaos.md."""
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from chaos import run_chaos
+from chaos_harness import run_chaos
 
 pytestmark = pytest.mark.chaos
 

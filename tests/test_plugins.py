@@ -1,36 +1,25 @@
-"""The plug-in protocol, through NAS-Bench-Macro (benchmarks/nasbench_macro.py) and broken plug-ins."""
+"""The plug-in protocol, through NAS-Bench-Macro (tests/nasbench_macro.py) and broken plug-ins."""
 
 import random
 import sys
-from pathlib import Path
 
 import pytest
+from nasbench_macro import MacroArch, MacroSpace, load_table
+from reference_networks import macro_network
 
 from nas.search import run, submit
 from nas.spec import SpecError, load_spec
 from nas.store import Store
 from search_spaces import trace
 
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
-
-@pytest.fixture
-def benchmarks_on_path(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-
-
-def test_macro_ir_equals_tracing_the_whole_network(benchmarks_on_path):
-    from nasbench_macro import MacroArch, MacroSpace
-    from reference_networks import macro_network
-
+def test_macro_ir_equals_tracing_the_whole_network():
     rng = random.Random(0)
     for code in ["00000000", "22222222", *("".join(rng.choice("012") for _ in range(8)) for _ in range(4))]:
         assert MacroSpace().lower(MacroArch(code), (3, 32, 32), 10) == trace(macro_network(code), (3, 32, 32)), code
 
 
-def test_a_search_on_nas_bench_macro_through_the_protocol(benchmarks_on_path, sqlite_url):
-    from nasbench_macro import load_table
-
+def test_a_search_on_nas_bench_macro_through_the_protocol(sqlite_url):
     store = Store(sqlite_url)
     spec = load_spec({
         "space": {"plugin": "nasbench_macro:MacroSpace"},

@@ -4,10 +4,8 @@ data-free synflow reproduces NASLib's synflow ranking on NAS-Bench-201."""
 import csv
 import json
 import random
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from reference_networks import macro_network, nb201_network
 from scipy.stats import spearmanr
 

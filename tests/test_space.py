@@ -1,4 +1,5 @@
 import textwrap
+from collections import Counter
 
 import optuna
 import pytest
@@ -43,6 +44,20 @@ def test_samples_run_at_low_resolution(name):
         with torch.no_grad():
             out = model(torch.randn(2, 1, 32, 32))
         assert out.shape == (2, 10) and torch.isfinite(out).all(), arch.name
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_names_are_unique_per_architecture(name):
+    """Two different sampled networks never print the same name, although many share the readable
+    part (the stages' mixers, depths and widths) that the name starts with."""
+    archs = set(ss.sample_archs(ss.get_space(name), 3000, seed=3))
+    by_name: dict[str, set] = {}
+    for arch in archs:
+        by_name.setdefault(arch.name, set()).add(arch)
+    assert all(len(same) == 1 for same in by_name.values()), [n for n, same in by_name.items() if len(same) > 1]
+    readable = Counter(arch._readable_name() for arch in archs)
+    assert readable.most_common(1)[0][1] > 1  # the readable part alone would have collided
+    assert max(len(n) for n in by_name) <= max(len(r) for r in readable) + 7  # short: at most 7 more characters
 
 
 def test_sampling_is_deterministic_under_a_seed():

@@ -8,7 +8,10 @@
 
 const API = "..";  // the dashboard sits at /ui/, the API at /
 const POLL_MS = 2000;
-const METRICS = ["accuracy", "measured_accuracy", "accuracy_std", "latency_ms", "throughput_fps", "energy_mj", "power_w", "params", "weight_mib", "macs", "utilisation", "area_mm2"];
+// The candidate row keys the plot offers. Today's accuracy keys: accuracy (the job's value: measured where
+// trained, else predicted; a proxy score in a job that trains nothing), accuracy_std, measured_accuracy.
+// proxy_score, predicted_accuracy and predicted_accuracy_std are read too where the API sends them.
+const METRICS = ["accuracy", "measured_accuracy", "accuracy_std", "proxy_score", "latency_ms", "throughput_fps", "energy_mj", "power_w", "params", "weight_mib", "macs", "utilisation", "area_mm2"];
 const UNIT_COLOURS = { imc: "#2f6fde", dwpu: "#e08a1e", dpu: "#2e8b57", dma: "#8e59c7", host: "#c23b3b" };
 const FINISHED = ["completed", "cancelled", "failed", "interrupted"];
 const view = document.getElementById("view");
@@ -65,21 +68,70 @@ function fmt(v, digits = 4) {
   return Number(v.toPrecision(digits)).toString();
 }
 
+const known = v => v !== null && v !== undefined;
+
+function isMeasured(c) { return known(metric(c, "measured_accuracy")); }
+
+// The predictive standard deviation of a candidate's accuracy: null where it was measured or has none.
+function accuracySd(c) {
+  if (isMeasured(c)) return null;
+  const sd = metric(c, "predicted_accuracy_std") ?? metric(c, "accuracy_std");
+  return known(sd) && isFinite(sd) ? sd : null;
+}
+
 // A job's accuracy as it is: measured, predicted with its spread, or a unitless proxy score.
 function accuracyText(c, kind) {
   const v = metric(c, "accuracy");
-  if (v === null || v === undefined) return "–";
-  if (kind === "score") return fmt(v);
-  if (metric(c, "measured_accuracy") !== null && metric(c, "measured_accuracy") !== undefined) return `${v.toFixed(4)} measured`;
-  const sd = metric(c, "accuracy_std");
-  return sd === null || sd === undefined ? v.toFixed(4) : `${v.toFixed(4)} ± ${sd.toFixed(4)}`;
+  if (!known(v)) return "–";
+  if (kind === "score") return `${fmt(v)} (score)`;
+  if (isMeasured(c)) return `${v.toFixed(4)} measured`;
+  const sd = accuracySd(c);
+  return sd === null ? v.toFixed(4) : `${v.toFixed(4)} ± ${sd.toFixed(4)}`;
 }
 
+// Where the hardware figures hold: the job's chip (or its co-design base) at its input shape.
+function pricedAt(job) {
+  const spec = job.spec || {}, a = spec.accelerator;
+  const chip = typeof a === "string" ? a : a && a.base ? `chips from ${a.base}` : "the job's chip";
+  const shape = Array.isArray(spec.input_shape) ? spec.input_shape.join("x") : "the job's input";
+  return `${chip} at ${shape}`;
+}
+
+// A metric's name for people: what it is, its units, and where it was measured or predicted.
 function axisLabel(job, key) {
-  if (key !== "accuracy") return key;
-  if (job.accuracy_kind === "score") return "score (proxy, no units)";
-  const r = (job.calibration || {}).recipe;
-  return r ? `accuracy (top-1 on ${r.dataset}, ${r.epochs} ep.)` : "accuracy";
+  const at = pricedAt(job);
+  const dataset = ((job.calibration || {}).recipe || {}).dataset;
+  switch (key) {
+    case "accuracy": {
+      if (job.accuracy_kind === "score") return "proxy score (no units, higher ranks better)";
+      if (job.accuracy_kind === "evaluator") return "accuracy (the plug-in evaluator's value)";
+      const r = (job.calibration || {}).recipe;
+      // short enough for the plot's height; the legend above the plot says what bars and rings are
+      return r ? `accuracy (top-1 on ${r.dataset}, ${r.epochs} ep.; 0-1, predicted)` : "accuracy (top-1, 0-1, predicted)";
+    }
+    case "measured_accuracy": return `accuracy (top-1${dataset ? ` on ${dataset}` : ""}, 0-1, measured)`;
+    case "accuracy_std": case "predicted_accuracy_std": return "accuracy std (0-1, the predictor's spread)";
+    case "predicted_accuracy": return `accuracy (top-1${dataset ? ` on ${dataset}` : ""}, 0-1, predicted)`;
+    case "proxy_score": return "proxy score (no units, higher ranks better)";
+    case "latency_ms": return `latency (ms, ${at})`;
+    case "throughput_fps": return `throughput (frames/s, ${at})`;
+    case "energy_mj": return `energy per frame (mJ, ${at})`;
+    case "power_w": return `power (W, ${at})`;
+    case "params": return "parameters (count)";
+    case "weight_mib": return "INT8 weights (MiB)";
+    case "macs": return `MACs per frame (at ${at.split(" at ").pop()})`;
+    case "utilisation": return `IMC array utilisation (0-1, ${at})`;
+    case "area_mm2": return "chip area (mm²)";
+    default: return key;
+  }
+}
+
+// Short labels for stats and table headers: the name and its unit.
+const SHORT = { latency_ms: "latency (ms)", throughput_fps: "throughput (frames/s)", energy_mj: "energy (mJ)",
+  power_w: "power (W)", params: "parameters", utilisation: "utilisation (0-1)", area_mm2: "area (mm²)" };
+function shortLabel(job, key) {
+  if (key === "accuracy") return job.accuracy_kind === "score" ? "proxy score" : "accuracy (0-1)";
+  return SHORT[key] || key;
 }
 
 function calibrationCard(job) {
@@ -187,11 +239,11 @@ async function jobPage(id, stale) {
         stat("on the front", p.front, "front"),
         stat("hypervolume", fmt(job.hypervolume), "hypervolume"),
         stat(job.status === "running" ? "ETA" : "ran", job.status === "running" ? duration(job.eta_s) : duration(job.run_seconds), "time"),
-        job.best ? stat(`best ${job.best.objective}`, fmt(job.best.value), "best") : null,
+        job.best ? stat(`best ${shortLabel(job, job.best.objective)}`, fmt(job.best.value), "best") : null,
       )),
     h("div", { class: "card" }, h("h3", {}, "Pareto front"), scatter(job, front.items, others)),
     calibrationCard(job),
-    h("div", { class: "card" }, h("h3", {}, "Hypervolume"), hvChart(history)),
+    h("div", { class: "card" }, h("h3", {}, "Hypervolume"), hvChart(job, history)),
     h("div", { class: "card" }, h("h3", {}, "Front"), frontTable(job, front.items),
       h("p", {}, h("a", { id: "compare-link", href: `#/jobs/${job.id}/compare` }, "the front on other accelerators →"))),
   );
@@ -225,18 +277,25 @@ async function comparePage(id, stale) {
 }
 
 function scatter(job, points, others) {
-  const options = m => METRICS.map(k => h("option", { value: k, selected: k === m }, k));
+  const offered = METRICS.filter(k => k === plotState.x || k === plotState.y || points.some(c => known(metric(c, k))));
+  const options = m => offered.map(k => h("option", { value: k, selected: k === m }, shortLabel(job, k) === k ? k : `${shortLabel(job, k)} [${k}]`));
   const xSel = h("select", { id: "x-axis", onchange: e => { plotState.x = e.target.value; route(); } }, options(plotState.x));
   const ySel = h("select", { id: "y-axis", onchange: e => { plotState.y = e.target.value; route(); } }, options(plotState.y));
   const all = h("input", { type: "checkbox", id: "show-all", checked: plotState.all, onchange: e => { plotState.all = e.target.checked; route(); } });
   const controls = h("div", { class: "controls" },
     h("label", {}, "x ", xSel), h("label", {}, "y ", ySel), h("label", {}, all, " all feasible candidates"),
-    h("span", { class: "muted" }, "colour: energy per frame (mJ), low = blue; ringed: accuracy measured; click a point to open it"));
+    h("span", { class: "muted" }, "colour: energy per frame (mJ), low = blue; ",
+      job.accuracy_kind === "predicted" ? "bars: predicted accuracy ± 1 sd; ringed: accuracy measured; " : "", "click a point to open it"));
   if (!points.length) return h("div", {}, controls, h("p", { class: "muted", id: "pareto-empty" }, "No feasible candidate yet."));
 
   const W = 760, H = 380, L = 60, R = 20, T = 15, B = 45;
   const all_ = [...points, ...others];
-  const xs = all_.map(c => metric(c, plotState.x)), ys = all_.map(c => metric(c, plotState.y));
+  // a predicted accuracy's axis spans its error bars too
+  const spread = key => all_.flatMap(c => {
+    const v = metric(c, key), sd = isAccuracy(key) ? accuracySd(c) : null;
+    return sd === null ? [v] : [v - sd, v + sd];
+  });
+  const xs = spread(plotState.x), ys = spread(plotState.y);
   const es = points.map(c => metric(c, "energy_mj"));
   const sx = scale(xs, L, W - R), sy = scale(ys, H - B, T), se = scale(es, 0, 1);
   const svg = s("svg", { id: "pareto-plot", viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img" });
@@ -246,11 +305,12 @@ function scatter(job, points, others) {
     svg.append(s("circle", { class: "other-point", cx: sx(metric(c, plotState.x)), cy: sy(metric(c, plotState.y)), r: 3 }));
   }
   for (const c of points) {
-    const measured = metric(c, "measured_accuracy") !== null && metric(c, "measured_accuracy") !== undefined;
+    const measured = isMeasured(c), sd = accuracySd(c);
+    if (sd !== null && (isAccuracy(plotState.x) || isAccuracy(plotState.y))) svg.append(errorBar(c, sd, sx, sy));
     const dot = s("circle", {
       class: measured ? "front-point measured" : "front-point", "data-id": c.id, r: 6,
       cx: sx(metric(c, plotState.x)), cy: sy(metric(c, plotState.y)), fill: colour(se(metric(c, "energy_mj"))),
-      onmousemove: e => showTip(e, `${c.name}\naccuracy ${accuracyText(c, job.accuracy_kind)}\n${plotState.x} ${fmt(metric(c, plotState.x))}, ${plotState.y} ${fmt(metric(c, plotState.y))}, ${fmt(metric(c, "energy_mj"))} mJ`),
+      onmousemove: e => showTip(e, `${c.name}\n${shortLabel(job, "accuracy")} ${accuracyText(c, job.accuracy_kind)}\n${shortLabel(job, plotState.x)} ${fmt(metric(c, plotState.x))}, ${shortLabel(job, plotState.y)} ${fmt(metric(c, plotState.y))}, ${fmt(metric(c, "energy_mj"))} mJ`),
       onmouseleave: hideTip,
       onclick: () => { location.hash = `#/jobs/${job.id}/candidates/${c.id}`; },
     });
@@ -261,36 +321,78 @@ function scatter(job, points, others) {
 }
 
 function metric(c, key) {
-  return c.metrics ? c.metrics[key] : c[key];
+  const row = c.metrics || c;
+  // a row that splits the job's accuracy into its kinds: the measured one, else the predicted one, else the score
+  if (key === "accuracy" && !known(row.accuracy)) return row.measured_accuracy ?? row.predicted_accuracy ?? row.proxy_score;
+  return row[key];
 }
 
-function scale(values, a, b) {
-  const v = values.filter(x => x !== null && x !== undefined && isFinite(x));
+// The axes on which a candidate's accuracy sits (its bars are drawn there), whichever key names it.
+function isAccuracy(key) { return key === "accuracy" || key === "predicted_accuracy"; }
+
+// A vertical (accuracy on y) or horizontal (accuracy on x) bar of ± 1 sd with caps, around the point.
+function errorBar(c, sd, sx, sy) {
+  const x = metric(c, plotState.x), y = metric(c, plotState.y), cap = 4;
+  const g = s("g", { class: "error-bar", "data-id": c.id, "data-sd": sd });
+  if (isAccuracy(plotState.y)) {
+    const [top, bottom, px] = [sy(y + sd), sy(y - sd), sx(x)];
+    g.append(s("line", { x1: px, x2: px, y1: top, y2: bottom }),
+      s("line", { x1: px - cap, x2: px + cap, y1: top, y2: top }), s("line", { x1: px - cap, x2: px + cap, y1: bottom, y2: bottom }));
+  } else {
+    const [left, right, py] = [sx(x - sd), sx(x + sd), sy(y)];
+    g.append(s("line", { x1: left, x2: right, y1: py, y2: py }),
+      s("line", { x1: left, x2: left, y1: py - cap, y2: py + cap }), s("line", { x1: right, x2: right, y1: py - cap, y2: py + cap }));
+  }
+  g.append(s("title", {}, `${c.name}: predicted ${fmt(metric(c, "accuracy"))} ± ${fmt(sd)} (1 sd)`));
+  return g;
+}
+
+// A linear map from the values' range (padded 5 %, or exactly `domain` when given) onto [a, b].
+function scale(values, a, b, domain = null) {
+  const v = values.filter(x => known(x) && isFinite(x));
   let lo = Math.min(...v), hi = Math.max(...v);
   if (!v.length) { lo = 0; hi = 1; }
-  if (lo === hi) { lo -= Math.abs(lo) * 0.05 || 1; hi += Math.abs(hi) * 0.05 || 1; }
-  const pad = (hi - lo) * 0.05;
-  lo -= pad; hi += pad;
+  if (domain) [lo, hi] = domain;
+  else {
+    if (lo === hi) { lo -= Math.abs(lo) * 0.05 || 1; hi += Math.abs(hi) * 0.05 || 1; }
+    const pad = (hi - lo) * 0.05;
+    lo -= pad; hi += pad;
+  }
   const f = x => a + (x - lo) / (hi - lo) * (b - a);
   f.domain = [lo, hi];
   return f;
 }
 
-function axes(sx, sy, W, H, L, R, T, B, xLabel, yLabel) {
+// "Nice" ticks inside [lo, hi]: steps of 1, 2 or 5 times a power of ten (whole steps where `integer`),
+// about `count` of them, each printed with the digits its step needs.
+function niceTicks(lo, hi, count = 5, integer = false) {
+  const raw = (hi - lo) / count;
+  if (!(raw > 0) || !isFinite(raw)) return [{ value: lo, text: fmt(lo, 3) }];
+  const power = 10 ** Math.floor(Math.log10(raw)), n = raw / power;
+  let step = (n < 1.5 ? 1 : n < 3 ? 2 : n < 7 ? 5 : 10) * power;
+  if (integer) step = Math.max(1, Math.round(step));
+  const digits = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+  const ticks = [];
+  for (let i = Math.ceil(lo / step - 1e-9); i * step <= hi + step * 1e-9; i++) {
+    const value = i * step;
+    const text = Math.abs(value) >= 1e4 ? Math.round(value).toLocaleString("en") : value.toFixed(digits);
+    ticks.push({ value, text: text === "-0" ? "0" : text });
+  }
+  return ticks;
+}
+
+function axes(sx, sy, W, H, L, R, T, B, xLabel, yLabel, integerX = false) {
   const out = [
     s("line", { class: "axis", x1: L, x2: W - R, y1: H - B, y2: H - B }),
     s("line", { class: "axis", x1: L, x2: L, y1: T, y2: H - B }),
-    s("text", { x: (L + W - R) / 2, y: H - 8, "text-anchor": "middle" }, xLabel),
-    s("text", { x: 12, y: (T + H - B) / 2, transform: `rotate(-90 12 ${(T + H - B) / 2})`, "text-anchor": "middle" }, yLabel),
+    s("text", { class: "axis-label x-label", x: (L + W - R) / 2, y: H - 8, "text-anchor": "middle" }, xLabel),
+    s("text", { class: "axis-label y-label", x: 12, y: (T + H - B) / 2, transform: `rotate(-90 12 ${(T + H - B) / 2})`, "text-anchor": "middle" }, yLabel),
   ];
-  for (let i = 0; i <= 4; i++) {
-    const xv = sx.domain[0] + (sx.domain[1] - sx.domain[0]) * i / 4;
-    const yv = sy.domain[0] + (sy.domain[1] - sy.domain[0]) * i / 4;
-    out.push(s("text", { x: sx(xv), y: H - B + 15, "text-anchor": "middle" }, fmt(xv, 3)));
-    out.push(s("text", { x: L - 5, y: sy(yv) + 4, "text-anchor": "end" }, fmt(yv, 3)));
-  }
+  for (const t of niceTicks(...sx.domain, 5, integerX)) out.push(s("text", { class: "tick x-tick", "data-value": t.value, x: sx(t.value), y: H - B + 15, "text-anchor": "middle" }, t.text));
+  for (const t of niceTicks(...sy.domain, 4)) out.push(s("text", { class: "tick y-tick", "data-value": t.value, x: L - 5, y: sy(t.value) + 4, "text-anchor": "end" }, t.text));
   return out;
 }
+
 
 function colour(t) {  // blue (low energy) -> red (high)
   const r = Math.round(47 + t * (194 - 47)), g = Math.round(111 + t * (59 - 111)), b = Math.round(222 + t * (59 - 222));
@@ -307,21 +409,39 @@ function showTip(e, text) {
 
 function hideTip() { tooltip.hidden = true; }
 
-function hvChart(history) {
-  if (!history.length) return h("p", { class: "muted", id: "hv-empty" }, "No hypervolume yet (the reference point is fixed after the first scored candidates).");
+const HV_FALLS = "The hypervolume moves only when the front does. It can fall: when the accuracy predictor is refit "
+  + "on newly measured candidates, every predicted accuracy moves, and the front with them.";
+
+function hvChart(job, history) {
+  if (!history.length) {
+    const open = Object.entries(job.reference_point || {}).filter(([, v]) => !known(v)).map(([o]) => shortLabel(job, o));
+    const why = open.length
+      ? `the reference point of ${open.join(", ")} (no natural floor) is set from the first scored candidates (10); the hypervolume appears then`
+      : "it appears with the first feasible candidate on the front";
+    return h("p", { class: "muted", id: "hv-empty" }, `No hypervolume yet: ${why}.`);
+  }
   const W = 760, H = 220, L = 60, R = 20, T = 10, B = 40;
-  const sx = scale(history.map(p => p.n_trials), L, W - R), sy = scale(history.map(p => p.hypervolume), H - B, T);
-  const path = history.map((p, i) => `${i ? "L" : "M"}${sx(p.n_trials).toFixed(1)},${sy(p.hypervolume).toFixed(1)}`).join(" ");
+  const budget = (job.progress || {}).budget_trials, last = history[history.length - 1].n_trials;
+  const end = Math.max(last, budget || 0, job.progress ? job.progress.trials : 0, 1);
+  const sx = scale([], L, W - R, [0, end]), sy = scale(history.map(p => p.hypervolume), H - B, T);
+  // a step function: flat until the trial that moved the front, then a jump; flat on to the trials run
+  const steps = [`M${sx(history[0].n_trials).toFixed(1)},${sy(history[0].hypervolume).toFixed(1)}`];
+  for (const p of history.slice(1)) steps.push(`H${sx(p.n_trials).toFixed(1)}`, `V${sy(p.hypervolume).toFixed(1)}`);
+  steps.push(`H${sx(Math.max(last, job.progress ? job.progress.trials : last)).toFixed(1)}`);
+  const falls = history.some((p, i) => i && p.hypervolume < history[i - 1].hypervolume);
   const svg = s("svg", { id: "hv-plot", viewBox: `0 0 ${W} ${H}`, width: "100%" });
-  svg.append(...axes(sx, sy, W, H, L, R, T, B, "trials", "hypervolume"));
-  svg.append(s("path", { d: path, fill: "none", stroke: "#2f6fde", "stroke-width": 2 }));
-  return svg;
+  svg.append(...axes(sx, sy, W, H, L, R, T, B, budget ? `trials (budget ${budget})` : "trials",
+    `hypervolume (${job.objectives.length} objectives)`, true));
+  svg.append(s("path", { d: steps.join(" "), fill: "none", stroke: "#2f6fde", "stroke-width": 2 }, s("title", {}, HV_FALLS)));
+  return h("div", {}, svg, h("p", { class: "muted", id: "hv-caption" },
+    "The volume of objective space the front dominates, up to the job's reference point (a step each time the front moves). ",
+    falls || job.accuracy_kind === "predicted" ? HV_FALLS.slice(HV_FALLS.indexOf("It can fall")) : ""));
 }
 
 function frontTable(job, points) {
   const cols = ["id", "name", ...job.objectives.filter(o => o !== "params"), "params"];
   return h("table", { id: "front" },
-    h("thead", {}, h("tr", {}, cols.map(c => h("th", { class: c === "name" ? "" : "num" }, axisLabel(job, c))))),
+    h("thead", {}, h("tr", {}, cols.map(c => h("th", { class: c === "name" ? "" : "num", title: axisLabel(job, c) }, c === "accuracy" ? axisLabel(job, c) : shortLabel(job, c))))),
     h("tbody", {}, points.slice(0, 50).map(c => h("tr", {}, cols.map(k => h("td", { class: k === "name" ? "" : "num" },
       k === "name" ? h("a", { href: `#/jobs/${job.id}/candidates/${c.id}` }, c.name)
         : k === "accuracy" ? accuracyText(c, job.accuracy_kind) : fmt(c[k])))))));
@@ -357,7 +477,7 @@ async function candidatePage(jobId, ref, stale) {
     h("div", { class: "card" }, h("div", { class: "grid" },
       h("div", { class: "stat", id: "candidate-accuracy" }, h("b", {}, accuracyText(c, job.accuracy_kind)), h("span", {}, axisLabel(job, "accuracy"))),
       ...["latency_ms", "throughput_fps", "energy_mj", "power_w", "params", "utilisation"].map(k =>
-        h("div", { class: "stat" }, h("b", {}, fmt(m[k])), h("span", {}, k)))),
+        h("div", { class: "stat" }, h("b", {}, fmt(m[k])), h("span", { title: axisLabel(job, k) }, shortLabel(job, k))))),
       h("p", {}, button, " ", exportOut)),
     h("div", { class: "card" }, h("h3", {}, "Architecture"), archTable(c.arch),
       h("p", { class: "muted" }, `stem ${c.arch.stem ?? "–"} (stride ${c.arch.stem_stride ?? "–"}), norm ${c.arch.norm ?? "–"}, act ${c.arch.act ?? "–"}, head ${c.arch.head ?? "–"}; hash ${c.arch_hash}`)),

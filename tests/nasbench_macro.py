@@ -1,12 +1,13 @@
 """NAS-Bench-Macro through the plug-in protocol (``nas.plugins``): its 6,561 networks as a search
 space, their trained CIFAR-10 accuracy as the evaluator, latency and energy from our hardware model.
 
-    PYTHONPATH=benchmarks nas run docs/examples/nas-bench-macro.yaml
+    PYTHONPATH=tests nas run docs/examples/nas-bench-macro.yaml
 
 The space's IR is exact and cheap: a layer's IR depends only on its position and choice (the
 shapes at each position are fixed), so three traced networks ("0"*8, "1"*8, "2"*8) hold every
 block, and a code's IR is the concatenation of its blocks (tests/test_plugins.py checks it against
-tracing the whole network).
+tracing the whole network). It lives with the tests, which search through it, and
+benchmarks/search_efficiency.py imports it from here.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from hwmodels import Layer
 
-TABLE = Path(__file__).parent / "data" / "nas-bench-macro_cifar10.json"
+TABLE = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "nas-bench-macro_cifar10.json"
 CHOICES = ("0", "1", "2")  # identity, inverted residual k3 e3, inverted residual k5 e6
 LAYERS = 8
 

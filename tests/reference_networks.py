@@ -5,7 +5,8 @@ be checked against NASLib's scores and against the benchmarks' trained accuracie
 - NAS-Bench-Macro (Su et al., CVPR 2021): ``macro_network("01201212")``.
 
 ``benchmarks/data/README.md`` describes both; built this way, parameter counts equal the
-tables' ``params`` columns (tests/test_reference_networks.py checks it).
+tables' ``params`` columns (tests/test_reference_networks.py checks it). Shared by the tests, the
+NAS-Bench-Macro plug-in (tests/nasbench_macro.py) and benchmarks/proxy_ranking.py's reference stage.
 """
 
 from __future__ import annotations
