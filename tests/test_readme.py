@@ -14,7 +14,7 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     namespace: dict = {}  # one session: later examples use names the earlier ones defined
     for block in blocks:
         exec(compile(block, "README.md", "exec"), namespace)
-    assert namespace["arch"].name == "sep3x64-sep3x128-att9x320-att3x512"
+    assert namespace["arch"].name == "sep3x64-sep3x128-att9x320-att3x512.c8b058"
     assert namespace["same"] == namespace["arch"]
     assert namespace["report"].deployable and namespace["report"].throughput_fps > 0
     job = namespace["job"]
