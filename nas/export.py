@@ -195,10 +195,10 @@ def export_candidate(
     try:
         files = {"arch": "arch.json"}
         (tmp / "arch.json").write_text(arch.to_json() + "\n")
-        agreement, checked, fixed = _write_formats(model, tmp, formats, input_shape, fixed)
+        agreement, checked, fixed, runs = _write_formats(model, tmp, formats, input_shape, fixed)
         files |= {fmt: FILES[fmt] for fmt in formats}
         files["model_card"] = "model_card.json"
-        shape = _Shape(input_shape, fixed, checked)
+        shape = _Shape(input_shape, fixed, checked, _at_training_resolution(model, runs, input_shape, trained))
         card = _card(job, candidate, spec, shape, files, agreement, trained, priced)
         (tmp / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
         (tmp / "README.md").write_text(_readme(card))
@@ -217,6 +217,7 @@ class _Shape:
     exported: tuple[int, ...]  # (channels, height, width) the formats were traced and priced at
     fixed: str | None  # why height and width are not free, None when they are
     checked: list[list[int]]  # the inputs (batch, channels, height, width) every format was compared at
+    at_training: dict[str, Any] | None  # which formats run at the weights' training resolution, if another
 
 
 def _build(
@@ -256,12 +257,12 @@ class _SizeFixed(Exception):
 
 def _write_formats(
     model: Any, folder: Path, formats: tuple[str, ...], input_shape: tuple[int, ...], fixed: str | None
-) -> tuple[dict[str, float], list[list[int]], str | None]:
+) -> tuple[dict[str, float], list[list[int]], str | None, dict[str, Any]]:
     """Write every format into ``folder`` and compare each with the module: at the exported shape
     and, unless the size is fixed, at one ``SIZE_CHECK_STEP`` pixels larger each way, with a free
     height and width. If the module or a format does not run (or agree) there, every format is
     written again at the fixed size. Returns (max |difference| per format, the inputs compared at,
-    why the size is fixed or None)."""
+    why the size is fixed or None, each format's file loaded back as a callable)."""
     import torch
 
     g = torch.Generator().manual_seed(0)
@@ -276,8 +277,11 @@ def _write_formats(
                 references.append(model(checks[1]))
             except Exception as err:  # e.g. a spatial MLP, built for one token count
                 fixed, checks = f"the network runs at {input_shape[1]}x{input_shape[2]} px only ({err})", checks[:1]
+    runs = {}
     try:
-        agreement = {fmt: _check(_write(fmt, model, folder, input_shape, fixed), checks, references) for fmt in formats}
+        for fmt in formats:
+            runs[fmt] = _write(fmt, model, folder, input_shape, fixed)
+        agreement = {fmt: _check(runs[fmt], checks, references) for fmt in formats}
     except _SizeFixed as err:
         for fmt in formats:
             (folder / FILES[fmt]).unlink(missing_ok=True)
@@ -285,7 +289,33 @@ def _write_formats(
     bad = {f: d for f, d in agreement.items() if not d <= AGREEMENT_TOLERANCE}
     if bad:
         raise ExportError(f"formats disagree with the module beyond {AGREEMENT_TOLERANCE}: {bad}")
-    return agreement, [list(x.shape) for x in checks], fixed
+    return agreement, [list(x.shape) for x in checks], fixed, runs
+
+
+def _at_training_resolution(
+    model: Any, runs: dict[str, Any], input_shape: tuple[int, ...], trained: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Which formats run (and agree with the module) at the resolution the weights were trained and
+    measured at, when the export's size is another: a free size need not reach it (torch.export
+    keeps a feature map that is 1x1 at one size and not at the other apart)."""
+    import torch
+
+    r = (trained or {}).get("resolution")
+    if r is None or [r, r] == list(input_shape[1:]):
+        return None
+    x = torch.randn(1, input_shape[0], r, r, generator=torch.Generator().manual_seed(1))
+    ok = {}
+    with torch.no_grad():
+        try:
+            reference = model(x)
+        except Exception:
+            reference = None  # fixed-size weights: nothing runs there
+        for fmt, run in runs.items():
+            try:
+                ok[fmt] = reference is not None and _max_diff(run(x), reference) <= AGREEMENT_TOLERANCE
+            except Exception:
+                ok[fmt] = False
+    return {"input_shape": [input_shape[0], r, r], "runs": ok}
 
 
 def _write(fmt: str, model: Any, folder: Path, input_shape: tuple[int, ...], fixed: str | None) -> Any:
@@ -497,6 +527,7 @@ def _card(
             if free
             else f"fixed at {height}x{width} px: {shape.fixed}",
             "checked_at": shape.checked,
+            "at_training_resolution": shape.at_training,
         },
         "output": {"shape": ["batch", spec.num_classes], "name": "logits"},
         "primary_format": "exported_program" if "exported_program" in files else None,
@@ -681,6 +712,16 @@ def _readme(card: dict[str, Any]) -> str:
             + ("" if [c, h, w][1:] == r else f" The hardware figures are for {h}x{w} px inputs."),
             "",
             "Classes (logit i is class i): " + ", ".join(f"{i} {name}" for i, name in enumerate(pre["classes"])) + ".",
+            "",
+        ]
+    if inp["at_training_resolution"]:
+        at = inp["at_training_resolution"]
+        yes = [f for f, ok in at["runs"].items() if ok]
+        no = [f for f, ok in at["runs"].items() if not ok]
+        lines += [
+            f"At the training resolution ({'x'.join(map(str, at['input_shape'][1:]))} px, where the accuracy was"
+            f" measured) these formats run: {', '.join(yes) or 'none'}"
+            + (f"; not: {', '.join(no)} (use {h}x{w} px inputs there)." if no else "."),
             "",
         ]
     lines.append("```python")

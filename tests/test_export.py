@@ -149,6 +149,11 @@ def test_size_free_weights_trained_at_another_size_are_exported_at_the_priced_on
     card, net = _built(tmp_path / "w")
     assert card["input"]["exported_at"] == [3, 64, 64] and card["pricing"]["as_on_front"]
     assert card["preprocessing"]["resize"] == [32, 32]  # as the weights were trained and measured
+    assert card["input"]["at_training_resolution"] == {
+        "input_shape": [3, 32, 32],
+        "runs": {"state_dict": True, "onnx": True},
+    }
+    assert "At the training resolution (32x32 px" in (tmp_path / "w" / "README.md").read_text()
     session = onnxruntime.InferenceSession(str(tmp_path / "w" / "model.onnx"), providers=["CPUExecutionProvider"])
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
