@@ -68,5 +68,6 @@ def failure_text(err: BaseException) -> str:
 
 
 def _options(request: dict[str, Any]) -> dict[str, Any]:
-    keys = ("formats", "train_steps", "train_batch")
+    """``export_candidate``'s options from a stored request (older requests lack the newer keys)."""
+    keys = ("formats", "train_steps", "train_batch", "allow_untrained")
     return {k: tuple(v) if k == "formats" else v for k, v in request.items() if k in keys}

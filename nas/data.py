@@ -28,6 +28,10 @@ _IDX_FILES = {
 }
 # Fashion-MNIST's training-set pixel statistics, used for both splits.
 FASHION_MNIST_MEAN, FASHION_MNIST_STD = (0.2860,), (0.3530,)
+# Label i names class FASHION_MNIST_CLASSES[i] (the dataset's own order, from Zalando's README).
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 _FIX = (
     "install it (`apt-get install -y dataset-fashion-mnist`), point to a directory holding the IDX files "
@@ -181,10 +185,48 @@ def _download_fashion_mnist(root: Path) -> None:
         raise DataNotFoundError(f"data: downloading Fashion-MNIST into {root} failed ({e}); {_FIX}") from e
 
 
+def describe_preprocessing(
+    source: str | os.PathLike[str] = FASHION_MNIST,
+    *,
+    resolution: int,
+    channels: int = 3,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> dict:
+    """What ``ImageData.batch`` does to this dataset's images, stated for a model card: a network
+    trained on them wants its inputs made the same way. Label i names ``classes[i]``. An
+    ImageFolder is loaded to read its statistics (its own images', as ``load_dataset`` takes them)."""
+    if str(source) == FASHION_MNIST:
+        classes, stored, mean, std = FASHION_MNIST_CLASSES, 1, FASHION_MNIST_MEAN, FASHION_MNIST_STD
+    else:
+        data = load_dataset(source, split="train", data_dir=data_dir)
+        path = Path(source).expanduser()
+        classes = _classes(path / "train" if (path / "train").is_dir() else path)
+        stored, mean, std = data.images.shape[1], data.mean, data.std
+    return {
+        "dataset": str(source),
+        "classes": list(classes),
+        "value_range": "pixels / 255, in [0, 1], before normalising",
+        "resize": [resolution, resolution],
+        "resize_method": "bilinear with antialiasing (torch.nn.functional.interpolate, align_corners=False)",
+        "mean": list(mean),
+        "std": list(std),
+        "normalise": "(pixel - mean) / std, per channel",
+        "channels": channels,
+        "channels_from": "the grayscale channel, repeated after normalising"
+        if stored == 1 and channels != 1
+        else f"the image's {stored} channels",
+    }
+
+
+def _classes(path: Path) -> tuple[str, ...]:
+    """An ImageFolder's classes, in label order: its sub-directories, sorted."""
+    return tuple(sorted(d.name for d in path.iterdir() if d.is_dir()))
+
+
 def _load_image_folder(path: Path) -> ImageData:
     from PIL import Image
 
-    classes = sorted(d.name for d in path.iterdir() if d.is_dir())
+    classes = _classes(path)
     files = [
         (f, label)
         for label, cls in enumerate(classes)

@@ -1,22 +1,30 @@
-"""Export of a candidate as a deployable PyTorch model.
+"""Export of a candidate as a deployable PyTorch model: the network the job priced.
 
 One folder (and a zip of it) per export:
 
 - ``arch.json``: the architecture, which ``search_spaces.build_model`` builds;
 - ``state_dict.pt``: the weights the built module loads: a measured candidate's trained weights
-  (trained by its job under the job's recipe, at the recipe's resolution: the export's input shape
-  is then that resolution), else initialised ones (or, with ``train_steps``, briefly trained);
-- ``model.torchscript.pt``, ``model.onnx`` and ``model.pt2``: the same network traced at the
-  deployment input shape, with a free batch dimension; they load and run without this package
-  (``torch.jit.load``, ``onnxruntime``, ``torch.export.load``). ``model.pt2`` is torch.export's
-  ExportedProgram, the format PyTorch now recommends over TorchScript (deprecated since 2.9);
-- ``model_card.json`` and ``README.md``: metrics, hardware totals, constraints, the job, versions,
-  and the formats' agreement on one seeded input, measured here.
+  (trained by its job under the job's recipe), or with ``train_steps`` weights trained here;
+  initialised ones only when asked (``allow_untrained``): an untrained export is refused otherwise;
+- ``model.pt2``: torch.export's ExportedProgram (``torch.export.load``), the primary whole-model
+  format; ``model.onnx`` (``onnxruntime``); ``model.torchscript.pt`` (``torch.jit.load``), kept while
+  torch ships TorchScript (deprecated since 2.9), written only when asked. Each is the network at
+  the job's priced input shape (``input_shape``), with a free batch, height and width where the
+  network runs at any size; they load and run without this package;
+- ``model_card.json`` and ``README.md``: the exported network's parameters and hardware figures
+  (priced here at the shape it is exported at, on the job's chip), the accuracy with its
+  provenance, the preprocessing and class names of the dataset its weights were trained on, the
+  job, versions, and the formats' agreement with the module, measured here.
+
+The network is built at the priced shape. Trained weights that depend on the input size (a spatial
+MLP's token count, a clamped attention window) fit only a network of the size they were trained
+at: such a network is exported at that size, and its card says so and prices it there.
 
 Formats are checked as they are written: the ONNX graph passes ``onnx.checker`` and runs in
-onnxruntime, and every format's output is compared with the module's. A failed check leaves nothing
-behind. ``check_request`` refuses what cannot be exported before anything is built; the service
-runs its exports in processes of their own (``nas._export_run``).
+onnxruntime, and every format's output is compared with the module's, at the exported shape and
+(free height and width) at a larger one. A failed check leaves nothing behind. ``check_request``
+refuses what cannot be exported before anything is built; the service runs its exports in
+processes of their own (``nas._export_run``).
 """
 
 from __future__ import annotations
@@ -39,7 +47,10 @@ from nas.plugins import resolve_space
 from nas.spec import FieldError, JobSpec, PluginRef
 from nas.store import CandidateRecord, JobRecord, NotFoundError, Store, parse_bounds
 
-FORMATS = ("state_dict", "torchscript", "onnx", "exported_program")
+FORMATS = ("state_dict", "exported_program", "onnx", "torchscript")
+# What an export writes unless asked otherwise ("default"); "all" adds TorchScript, which torch has
+# deprecated in favour of torch.export: it is kept while torch ships it.
+DEFAULT_FORMATS = ("state_dict", "exported_program", "onnx")
 FILES = {
     "state_dict": "state_dict.pt",
     "torchscript": "model.torchscript.pt",
@@ -49,6 +60,9 @@ FILES = {
 ONNX_OPSET = 17
 AGREEMENT_TOLERANCE = 1e-3  # max |difference| of logits between formats on the check input
 CHECK_BATCH = 2  # the check input's batch: not the traced one's, so a batch size baked into a graph shows
+# The second check input is this many pixels taller and wider than the exported shape: every stage's
+# map then has another size (stride 32 at most), so a size baked into a "free" graph shows.
+SIZE_CHECK_STEP = 32
 
 
 class ExportError(FieldError):
@@ -63,14 +77,17 @@ class Exported:
 
 
 def parse_formats(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """'all' | a format | a comma-separated list (or a list) -> formats, in FORMATS order."""
+    """'default' (or nothing) | 'all' | a format | a comma-separated list (or a list) -> formats,
+    in FORMATS order. 'default' is DEFAULT_FORMATS; 'all' adds TorchScript."""
     items = [p.strip() for chunk in ([value] if isinstance(value, str) else value) for p in chunk.split(",")]
     items = [p for p in items if p]
-    if not items or "all" in items:
+    if "all" in items:
         return FORMATS
+    if not items or items == ["default"]:
+        return DEFAULT_FORMATS
     unknown = [p for p in items if p not in FORMATS]
     if unknown:
-        raise ExportError("formats", f"unknown {', '.join(unknown)}; choose all or among {', '.join(FORMATS)}")
+        raise ExportError("formats", f"unknown {', '.join(unknown)}; choose default, all or among {', '.join(FORMATS)}")
     return tuple(f for f in FORMATS if f in items)
 
 
@@ -78,16 +95,18 @@ def check_request(
     spec: JobSpec,
     candidate: CandidateRecord,
     *,
-    formats: str | tuple[str, ...] = FORMATS,
+    formats: str | tuple[str, ...] = DEFAULT_FORMATS,
     train_steps: int = 0,
     train_batch: int = 32,
     trained: bool = False,
     limits: Limits | None = None,
+    allow_untrained: bool = False,
 ) -> tuple[str, ...]:
     """What an export can be refused for before anything is built or imported (``ExportError``
-    naming the field): unknown formats, a candidate that is not complete, training one that has
-    its job's trained weights (``trained``) or one whose job has a plug-in evaluator, and, under
-    ``limits``, a training batch over ``max_batch_pixels``. Returns the formats."""
+    naming the field): unknown formats, a candidate that is not complete, one without trained
+    weights (``trained``: its job's) unless trained here (``train_steps``) or ``allow_untrained``,
+    training one that has its job's trained weights or one whose job has a plug-in evaluator, and,
+    under ``limits``, a training batch over ``max_batch_pixels``. Returns the formats."""
     formats = parse_formats(formats)
     if candidate.status != "complete":
         raise ExportError(
@@ -97,6 +116,14 @@ def check_request(
         )
     if train_steps < 0:
         raise ExportError("train_steps", f"must be >= 0, got {train_steps}")
+    if not trained and not train_steps and not allow_untrained:
+        raise ExportError(
+            "weights",
+            f"candidate {candidate.id} has no trained weights: its export would ship initialised ones, "
+            f"without the accuracy the front shows. Measure it first (`nas train {candidate.job_id} --top N`, "
+            f"or POST /jobs/{candidate.job_id}/train), train it in the export (train_steps, `--train-steps N`), "
+            "or ask for initialised weights (allow_untrained, `--allow-untrained`)",
+        )
     if train_steps and trained:
         raise ExportError(
             "train_steps", "the candidate has trained weights from its job; export it without train_steps"
@@ -120,19 +147,25 @@ def export_candidate(
     candidate: CandidateRecord,
     out: str | Path,
     *,
-    formats: str | tuple[str, ...] = FORMATS,
+    formats: str | tuple[str, ...] = DEFAULT_FORMATS,
     train_steps: int = 0,
     train_batch: int = 32,
     weights: tuple[bytes, dict[str, Any]] | None = None,
+    allow_untrained: bool = False,
 ) -> Exported:
     """Write the export of ``candidate`` to the folder ``out`` (new or empty). ``weights``: the
-    candidate's trained state_dict and recipe (``Store.weights``), shipped instead of initialised ones."""
+    candidate's trained state_dict and recipe (``Store.weights``), shipped as they are; without
+    them, ``train_steps`` trains the network here, or ``allow_untrained`` ships initialised weights
+    (the card then says its accuracy is not measured)."""
     import torch
+
+    from nas.search._pricing import candidate_accelerator, price
 
     spec = JobSpec.model_validate(job.spec)
     formats = check_request(
-        spec, candidate, formats=formats, train_steps=train_steps, train_batch=train_batch, trained=weights is not None
-    )
+        spec, candidate, formats=formats, train_steps=train_steps, train_batch=train_batch,
+        trained=weights is not None, allow_untrained=allow_untrained,
+    )  # fmt: skip
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError("output", f"{out} exists and is not an empty folder; give a new one")
@@ -143,37 +176,30 @@ def export_candidate(
             "build(arch, input_shape, num_classes) method to export its networks"
         )
     arch = space.arch_from_json(candidate.arch)
-    input_shape = tuple(spec.input_shape)
-    if weights is not None:  # built where it was trained and measured
-        recipe = weights[1]
-        input_shape = (spec.input_shape[0], recipe["resolution"], recipe["resolution"])
     torch.manual_seed(spec.seed)
-    model = space.build(arch, input_shape, spec.num_classes)
+    model, input_shape, fixed = _build(space, arch, spec, weights)
     if weights is not None:
-        model.load_state_dict(torch.load(io.BytesIO(weights[0]), weights_only=True))
         trained = {**weights[1], "measured_accuracy": candidate.metrics.get("measured_accuracy")}
     else:
         trained = _train(model, spec, train_steps, train_batch) if train_steps else None
-    spec = spec.model_copy(update={"input_shape": input_shape})
     model.eval()
+    exported = spec.model_copy(update={"input_shape": input_shape})
+    # The exported file priced as it is, on the chip the candidate was priced on: its params and
+    # latency, not the front's where the two differ.
+    priced = price(
+        space, arch, exported, candidate_accelerator(job, candidate.hardware), candidate.hardware.get("chip")
+    )
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))  # beside out: the rename is atomic
     try:
         files = {"arch": "arch.json"}
         (tmp / "arch.json").write_text(arch.to_json() + "\n")
-        check = torch.randn(CHECK_BATCH, *spec.input_shape, generator=torch.Generator().manual_seed(0))
-        with torch.no_grad():
-            reference = model(check)
-        agreement = {}
-        for fmt in formats:
-            files[fmt] = FILES[fmt]
-            agreement[fmt] = _WRITERS[fmt](model, tmp / FILES[fmt], spec, check, reference)
-        bad = {f: d for f, d in agreement.items() if not d <= AGREEMENT_TOLERANCE}
-        if bad:
-            raise ExportError(f"formats disagree with the module beyond {AGREEMENT_TOLERANCE}: {bad}")
+        agreement, checked, fixed, runs = _write_formats(model, tmp, formats, input_shape, fixed)
+        files |= {fmt: FILES[fmt] for fmt in formats}
         files["model_card"] = "model_card.json"
-        card = _card(job, candidate, spec, files, agreement, trained)
+        shape = _Shape(input_shape, fixed, checked, _at_training_resolution(model, runs, input_shape, trained))
+        card = _card(job, candidate, spec, shape, files, agreement, trained, priced)
         (tmp / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
         (tmp / "README.md").write_text(_readme(card))
         if out.exists():
@@ -184,6 +210,146 @@ def export_candidate(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Exported(out, files, card)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    exported: tuple[int, ...]  # (channels, height, width) the formats were traced and priced at
+    fixed: str | None  # why height and width are not free, None when they are
+    checked: list[list[int]]  # the inputs (batch, channels, height, width) every format was compared at
+    at_training: dict[str, Any] | None  # which formats run at the weights' training resolution, if another
+
+
+def _build(
+    space: Any, arch: Any, spec: JobSpec, weights: tuple[bytes, dict[str, Any]] | None
+) -> tuple[Any, tuple[int, ...], str | None]:
+    """(module, the input shape it is exported at, why that size is fixed or None): the network at
+    the job's priced shape; with trained weights whose shapes depend on the input size (a spatial
+    MLP's token count, a clamped window), the network at the resolution they were trained at."""
+    import torch
+
+    priced = tuple(spec.input_shape)
+    model = space.build(arch, priced, spec.num_classes)
+    if weights is None:
+        return model, priced, None
+    state = torch.load(io.BytesIO(weights[0]), weights_only=True)
+    wanted = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if wanted == {k: tuple(v.shape) for k, v in state.items()}:
+        model.load_state_dict(state)
+        return model, priced, None
+    r = weights[1]["resolution"]
+    trained_at = (priced[0], r, r)
+    model = space.build(arch, trained_at, spec.num_classes)
+    model.load_state_dict(state)
+    return (
+        model,
+        trained_at,
+        (
+            f"its weights depend on the input size and were trained at {r}x{r} px: it is exported (and priced) at "
+            f"that size; the network priced at {priced[1]}x{priced[2]} px on the front has other weights"
+        ),
+    )
+
+
+class _SizeFixed(Exception):
+    """A format did not run, or disagreed, at another height and width than it was traced at."""
+
+
+def _write_formats(
+    model: Any, folder: Path, formats: tuple[str, ...], input_shape: tuple[int, ...], fixed: str | None
+) -> tuple[dict[str, float], list[list[int]], str | None, dict[str, Any]]:
+    """Write every format into ``folder`` and compare each with the module: at the exported shape
+    and, unless the size is fixed, at one ``SIZE_CHECK_STEP`` pixels larger each way, with a free
+    height and width. If the module or a format does not run (or agree) there, every format is
+    written again at the fixed size. Returns (max |difference| per format, the inputs compared at,
+    why the size is fixed or None, each format's file loaded back as a callable)."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    checks = [torch.randn(CHECK_BATCH, *input_shape, generator=g)]
+    if fixed is None:
+        c, h, w = input_shape
+        checks.append(torch.randn(CHECK_BATCH + 1, c, h + SIZE_CHECK_STEP, w + SIZE_CHECK_STEP, generator=g))
+    with torch.no_grad():
+        references = [model(checks[0])]
+        if fixed is None:
+            try:
+                references.append(model(checks[1]))
+            except Exception as err:  # e.g. a spatial MLP, built for one token count
+                fixed, checks = f"the network runs at {input_shape[1]}x{input_shape[2]} px only ({err})", checks[:1]
+    runs = {}
+    try:
+        for fmt in formats:
+            runs[fmt] = _write(fmt, model, folder, input_shape, fixed)
+        agreement = {fmt: _check(runs[fmt], checks, references) for fmt in formats}
+    except _SizeFixed as err:
+        for fmt in formats:
+            (folder / FILES[fmt]).unlink(missing_ok=True)
+        return _write_formats(model, folder, formats, input_shape, str(err))
+    bad = {f: d for f, d in agreement.items() if not d <= AGREEMENT_TOLERANCE}
+    if bad:
+        raise ExportError(f"formats disagree with the module beyond {AGREEMENT_TOLERANCE}: {bad}")
+    return agreement, [list(x.shape) for x in checks], fixed, runs
+
+
+def _at_training_resolution(
+    model: Any, runs: dict[str, Any], input_shape: tuple[int, ...], trained: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Which formats run (and agree with the module) at the resolution the weights were trained and
+    measured at, when the export's size is another: a free size need not reach it (torch.export
+    keeps a feature map that is 1x1 at one size and not at the other apart)."""
+    import torch
+
+    r = (trained or {}).get("resolution")
+    if r is None or [r, r] == list(input_shape[1:]):
+        return None
+    x = torch.randn(1, input_shape[0], r, r, generator=torch.Generator().manual_seed(1))
+    ok = {}
+    with torch.no_grad():
+        try:
+            reference = model(x)
+        except Exception:
+            reference = None  # fixed-size weights: nothing runs there
+        for fmt, run in runs.items():
+            try:
+                ok[fmt] = reference is not None and _max_diff(run(x), reference) <= AGREEMENT_TOLERANCE
+            except Exception:
+                ok[fmt] = False
+    return {"input_shape": [input_shape[0], r, r], "runs": ok}
+
+
+def _write(fmt: str, model: Any, folder: Path, input_shape: tuple[int, ...], fixed: str | None) -> Any:
+    """``fmt``'s writer; with a free size, a failure is ``_SizeFixed`` (the fixed size is tried next)."""
+    try:
+        return _WRITERS[fmt](model, folder / FILES[fmt], input_shape, fixed is None)
+    except Exception as err:
+        if fixed is not None:
+            raise
+        raise _SizeFixed(f"{fmt} cannot be written with a free height and width ({_first_line(err)})") from err
+
+
+def _check(run: Any, checks: list[Any], references: list[Any]) -> float:
+    """The largest |difference| of ``run``'s logits from the module's over the check inputs; a
+    failure past the first input (another size) is ``_SizeFixed``."""
+    import torch
+
+    diffs = []
+    for i, (x, reference) in enumerate(zip(checks, references, strict=True)):
+        try:
+            with torch.no_grad():
+                diffs.append(_max_diff(run(x), reference))
+        except Exception as err:
+            if i == 0:
+                raise
+            raise _SizeFixed(f"a format does not run at {x.shape[2]}x{x.shape[3]} px ({_first_line(err)})") from err
+        if i and not diffs[-1] <= AGREEMENT_TOLERANCE:
+            raise _SizeFixed(f"a format disagrees with the module at {x.shape[2]}x{x.shape[3]} px ({diffs[-1]:.1e})")
+    return max(diffs)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"[:200]
 
 
 def export_stored(
@@ -246,7 +412,11 @@ def _max_diff(a: Any, b: Any) -> float:
     return float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))))
 
 
-def _write_state_dict(model: Any, path: Path, spec: JobSpec, check: Any, reference: Any) -> float:
+# Each writer saves the module in its format at ``shape`` (free height and width if ``free``) and
+# returns the file loaded back, as a callable from an input batch to logits.
+
+
+def _write_state_dict(model: Any, path: Path, shape: tuple[int, ...], free: bool) -> Any:
     import copy
 
     import torch
@@ -256,31 +426,32 @@ def _write_state_dict(model: Any, path: Path, spec: JobSpec, check: Any, referen
     for p in reloaded.parameters():  # the reloaded weights, not the copied ones, must produce the output
         p.data.zero_()
     reloaded.load_state_dict(torch.load(path, weights_only=True))
-    with torch.no_grad():
-        return _max_diff(reloaded(check), reference)
+    return reloaded
 
 
-def _write_torchscript(model: Any, path: Path, spec: JobSpec, check: Any, reference: Any) -> float:
+def _write_exported_program(model: Any, path: Path, shape: tuple[int, ...], free: bool) -> Any:
     import torch
 
-    example = torch.zeros(1, *spec.input_shape)
+    example = torch.zeros(2, *shape)  # not 1: torch.export specialises a size-1 dimension
+    dims: dict[int, Any] = {0: torch.export.Dim("batch", min=1, max=4096)}
+    if free:  # AUTO: torch keeps them free where the network allows (e.g. not where a map becomes 1x1)
+        dims |= {2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export, still the portable format
-        traced = torch.jit.trace(model, example, check_trace=False)
-        traced.save(str(path))
-        loaded = torch.jit.load(str(path))
-    with torch.no_grad():
-        return _max_diff(loaded(check), reference)
+        warnings.simplefilter("ignore")
+        program = torch.export.export(model, (example,), dynamic_shapes=(dims,))
+        torch.export.save(program, str(path))
+        return torch.export.load(str(path)).module()
 
 
-def _write_onnx(model: Any, path: Path, spec: JobSpec, check: Any, reference: Any) -> float:
+def _write_onnx(model: Any, path: Path, shape: tuple[int, ...], free: bool) -> Any:
     import onnx
     import onnxruntime as ort
     import torch
 
-    example = torch.zeros(1, *spec.input_shape)
+    example = torch.zeros(1, *shape)
+    axes = {0: "batch", 2: "height", 3: "width"} if free else {0: "batch"}
     with warnings.catch_warnings(), contextlib.redirect_stdout(None):
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # it is deprecated too; the torch.export-based one is ten times slower here
         torch.onnx.export(
             model,
             (example,),
@@ -289,36 +460,32 @@ def _write_onnx(model: Any, path: Path, spec: JobSpec, check: Any, reference: An
             opset_version=ONNX_OPSET,
             input_names=["image"],
             output_names=["logits"],
-            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+            dynamic_axes={"image": axes, "logits": {0: "batch"}},
         )
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except onnx.checker.ValidationError as err:
         raise ExportError("onnx", f"the exported graph fails the ONNX checker: {err}") from err
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (out,) = session.run(["logits"], {"image": check.numpy()})
-    return _max_diff(out, reference)
+    return lambda x: session.run(["logits"], {"image": x.numpy()})[0]
 
 
-def _write_exported_program(model: Any, path: Path, spec: JobSpec, check: Any, reference: Any) -> float:
+def _write_torchscript(model: Any, path: Path, shape: tuple[int, ...], free: bool) -> Any:
     import torch
 
-    example = torch.zeros(2, *spec.input_shape)  # not 1: torch.export specialises a size-1 dimension
-    batch = torch.export.Dim("batch", min=1, max=4096)
+    example = torch.zeros(1, *shape)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
-        torch.export.save(program, str(path))
-        loaded = torch.export.load(str(path)).module()
-    with torch.no_grad():
-        return _max_diff(loaded(check), reference)
+        warnings.simplefilter("ignore")  # deprecated in favour of torch.export; written only when asked for
+        traced = torch.jit.trace(model, example, check_trace=False)
+        traced.save(str(path))
+        return torch.jit.load(str(path))
 
 
 _WRITERS = {
     "state_dict": _write_state_dict,
-    "torchscript": _write_torchscript,
-    "onnx": _write_onnx,
     "exported_program": _write_exported_program,
+    "onnx": _write_onnx,
+    "torchscript": _write_torchscript,
 }
 
 
@@ -334,32 +501,64 @@ def _card(
     job: JobRecord,
     c: CandidateRecord,
     spec: JobSpec,
+    shape: _Shape,
     files: dict[str, str],
     agreement: dict[str, float],
     trained: dict[str, Any] | None,
+    priced: Any,
 ) -> dict[str, Any]:
+    channels, height, width = shape.exported
+    free = shape.fixed is None
+    measured_by_job = trained is not None and "measured_accuracy" in trained
+    hardware_keys = priced.metrics.keys()
     return {
         "name": c.name,
         "arch_hash": c.arch_hash,
         "exported_at": datetime.now(UTC).isoformat(),
         "job": {"id": job.id, "name": job.name, "tags": list(job.tags), "objectives": spec.objectives},
         "candidate": {"id": c.id, "trial_number": c.trial_number, "on_front": c.on_front},
-        "input": {"shape": ["batch", *spec.input_shape], "name": "image", "dtype": "float32"},
+        "input": {
+            "name": "image",
+            "dtype": "float32",
+            "shape": ["batch", channels, "height" if free else height, "width" if free else width],
+            "units": "images, channels, pixels, pixels",
+            "exported_at": list(shape.exported),  # channels, height px, width px: traced and priced here
+            "size": f"any height and width (checked at {height}x{width} and another)"
+            if free
+            else f"fixed at {height}x{width} px: {shape.fixed}",
+            "checked_at": shape.checked,
+            "at_training_resolution": shape.at_training,
+        },
         "output": {"shape": ["batch", spec.num_classes], "name": "logits"},
+        "primary_format": "exported_program" if "exported_program" in files else None,
         "build": {
             "space": spec.space.plugin
             if isinstance(spec.space, PluginRef)
             else getattr(spec.space, "name", spec.space),
             "num_classes": spec.num_classes,
-            "input_shape": list(spec.input_shape),
+            "input_shape": list(shape.exported),
         },
-        "metrics": c.metrics,
-        "accuracy": _accuracy(job, c),
+        # The exported file's figures: priced at its shape on the job's chip (`pricing`); the
+        # accuracy only where it is these weights' (the job measured them).
+        "metrics": {
+            **{k: v for k, v in c.metrics.items() if measured_by_job and k not in hardware_keys},
+            **priced.metrics,
+        },
+        "pricing": {
+            "chip": _accelerator(job, spec, c)["chip"],
+            "input_shape": list(shape.exported),
+            "units": "channels, height px, width px",
+            "as_on_front": list(shape.exported) == list(spec.input_shape),
+        },
+        "accuracy": _accuracy(job, c, trained, spec.seed),
+        "preprocessing": _preprocessing(spec, trained),
         "scores": c.scores,
-        "deployable": c.deployable,
-        "hardware": c.hardware,
+        "deployable": priced.deployable,
+        "hardware": priced.hardware,
+        "violations": priced.violations,  # the job's hard constraints that this file breaks
         "accelerator": _accelerator(job, spec, c),
-        "priced_at_input_shape": list(job.spec["input_shape"]),
+        "priced_at_input_shape": list(spec.input_shape),  # the front's candidate, as `front` gives it
+        "front": {"input_shape": list(spec.input_shape), "metrics": c.metrics},
         "constraints": spec.constraints.model_dump(mode="json", exclude_none=True),
         "weights": _weights_text(trained, spec.seed),
         "training": trained,
@@ -367,6 +566,24 @@ def _card(
         "agreement_max_abs_diff": agreement,
         "versions": _versions(),
     }
+
+
+def _preprocessing(spec: JobSpec, trained: dict[str, Any] | None) -> dict[str, Any] | None:
+    """How the images the weights were trained (and measured) on were made into inputs; None for
+    initialised weights or a plug-in evaluator's job (no dataset known here)."""
+    from nas.data import DataNotFoundError, describe_preprocessing
+
+    if trained is None or isinstance(spec.evaluator, PluginRef):
+        return None
+    try:
+        return describe_preprocessing(
+            spec.evaluator.data,
+            resolution=trained["resolution"],
+            channels=spec.input_shape[0],
+            data_dir=spec.evaluator.data_dir,
+        )
+    except DataNotFoundError as err:
+        return {"dataset": spec.evaluator.data, "note": f"not described: {err}"}
 
 
 def _accelerator(job: JobRecord, spec: JobSpec, c: CandidateRecord) -> dict[str, Any]:
@@ -392,27 +609,42 @@ def _accelerator(job: JobRecord, spec: JobSpec, c: CandidateRecord) -> dict[str,
     return out
 
 
-def _accuracy_line(a: dict[str, Any]) -> str:
-    if a["kind"] == "measured":
-        return f"{a['value']:.4f}, measured (top-1 under the job's recipe, model_card.json `accuracy.recipe`)"
-    if a["kind"] == "predicted":
-        return f"{a['value']:.4f} +- {a['std']:.4f}, predicted by the job's calibrated predictor (not measured)"
-    return f"{a['value']} ({a['kind']}{': ' + a['note'] if 'note' in a else ''})"
-
-
 def _weights_text(trained: dict[str, Any] | None, seed: int) -> str:
     if trained is None:
-        return f"initialised (seed {seed})"
+        return f"initialised (seed {seed}), not trained: exported with allow_untrained"
     if "measured_accuracy" in trained:
         return (
             f"trained by the job: {trained['epochs']:g} epochs over {trained['images']} {trained['dataset']} images at "
-            f"{trained['resolution']}x{trained['resolution']}; measured top-1 {trained['measured_accuracy']:.4f}"
+            f"{trained['resolution']}x{trained['resolution']} px; measured top-1 {trained['measured_accuracy']:.4f}"
         )
-    return "trained"
+    return (
+        f"trained by this export: {trained['steps']} steps of {trained['batch_size']} {trained['dataset']} images at "
+        f"{trained['resolution']}x{trained['resolution']} px"
+    )
 
 
-def _accuracy(job: JobRecord, c: CandidateRecord) -> dict[str, Any]:
-    """The candidate's accuracy with its units and provenance."""
+def _accuracy(job: JobRecord, c: CandidateRecord, trained: dict[str, Any] | None, seed: int) -> dict[str, Any]:
+    """The accuracy of the exported weights, with its units and provenance."""
+    if trained is None:
+        front = _front_accuracy(job, c)
+        return {
+            "kind": "not measured",
+            "value": None,
+            "note": f"initialised weights (seed {seed}); the front's {front['kind']} accuracy "
+            f"{front['value']} is of the trained network, not of these weights",
+        }
+    if "held_out_accuracy" in trained:
+        return {
+            "kind": "measured",
+            "value": trained["held_out_accuracy"],
+            "on": f"{trained['held_out_images']} held-out {trained['dataset']} training images at "
+            f"{trained['resolution']}x{trained['resolution']} px, after this export's {trained['steps']} steps",
+        }
+    return _front_accuracy(job, c)
+
+
+def _front_accuracy(job: JobRecord, c: CandidateRecord) -> dict[str, Any]:
+    """The candidate's accuracy as its job states it, with its units and provenance."""
     m = c.metrics
     kind = job.accuracy_kind
     if kind == "score":
@@ -428,42 +660,84 @@ def _accuracy(job: JobRecord, c: CandidateRecord) -> dict[str, Any]:
     }
 
 
+def _accuracy_line(a: dict[str, Any]) -> str:
+    if a["kind"] == "measured" and "on" in a:
+        return f"{a['value']:.4f}, measured (top-1 on {a['on']})"
+    if a["kind"] == "measured":
+        r = (a.get("recipe") or {}).get("resolution")
+        at = f" at {r}x{r} px" if r else ""
+        return f"{a['value']:.4f}, measured (top-1 under the job's recipe{at}, model_card.json `accuracy.recipe`)"
+    if a["kind"] == "predicted":
+        return f"{a['value']:.4f} +- {a['std']:.4f}, predicted by the job's calibrated predictor (not measured)"
+    if a["value"] is None:
+        return f"{a['kind']} ({a['note']})"
+    return f"{a['value']} ({a['kind']}{': ' + a['note'] if 'note' in a else ''})"
+
+
 def _readme(card: dict[str, Any]) -> str:
-    m = card["metrics"]
-    shape = ", ".join(str(s) for s in card["input"]["shape"])
+    m, inp, pricing = card["metrics"], card["input"], card["pricing"]
+    shape = ", ".join(str(s) for s in inp["shape"])
+    c, h, w = inp["exported_at"]
     lines = [
         f"# {card['name']}",
         "",
         f"Exported from job {card['job']['id']} ({card['job']['name']}), candidate {card['candidate']['id']}.",
         "",
+        f"Hardware figures: this file's network on {pricing['chip']} ({card['accelerator']['mode']}, batch "
+        f"{card['accelerator']['batch']}) at an input of {c} channels x {h} x {w} px"
+        + (
+            ", as on the job's front."
+            if pricing["as_on_front"]
+            else f"; the job's front priced it at {'x'.join(map(str, card['front']['input_shape']))} (`front`)."
+        ),
+        "",
         "| metric | value |",
         "|---|---|",
         *(f"| {k} | {v:.6g} |" for k, v in m.items() if isinstance(v, int | float)),
         "",
-        f"Weights: {card['weights']}."
-        + (
-            f" Held-out accuracy {card['training']['held_out_accuracy']:.4f}."
-            if card["training"] and "held_out_accuracy" in card["training"]
-            else ""
-        ),
+        f"Weights: {card['weights']}.",
         "",
         f"Accuracy: {_accuracy_line(card['accuracy'])}.",
         "",
-        f"Input `image` float32 ({shape}); output `logits` (batch, {card['output']['shape'][1]}).",
+        f"Input `image` float32 ({shape}): {inp['size']}; output `logits` (batch, {card['output']['shape'][1]}).",
         "",
-        "```python",
     ]
+    pre = card["preprocessing"]
+    if pre and "classes" in pre:
+        r = pre["resize"]
+        lines += [
+            f"Preprocessing (as the weights were trained and measured on {pre['dataset']}): pixels / 255 (values in"
+            f" [0, 1]), resized to {r[0]}x{r[1]} px ({pre['resize_method']}), normalised (x - mean) / std with mean "
+            f"{pre['mean']} and std {pre['std']}, {pre['channels']} channels from {pre['channels_from']}."
+            + ("" if [c, h, w][1:] == r else f" The hardware figures are for {h}x{w} px inputs."),
+            "",
+            "Classes (logit i is class i): " + ", ".join(f"{i} {name}" for i, name in enumerate(pre["classes"])) + ".",
+            "",
+        ]
+    if inp["at_training_resolution"]:
+        at = inp["at_training_resolution"]
+        yes = [f for f, ok in at["runs"].items() if ok]
+        no = [f for f, ok in at["runs"].items() if not ok]
+        lines += [
+            f"At the training resolution ({'x'.join(map(str, at['input_shape'][1:]))} px, where the accuracy was"
+            f" measured) these formats run: {', '.join(yes) or 'none'}"
+            + (f"; not: {', '.join(no)} (use {h}x{w} px inputs there)." if no else "."),
+            "",
+        ]
+    lines.append("```python")
     files = card["files"]
     if files.keys() & {"torchscript", "exported_program", "state_dict"}:
         lines.append("import torch")
     if "onnx" in files:
         lines.append("import onnxruntime")
-    if "torchscript" in files:
-        lines.append(f"model = torch.jit.load({files['torchscript']!r})")
+    if "exported_program" in files:
+        lines.append(f"model = torch.export.load({files['exported_program']!r}).module()  # the primary format")
     if "onnx" in files:
         lines.append(f"session = onnxruntime.InferenceSession({files['onnx']!r})")
-    if "exported_program" in files:
-        lines.append(f"model = torch.export.load({files['exported_program']!r}).module()")
+    if "torchscript" in files:
+        lines.append(
+            f"model = torch.jit.load({files['torchscript']!r})  # TorchScript: deprecated, kept while torch ships it"
+        )
     if "state_dict" in files:
         lines += [
             "# with imc-nas installed:",
@@ -472,6 +746,7 @@ def _readme(card: dict[str, Any]) -> str:
             f" img_size={tuple(card['build']['input_shape'][1:])})",
             f"net.load_state_dict(torch.load({files['state_dict']!r}))",
         ]
-    lines += ["```", "", "Max |difference| of each format's logits from the module's on one seeded input:", ""]
+    lines += ["```", "", "Max |difference| of each format's logits from the module's on seeded inputs of shapes "
+              + ", ".join("x".join(map(str, s)) for s in inp["checked_at"]) + ":", ""]  # fmt: skip
     lines += [f"- {f}: {d:.2e}" for f, d in card["agreement_max_abs_diff"].items()]
     return "\n".join(lines) + "\n"

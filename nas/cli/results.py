@@ -12,7 +12,7 @@ from typing import Any
 
 from nas.cli.common import WHERE_HELP, add_store_options, client, open_store, where_bounds
 from nas.cli.format import accuracy_cell, accuracy_units, check_top, front_table, layer_table
-from nas.export import FORMATS
+from nas.export import DEFAULT_FORMATS, FORMATS
 
 FORMAT_CHOICES = ("table", "json", "csv")
 
@@ -42,12 +42,21 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("job", type=int)
     p.add_argument("candidate", nargs="?", help="candidate id or arch hash prefix (default: the best under --where)")
     p.add_argument("-o", "--out", required=True, help="the folder to write (new or empty)")
-    p.add_argument("--format", default="all", help=f"all, or some of {', '.join(FORMATS)} (comma-separated)")
+    p.add_argument(
+        "--format", default="default",
+        help=f"default ({', '.join(DEFAULT_FORMATS)}), all (adds TorchScript, deprecated by torch), "
+        f"or some of {', '.join(FORMATS)} (comma-separated)",
+    )  # fmt: skip
     p.add_argument(
         "--where", help="bounds for choosing the best, e.g. 'latency_ms<1.25,energy_mj<3' (= only on counts)"
     )
     p.add_argument("--sort", help="the metric 'best' means (default: the job's first objective)")
     p.add_argument("--train-steps", type=int, default=0, help="train on the job's dataset first (default 0: no)")
+    p.add_argument(
+        "--allow-untrained", action="store_true",
+        help="export a candidate the job never trained with initialised weights (its card says so); "
+        "otherwise such an export is refused: run `nas train JOB --top N` or pass --train-steps",
+    )  # fmt: skip
     add_store_options(p)
     p.set_defaults(func=cmd_export)
 
@@ -152,12 +161,14 @@ def _export_local(args: argparse.Namespace) -> dict[str, Any]:
     store = open_store(args)
     job = store.get_job(args.job)
     c = choose_candidate(store, args.job, args.candidate, where=args.where, sort=args.sort)
-    return export_stored(store, job, c, args.out, formats=args.format, train_steps=args.train_steps).card
+    return export_stored(
+        store, job, c, args.out, formats=args.format, train_steps=args.train_steps, allow_untrained=args.allow_untrained
+    ).card
 
 
 def _export_remote(args: argparse.Namespace) -> dict[str, Any]:
     record = client(args).export(
         args.job, args.candidate, out=args.out, where=args.where, sort=args.sort, formats=args.format,
-        train_steps=args.train_steps,
+        train_steps=args.train_steps, allow_untrained=args.allow_untrained,
     )  # fmt: skip
     return record["card"]
