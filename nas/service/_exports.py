@@ -55,7 +55,17 @@ def export(
     return schemas.export_out(record)
 
 
-@router.get("/exports/{export_id}", responses={200: {"content": {"application/zip": {}}}, **errs(401, 404, 409)})
+@router.get(
+    "/exports/{export_id}",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the zip",
+        },
+        **errs(401, 404, 409),
+    },
+)
 def get_export(export_id: ExportId, tenant: Tenant, store: StoreDep) -> FileResponse:
     """The export's zip, once complete (409 before, and for a failed one)."""
     record = export_for(store, export_id, tenant)
