@@ -8,6 +8,7 @@ from hwmodels import accelerator_names, load_accelerator
 from nas.service import _schemas as schemas
 from nas.service._common import (
     ANONYMOUS,
+    LimitsDep,
     OptionalTenant,
     ServiceDep,
     SettingsDep,
@@ -37,9 +38,9 @@ def healthz(
 
 
 @router.get("/limits", response_model=schemas.Limits, tags=["service"], responses=errs(401))
-def limits(_tenant: Tenant, settings: SettingsDep) -> schemas.Limits:
+def limits(_tenant: Tenant, limits: LimitsDep, settings: SettingsDep) -> schemas.Limits:
     """What one job and one request may ask for here, and the quotas on jobs per tenant."""
-    return schemas.Limits(**settings.public())
+    return schemas.Limits(**limits.public(), **settings.request_limits())
 
 
 @router.get("/accelerators", response_model=list[schemas.Accelerator], tags=["catalogue"], responses=errs(401))

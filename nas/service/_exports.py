@@ -13,11 +13,22 @@ from fastapi.responses import FileResponse
 from starlette.exceptions import HTTPException
 
 from nas.export import check_request, choose_candidate
-from nas.limits import check_quota
+from nas.limits import Limits, check_quota
 from nas.service import _schemas as schemas
-from nas.service._common import JobId, LimitsDep, StoreDep, SupervisorDep, Tenant, errs, export_for, job_for, wake
+from nas.service._common import (
+    JobId,
+    LimitsDep,
+    SettingsDep,
+    StoreDep,
+    SupervisorDep,
+    Tenant,
+    errs,
+    export_for,
+    job_for,
+    wake,
+)
 from nas.service._redact import redact
-from nas.spec import JobSpec
+from nas.spec import FieldError, JobSpec
 from nas.status import ExportStatus
 from nas.store import NotFoundError
 
@@ -36,6 +47,7 @@ def export(
     tenant: Tenant,
     store: StoreDep,
     limits: LimitsDep,
+    settings: SettingsDep,
     supervisor: SupervisorDep,
 ) -> schemas.ExportOut:
     """Queue an export of a candidate (or of the best under ``where``): arch.json, state_dict,
@@ -43,6 +55,9 @@ def export(
     of its own (seconds; minutes with training; stopped past max_export_s): poll
     ``card_url`` until its status is complete (or failed), then download ``url``."""
     job = job_for(store, job_id, tenant)
+    over = Limits.exceeds("train_steps", request.train_steps, settings.max_train_steps, "steps", "train fewer")
+    if over:
+        raise FieldError(errors=over)
     c = choose_candidate(store, job.id, request.candidate, where=request.where, sort=request.sort)
     formats = check_request(
         JobSpec.model_validate(job.spec), c, formats=request.formats, train_steps=request.train_steps,

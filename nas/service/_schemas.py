@@ -181,8 +181,10 @@ class ExportRequest(BaseModel):
     formats: str = Field(
         default="all", max_length=200, description="all, or some of state_dict, torchscript, onnx, exported_program"
     )
-    train_steps: int = Field(default=0, ge=0, le=100_000, description="train on the job's dataset first (0: no)")
-    train_batch: int = Field(default=32, ge=2, le=1024)
+    train_steps: int = Field(
+        default=0, ge=0, description="train on the job's dataset first (0: no); at most max_train_steps (GET /limits)"
+    )
+    train_batch: int = Field(default=32, ge=2, description="images a step; with the input, at most max_batch_pixels")
 
 
 ExportOut = record_model(
@@ -225,6 +227,7 @@ _REQUEST_LIMIT_DOCS = {
     "max_page": "items on one page of a list (limit)",
     "max_variants": "chip variants one POST /hw/sweep prices",
     "max_accelerators": "accelerators one GET /jobs/{id}/compare re-prices",
+    "max_train_steps": "training steps one export may ask for",
 }
 Limits = record_model(
     JobLimits,

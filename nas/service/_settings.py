@@ -32,10 +32,11 @@ class Settings:
     max_page: int = 1000  # items on one page of a list
     max_variants: int = MAX_VARIANTS  # chips one POST /hw/sweep prices (hwmodels builds no more)
     max_accelerators: int = MAX_ACCELERATORS  # accelerators one GET /jobs/{id}/compare re-prices
+    max_train_steps: int = 100_000  # training steps one export may ask for (its run is bounded by max_export_s)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
-        for name in ("max_jobs", "max_body_bytes", "max_page", "max_variants", "max_accelerators"):
+        for name in ("max_jobs", *REQUEST_LIMITS):
             if getattr(self, name) < 1:
                 raise ValueError(f"settings: {name} must be >= 1, got {getattr(self, name)}")
         for name, ceiling in (("max_variants", MAX_VARIANTS), ("max_accelerators", MAX_ACCELERATORS)):
@@ -44,9 +45,9 @@ class Settings:
                     f"settings: {name} is at most {ceiling} (what one call prices), got {getattr(self, name)}"
                 )
 
-    def public(self) -> dict[str, Any]:
-        """What ``GET /limits`` shows: the job limits and the request limits."""
-        return {**self.limits.public(), **{k: getattr(self, k) for k in REQUEST_LIMITS}}
+    def request_limits(self) -> dict[str, Any]:
+        """What ``GET /limits`` shows beside the job limits."""
+        return {k: getattr(self, k) for k in REQUEST_LIMITS}
 
 
-REQUEST_LIMITS = ("max_body_bytes", "max_page", "max_variants", "max_accelerators")
+REQUEST_LIMITS = ("max_body_bytes", "max_page", "max_variants", "max_accelerators", "max_train_steps")

@@ -13,7 +13,7 @@ import search_spaces
 from hwmodels import AcceleratorError, accelerator_names, load_accelerator
 from nas.limits import Limits
 from nas.service import _schemas as schemas
-from nas.service._common import JobId, SettingsDep, StoreDep, Tenant, errs, job_for, plugin_space
+from nas.service._common import JobId, LimitsDep, SettingsDep, StoreDep, Tenant, errs, job_for, plugin_space
 from nas.service._policy import check_accelerators
 from nas.spec import FieldError, spec_error_details
 from nas.whatif import compare_job, resolve_accelerators, sweep
@@ -47,6 +47,7 @@ async def compare(
     tenant: Tenant,
     store: StoreDep,
     settings: SettingsDep,
+    limits: LimitsDep,
     accelerators: Annotated[
         str | None,
         Query(
@@ -72,16 +73,13 @@ async def compare(
     check_accelerators(names or [], "accelerators", where="query")  # names only: nothing opened
     resolve_accelerators(names, where="query")
     return await anyio.to_thread.run_sync(
-        lambda: compare_job(
-            store, job_id, names, every_candidate=all, max_priced_layers=settings.limits.max_priced_layers
-        )
+        lambda: compare_job(store, job_id, names, every_candidate=all, max_priced_layers=limits.max_priced_layers)
     )
 
 
 @router.post("/hw/sweep", response_model=schemas.Sweep, responses=errs(401, 422))
-async def hw_sweep(request: SweepRequest, _tenant: Tenant, settings: SettingsDep) -> dict[str, Any]:
+async def hw_sweep(request: SweepRequest, _tenant: Tenant, settings: SettingsDep, limits: LimitsDep) -> dict[str, Any]:
     """One network priced over a grid of chip parameters laid over a shipped accelerator."""
-    limits = settings.limits
     if (request.preset is None) == (request.arch is None):
         raise FieldError("preset", "give exactly one of preset and arch")
     check_accelerators([request.base], "base")  # names only: nothing opened
