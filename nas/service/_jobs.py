@@ -221,7 +221,7 @@ def _validate(data: dict[str, Any], policy: Policy, limits: Limits, tenant: str 
 
 
 def _eta(job: JobRecord) -> float | None:
-    if job.status != "running":
+    if job.status != JobStatus.RUNNING:
         return None
     budget = job.spec.get("budget", {})
     etas = []
