@@ -517,3 +517,34 @@ def test_the_client_refuses_a_non_empty_export_folder_before_the_service_builds_
         api.export(job_id, out=tmp_path, formats="onnx", timeout=5, poll_s=0.1)  # an old client waits, then fails
     assert store.count_exports() == before  # nothing was queued
     assert api.job(job_id)["id"] == job_id  # the same client does reach the service
+
+
+def test_the_api_models_are_the_store_s_records_and_follow_a_new_field(finished):
+    """A field added to a record (the row and the record: two edits) reaches the API unedited."""
+    import dataclasses
+
+    from nas.service import _schemas as schemas
+    from nas.service._derive import record_model, record_names, record_values
+    from nas.store import CandidateRecord, ExportRecord, JobRecord
+
+    for model, record, views in [(schemas.Job, JobRecord, {"progress", "objectives", "best", "eta_s"}),
+                                 (schemas.Candidate, CandidateRecord, {"layers"}),
+                                 (schemas.ExportOut, ExportRecord, {"url", "card_url", "files"})]:  # fmt: skip
+        kept_on_server = {"owner", "study_name", "accelerator", "path", "budget_trials"}
+        counts = set(schemas.PROGRESS.values()) if record is JobRecord else set()
+        assert set(model.model_fields) == (record_names(record) - kept_on_server - counts) | views, model.__name__
+
+    @dataclasses.dataclass(frozen=True)
+    class Wider(CandidateRecord):
+        proxy_score: float | None = None  # what a new field of the record looks like
+
+    wider = record_model(Wider, "Wider", types={"arch": dict})
+    assert "proxy_score" in wider.model_json_schema()["properties"]
+    store, job_id, client = finished
+    c = store.pareto(job_id, limit=1)[0]
+    shown = wider.model_validate(record_values(wider, Wider(**dataclasses.asdict(c), proxy_score=0.25)))
+    assert json.loads(shown.model_dump_json())["proxy_score"] == 0.25
+    api = client.get(f"/jobs/{job_id}/candidates/{c.id}").json()
+    assert {k: v for k, v in json.loads(shown.model_dump_json()).items() if k != "proxy_score"} == {
+        k: v for k, v in api.items() if k != "layers"
+    }
