@@ -79,6 +79,7 @@ def test_pareto_matches_the_store_with_bounds_sort_pagination_and_fields(finishe
     front = store.pareto(job_id, sort="latency_ms")
     body = client.get(f"/jobs/{job_id}/pareto", params={"sort": "latency_ms"}).json()
     assert [r["id"] for r in body["items"]] == [c.id for c in front]
+    assert body["items"][:50] == json.loads(json.dumps([c.row() for c in front][:50]))  # the store's rows, as they are
     assert body["objectives"] == ["accuracy", "latency_ms", "energy_mj"]
     bound = sorted(c.metrics["latency_ms"] for c in front)[len(front) // 2]
     body = client.get(f"/jobs/{job_id}/pareto", params={"where": f"latency_ms<={bound}"}).json()

@@ -76,3 +76,13 @@ def record_values(model: type[BaseModel], record: Any, **views: Any) -> dict[str
         for name in model.model_fields
         if name in views or hasattr(record, name)
     }
+
+
+def row_model(
+    record: type, name: str, keys: tuple[str, ...], *, types: dict[str, Any], rest: Any, doc: str
+) -> type[BaseModel]:
+    """A flat row of ``record`` (``keys``, e.g. ``nas.store.ROW_FIELDS``), every key optional (a
+    query picks some): typed as the record declares it, as ``types`` says, else ``rest``."""
+    hints = typing.get_type_hints(record)
+    fields = {k: (types.get(k, hints.get(k, rest)) | None, None) for k in keys}
+    return create_model(name, __doc__=doc, **fields)

@@ -58,7 +58,7 @@ async def pareto(
             if wanted:
                 rows = [{k: r[k] for k in wanted} for r in rows]
             answer = schemas.ParetoPage(objectives=job.spec["objectives"], items=rows, limit=limit, offset=offset)
-            return answer.model_dump_json().encode()
+            return answer.model_dump_json(exclude_unset=True).encode()  # a row shows the fields asked for
 
         body = await anyio.to_thread.run_sync(answer)
         pages.put(key, found[1], body)

@@ -8,11 +8,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from nas.limits import Limits as JobLimits
-from nas.service._derive import record_model, record_values
+from nas.service._derive import record_model, record_values, row_model
 from nas.service._redact import redact, redact_tree
 from nas.service._settings import REQUEST_LIMITS, Settings
 from nas.status import CandidateStatus, ExportStatus, JobStatus
-from nas.store import CandidateRecord, ExportRecord, JobRecord
+from nas.store import ROW_FIELDS, CandidateRecord, ExportRecord, JobRecord
 
 _EXAMPLE_TIME = "2026-11-26T10:00:00+00:00"
 
@@ -148,9 +148,19 @@ class CandidatePage(BaseModel):
     offset: int
 
 
+ParetoRow = row_model(
+    CandidateRecord,
+    "ParetoRow",
+    ROW_FIELDS,
+    types={"arch": dict[str, Any]},
+    rest=float,  # the metrics, each in its unit (nas.objectives.METRICS)
+    doc="One front member as a flat row (nas.store.CandidateRecord.row); `fields` picks some of its keys.",
+)
+
+
 class ParetoPage(BaseModel):
     objectives: list[str]
-    items: list[dict[str, Any]] = Field(description="flat rows: id, name, arch_hash, trial_number, metrics, arch")
+    items: list[ParetoRow] = Field(description="flat rows: id, name, arch_hash, trial_number, metrics, arch")
     limit: int
     offset: int
     model_config = ConfigDict(
