@@ -148,6 +148,8 @@ class Client:
         it apart; this waits (``wait_export``, up to ``timeout`` s) until it is complete, and with
         ``out`` downloads and unpacks it there. Returns the export's record, plus ``path`` (the
         unpacked folder) when downloaded. Raises ``ExportFailedError`` if the export failed."""
+        if out is not None:
+            _check_out(out)  # before the service builds anything
         body = {"candidate": candidate, "where": where, "sort": sort, "formats": formats, "train_steps": train_steps,
                 "train_batch": train_batch}  # fmt: skip
         queued = self._call("POST", f"/jobs/{job_id}/export", json={k: v for k, v in body.items() if v is not None})
@@ -175,9 +177,7 @@ class Client:
 
     def download(self, export_id: int, out: str | Path) -> Path:
         """Unpack export ``export_id`` into the folder ``out`` (new or empty); returns it."""
-        out = Path(out)
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise FileExistsError(f"out: {out} exists and is not an empty folder; give a new one")
+        out = _check_out(out)
         response = self._http.get(f"/exports/{export_id}")
         _check(response)
         out.mkdir(parents=True, exist_ok=True)
@@ -238,6 +238,14 @@ def _check(response: httpx.Response) -> None:
     except ValueError:
         detail = response.text
     raise ClientError(response.status_code, detail, str(response.request.url))
+
+
+def _check_out(out: str | Path) -> Path:
+    """``out`` if it can take an export: a new or empty folder."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"out: {out} exists and is not an empty folder; give a new one")
+    return out
 
 
 def _params(**values: Any) -> dict[str, Any]:

@@ -5,7 +5,9 @@ by tests/test_service_live.py."""
 import hashlib
 import io
 import json
+import re
 import zipfile
+from pathlib import Path
 
 import pytest
 import sqlalchemy
@@ -17,6 +19,7 @@ from nas.service import create_app
 from nas.spec import load_spec
 from nas.store import Store
 
+ROOT = Path(__file__).resolve().parents[1]
 SPEC = {
     "name": "api",
     "tags": ["edge", "nightly_run"],
@@ -76,6 +79,7 @@ def test_pareto_matches_the_store_with_bounds_sort_pagination_and_fields(finishe
     front = store.pareto(job_id, sort="latency_ms")
     body = client.get(f"/jobs/{job_id}/pareto", params={"sort": "latency_ms"}).json()
     assert [r["id"] for r in body["items"]] == [c.id for c in front]
+    assert body["items"][:50] == json.loads(json.dumps([c.row() for c in front][:50]))  # the store's rows, as they are
     assert body["objectives"] == ["accuracy", "latency_ms", "energy_mj"]
     bound = sorted(c.metrics["latency_ms"] for c in front)[len(front) // 2]
     body = client.get(f"/jobs/{job_id}/pareto", params={"where": f"latency_ms<={bound}"}).json()
@@ -252,14 +256,40 @@ def test_catalogue_routes_and_a_complete_openapi_schema(finished):
     assert "metis-like" in names
     assert {"metaformer", "metaformer-tiny"} <= {s["name"] for s in client.get("/spaces").json()}
     schema = client.get("/openapi.json").json()
-    expected = {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/cancel", "/jobs/{job_id}/resume", "/jobs/{job_id}/pareto",
-                "/jobs/{job_id}/candidates", "/jobs/{job_id}/candidates/{ref}", "/jobs/{job_id}/export",
-                "/exports/{export_id}", "/exports/{export_id}/card", "/accelerators", "/spaces", "/healthz"}  # fmt: skip
-    assert expected <= set(schema["paths"])
     body = schema["paths"]["/jobs"]["post"]["requestBody"]["content"]
     assert {"application/json", "application/yaml"} <= set(body) and "JobSpec" in schema["components"]["schemas"]
-    assert body["application/json"]["examples"]
     assert schema["components"]["schemas"]["Job"].get("examples")
+    # every route the schema lists answers with a typed body: a named model for its success response
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            ok = next(v for k, v in operation["responses"].items() if k.startswith("2"))
+            content = ok.get("content", {})
+            typed = "$ref" in json.dumps(content.get("application/json", {})) or set(content) == {"application/zip"}
+            assert typed, f"{method.upper()} {path}: no typed response ({content})"
+
+
+def test_the_post_jobs_example_is_the_readme_job_read_from_its_file(finished):
+    _, _, client = finished
+    readme_job = yaml.safe_load((ROOT / "docs/examples/edge-classifier.yaml").read_text())
+    assert "docs/examples/edge-classifier.yaml" in (ROOT / "README.md").read_text()  # the job the README runs
+    body = client.get("/openapi.json").json()["paths"]["/jobs"]["post"]["requestBody"]["content"]
+    [example] = body["application/json"]["examples"].values()
+    assert example["value"] == readme_job and "README" in example["summary"]
+    [as_yaml] = body["application/yaml"]["examples"].values()
+    assert yaml.safe_load(as_yaml["value"]) == readme_job
+
+
+def test_the_api_page_loads_swagger_ui_from_the_service_not_a_cdn(finished):
+    _, _, client = finished
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assets = re.findall(r"""(?:src|href|url)\s*[:=]\s*['"]([^'"]+)['"]""", page.text)
+    assert assets and all(a.startswith("/") and not a.startswith("//") for a in assets), assets
+    assert not re.search(r"https?://", page.text)
+    for asset in assets:
+        served = client.get(asset)
+        assert served.status_code == 200 and served.content, asset
+    assert "SwaggerUIBundle" in client.get(next(a for a in assets if a.endswith(".js"))).text
 
 
 def test_tokens_and_tenants(db_url, tmp_path):
@@ -368,3 +398,154 @@ def test_errors_carry_their_field_s_location_not_parsed_from_text(finished):
     assert [d["loc"] for d in off] == [["body", "evaluator", "plugin"]] and "--allow-plugin" in off[0]["msg"]
     several = client.post("/jobs", json={**SPEC, "num_classes": 10**12, "batch": 10**9}).json()["detail"]
     assert [d["loc"] for d in several] == [["body", "num_classes"], ["body", "batch"]]
+
+
+def test_an_http_error_names_the_route_that_helps_not_a_cli_command(finished):
+    store, job_id, client = finished
+    unknown = client.get(f"/jobs/{job_id}/candidates/ffffffffffff").json()["detail"]
+    assert f"GET /jobs/{job_id}/pareto" in unknown and "`nas" not in unknown
+    running = submit(store, load_spec({**SPEC, "name": "running"}))
+    try:
+        store.claim(running.id, "somehost:1")  # running in a process that is alive (this one's pid 1 is)
+        refused = client.post(f"/jobs/{running.id}/resume")
+        assert refused.status_code == 409
+        detail = refused.json()["detail"]
+        assert f"POST /jobs/{running.id}/cancel" in detail and "`nas" not in detail and "somehost" not in detail
+    finally:
+        store.delete_job(running.id)
+
+
+def test_the_store_limits_and_settings_are_dependencies_a_test_overrides(finished, tmp_path):
+    from nas.limits import Limits
+    from nas.service import Settings
+    from nas.service._common import get_limits, get_settings, get_store
+
+    _, job_id, client = finished
+    other = Store(f"sqlite:///{tmp_path / 'other.db'}")
+    app = client.app
+    try:
+        app.dependency_overrides[get_store] = lambda: other  # every route and the tenant check read this one
+        assert client.get("/jobs").json()["total"] == 0
+        assert client.get(f"/jobs/{job_id}").status_code == 404
+        app.dependency_overrides[get_limits] = lambda: Limits(max_trials=7)
+        refused = client.post("/jobs", json={**SPEC, "budget": {"trials": 8}})
+        assert refused.status_code == 422 and "over the limit of 7" in refused.json()["detail"][0]["msg"]
+        assert other.count_jobs() == 0
+        app.dependency_overrides[get_settings] = lambda: Settings(max_page=3, max_variants=2)
+        assert client.get("/limits").json()["max_page"] == 3
+        over = client.get("/jobs", params={"limit": 4})
+        assert over.status_code == 422 and over.json()["detail"][0]["loc"] == ["query", "limit"]
+        sweep = client.post("/hw/sweep", json={"preset": "poolformer_s12", "grid": {"cores": [1, 2, 4]}})
+        assert sweep.status_code == 422 and "over the limit of 2 chip variants" in sweep.json()["detail"][0]["msg"]
+    finally:
+        app.dependency_overrides.clear()
+    assert client.get(f"/jobs/{job_id}").status_code == 200
+
+
+def _routes(app):
+    """(method, path) of every route the app serves (mounted static folders aside)."""
+    from fastapi.routing import iter_route_contexts
+
+    return {(m, c.path) for c in iter_route_contexts(app.routes) for m in (c.methods or ()) if m != "HEAD"}
+
+
+# one call per route the app serves, in order (a later call uses what an earlier one created), and
+# the status it must answer; a new route without an entry here fails the test below
+ROUTE_CALLS = {
+    ("GET", "/openapi.json"): (lambda ids: {}, 200),
+    ("GET", "/docs"): (lambda ids: {}, 200),
+    ("GET", "/"): (lambda ids: {"follow_redirects": False}, 307),
+    ("GET", "/healthz"): (lambda ids: {}, 200),
+    ("GET", "/limits"): (lambda ids: {}, 200),
+    ("GET", "/accelerators"): (lambda ids: {}, 200),
+    ("GET", "/spaces"): (lambda ids: {}, 200),
+    ("POST", "/jobs"): (lambda ids: {"json": {**SPEC, "name": "every-route"}}, 201),
+    ("GET", "/jobs"): (lambda ids: {"params": {"status": "completed"}}, 200),
+    ("GET", "/jobs/{job_id}"): (lambda ids: {}, 200),
+    ("POST", "/jobs/{job_id}/cancel"): (lambda ids: {}, 200),
+    ("POST", "/jobs/{job_id}/resume"): (lambda ids: {"path": {"job_id": ids["new"]}}, 200),
+    ("POST", "/jobs/{job_id}/train"): (lambda ids: {"json": {"top": 1}}, 409),  # a plug-in's accuracy: no recipe
+    ("GET", "/jobs/{job_id}/hypervolume"): (lambda ids: {}, 200),
+    ("GET", "/jobs/{job_id}/pareto"): (lambda ids: {"params": {"sort": "latency_ms"}}, 200),
+    ("GET", "/jobs/{job_id}/candidates"): (lambda ids: {}, 200),
+    ("GET", "/jobs/{job_id}/candidates/{ref}"): (lambda ids: {"path": {"ref": ids["candidate"]}}, 200),
+    ("POST", "/jobs/{job_id}/export"): (lambda ids: {"json": {"formats": "onnx"}}, 202),
+    ("GET", "/exports/{export_id}"): (lambda ids: {}, 409),  # queued: no zip yet
+    ("GET", "/exports/{export_id}/card"): (lambda ids: {}, 200),
+    ("GET", "/jobs/{job_id}/compare"): (lambda ids: {"params": {"accelerators": "metis-like"}}, 200),
+    ("POST", "/hw/sweep"): (lambda ids: {"json": {"preset": "poolformer_s12", "grid": {"cores": [1, 2]}}}, 200),
+}
+
+
+def test_every_route_of_the_app_is_called_and_answers_its_typed_body(finished):
+    from fastapi.routing import iter_route_contexts
+    from pydantic import TypeAdapter
+
+    store, job_id, client = finished
+    served = _routes(client.app)
+    assert served == set(ROUTE_CALLS), f"routes without a call here: {served - set(ROUTE_CALLS)}"
+    models = {(m, c.path): getattr(c.original_route, "response_model", None)
+              for c in iter_route_contexts(client.app.routes) for m in (c.methods or ())}  # fmt: skip
+    ids = {"job_id": job_id, "candidate": store.pareto(job_id, limit=1)[0].id}
+    try:
+        for (method, path), (call, status) in ROUTE_CALLS.items():
+            args = call(ids)
+            url = path.format(**{"job_id": job_id, "export_id": ids.get("export"), **args.pop("path", {})})
+            response = client.request(method, url, **args)
+            assert response.status_code == status, f"{method} {path}: {response.status_code} {response.text[:300]}"
+            if response.is_success and models.get((method, path)) is not None:  # the body its model types
+                TypeAdapter(models[(method, path)]).validate_python(response.json())
+            if (method, path) == ("POST", "/jobs"):
+                ids["new"] = response.json()["id"]
+            if (method, path) == ("POST", "/jobs/{job_id}/export"):
+                ids["export"] = response.json()["id"]
+    finally:
+        if "export" in ids:
+            store.finish_export(ids["export"], "failed", error="not run here")
+        if "new" in ids:
+            store.delete_job(ids["new"])
+
+
+def test_the_client_refuses_a_non_empty_export_folder_before_the_service_builds_anything(finished, tmp_path):
+    from nas.client import Client
+
+    store, job_id, client = finished
+    api = Client("http://testserver")
+    api._http = client  # FastAPI's TestClient is an httpx.Client over the app
+    (tmp_path / "kept.txt").write_text("a user's file")
+    before = store.count_exports()
+    with pytest.raises(FileExistsError, match="not an empty folder"):
+        api.export(job_id, out=tmp_path, formats="onnx", timeout=5, poll_s=0.1)  # an old client waits, then fails
+    assert store.count_exports() == before  # nothing was queued
+    assert api.job(job_id)["id"] == job_id  # the same client does reach the service
+
+
+def test_the_api_models_are_the_store_s_records_and_follow_a_new_field(finished):
+    """A field added to a record (the row and the record: two edits) reaches the API unedited."""
+    import dataclasses
+
+    from nas.service import _schemas as schemas
+    from nas.service._derive import record_model, record_names, record_values
+    from nas.store import CandidateRecord, ExportRecord, JobRecord
+
+    for model, record, views in [(schemas.Job, JobRecord, {"progress", "objectives", "best", "eta_s"}),
+                                 (schemas.Candidate, CandidateRecord, {"layers"}),
+                                 (schemas.ExportOut, ExportRecord, {"url", "card_url", "files"})]:  # fmt: skip
+        kept_on_server = {"owner", "study_name", "accelerator", "path", "budget_trials"}
+        counts = set(schemas.PROGRESS.values()) if record is JobRecord else set()
+        assert set(model.model_fields) == (record_names(record) - kept_on_server - counts) | views, model.__name__
+
+    @dataclasses.dataclass(frozen=True)
+    class Wider(CandidateRecord):
+        proxy_score: float | None = None  # what a new field of the record looks like
+
+    wider = record_model(Wider, "Wider", types={"arch": dict})
+    assert "proxy_score" in wider.model_json_schema()["properties"]
+    store, job_id, client = finished
+    c = store.pareto(job_id, limit=1)[0]
+    shown = wider.model_validate(record_values(wider, Wider(**dataclasses.asdict(c), proxy_score=0.25)))
+    assert json.loads(shown.model_dump_json())["proxy_score"] == 0.25
+    api = client.get(f"/jobs/{job_id}/candidates/{c.id}").json()
+    assert {k: v for k, v in json.loads(shown.model_dump_json()).items() if k != "proxy_score"} == {
+        k: v for k, v in api.items() if k != "layers"
+    }

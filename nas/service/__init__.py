@@ -3,10 +3,13 @@
     from nas.service import create_app
     app = create_app("sqlite:///nas.db")          # serve with uvicorn, or `nas serve`
 
-``nas.client.Client`` speaks to it from Python; ``docs/service.md`` walks through it.
+``nas.client.Client`` speaks to it from Python; ``docs/service.md`` walks through it. Routes take
+the store, the operator's ``Settings`` (limits, policy) and the caller's tenant through FastAPI's
+``Depends`` (``nas.service._common``): a test overrides any of them with ``app.dependency_overrides``.
 """
 
-from nas.service._app import MAX_BODY_BYTES, create_app
+from nas.service._app import create_app
+from nas.service._settings import MAX_BODY_BYTES, Settings
 from nas.service._supervisor import JobSupervisor
 
-__all__ = ["MAX_BODY_BYTES", "JobSupervisor", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "JobSupervisor", "Settings", "create_app"]

@@ -16,8 +16,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import swagger_ui_bundle
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import ValidationError
 from starlette.staticfiles import StaticFiles
 
@@ -29,7 +31,8 @@ from nas.service import _schemas as schemas
 from nas.service._common import Service
 from nas.service._limits import BodyLimit
 from nas.service._policy import Policy
-from nas.service._redact import redact
+from nas.service._redact import for_http
+from nas.service._settings import MAX_BODY_BYTES, OPERATOR_HINT, Settings
 from nas.service._supervisor import JobSupervisor
 from nas.spec import FieldError, JobSpec, spec_error_details
 from nas.store import (
@@ -40,7 +43,7 @@ from nas.store import (
 from search_spaces import SpaceError, UnknownNameError
 
 log = logging.getLogger("nas.service")
-MAX_BODY_BYTES = 1 << 20  # a job spec is a few kB; an inline space a few more
+DOCS_ASSETS = "/docs-assets"  # Swagger UI's files, served here: /docs works without internet
 
 
 def create_app(
@@ -55,25 +58,35 @@ def create_app(
     data_roots: tuple[str | Path, ...] = (),
     max_body_bytes: int = MAX_BODY_BYTES,
     limits: Limits | None = None,
+    settings: Settings | None = None,
 ) -> FastAPI:
     """The service over ``store``. ``run_jobs`` False serves the API without running jobs (they
     stay queued for a service that does); ``allow_plugins`` lists the exact ``module:object``
     plug-ins a submitted spec may name (none by default: a plug-in is code a job would import),
     ``allow_ray_addresses`` the Ray clusters it may join, ``data_roots`` the folders its data may
     come from (``nas.service._policy``);
-    ``limits`` bound what one job may ask for (default: ``Limits()``, workers up to this machine's CPUs)."""
+    ``limits`` bound what one job may ask for (default: ``Limits()``, workers up to this machine's CPUs).
+    ``settings`` gives all of them at once (and the request limits: page size, sweep variants,
+    compared accelerators), instead of the keywords."""
     store = store if isinstance(store, Store) else Store(store)
-    data_dir = Path(data_dir)
-    limits = limits or Limits(raise_hint="the service's operator can raise it (`nas serve --help`)")
+    if settings is None:
+        settings = Settings(
+            limits=limits or Limits(raise_hint=OPERATOR_HINT),
+            policy=Policy(tuple(allow_plugins), tuple(allow_ray_addresses), tuple(Path(r) for r in data_roots)),
+            auth=auth, data_dir=Path(data_dir), max_jobs=max_jobs, run_jobs=run_jobs, max_body_bytes=max_body_bytes,
+        )  # fmt: skip
     supervisor = (
         JobSupervisor(
-            store, log_dir=data_dir / "logs", export_dir=data_dir / "exports", max_jobs=max_jobs, limits=limits
+            store,
+            log_dir=settings.data_dir / "logs",
+            export_dir=settings.data_dir / "exports",
+            max_jobs=settings.max_jobs,
+            limits=settings.limits,
         )
-        if run_jobs
+        if settings.run_jobs
         else None
     )
-    policy = Policy(tuple(allow_plugins), tuple(allow_ray_addresses), tuple(Path(r) for r in data_roots))
-    service = Service(store, auth, data_dir, supervisor, limits, policy)
+    service = Service(store, settings, supervisor)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -94,13 +107,16 @@ def create_app(
         ),
         lifespan=lifespan,
         responses={k: v for k, v in schemas.ERRORS.items() if k in (401, 413)},
+        docs_url=None,  # served below from the package's own copy of Swagger UI, not a CDN
+        redoc_url=None,  # ReDoc ships only from a CDN: /docs is the API's page
     )
     app.state.service = service
     app.openapi = lambda: _openapi(app)
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     _add_error_handlers(app)
     for routes in (_catalogue, _jobs, _results, _exports, _whatif):
-        app.include_router(routes.router(service))
+        app.include_router(routes.router)
+    _add_docs(app)
     dashboard = _dashboard_dir()
     if dashboard is not None:
         app.mount("/ui", StaticFiles(directory=dashboard, html=True), name="dashboard")
@@ -110,6 +126,22 @@ def create_app(
             return RedirectResponse("/ui/")
 
     return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """The API's page, /docs: Swagger UI from the ``swagger-ui-bundle`` package's files, so it
+    shows without internet (FastAPI's default loads them from a CDN)."""
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title}: API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -144,7 +176,7 @@ def _dashboard_dir() -> Path | None:
 def _add_error_handlers(app: FastAPI) -> None:
     def handler(status: int):
         async def handle(_request: Request, err: Exception) -> JSONResponse:
-            return JSONResponse({"detail": redact(str(err))}, status_code=status)
+            return JSONResponse({"detail": for_http(str(err))}, status_code=status)
 
         return handle
 
@@ -173,11 +205,11 @@ def _details(err: Exception, request: Request) -> list[dict[str, Any]]:
         return spec_error_details(err)
     if isinstance(err, FieldError):
         return [
-            {"loc": [err.where, *(field.split(".") if field else [])], "msg": redact(msg), "type": "value_error"}
+            {"loc": [err.where, *(field.split(".") if field else [])], "msg": for_http(msg), "type": "value_error"}
             for field, msg in err.errors
         ]
     where = "query" if request.method == "GET" else "body"
-    return [{"loc": [where], "msg": redact(str(err).strip("'\"")), "type": "value_error"}]
+    return [{"loc": [where], "msg": for_http(str(err).strip("'\"")), "type": "value_error"}]
 
 
 # ---- routes ---------------------------------------------------------------------------------------

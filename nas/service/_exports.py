@@ -13,90 +13,89 @@ from fastapi.responses import FileResponse
 from starlette.exceptions import HTTPException
 
 from nas.export import check_request, choose_candidate
-from nas.limits import check_quota
+from nas.limits import Limits, check_quota
 from nas.service import _schemas as schemas
-from nas.service._common import JobId, Service, Tenant, errs, export_for, job_for
-from nas.service._redact import redact, redact_tree
-from nas.spec import JobSpec
-from nas.store import ExportRecord, NotFoundError
+from nas.service._common import (
+    JobId,
+    LimitsDep,
+    SettingsDep,
+    StoreDep,
+    SupervisorDep,
+    Tenant,
+    errs,
+    export_for,
+    job_for,
+    wake,
+)
+from nas.service._redact import redact
+from nas.spec import FieldError, JobSpec
+from nas.status import ExportStatus
+from nas.store import NotFoundError
 
 ExportId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 
 
-def router(service: Service) -> APIRouter:
-    router = APIRouter()
-    store = service.store
-
-    @router.post(
-        "/jobs/{job_id}/export",
-        status_code=202,
-        response_model=schemas.ExportOut,
-        tags=["export"],
-        responses=errs(401, 404, 422, 429),
-    )
-    def export(job_id: JobId, request: schemas.ExportRequest, tenant: Tenant) -> schemas.ExportOut:
-        """Queue an export of a candidate (or of the best under ``where``): arch.json, state_dict,
-        TorchScript, ONNX, ExportedProgram and a model card, zipped. The service runs it in a process
-        of its own (seconds; minutes with training; stopped past max_export_s): poll
-        ``card_url`` until its status is complete (or failed), then download ``url``."""
-        job = job_for(store, job_id, tenant)
-        c = choose_candidate(store, job.id, request.candidate, where=request.where, sort=request.sort)
-        formats = check_request(
-            JobSpec.model_validate(job.spec), c, formats=request.formats, train_steps=request.train_steps,
-            train_batch=request.train_batch, trained=store.has_weights(job.id, c.id), limits=service.limits,
-        )  # fmt: skip
-        check_quota(store, service.limits, tenant)
-        asked = {"formats": list(formats), "train_steps": request.train_steps, "train_batch": request.train_batch}
-        record = store.create_export(job.id, c.id, request=asked, tenant=job.tenant)
-        if service.supervisor:
-            service.supervisor.wake()
-        return _export_out(record)
-
-    @router.get(
-        "/exports/{export_id}",
-        tags=["export"],
-        responses={200: {"content": {"application/zip": {}}}, **errs(401, 404, 409)},
-    )
-    def get_export(export_id: ExportId, tenant: Tenant) -> FileResponse:
-        """The export's zip, once complete (409 before, and for a failed one)."""
-        record = export_for(store, export_id, tenant)
-        if record.status == "failed":
-            raise HTTPException(409, f"export {export_id} failed, no zip to download: {redact(record.error)}")
-        if record.status != "complete":
-            detail = f"export {export_id} is {record.status}: poll {_card_url(record)} until it is complete"
-            raise HTTPException(409, detail)
-        path = Path(record.path)
-        if not path.is_file():
-            raise NotFoundError(f"export {export_id}: its file {path.name} is gone from the service's data folder")
-        return FileResponse(path, media_type="application/zip", filename=path.name)
-
-    @router.get(
-        "/exports/{export_id}/card", response_model=schemas.ExportOut, tags=["export"], responses=errs(401, 404)
-    )
-    def get_export_card(export_id: ExportId, tenant: Tenant) -> schemas.ExportOut:
-        """The export's status and, once complete, its files and model card."""
-        return _export_out(export_for(store, export_id, tenant))
-
-    return router
+router = APIRouter(tags=["export"])
 
 
-def _card_url(record: ExportRecord) -> str:
-    return f"/exports/{record.id}/card"
+@router.post(
+    "/jobs/{job_id}/export", status_code=202, response_model=schemas.ExportOut, responses=errs(401, 404, 422, 429)
+)
+def export(
+    job_id: JobId,
+    request: schemas.ExportRequest,
+    tenant: Tenant,
+    store: StoreDep,
+    limits: LimitsDep,
+    settings: SettingsDep,
+    supervisor: SupervisorDep,
+) -> schemas.ExportOut:
+    """Queue an export of a candidate (or of the best under ``where``): arch.json, state_dict,
+    TorchScript, ONNX, ExportedProgram and a model card, zipped. The service runs it in a process
+    of its own (seconds; minutes with training; stopped past max_export_s): poll
+    ``card_url`` until its status is complete (or failed), then download ``url``."""
+    job = job_for(store, job_id, tenant)
+    over = Limits.exceeds("train_steps", request.train_steps, settings.max_train_steps, "steps", "train fewer")
+    if over:
+        raise FieldError(errors=over)
+    c = choose_candidate(store, job.id, request.candidate, where=request.where, sort=request.sort)
+    formats = check_request(
+        JobSpec.model_validate(job.spec), c, formats=request.formats, train_steps=request.train_steps,
+        train_batch=request.train_batch, trained=store.has_weights(job.id, c.id), limits=limits,
+    )  # fmt: skip
+    check_quota(store, limits, tenant)
+    asked = {"formats": list(formats), "train_steps": request.train_steps, "train_batch": request.train_batch}
+    record = store.create_export(job.id, c.id, request=asked, tenant=job.tenant)
+    wake(supervisor)
+    return schemas.export_out(record)
 
 
-def _export_out(record: ExportRecord) -> schemas.ExportOut:
-    return schemas.ExportOut(
-        id=record.id,
-        job_id=record.job_id,
-        candidate_id=record.candidate_id,
-        status=record.status,
-        error=redact(record.error),
-        request=record.request,
-        url=f"/exports/{record.id}",
-        card_url=_card_url(record),
-        files=record.card.get("files", {}),
-        card=redact_tree(record.card),
-        created_at=record.created_at,
-        started_at=record.started_at,
-        finished_at=record.finished_at,
-    )
+@router.get(
+    "/exports/{export_id}",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the zip",
+        },
+        **errs(401, 404, 409),
+    },
+)
+def get_export(export_id: ExportId, tenant: Tenant, store: StoreDep) -> FileResponse:
+    """The export's zip, once complete (409 before, and for a failed one)."""
+    record = export_for(store, export_id, tenant)
+    if record.status == ExportStatus.FAILED:
+        raise HTTPException(409, f"export {export_id} failed, no zip to download: {redact(record.error)}")
+    if record.status != ExportStatus.COMPLETE:
+        detail = f"export {export_id} is {record.status}: poll {schemas.card_url(record)} until it is complete"
+        raise HTTPException(409, detail)
+    path = Path(record.path)
+    if not path.is_file():
+        raise NotFoundError(f"export {export_id}: its file {path.name} is gone from the service's data folder")
+    return FileResponse(path, media_type="application/zip", filename=path.name)
+
+
+@router.get("/exports/{export_id}/card", response_model=schemas.ExportOut, responses=errs(401, 404))
+def get_export_card(export_id: ExportId, tenant: Tenant, store: StoreDep) -> schemas.ExportOut:
+    """The export's status and, once complete, its files and model card."""
+    return schemas.export_out(export_for(store, export_id, tenant))

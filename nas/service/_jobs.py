@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -10,156 +11,169 @@ import yaml
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from starlette.exceptions import HTTPException
 
-from nas.limits import check_quota
-from nas.objectives import ACCURACY_KINDS
+from nas.limits import Limits, check_quota
 from nas.search import cancel, check_can_run, submit
 from nas.service import _schemas as schemas
-from nas.service._common import JobId, JobStatus, Limit, Offset, Service, Tenant, errs, job_for
+from nas.service._common import (
+    JobId,
+    LimitsDep,
+    PageDep,
+    PolicyDep,
+    StoreDep,
+    SupervisorDep,
+    Tenant,
+    check_can_train,
+    errs,
+    hand_to_runner,
+    job_for,
+    wake,
+)
+from nas.service._policy import Policy
 from nas.spec import JobSpec, SpecError, spec_error_details
-from nas.store import JobRecord
+from nas.status import JobStatus
+from nas.store import JobRecord, Store
 
 REQUIRED_OVER_HTTP = {
     "space": "name the space to search (GET /spaces) or give one inline",
     "budget": "give budget.trials, budget.wall_time_s or both: what the job may spend",
 }
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
-SPEC_BODY = {  # POST /jobs reads its body itself (JSON or YAML): this is what the schema says it takes
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {"$ref": "#/components/schemas/JobSpec"},
-                "examples": {
-                    "demo": {
-                        "summary": "the README's demo job",
-                        "value": {
-                            "name": "edge-classifier",
-                            "space": "metaformer-tiny",
-                            "objectives": ["accuracy", "latency_ms", "energy_mj"],
-                            "constraints": {"min_fps": 800, "max_energy_mj": 3.0, "max_params": 8_000_000},
-                            "budget": {"trials": 200, "wall_time_s": 240},
-                        },
-                    }
-                },
-            },
-            "application/yaml": {"schema": {"$ref": "#/components/schemas/JobSpec"}},
-        },
+README_JOB = Path(__file__).resolve().parents[2] / "docs" / "examples" / "edge-classifier.yaml"
+
+
+def _spec_body(example: Path) -> dict[str, Any]:
+    """What POST /jobs takes (it reads its body itself, JSON or YAML), with the README's job as the
+    example, read from its one file (absent from an installed package: no example then)."""
+    json_body: dict[str, Any] = {"schema": {"$ref": "#/components/schemas/JobSpec"}}
+    yaml_body: dict[str, Any] = {"schema": {"$ref": "#/components/schemas/JobSpec"}}
+    if example.is_file():
+        text = example.read_text()
+        summary = f"the README's job ({example.parent.parent.name}/{example.parent.name}/{example.name})"
+        json_body["examples"] = {"readme": {"summary": summary, "value": yaml.safe_load(text)}}
+        yaml_body["examples"] = {"readme": {"summary": summary, "value": text}}
+    return {
+        "requestBody": {"required": True, "content": {"application/json": json_body, "application/yaml": yaml_body}}
     }
-}
 
 
-def router(service: Service) -> APIRouter:
-    router = APIRouter()
-    store = service.store
+SPEC_BODY = _spec_body(README_JOB)
 
-    def job_views(jobs: list[JobRecord]) -> list[schemas.Job]:
-        """Jobs with their best front member: one query for the whole page, not one per job."""
-        best = store.best_on_front(jobs)
-        out = []
-        for job in jobs:
-            c, objective = best.get(job.id), job.spec["objectives"][0]
-            top = c and schemas.Best(
-                objective=objective, value=c.metrics.get(objective), candidate_id=c.id, name=c.name
-            )
-            out.append(schemas.job_out(job, top, _eta(job)))
-        return out
 
-    def job_view(job: JobRecord) -> schemas.Job:
-        return job_views([job])[0]
+router = APIRouter(tags=["jobs"])
 
-    @router.post(
-        "/jobs",
-        status_code=201,
-        response_model=schemas.Job,
-        tags=["jobs"],
-        openapi_extra=SPEC_BODY,
-        responses={k: schemas.ERRORS[k] for k in (401, 413, 422, 429)},
-    )
-    async def create_job(request: Request, tenant: Tenant) -> schemas.Job:
-        """Submit a search job: a JobSpec as JSON, or as YAML with a YAML content type. The job is
-        queued and starts when a runner slot is free. Over a limit (GET /limits): 422, or 429 at
-        the tenant's quota of unfinished jobs; nothing is created."""
-        data = _read_spec(await request.body(), request.headers.get("content-type", ""))
-        spec = _validate(data, service, tenant)
-        await anyio.to_thread.run_sync(lambda: check_quota(store, service.limits, tenant))
-        # submitting prices a few hundred architectures and writes the store: off the event loop
-        return await anyio.to_thread.run_sync(lambda: job_view(_submit(service, spec, tenant)))
 
-    @router.get("/jobs", response_model=schemas.JobPage, tags=["jobs"], responses={401: schemas.ERRORS[401]})
-    def list_jobs(
-        tenant: Tenant,
-        status: JobStatus | None = None,
-        tag: Annotated[str | None, Query(max_length=100)] = None,
-        limit: Limit = 50,
-        offset: Offset = 0,
-    ) -> schemas.JobPage:
-        """The jobs, newest first, optionally of one status or tag."""
-        jobs = store.list_jobs(status=status, tag=tag, tenant=tenant, limit=limit, offset=offset)
-        total = store.count_jobs(status=status, tag=tag, tenant=tenant)
-        return schemas.JobPage(items=job_views(jobs), total=total, limit=limit, offset=offset)
+def job_views(store: Store, jobs: list[JobRecord]) -> list[schemas.Job]:
+    """Jobs with their best front member: one query for the whole page, not one per job."""
+    best = store.best_on_front(jobs)
+    out = []
+    for job in jobs:
+        c, objective = best.get(job.id), job.spec["objectives"][0]
+        top = c and schemas.Best(objective=objective, value=c.metrics.get(objective), candidate_id=c.id, name=c.name)
+        out.append(schemas.job_out(job, top, _eta(job)))
+    return out
 
-    @router.get("/jobs/{job_id}", response_model=schemas.Job, tags=["jobs"], responses=errs(401, 404))
-    def get_job(job_id: JobId, tenant: Tenant) -> schemas.Job:
-        """Status, progress counts, the best candidate so far, hypervolume, ETA and errors."""
-        return job_view(job_for(store, job_id, tenant))
 
-    @router.post("/jobs/{job_id}/cancel", response_model=schemas.Job, tags=["jobs"], responses=errs(401, 404))
-    def cancel_job(job_id: JobId, tenant: Tenant) -> schemas.Job:
-        """Stop the job within seconds; it keeps its results and can be resumed."""
-        job_for(store, job_id, tenant)
-        return job_view(cancel(store, job_id))
+def job_view(store: Store, job: JobRecord) -> schemas.Job:
+    return job_views(store, [job])[0]
 
-    @router.post("/jobs/{job_id}/resume", response_model=schemas.Job, tags=["jobs"], responses=errs(401, 404, 409, 429))
-    def resume_job(job_id: JobId, tenant: Tenant) -> schemas.Job:
-        """Continue an interrupted, cancelled or failed job (or one with budget left) in the service."""
-        job = job_for(store, job_id, tenant)
-        if job.status == "queued" and job.managed:  # already waiting for the service's runner
-            return job_view(job)
-        check_can_run(job, resume=True)
-        check_quota(store, service.limits, tenant, exclude=job_id)
-        job = store.requeue(job_id)
-        if service.supervisor:
-            service.supervisor.wake()
-        return job_view(job)
 
-    @router.post(
-        "/jobs/{job_id}/train", response_model=schemas.Job, tags=["jobs"], responses=errs(401, 404, 409, 422, 429)
-    )
-    def train_job(job_id: JobId, request: schemas.TrainRequest, tenant: Tenant) -> schemas.Job:
-        """Measure the front's best ``top`` candidates (train them with the job's recipe; their
-        weights are kept for export): the service's runner continues the job to do it."""
-        job = job_for(store, job_id, tenant)
-        if job.accuracy_kind != "predicted":
-            raise HTTPException(
-                409, f"job {job_id} has no training recipe (its accuracy is {ACCURACY_KINDS[job.accuracy_kind]}); "
-                "submit it with evaluator.train to measure candidates"
-            )  # fmt: skip
-        if job.status == "running":
-            raise HTTPException(409, f"job {job_id} is running; ask again when it has finished")
-        check_quota(store, service.limits, tenant, exclude=job_id)
-        store.request_training(job_id, request.top)
-        job = store.requeue(job_id)
-        if service.supervisor:
-            service.supervisor.wake()
-        return job_view(job)
+@router.post(
+    "/jobs",
+    status_code=201,
+    response_model=schemas.Job,
+    openapi_extra=SPEC_BODY,
+    responses={k: schemas.ERRORS[k] for k in (401, 413, 422, 429)},
+)
+async def create_job(
+    request: Request,
+    tenant: Tenant,
+    store: StoreDep,
+    limits: LimitsDep,
+    policy: PolicyDep,
+    supervisor: SupervisorDep,
+) -> schemas.Job:
+    """Submit a search job: a JobSpec as JSON, or as YAML with a YAML content type. The job is
+    queued and starts when a runner slot is free. Over a limit (GET /limits): 422, or 429 at
+    the tenant's quota of unfinished jobs; nothing is created."""
+    data = _read_spec(await request.body(), request.headers.get("content-type", ""))
+    spec = _validate(data, policy, limits, tenant)
+    await anyio.to_thread.run_sync(lambda: check_quota(store, limits, tenant))
 
-    @router.get(
-        "/jobs/{job_id}/hypervolume",
-        response_model=list[schemas.HypervolumePoint],
-        tags=["jobs"],
-        responses=errs(401, 404),
-    )
-    def hypervolume(job_id: JobId, tenant: Tenant) -> list[schemas.HypervolumePoint]:
-        """The hypervolume each time the front moved."""
-        job_for(store, job_id, tenant)
-        return [
-            schemas.HypervolumePoint(n_trials=n, hypervolume=v, front_size=f)
-            for n, v, f in store.hypervolume_history(job_id)
-        ]
+    def create() -> schemas.Job:  # stores the job and wakes the runner: off the event loop
+        job = submit(store, spec, tenant=tenant, managed=True)
+        wake(supervisor)
+        return job_view(store, job)
 
-    return router
+    return await anyio.to_thread.run_sync(create)
+
+
+@router.get("/jobs", response_model=schemas.JobPage, responses={401: schemas.ERRORS[401]})
+def list_jobs(
+    tenant: Tenant,
+    store: StoreDep,
+    page: PageDep,
+    status: JobStatus | None = None,
+    tag: Annotated[str | None, Query(max_length=100)] = None,
+) -> schemas.JobPage:
+    """The jobs, newest first, optionally of one status or tag."""
+    jobs = store.list_jobs(status=status, tag=tag, tenant=tenant, limit=page.limit, offset=page.offset)
+    total = store.count_jobs(status=status, tag=tag, tenant=tenant)
+    return schemas.JobPage(items=job_views(store, jobs), total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get("/jobs/{job_id}", response_model=schemas.Job, responses=errs(401, 404))
+def get_job(job_id: JobId, tenant: Tenant, store: StoreDep) -> schemas.Job:
+    """Status, progress counts, the best candidate so far, hypervolume, ETA and errors."""
+    return job_view(store, job_for(store, job_id, tenant))
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=schemas.Job, responses=errs(401, 404))
+def cancel_job(job_id: JobId, tenant: Tenant, store: StoreDep) -> schemas.Job:
+    """Stop the job within seconds; it keeps its results and can be resumed."""
+    job_for(store, job_id, tenant)
+    return job_view(store, cancel(store, job_id))
+
+
+@router.post("/jobs/{job_id}/resume", response_model=schemas.Job, responses=errs(401, 404, 409, 429))
+def resume_job(
+    job_id: JobId, tenant: Tenant, store: StoreDep, limits: LimitsDep, supervisor: SupervisorDep
+) -> schemas.Job:
+    """Continue an interrupted, cancelled or failed job (or one with budget left) in the service."""
+    job = job_for(store, job_id, tenant)
+    if job.status == JobStatus.QUEUED and job.managed:  # already waiting for the service's runner
+        return job_view(store, job)
+    check_can_run(job, resume=True)
+    check_quota(store, limits, tenant, exclude=job_id)
+    return job_view(store, hand_to_runner(store, supervisor, job_id))
+
+
+@router.post("/jobs/{job_id}/train", response_model=schemas.Job, responses=errs(401, 404, 409, 422, 429))
+def train_job(
+    job_id: JobId,
+    request: schemas.TrainRequest,
+    tenant: Tenant,
+    store: StoreDep,
+    limits: LimitsDep,
+    supervisor: SupervisorDep,
+) -> schemas.Job:
+    """Measure the front's best ``top`` candidates (train them with the job's recipe; their
+    weights are kept for export): the service's runner continues the job to do it."""
+    job = job_for(store, job_id, tenant)
+    check_can_train(job)
+    check_quota(store, limits, tenant, exclude=job_id)
+    store.request_training(job_id, request.top)
+    return job_view(store, hand_to_runner(store, supervisor, job_id))
+
+
+@router.get("/jobs/{job_id}/hypervolume", response_model=list[schemas.HypervolumePoint], responses=errs(401, 404))
+def hypervolume(job_id: JobId, tenant: Tenant, store: StoreDep) -> list[schemas.HypervolumePoint]:
+    """The hypervolume each time the front moved."""
+    job_for(store, job_id, tenant)
+    return [
+        schemas.HypervolumePoint(n_trials=n, hypervolume=v, front_size=f)
+        for n, v, f in store.hypervolume_history(job_id)
+    ]
 
 
 def _read_spec(body: bytes, content_type: str) -> dict[str, Any]:
@@ -192,7 +206,7 @@ class _NoAliases(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-def _validate(data: dict[str, Any], service: Service, tenant: str | None) -> JobSpec:
+def _validate(data: dict[str, Any], policy: Policy, limits: Limits, tenant: str | None) -> JobSpec:
     # a request says what it searches and what it may spend: an empty body is a mistake, not a job
     missing = [(f, why) for f, why in REQUIRED_OVER_HTTP.items() if f not in data]
     if missing:
@@ -201,20 +215,13 @@ def _validate(data: dict[str, Any], service: Service, tenant: str | None) -> Job
         spec = JobSpec.model_validate(data)
     except ValidationError as err:
         raise RequestValidationError(spec_error_details(err)) from None
-    spec = service.policy.check_spec(spec, tenant)  # names, never paths; plug-ins and clusters the operator's
-    service.limits.check(spec)
+    spec = policy.check_spec(spec, tenant)  # names, never paths; plug-ins and clusters the operator's
+    limits.check(spec)
     return spec
 
 
-def _submit(service: Service, spec: JobSpec, tenant: str | None) -> JobRecord:
-    job = submit(service.store, spec, tenant=tenant, managed=True)
-    if service.supervisor:
-        service.supervisor.wake()
-    return job
-
-
 def _eta(job: JobRecord) -> float | None:
-    if job.status != "running":
+    if job.status != JobStatus.RUNNING:
         return None
     budget = job.spec.get("budget", {})
     etas = []

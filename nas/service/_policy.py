@@ -61,7 +61,7 @@ class Policy:
         if not isinstance(evaluator, PluginRef):
             from nas.proxies import proxy_names  # torch: the API process has it loaded already
 
-            errors += _registered("evaluator.proxy", evaluator.proxy, proxy_names(), "`nas proxy list`")
+            errors += _registered("evaluator.proxy", evaluator.proxy, proxy_names(), "the shipped proxies")
             updates = {}
             if evaluator.data not in DATASETS:
                 updates["data"] = self._data_folder("evaluator.data", evaluator.data, tenant, errors)

@@ -29,3 +29,28 @@ def redact_tree(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [redact_tree(v) for v in value]
     return value
+
+
+# The store and the search loop speak to the CLI's user (`nas cancel 4`); a client of the API is
+# told the route that does the same (an operator's command, `nas serve --...`, stays: it says who acts).
+_HTTP_WAY = [
+    (re.compile(r"`nas cancel (\d+)`"), r"POST /jobs/\1/cancel"),
+    (re.compile(r"`nas resume (\d+)`"), r"POST /jobs/\1/resume"),
+    (re.compile(r"`nas train (\d+)[^`]*`"), r"POST /jobs/\1/train"),
+    (re.compile(r"`nas (?:pareto|show) (\d+)[^`]*`"), r"GET /jobs/\1/pareto"),
+    (re.compile(r"`nas jobs[^`]*`"), "GET /jobs"),
+    (re.compile(r"`nas hw list`"), "GET /accelerators"),
+    (re.compile(r"`nas space list`"), "GET /spaces"),
+    (re.compile(r" is running in [^\s;,]+"), " is running"),  # its process's host:pid: the server's
+]
+
+
+def for_http(text: str | None) -> str | None:
+    """``text`` as a client of the API reads it: ``redact``-ed, and every CLI hint the route that
+    does the same."""
+    text = redact(text)
+    if text is None:
+        return None
+    for pattern, route in _HTTP_WAY:
+        text = pattern.sub(route, text)
+    return text

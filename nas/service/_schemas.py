@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+import typing
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from nas.limits import Limits as JobLimits
+from nas.service._derive import record_model, record_values, row_model
 from nas.service._redact import redact, redact_tree
-from nas.store import CandidateRecord, JobRecord
+from nas.service._settings import REQUEST_LIMITS, Settings
+from nas.status import CandidateStatus, ExportStatus, JobStatus
+from nas.store import ROW_FIELDS, CandidateRecord, ExportRecord, JobRecord
 
 _EXAMPLE_TIME = "2026-11-26T10:00:00+00:00"
 
@@ -18,9 +22,7 @@ class Error(BaseModel):
         description="what went wrong; for invalid input, one entry per field: loc (its path), msg, type"
     )
     model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"detail": "job 7 is not in sqlite:///nas.db; `nas jobs` lists the jobs there"}]
-        }
+        json_schema_extra={"examples": [{"detail": "job 7 is not among your jobs; GET /jobs lists them"}]}
     )
 
 
@@ -56,55 +58,52 @@ class Best(BaseModel):
     name: str
 
 
-class Job(BaseModel):
-    id: int
-    name: str
-    tags: list[str]
-    status: str = Field(description="queued | running | completed | cancelled | failed | interrupted")
-    tenant: str | None
-    managed: bool = Field(description="the service runs it, and resumes it after a restart")
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    heartbeat_at: datetime | None
-    cancel_requested: bool
-    error: str | None
-    progress: Progress
-    objectives: list[str]
-    hypervolume: float | None
-    reference_point: dict[str, float | None]
-    best: Best | None = Field(description="the front's best candidate on the first objective")
-    eta_s: float | None = Field(description="seconds to the budget at the rate so far (running jobs)")
-    run_seconds: float
-    eval_seconds: float
-    spec: dict[str, Any]
-    accuracy_kind: str = Field(
-        description="what `accuracy` is: predicted (top-1, 0-1, under calibration.recipe; measured where"
-        " measured_accuracy is set), score (a proxy's ranking score, no units) or evaluator (a plug-in's value)"
-    )
-    calibration: dict[str, Any] = Field(
-        description="the job's accuracy predictor: recipe, candidates measured, leave-one-out and prospective"
-        " errors (predicted before training vs measured)"
-    )
-    train_top: int = Field(description="the front's best measured at the job's end")
+JOB_EXAMPLE = {
+    "id": 1, "name": "edge-classifier", "tags": ["demo"], "spec": {"name": "edge-classifier"}, "status": "running",
+    "created_at": _EXAMPLE_TIME, "started_at": _EXAMPLE_TIME, "finished_at": None, "heartbeat_at": _EXAMPLE_TIME,
+    "cancel_requested": False, "error": None, "hypervolume": 0.42,
+    "reference_point": {"accuracy": 0.1, "latency_ms": 1.25, "energy_mj": 3.0}, "eval_seconds": 130.5,
+    "run_seconds": 72.0, "tenant": None, "managed": True, "calibration": {}, "train_top": None,
+    "accuracy_kind": "predicted", "final_top": 3,
+    "progress": {"trials": 120, "budget_trials": 200, "budget_wall_time_s": 240, "complete": 61, "infeasible": 52,
+                 "failed": 0, "duplicates": 7, "front": 9},
+    "objectives": ["accuracy", "latency_ms", "energy_mj"],
+    "best": {"objective": "accuracy", "value": 0.71, "candidate_id": 57, "name": "p4-pool2x48-att2x96"},
+    "eta_s": 48.0,
+}  # fmt: skip
+PROGRESS = {  # Progress's fields from the job's counts: shown there, not twice
+    "trials": "n_trials", "complete": "n_complete", "infeasible": "n_infeasible", "failed": "n_failed",
+    "duplicates": "n_duplicates", "front": "n_front",
+}  # fmt: skip
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": 1, "name": "edge-classifier", "tags": ["demo"], "status": "running", "tenant": None, "managed": True,
-                    "created_at": _EXAMPLE_TIME, "started_at": _EXAMPLE_TIME, "finished_at": None,
-                    "heartbeat_at": _EXAMPLE_TIME, "cancel_requested": False, "error": None,
-                    "progress": {"trials": 120, "budget_trials": 200, "budget_wall_time_s": 240, "complete": 61,
-                                 "infeasible": 52, "failed": 0, "duplicates": 7, "front": 9},
-                    "objectives": ["accuracy", "latency_ms", "energy_mj"], "hypervolume": 0.42,
-                    "reference_point": {"accuracy": 0.1, "latency_ms": 1.25, "energy_mj": 3.0},
-                    "best": {"objective": "accuracy", "value": 0.71, "candidate_id": 57, "name": "p4-pool2x48-att2x96"},
-                    "eta_s": 48.0, "run_seconds": 72.0, "eval_seconds": 130.5, "spec": {"name": "edge-classifier"},
-                }
-            ]
-        }
-    )  # fmt: skip
+Job = record_model(
+    JobRecord,
+    "Job",
+    doc="A search job: the store's record (nas.store.JobRecord) less what stays on the server, with its progress.",
+    hidden={
+        "owner": "the host:pid of its process: the server's",
+        "study_name": "Optuna's name for it, internal",
+        "accelerator": "the resolved chip (kilobytes a job): the spec names it, GET /accelerators describes it",
+        "budget_trials": "in progress",
+        **{count: "in progress" for count in PROGRESS.values()},
+    },
+    types={"status": JobStatus},
+    descriptions={
+        "managed": "the service runs it, and resumes it after a restart",
+        "error": "why it failed (server paths and URLs removed)",
+        "accuracy_kind": "what `accuracy` is: predicted (top-1, 0-1, under calibration.recipe; measured where"
+        " measured_accuracy is set), score (a proxy's ranking score, no units) or evaluator (a plug-in's value)",
+        "calibration": "the job's accuracy predictor: recipe, candidates measured, leave-one-out and prospective"
+        " errors (predicted before training vs measured)",
+    },
+    views={
+        "progress": (Progress, Field(description="trials against the budget, by outcome")),
+        "objectives": (list[str], Field(description="the spec's objectives, in order")),
+        "best": (Best | None, Field(description="the front's best candidate on the first objective")),
+        "eta_s": (float | None, Field(description="seconds to the budget at the rate so far (running jobs)")),
+    },
+    examples=[JOB_EXAMPLE],
+)
 
 
 class JobPage(BaseModel):
@@ -125,27 +124,22 @@ class HypervolumePoint(BaseModel):
     front_size: int
 
 
-class Candidate(BaseModel):
-    id: int
-    job_id: int
-    trial_number: int
-    arch_hash: str
-    name: str
-    arch: dict[str, Any] = Field(description="the architecture (stages, mixers, widths); arch.json of an export")
-    status: str = Field(description="complete | infeasible | failed")
-    failure: str | None
-    violations: dict[str, float] = Field(description="constraint -> relative excess over its bound")
-    on_front: bool
-    metrics: dict[str, float | None]
-    deployable: bool | None
-    scores: dict[str, float]
-    hardware: dict[str, Any]
-    eval_s: float | None
-    worker: str | None
-    created_at: datetime
-    layers: list[dict[str, Any]] | None = Field(
-        default=None, description="per-layer hardware table (unit, time, energy by kind); on the candidate route"
-    )
+Candidate = record_model(
+    CandidateRecord,
+    "Candidate",
+    doc="One distinct architecture a job drew: the store's record (nas.store.CandidateRecord).",
+    types={"arch": dict[str, Any], "status": CandidateStatus},
+    descriptions={
+        "arch": "the architecture (stages, mixers, widths); arch.json of an export",
+        "violations": "constraint -> relative excess over its bound",
+    },
+    views={
+        "layers": (
+            list[dict[str, Any]] | None,
+            Field(None, description="per-layer hardware table (unit, time, energy by kind); on the candidate route"),
+        )
+    },
+)
 
 
 class CandidatePage(BaseModel):
@@ -154,9 +148,19 @@ class CandidatePage(BaseModel):
     offset: int
 
 
+ParetoRow = row_model(
+    CandidateRecord,
+    "ParetoRow",
+    ROW_FIELDS,
+    types={"arch": dict[str, Any]},
+    rest=float,  # the metrics, each in its unit (nas.objectives.METRICS)
+    doc="One front member as a flat row (nas.store.CandidateRecord.row); `fields` picks some of its keys.",
+)
+
+
 class ParetoPage(BaseModel):
     objectives: list[str]
-    items: list[dict[str, Any]] = Field(description="flat rows: id, name, arch_hash, trial_number, metrics, arch")
+    items: list[ParetoRow] = Field(description="flat rows: id, name, arch_hash, trial_number, metrics, arch")
     limit: int
     offset: int
     model_config = ConfigDict(
@@ -187,24 +191,29 @@ class ExportRequest(BaseModel):
     formats: str = Field(
         default="all", max_length=200, description="all, or some of state_dict, torchscript, onnx, exported_program"
     )
-    train_steps: int = Field(default=0, ge=0, le=100_000, description="train on the job's dataset first (0: no)")
-    train_batch: int = Field(default=32, ge=2, le=1024)
+    train_steps: int = Field(
+        default=0, ge=0, description="train on the job's dataset first (0: no); at most max_train_steps (GET /limits)"
+    )
+    train_batch: int = Field(default=32, ge=2, description="images a step; with the input, at most max_batch_pixels")
 
 
-class ExportOut(BaseModel):
-    id: int
-    job_id: int
-    candidate_id: int
-    status: str = Field(description="queued | running | complete | failed; the zip is there once complete")
-    error: str | None = Field(description="why it failed")
-    request: dict[str, Any] = Field(description="formats, train_steps, train_batch")
-    url: str = Field(description="where to download the zip once complete (409 before)")
-    card_url: str = Field(description="this record: poll it until the status is complete or failed")
-    files: dict[str, str] = Field(description="what -> file name in the zip ({} until complete)")
-    card: dict[str, Any] = Field(description="the model card ({} until complete)")
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+ExportOut = record_model(
+    ExportRecord,
+    "ExportOut",
+    doc="An export: the store's record (nas.store.ExportRecord) less what stays on the server, with its URLs.",
+    hidden={"path": "the zip's place on the server's disk", "owner": "the host:pid of its process: the server's"},
+    types={"status": ExportStatus},
+    descriptions={
+        "error": "why it failed",
+        "request": "formats, train_steps, train_batch",
+        "card": "the model card ({} until complete)",
+    },
+    views={
+        "url": (str, Field(description="where to download the zip once complete (409 before)")),
+        "card_url": (str, Field(description="this record: poll it until the status is complete or failed")),
+        "files": (dict[str, str], Field(description="what -> file name in the zip ({} until complete)")),
+    },
+)
 
 
 class Accelerator(BaseModel):
@@ -223,29 +232,41 @@ class Space(BaseModel):
     definition: dict[str, Any]
 
 
-class Limits(BaseModel):
-    """What one job may ask for here; a spec over a limit is refused (422) and nothing is created."""
-
-    max_workers: int = Field(description="workers x cpus_per_worker per job")
-    max_classes: int
-    max_input_side: int = Field(description="H and W of input_shape")
-    max_input_channels: int
-    max_batch: int
-    max_trials: int
-    max_wall_time_s: float = Field(description="a job's search, and any one evaluation or training in it")
-    max_jobs_per_tenant: int = Field(
-        description="unfinished jobs (queued, running, interrupted) and exports (queued, running); 429 beyond"
-    )
-    max_running_per_tenant: int | None = Field(description="of those, run at once; null: every runner slot")
-    heartbeat_timeout_s: float = Field(description="a job's process silent this long is stopped, its job failed")
-    max_depth: int = Field(description="blocks in one stage of a network (an inline space's, a swept arch's)")
-    max_blocks: int = Field(description="blocks in one network, all stages")
-    max_width: int = Field(description="channels of any tensor: a stage's dim, and dim x mlp_ratio")
-    max_heads: int = Field(description="attention heads of one block (dim / head_dim)")
-    max_kernel: int = Field(description="a pooling, convolution, attention window's or patch's side")
-    max_batch_pixels: int = Field(description="images x H x W of one batch a job builds (proxy, training, export)")
-    max_priced_layers: int = Field(description="layers x chips one sweep or comparison prices")
-    max_export_s: float = Field(description="one export's run (build, training, tracing): stopped and failed beyond")
+_REQUEST_LIMIT_DOCS = {
+    "max_body_bytes": "a request's body",
+    "max_page": "items on one page of a list (limit)",
+    "max_variants": "chip variants one POST /hw/sweep prices",
+    "max_accelerators": "accelerators one GET /jobs/{id}/compare re-prices",
+    "max_train_steps": "training steps one export may ask for",
+}
+Limits = record_model(
+    JobLimits,
+    "Limits",
+    doc="What one job may ask for here, and one request: over a limit a request is refused (422) and nothing"
+    " is created.",
+    hidden={"raise_hint": "how an error says a limit is raised"},
+    descriptions={
+        "max_workers": "workers x cpus_per_worker per job",
+        "max_input_side": "H and W of input_shape",
+        "max_wall_time_s": "a job's search, and any one evaluation or training in it",
+        "max_jobs_per_tenant": "unfinished jobs (queued, running, interrupted) and exports (queued, running); 429"
+        " beyond",
+        "max_running_per_tenant": "of those, run at once; null: every runner slot",
+        "heartbeat_timeout_s": "a job's process silent this long is stopped, its job failed",
+        "max_depth": "blocks in one stage of a network (an inline space's, a swept arch's)",
+        "max_blocks": "blocks in one network, all stages",
+        "max_width": "channels of any tensor: a stage's dim, and dim x mlp_ratio",
+        "max_heads": "attention heads of one block (dim / head_dim)",
+        "max_kernel": "a pooling, convolution, attention window's or patch's side",
+        "max_batch_pixels": "images x H x W of one batch a job builds (proxy, training, export)",
+        "max_priced_layers": "layers x chips one sweep or comparison prices",
+        "max_export_s": "one export's run (build, training, tracing): stopped and failed beyond",
+    },
+    views={  # the service's own, from its settings
+        name: (typing.get_type_hints(Settings)[name], Field(description=_REQUEST_LIMIT_DOCS.get(name)))
+        for name in REQUEST_LIMITS
+    },
+)
 
 
 class Health(BaseModel):
@@ -257,44 +278,90 @@ class Health(BaseModel):
     jobs_running: list[int] | None = Field(default=None, description="the caller's jobs running now")
 
 
+class CompareRow(BaseModel):
+    """One candidate priced on one accelerator (``nas.whatif``)."""
+
+    id: int
+    name: str
+    accuracy: float | None = Field(description="as the job measured or predicted it (the chip does not change it)")
+    params: float | None
+    latency_ms: float = Field(description="ms per frame at the job's input shape, batch and mode")
+    throughput_fps: float
+    energy_mj: float = Field(description="mJ per frame")
+    power_w: float
+    area_mm2: float | None
+    bound: str = Field(description="what limits it: compute, memory, ...")
+    deployable: bool
+    feasible: bool = Field(description="meets the job's constraints on this accelerator")
+    violations: dict[str, float] = Field(description="constraint -> relative excess over its bound")
+    on_front: bool = Field(description="on the front of the feasible rows on this accelerator")
+
+
+class ComparedAccelerator(BaseModel):
+    accelerator: str
+    area_mm2: float | None
+    feasible: int = Field(description="rows meeting the job's constraints")
+    front: int = Field(description="rows on the front here")
+    kept_from_job_front: int = Field(description="of those, on the job's own front")
+    best: dict[str, float] = Field(description="metric -> the front's best value here")
+    rows: list[CompareRow]
+
+
+class Comparison(BaseModel):
+    job: int
+    objectives: list[str]
+    candidates: Literal["all", "front"]
+    accelerators: list[ComparedAccelerator] = Field(description="the job's own chip first")
+
+
+class SweepRow(BaseModel):
+    """One chip of the grid; its knobs' values are keys of the row too (e.g. ``cores``)."""
+
+    model_config = ConfigDict(extra="allow")
+    accelerator: str
+    latency_ms: float
+    throughput_fps: float
+    energy_mj: float
+    power_w: float
+    utilisation: float
+    bound: str
+    deployable: bool
+    area_mm2: float
+
+
+class Sweep(BaseModel):
+    network: str
+    base: str
+    grid: dict[str, list[float]]
+    rows: list[SweepRow]
+
+
 def job_out(job: JobRecord, best: Best | None, eta_s: float | None) -> Job:
     budget = job.spec.get("budget", {})
-    return Job(
-        id=job.id,
-        name=job.name,
-        tags=list(job.tags),
-        status=job.status,
-        tenant=job.tenant,
-        managed=job.managed,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        heartbeat_at=job.heartbeat_at,
-        cancel_requested=job.cancel_requested,
-        error=redact(job.error),  # a traceback's paths, a database's URL: the server's own
-        progress=Progress(
-            trials=job.n_trials,
-            budget_trials=budget.get("trials"),
-            budget_wall_time_s=budget.get("wall_time_s"),
-            complete=job.n_complete,
-            infeasible=job.n_infeasible,
-            failed=job.n_failed,
-            duplicates=job.n_duplicates,
-            front=job.n_front,
-        ),
-        objectives=list(job.spec.get("objectives", [])),
-        hypervolume=job.hypervolume,
-        reference_point=job.reference_point,
-        best=best,
-        eta_s=eta_s,
-        run_seconds=job.run_seconds,
-        accuracy_kind=job.accuracy_kind,
-        calibration=redact_tree(job.calibration),
-        train_top=job.final_top,
-        eval_seconds=job.eval_seconds,
-        spec=redact_tree(job.spec),  # a data folder's server path, say
+    progress = Progress(
+        budget_trials=budget.get("trials"),
+        budget_wall_time_s=budget.get("wall_time_s"),
+        **{name: getattr(job, count) for name, count in PROGRESS.items()},
     )
+    values = record_values(
+        Job, job, progress=progress, objectives=list(job.spec.get("objectives", [])), best=best, eta_s=eta_s,
+        error=redact(job.error),  # a traceback's paths, a database's URL: the server's own
+        calibration=redact_tree(job.calibration), spec=redact_tree(job.spec),  # a data folder's server path, say
+    )  # fmt: skip
+    return Job.model_validate(values)
 
 
 def candidate_out(c: CandidateRecord, layers: list[dict[str, Any]] | None = None) -> Candidate:
-    return Candidate(**c.to_dict(), layers=layers)
+    return Candidate.model_validate(record_values(Candidate, c, layers=layers))
+
+
+def export_out(record: ExportRecord) -> ExportOut:
+    values = record_values(
+        ExportOut, record, error=redact(record.error), card=redact_tree(record.card), url=f"/exports/{record.id}",
+        card_url=card_url(record), files=record.card.get("files", {}),
+    )  # fmt: skip
+    return ExportOut.model_validate(values)
+
+
+def card_url(record: ExportRecord) -> str:
+    return f"/exports/{record.id}/card"

@@ -42,7 +42,7 @@ from nas.search import owner_alive
 from nas.search._liveness import CANCEL_GRACE_S, kill_session, owner_pid, pid_alive
 from nas.search._runner import longest_run_s
 from nas.spec import JobSpec
-from nas.status import FINISHED, UNFINISHED_EXPORTS
+from nas.status import FINISHED, UNFINISHED_EXPORTS, ExportStatus, JobStatus
 from nas.store import ExportRecord, JobRecord, Store, StoreError
 
 log = logging.getLogger("nas.service")
@@ -144,12 +144,12 @@ class JobSupervisor:
             with contextlib.suppress(StoreError):  # killed before it could record it (inside a long call)
                 if r.kind == "job":
                     job = self.store.get_job(r.id)
-                    if job.status == "running" and not owner_alive(job):
+                    if job.status == JobStatus.RUNNING and not owner_alive(job):
                         self.store.finish(
-                            r.id, "interrupted", error="stopped with the service (killed after its grace)"
+                            r.id, JobStatus.INTERRUPTED, error="stopped with the service (killed after its grace)"
                         )
-                elif (export := self.store.get_export(r.id)).status == "running" and not owner_alive(export):
-                    self.store.finish_export(r.id, "queued")  # not its fault: run again by the next start
+                elif (export := self.store.get_export(r.id)).status == ExportStatus.RUNNING and not owner_alive(export):
+                    self.store.finish_export(r.id, ExportStatus.QUEUED)  # not its fault: run again by the next start
 
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_s):
@@ -186,7 +186,7 @@ class JobSupervisor:
     def _unfinished(self) -> dict[_Key, _Row]:
         jobs = {
             ("job", j.id): j
-            for s in ("running", "queued", "interrupted")
+            for s in (JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.INTERRUPTED)
             for j in self.store.list_jobs(status=s, limit=None)
         }
         exports = self.store.list_exports(status=UNFINISHED_EXPORTS, limit=None)
@@ -200,13 +200,13 @@ class JobSupervisor:
             if key in self._runs:
                 continue
             if key[0] == "job":
-                if row.managed and (row.status != "running" or not owner_alive(row)):
+                if row.managed and (row.status != JobStatus.RUNNING or not owner_alive(row)):
                     waiting.append((key, row))
-            elif row.status == "queued":
+            elif row.status == ExportStatus.QUEUED:
                 waiting.append((key, row))
             elif not owner_alive(row):
                 error = "its process ended before it finished, while the service was down; ask for it again"
-                self.store.finish_export(row.id, "failed", error=error)
+                self.store.finish_export(row.id, ExportStatus.FAILED, error=error)
         return sorted(waiting, key=lambda kr: kr[1].created_at)
 
     def _adopt(self, rows: dict[_Key, _Row]) -> None:
@@ -268,11 +268,15 @@ class JobSupervisor:
             if job.status in FINISHED:  # it finished on its own meanwhile
                 return
             if run.stopping == "cancelled":
-                self.store.finish(job_id, "cancelled")
+                self.store.finish(job_id, JobStatus.CANCELLED)
             else:
-                self.store.finish(job_id, "failed", error=f"stopped by the service: {run.stopping}{self._tail(run)}")
+                self.store.finish(
+                    job_id, JobStatus.FAILED, error=f"stopped by the service: {run.stopping}{self._tail(run)}"
+                )
             return
-        settled = job.status not in ("queued", "running") or (job.status == "running" and owner_alive(job))
+        settled = job.status not in (JobStatus.QUEUED, JobStatus.RUNNING) or (
+            job.status == JobStatus.RUNNING and owner_alive(job)
+        )
         if settled or self._stop.is_set():  # finished, stopped, or run by another process (service)
             self._starts.pop(job_id, None)
             return
@@ -282,7 +286,7 @@ class JobSupervisor:
         if self._starts[job_id] >= MAX_STARTS:
             code = run.process.returncode if run.process is not None else "?"
             error = f"its process exited with {code} {MAX_STARTS} times before recording why{self._tail(run)}"
-            self.store.finish(job_id, "failed", error=error)
+            self.store.finish(job_id, JobStatus.FAILED, error=error)
             self._starts.pop(job_id, None)
 
     def _export_ended(self, run: _Run) -> None:
@@ -292,14 +296,14 @@ class JobSupervisor:
         export = self.store.get_export(run.id)
         if export.status not in UNFINISHED_EXPORTS or self._stop.is_set():
             return  # it recorded its end, or stop() queues it again
-        if export.status == "running" and owner_alive(export):
+        if export.status == ExportStatus.RUNNING and owner_alive(export):
             return  # another process (service) claimed it first and runs it
         if run.stopping is not None:
             error = f"stopped by the service: {run.stopping}"
         else:
             code = run.process.returncode if run.process is not None else None
             error = f"its process ended ({_exit_text(code)}) before recording a result"
-        self.store.finish_export(run.id, "failed", error=error)
+        self.store.finish_export(run.id, ExportStatus.FAILED, error=error)
 
     def _tail(self, run: _Run) -> str:
         path = self.log_dir / f"{run.kind}-{run.id}.log"
