@@ -120,8 +120,8 @@ def check_request(
         raise ExportError(
             "weights",
             f"candidate {candidate.id} has no trained weights: its export would ship initialised ones, "
-            f"without the accuracy the front shows. Measure it first (`nas train {candidate.job_id} --top N`, "
-            f"or POST /jobs/{candidate.job_id}/train), train it in the export (train_steps, `--train-steps N`), "
+            f"without the accuracy the front shows. Measure it first (`nas train {candidate.job_id} --top N`), "
+            "train it in the export (train_steps, `--train-steps N`), "
             "or ask for initialised weights (allow_untrained, `--allow-untrained`)",
         )
     if train_steps and trained:

@@ -9,12 +9,15 @@ than CPUs unless ``--max-workers`` says so). Library callers of ``submit`` pass 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from hwmodels import MAX_VARIANTS
 from nas.spec import FieldError, JobSpec, PluginRef, SpecError
 from nas.status import UNFINISHED, UNFINISHED_EXPORTS
 from search_spaces import ArchConfig, SearchSpace
+
+MAX_ACCELERATORS = 16  # chips one comparison re-prices a front on
 
 
 def cpu_count() -> int:
@@ -23,6 +26,22 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """What one request may ask of the service itself (``nas serve --max-page ...``; ``GET /limits``
+    lists them with the job limits). Light, so that ``nas serve``'s flags are built from it."""
+
+    max_body_bytes: int = 1 << 20  # a request's body: a job spec is a few kB, an inline space a few more
+    max_page: int = 1000  # items on one page of a list
+    max_variants: int = MAX_VARIANTS  # chips one POST /hw/sweep prices (hwmodels builds no more)
+    max_accelerators: int = MAX_ACCELERATORS  # accelerators one GET /jobs/{id}/compare re-prices
+    max_train_steps: int = 100_000  # training steps one export may ask for (its run is bounded by max_export_s)
+
+    def request_limits(self) -> dict[str, int]:
+        """What ``GET /limits`` shows beside the job limits."""
+        return {f.name: getattr(self, f.name) for f in fields(RequestLimits)}
 
 
 @dataclass(frozen=True)

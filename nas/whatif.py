@@ -21,6 +21,7 @@ from hwmodels import (
     estimate_many,
     load_accelerator,
 )
+from nas.limits import MAX_ACCELERATORS
 from nas.objectives import loss_vector
 from nas.pareto import non_dominated
 from nas.search._pricing import accelerator_from_json, candidate_accelerator
@@ -29,7 +30,6 @@ from nas.spec import FieldError, JobSpec
 from nas.store import CandidateRecord, Store
 
 MAX_COMPARED = 20_000  # candidates one comparison re-prices (every complete one of a large job is more)
-MAX_ACCELERATORS = 16
 
 
 def resolve_accelerators(

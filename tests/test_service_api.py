@@ -191,12 +191,12 @@ def test_an_export_is_only_queued_by_the_request_then_run_apart_and_downloaded(f
 
     with monkeypatch.context() as m:  # the request checks and queues: it builds, trains and traces nothing
         m.setattr("nas.export.export_candidate", no_build)
-        response = client.post(f"/jobs/{job_id}/export", json={"where": f"latency_ms<={bound}", "formats": "onnx"})
+        response = client.post(f"/jobs/{job_id}/export", json={"where": f"latency_ms<={bound}", "formats": "onnx", "allow_untrained": True})
     assert response.status_code == 202, response.text
     queued = response.json()
     best = store.pareto(job_id, where=_bounds(f"latency_ms<={bound}"), limit=1)[0]
     assert queued["candidate_id"] == best.id and queued["status"] == "queued" and queued["files"] == {}
-    assert queued["request"] == {"formats": ["onnx"], "train_steps": 0, "train_batch": 32}
+    assert queued["request"] == {"formats": ["onnx"], "train_steps": 0, "train_batch": 32, "allow_untrained": True}
     waiting = client.get(queued["url"])
     assert waiting.status_code == 409 and "queued" in waiting.json()["detail"]
     assert client.get(queued["card_url"]).json()["status"] == "queued"
@@ -216,7 +216,8 @@ def test_an_export_is_only_queued_by_the_request_then_run_apart_and_downloaded(f
 @pytest.mark.parametrize(
     ("body", "field"),
     [({"formats": "tflite"}, "formats"), ({"train_steps": 5}, "train_steps"),  # a plug-in evaluator: no dataset
-     ({"train_steps": 10**6}, "train_steps"), ({"train_batch": 1}, "train_batch")],
+     ({"train_steps": 10**6}, "train_steps"), ({"train_batch": 1}, "train_batch"),
+     ({}, "weights")],  # the job trained none: initialised weights only when asked (allow_untrained)
 )  # fmt: skip
 def test_bad_exports_answer_422_naming_the_field_and_queue_nothing(finished, body, field):
     store, job_id, client = finished
@@ -233,8 +234,9 @@ def test_unfinished_exports_count_in_the_tenant_s_quota_and_a_failed_one_answers
     store, job_id, _ = finished
     app = create_app(store, run_jobs=False, data_dir=tmp_path, limits=Limits(max_jobs_per_tenant=2))
     with TestClient(app) as client:
-        store.finish_export(client.post(f"/jobs/{job_id}/export", json={}).json()["id"], "failed", error="x")
-        first = [client.post(f"/jobs/{job_id}/export", json={}) for _ in range(3)]
+        untrained = {"allow_untrained": True}
+        store.finish_export(client.post(f"/jobs/{job_id}/export", json=untrained).json()["id"], "failed", error="x")
+        first = [client.post(f"/jobs/{job_id}/export", json=untrained) for _ in range(3)]
     assert [r.status_code for r in first] == [
         202,
         202,
@@ -469,7 +471,7 @@ ROUTE_CALLS = {
     ("GET", "/jobs/{job_id}/pareto"): (lambda ids: {"params": {"sort": "latency_ms"}}, 200),
     ("GET", "/jobs/{job_id}/candidates"): (lambda ids: {}, 200),
     ("GET", "/jobs/{job_id}/candidates/{ref}"): (lambda ids: {"path": {"ref": ids["candidate"]}}, 200),
-    ("POST", "/jobs/{job_id}/export"): (lambda ids: {"json": {"formats": "onnx"}}, 202),
+    ("POST", "/jobs/{job_id}/export"): (lambda ids: {"json": {"formats": "onnx", "allow_untrained": True}}, 202),
     ("GET", "/exports/{export_id}"): (lambda ids: {}, 409),  # queued: no zip yet
     ("GET", "/exports/{export_id}/card"): (lambda ids: {}, 200),
     ("GET", "/jobs/{job_id}/compare"): (lambda ids: {"params": {"accelerators": "metis-like"}}, 200),

@@ -462,7 +462,7 @@ async function candidatePage(jobId, ref, stale) {
       // the service queues the export and runs it apart: poll its card until it is complete or failed
       let e = await api(`/jobs/${jobId}/export`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ candidate: c.id }) });
       while (e.status === "queued" || e.status === "running") {
-        exportOut.textContent = `export ${e.id} ${e.status} (state_dict, TorchScript, ONNX, ExportedProgram)…`;
+        exportOut.textContent = `export ${e.id} ${e.status} (state_dict, ExportedProgram, ONNX)…`;
         await new Promise(resolve => setTimeout(resolve, 1000));
         e = await api(e.card_url);
       }

@@ -8,10 +8,11 @@ import dataclasses
 import ipaddress
 import os
 import sys
+from pathlib import Path
 
 from nas.cli.common import DB_HELP, open_store
 from nas.cli.format import table
-from nas.limits import Limits
+from nas.limits import Limits, RequestLimits
 
 AUTH_ENV = "NAS_AUTH"  # 1: `nas serve` requires tokens
 
@@ -43,6 +44,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
             kind = float if f.name.endswith("_s") else int
             limits.add_argument(f"--{f.name.replace('_', '-')}", type=kind, metavar="N", help=f"default {default}")
+    requests = p.add_argument_group("limits on what one request may ask of the service (GET /limits lists them)")
+    for f in dataclasses.fields(RequestLimits):
+        requests.add_argument(f"--{f.name.replace('_', '-')}", type=int, metavar="N", help=f"default {f.default}")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("token", help="API tokens: create (printed once), list, revoke")
@@ -63,7 +67,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from nas.service import create_app
+    from nas.service import Settings, create_app
+    from nas.service._policy import Policy
+    from nas.service._settings import OPERATOR_HINT
 
     auth = args.auth or os.environ.get(AUTH_ENV, "").lower() in ("1", "true", "yes", "on")
     if not auth and not _loopback(args.host) and not args.insecure:
@@ -75,11 +81,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     given = {
         f.name: getattr(args, f.name) for f in dataclasses.fields(Limits) if getattr(args, f.name, None) is not None
     }
-    limits = Limits(raise_hint="the service's operator can raise it (`nas serve --help`)", **given)
-    app = create_app(
-        store, auth=auth, data_dir=args.data_dir, max_jobs=args.max_jobs, allow_plugins=tuple(args.allow_plugin),
-        allow_ray_addresses=tuple(args.allow_ray_address), data_roots=tuple(args.data_root), limits=limits,
+    requests = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(RequestLimits) if getattr(args, f.name) is not None
+    }
+    settings = Settings(
+        limits=Limits(raise_hint=OPERATOR_HINT, **given),
+        policy=Policy(tuple(args.allow_plugin), tuple(args.allow_ray_address), tuple(Path(r) for r in args.data_root)),
+        auth=auth, data_dir=Path(args.data_dir), max_jobs=args.max_jobs, **requests,
     )  # fmt: skip
+    app = create_app(store, settings=settings)
     where = f"http://{args.host}:{args.port}"
     print(f"nas serve: {where} (dashboard {where}/ui/, API docs {where}/docs) on {store.safe_url}", flush=True)
     if auth:

@@ -62,9 +62,11 @@ def export(
     formats = check_request(
         JobSpec.model_validate(job.spec), c, formats=request.formats, train_steps=request.train_steps,
         train_batch=request.train_batch, trained=store.has_weights(job.id, c.id), limits=limits,
+        allow_untrained=request.allow_untrained,
     )  # fmt: skip
     check_quota(store, limits, tenant)
-    asked = {"formats": list(formats), "train_steps": request.train_steps, "train_batch": request.train_batch}
+    asked = {"formats": list(formats), "train_steps": request.train_steps, "train_batch": request.train_batch,
+             "allow_untrained": request.allow_untrained}  # fmt: skip
     record = store.create_export(job.id, c.id, request=asked, tenant=job.tenant)
     wake(supervisor)
     return schemas.export_out(record)

@@ -183,18 +183,25 @@ class ExportRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"where": "latency_ms<1.25,energy_mj<3", "formats": "all"}, {"candidate": 57}]},
+        json_schema_extra={"examples": [{"where": "latency_ms<1.25,energy_mj<3", "formats": "default"}, {"candidate": 57}]},
     )
     candidate: int | str | None = None
     where: str | None = Field(default=None, max_length=2000, description="bounds, e.g. 'latency_ms<1.25,energy_mj<3'")
     sort: str | None = None
     formats: str = Field(
-        default="all", max_length=200, description="all, or some of state_dict, torchscript, onnx, exported_program"
-    )
+        default="default", max_length=200,
+        description="default (state_dict, exported_program, onnx), all (adds torchscript, deprecated by torch), "
+        "or some of state_dict, exported_program, onnx, torchscript",
+    )  # fmt: skip
     train_steps: int = Field(
         default=0, ge=0, description="train on the job's dataset first (0: no); at most max_train_steps (GET /limits)"
     )
     train_batch: int = Field(default=32, ge=2, description="images a step; with the input, at most max_batch_pixels")
+    allow_untrained: bool = Field(
+        default=False,
+        description="export a candidate the job never trained, with initialised weights (the card says so); "
+        "otherwise refused: POST /jobs/{id}/train first, or ask train_steps",
+    )
 
 
 ExportOut = record_model(
