@@ -10,7 +10,7 @@ from search_plugins import evaluations
 
 from nas.plugins import MetaFormerSpace
 from nas.search import JobStateError, cancel, price, run, submit
-from nas.search._pricing import resolve_accelerator
+from nas.pricing import resolve_accelerator
 from nas.spec import SpecError, load_spec
 from nas.store import Store
 from search_spaces import get_space, sample_archs
@@ -133,7 +133,7 @@ def test_a_job_on_postgresql(postgres_url):
 
 def test_the_constraints_optuna_hears_are_the_stored_ones_by_name(tmp_path):
     """One seam writes a trial and tells Optuna: the same constraint values, under their names."""
-    from nas.search._trial import constraint_names
+    from nas.verdict import constraint_names
 
     store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
     spec = toy_spec(budget={"trials": 25}, constraints={"max_latency_ms": 0.2, "max_params": 900_000})
@@ -146,3 +146,54 @@ def test_the_constraints_optuna_hears_are_the_stored_ones_by_name(tmp_path):
         assert list(stored[t.number].constraints) == ["max_latency_ms", "max_params", "deployable_only"]
     infeasible = store.candidates(job.id, status="infeasible")
     assert infeasible and all(c.failure.startswith("violates: ") for c in infeasible)
+
+
+def test_job_control_loads_neither_torch_nor_ray():
+    """`nas cancel`, `nas jobs`, `nas pareto` import nas.jobs: it must stay light (no lazy hooks)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, nas.jobs\n"
+        "from nas.jobs import cancel, check_can_run, owner_alive, stored_report, submit\n"
+        "print(sorted(m for m in ('torch', 'ray', 'nas.search') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    import nas.search  # the loop's package: every public name importable from it, plainly
+
+    for name in nas.search.__all__:
+        assert getattr(nas.search, name) is not None
+
+
+def test_a_cancel_stops_the_dispatch_of_the_next_trial(sqlite_url):
+    """Fast trials: a cancel asked after the third trial stops the fourth, not a heartbeat later."""
+    store = Store(sqlite_url)
+    job = submit(store, toy_spec(budget={"trials": 200}))
+
+    def ask_at_three(seen):
+        if seen.n_trials == 3 and not seen.cancel_requested:
+            store.request_cancel(seen.id)
+
+    done = run(store, job.id, progress=ask_at_three)
+    assert done.status == "cancelled"
+    assert done.n_trials == 3
+
+
+def test_one_function_decides_the_verdict():
+    """Priced, scored, failed, duplicate: ``nas.verdict.judge`` decides each, and pricing asks it."""
+    from nas.verdict import duplicate, judge
+
+    spec = toy_spec(constraints={"max_latency_ms": 1.0, "min_accuracy": 0.5})
+    c = spec.constraints
+    hw = {"latency_ms": 2.0, "params": 1, "throughput_fps": 1.0, "energy_mj": 1.0, "weight_mib": 1.0}
+    over = judge(c, hw, True)
+    assert over.status == "infeasible" and over.rejected == {"max_latency_ms": 1.0} and "latency" in over.failure
+    ok = {**hw, "latency_ms": 0.5}
+    assert judge(c, ok, True).status is None  # feasible: to be evaluated
+    assert judge(c, ok, True, failure="boom").status == "failed"
+    low = judge(c, {**ok, "accuracy": 0.25}, True, scored=True)
+    assert low.status == "complete" and low.violations == {"min_accuracy": 1.0} and not low.rejected
+    assert low.told({**ok, "accuracy": 0.25}, ("accuracy", "latency_ms"), None) == [0.25, 0.5]
+    assert over.told(hw, ("accuracy", "latency_ms"), 0.1) == [0.1, 2.0]  # infeasible: the worst accuracy seen
+    assert duplicate("failed", {}).told(hw, ("accuracy",), None) is None

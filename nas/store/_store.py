@@ -277,6 +277,11 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
             )
             return bool(s.scalar(select(JobModel.cancel_requested).where(JobModel.id == job_id)))
 
+    def cancel_requested(self, job_id: int) -> bool:
+        """Whether a cancel of the job was requested (one small query: the loop asks before each dispatch)."""
+        with self._session() as s:
+            return bool(s.scalar(select(JobModel.cancel_requested).where(JobModel.id == job_id)))
+
     def request_cancel(self, job_id: int) -> JobRecord:
         with self._session() as s:
             job = self._job(s, job_id, lock=True)
