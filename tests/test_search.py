@@ -9,8 +9,8 @@ from optuna.trial import TrialState
 from search_plugins import evaluations
 
 from nas.plugins import MetaFormerSpace
-from nas.search import JobStateError, cancel, price, run, submit
 from nas.pricing import resolve_accelerator
+from nas.search import JobStateError, cancel, price, run, submit
 from nas.spec import SpecError, load_spec
 from nas.store import Store
 from search_spaces import get_space, sample_archs
