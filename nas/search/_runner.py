@@ -22,11 +22,11 @@ from optuna.trial import TrialState
 
 from nas.jobs import JobStateError, check_can_run, reference_point, submit  # noqa: F401 - job control, re-exported
 from nas.liveness import HEARTBEAT_S, Pulse, owner_id
-from nas.objectives import directions
+from nas.objectives import directions, with_accuracy
 from nas.plugins import make_evaluator, resolve_space
 from nas.pricing import ChipChoice, Priced, accelerator_from_json, candidate_key, chip_label, price
-from nas.search._calibration import AccuracyPredictor
 from nas.search._executor import Executor, Outcome, make_executor
+from nas.search._predictor import AccuracyPredictor
 from nas.search._samplers import make_sampler
 from nas.search._trial import named, settle, tell
 from nas.spec import JobSpec
@@ -260,9 +260,9 @@ class _Loop:
 
     def _final_phase(self, executor: Executor, job_id: int) -> str:
         """Finish the trainings in flight and what is left of the predictor's budget, then measure
-        the front's best (``JobRecord.final_top``), in rounds until the top ones are all measured,
+        the front's best (``JobRecord.train_final``), in rounds until the top ones are all measured,
         since a measurement can reorder the front."""
-        top = self.store.get_job(job_id).final_top
+        top = self.store.get_job(job_id).train_final
         rounds = 0
         queue: list[CandidateRecord] = []
         while True:
@@ -313,12 +313,15 @@ class _Loop:
         return record
 
     def _accuracy_fields(self, outcome: Outcome, metrics: dict, arch: Any) -> dict[str, float | None]:
-        """A scored candidate's accuracy: the proxy's score, and in a job that trains the prediction
-        from it (``nas.objectives.accuracy_objective`` makes ``accuracy`` of them)."""
-        fields: dict[str, float | None] = {"accuracy": outcome.scores["accuracy"]}
-        if self.predictor is not None:  # the proxy's score stays among the scores
-            fields["accuracy"], fields["accuracy_std"] = self.predictor.predict(outcome.scores, metrics, arch.to_json())
-        return fields
+        """A scored candidate's accuracy fields: the evaluator's value (the proxy's score), and in a
+        job that trains, the prediction made from it; ``accuracy`` is what they define
+        (``nas.objectives.accuracy_objective``), as the store will derive it."""
+        fields: dict[str, float | None] = {"proxy_score": outcome.scores["accuracy"]}
+        if self.predictor is not None:
+            fields["predicted_accuracy"], fields["predicted_std"] = self.predictor.predict(
+                outcome.scores, metrics, arch.to_json()
+            )
+        return with_accuracy(fields)
 
     def _tell_duplicate(self, trial: optuna.Trial, original: CandidateRecord) -> None:
         verdict = duplicate(original.status, self.constraints_of.get(original.id))

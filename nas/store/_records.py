@@ -11,7 +11,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nas.objectives import METRICS
-from nas.status import CANDIDATE_STATUSES, JOB_STATUSES  # noqa: F401 - re-exported by nas.store
+from nas.status import (  # noqa: F401 - the statuses' tuples are re-exported by nas.store
+    CANDIDATE_STATUSES,
+    JOB_STATUSES,
+    CandidateStatus,
+    ExportStatus,
+    JobStatus,
+)
 
 METRIC_COLUMNS = tuple(m for m in METRICS if m not in ("trial_number", "eval_s"))
 
@@ -33,6 +39,11 @@ def utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
+# The records below are plain dataclasses with typed fields: the store fills each from the row of
+# the same field names (``_convert``), the API's response models derive from them. Adding a field
+# is two edits: the row (``_models``) and the record.
+
+
 @dataclass(frozen=True)
 class JobRecord:
     id: int
@@ -41,7 +52,7 @@ class JobRecord:
     spec: dict[str, Any]
     accelerator: dict[str, Any]
     study_name: str
-    status: str
+    status: JobStatus
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -61,8 +72,12 @@ class JobRecord:
     run_seconds: float
     tenant: str | None = None
     managed: bool = False
-    calibration: dict[str, Any] = field(default_factory=dict)  # the accuracy predictor and its held-out errors
-    train_top: int | None = None  # front members to measure at the end; None: the spec's training.final
+    predictor: dict[str, Any] = field(default_factory=dict)  # the accuracy predictor and its held-out errors
+    train_final: int = 0  # the front's best measured at the end: the spec's train.final, or more asked (`nas train`)
+    n_trained: int = 0  # candidates measured (trained) so far, the end's included: the training phase's progress
+    # which constraints rejected how many candidates and how far to loosen each (nas.verdict.constraint_report);
+    # set when the job ends; {} before
+    constraint_report: dict[str, Any] = field(default_factory=dict)
 
     @property
     def budget_trials(self) -> int | None:
@@ -79,10 +94,19 @@ class JobRecord:
 
     @property
     def final_top(self) -> int:
-        """How many of the front's best the job measures at its end."""
-        if self.train_top is not None:
-            return self.train_top
-        return int(((self.spec.get("evaluator") or {}).get("train") or {}).get("final", 0))
+        """Deprecated alias of ``train_final`` (read by nas.service)."""
+        return self.train_final
+
+    @property
+    def train_top(self) -> int:
+        """Deprecated alias of ``train_final``."""
+        return self.train_final
+
+    @property
+    def calibration(self) -> dict[str, Any]:
+        """Deprecated alias of ``predictor`` ("calibration" is the chip model's fit; read by the CLI,
+        the export's card and nas.service)."""
+        return self.predictor
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -100,7 +124,7 @@ class CandidateRecord:
     arch_hash: str
     name: str
     arch: str  # JSON
-    status: str
+    status: CandidateStatus
     failure: str | None
     violations: dict[str, float]
     on_front: bool
@@ -150,7 +174,7 @@ class ExportRecord:
     path: str | None  # the zip on the service's disk, once complete (never shown to tenants)
     card: dict[str, Any]  # {} until complete
     created_at: datetime
-    status: str = "complete"  # see nas.status.ExportStatus
+    status: ExportStatus = ExportStatus.COMPLETE
     request: dict[str, Any] = field(default_factory=dict)  # formats, train_steps, train_batch
     tenant: str | None = None
     error: str | None = None

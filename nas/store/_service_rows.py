@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from nas.status import EXPORT_STATUSES
+from nas.store._convert import _export, _token
 from nas.store._models import ExportModel, TokenModel
-from nas.store._records import ExportRecord, NotFoundError, StoreError, TokenRecord, now, utc
+from nas.store._records import ExportRecord, NotFoundError, StoreError, TokenRecord, now
 
 
 class ServiceRows:
@@ -148,18 +149,3 @@ def _export_filters(status: str | Sequence[str] | None, tenant: str | None) -> l
 def _token_hash(token: str) -> str:
     # tokens are 256 random bits: a plain SHA-256 cannot be brute-forced, no slow KDF needed
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _token(m: TokenModel) -> TokenRecord:
-    return TokenRecord(
-        id=m.id, tenant=m.tenant, prefix=m.prefix, created_at=utc(m.created_at), revoked_at=utc(m.revoked_at)
-    )
-
-
-def _export(m: ExportModel) -> ExportRecord:
-    return ExportRecord(
-        id=m.id, job_id=m.job_id, candidate_id=m.candidate_id, path=m.path, card=m.card or {},
-        created_at=utc(m.created_at), status=m.status, request=dict(m.request or {}), tenant=m.tenant,
-        error=m.error, owner=m.owner, heartbeat_at=utc(m.heartbeat_at), started_at=utc(m.started_at),
-        finished_at=utc(m.finished_at),
-    )  # fmt: skip

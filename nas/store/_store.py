@@ -24,6 +24,7 @@ from sqlalchemy import Engine, String, cast, create_engine, desc, event, func, s
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from nas.objectives import ACCURACY_FIELDS, with_accuracy
 from nas.store._accuracy_rows import AccuracyRows
 from nas.store._convert import _candidate, _job
 from nas.store._front_rows import FrontRows
@@ -206,6 +207,8 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
                 reference_point=reference_point,
                 eval_seconds=0.0,
                 run_seconds=0.0,
+                train_final=int(((spec.get("evaluator") or {}).get("train") or {}).get("final", 0)),
+                n_trained=0,
             )
             s.add(job)
             s.flush()
@@ -335,6 +338,7 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
                 if original is None or original.job_id != job_id:
                     raise NotFoundError(f"job {job_id}: no candidate {duplicate_of} to be a duplicate of")
                 return _candidate(original)
+            metrics = _candidate_metrics(candidate.metrics)
             row = CandidateModel(
                 job_id=job_id,
                 trial_number=number,
@@ -351,7 +355,7 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
                 eval_s=candidate.eval_s,
                 worker=candidate.worker,
                 created_at=now(),
-                **{m: candidate.metrics.get(m) for m in METRIC_COLUMNS},
+                **{m: metrics.get(m) for m in METRIC_COLUMNS},
             )
             s.add(row)
             try:
@@ -426,6 +430,14 @@ def _job_filters(status: str | None, tag: str | None, tenant: str | None) -> lis
 
 def _candidates(job_id: int):
     return select(CandidateModel).where(CandidateModel.job_id == job_id)
+
+
+def _candidate_metrics(metrics: Mapping[str, float | None]) -> dict[str, float | None]:
+    """A new candidate's metrics with its ``accuracy`` derived (``nas.objectives.with_accuracy``); a
+    bare ``accuracy`` without the fields it derives from is the evaluator's value, its proxy score."""
+    if metrics.get("accuracy") is not None and all(metrics.get(f) is None for f in ACCURACY_FIELDS):
+        metrics = {**metrics, "proxy_score": metrics["accuracy"]}
+    return with_accuracy(metrics)
 
 
 def _trial(job_id: int, number: int, candidate_id: int, outcome: str, values, constraints) -> TrialModel:
