@@ -262,12 +262,41 @@ def test_claim_heartbeat_cancel_finish(db_url):
 
 
 def test_deleting_a_job_deletes_its_rows(db_url):
+    """Every table that holds a job's rows (found from the schema, so a new one is checked too)
+    and its Optuna study lose that job's rows; another job keeps all of its own."""
+    from sqlalchemy import func, select
+
+    from nas.store._models import BaseModel
+    from nas.store._records import Measured
+
     store = Store(db_url)
-    job = new_job(store)
-    fill(store, job.id, 5)
-    store.delete_job(job.id)
+    jobs = [new_job(store, {"accuracy": 0.0, "latency_ms": 5.0, "energy_mj": 5.0}) for _ in range(2)]
+    for job in jobs:
+        fill(store, job.id, 5)
+        first = store.candidates(job.id)[0]
+        store.update_accuracy(job.id, {}, {}, Measured(first.id, 0.9, b"weights", {}))
+        store.create_export(job.id, first.id, request={})
+        study = optuna.create_study(study_name=job.study_name, storage=store.optuna_storage())
+        study.tell(study.ask(), 1.0)
+    tables = [t for t in BaseModel.metadata.sorted_tables if "job_id" in t.c]
+    assert {t.name for t in tables} >= {"nas_candidates", "nas_trials", "nas_hypervolume", "nas_weights", "nas_exports"}
+
+    def rows(job_id):
+        with store.engine.connect() as conn:
+            return {
+                t.name: conn.scalar(select(func.count()).select_from(t).where(t.c.job_id == job_id)) for t in tables
+            }
+
+    kept = rows(jobs[1].id)
+    assert all(kept.values()) and rows(jobs[0].id) == kept  # both jobs have a row in every table
+    store.delete_job(jobs[0].id)
     with pytest.raises(NotFoundError):
-        store.get_job(job.id)
+        store.get_job(jobs[0].id)
+    assert rows(jobs[0].id) == dict.fromkeys(kept, 0)
+    assert rows(jobs[1].id) == kept
+    studies = {s.study_name for s in optuna.get_all_study_summaries(store.optuna_storage())}
+    assert jobs[0].study_name not in studies and jobs[1].study_name in studies
+    store.delete_job(jobs[1].id)  # a job whose study is gone already, or never existed, deletes as well
 
 
 def test_an_unreachable_database_is_a_store_error():

@@ -402,8 +402,23 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
             return [_candidate(c) for c in s.scalars(query)]
 
     def delete_job(self, job_id: int) -> None:
+        """Delete the job and every row of it: its candidates, trials, hypervolume history, weights
+        and exports (the tables' foreign keys cascade), then its Optuna study, which the store names."""
         with self._session() as s:
-            s.delete(self._job(s, job_id))
+            job = self._job(s, job_id)
+            study_name = job.study_name
+            s.delete(job)
+        self._delete_study(study_name)
+
+    def _delete_study(self, study_name: str) -> None:
+        from sqlalchemy import inspect
+
+        if not inspect(self.engine).has_table("studies"):  # no job of this database ever ran
+            return
+        import optuna
+
+        with contextlib.suppress(KeyError):  # a job that never ran has no study
+            optuna.delete_study(study_name=study_name, storage=self.optuna_storage())
 
     def _job(self, s: Session, job_id: int, *, lock: bool = False) -> JobModel:
         job = s.get(JobModel, job_id, with_for_update=lock)
