@@ -157,3 +157,58 @@ def told_values(
     if status == CandidateStatus.INFEASIBLE:
         metrics = {**metrics, "accuracy": worst_accuracy if worst_accuracy is not None else 0.0}
     return values(dict(metrics), objectives)
+
+
+_UNITS = {"latency_ms": " ms", "throughput_fps": " fps", "energy_mj": " mJ", "weight_mib": " MiB", "area_mm2": " mm2"}
+
+
+def constraint_report(bounds: Mapping[str, Any], candidates: Sequence[tuple[Mapping[str, float], Mapping[str, Any]]]):
+    """Which constraints rejected how many of a job's candidates, and how far to loosen each:
+    ``candidates`` are (stored violations, metrics) of the complete and infeasible ones. A
+    constraint's ``admit_at`` is the loosest bound that admits one candidate it alone rejected
+    (None: every candidate it rejects breaks another constraint too). ``min_accuracy`` is read from
+    the current ``accuracy``, which a refit may still move. Returned as the job record keeps it
+    (``JobRecord.constraint_report``), with one line of advice per constraint."""
+    bound_acc = bounds.get("min_accuracy")
+    rejected_by: list[set[str]] = []
+    for stored, metrics in candidates:
+        names = set(stored)
+        accuracy = metrics.get("accuracy")
+        if bound_acc is not None and accuracy is not None and accuracy < bound_acc:
+            names.add("min_accuracy")
+        rejected_by.append(names)
+    report: dict[str, Any] = {"candidates": len(candidates), "feasible": sum(not r for r in rejected_by)}
+    per: dict[str, dict[str, Any]] = {}
+    for name in sorted({n for r in rejected_by for n in r}):
+        metric = CONSTRAINT_METRIC.get(name)
+        over = [m for r, (_, m) in zip(rejected_by, candidates, strict=True) if name in r]
+        alone = [m for r, (_, m) in zip(rejected_by, candidates, strict=True) if r == {name}]
+        entry: dict[str, Any] = {"violated": len(over), "bound": bounds.get(name)}
+        if metric is not None:
+            pick = max if name.startswith("min_") else min
+            values = [m[metric] for m in over if m.get(metric) is not None]
+            admitted = [m[metric] for m in alone if m.get(metric) is not None]
+            entry["best"] = pick(values) if values else None
+            entry["admit_at"] = pick(admitted) if admitted else None
+        per[name] = entry
+    report["constraints"] = per
+    report["advice"] = [_advice(name, e, len(candidates)) for name, e in per.items()]
+    return report
+
+
+def _advice(name: str, e: Mapping[str, Any], total: int) -> str:
+    if name == "deployable_only":
+        return (
+            f"deployable_only: {e['violated']} of {total} candidates use ops the accelerator cannot run;"
+            " set deployable_only: false to price them anyway (they run partly on the host)"
+        )
+    unit = _UNITS.get(CONSTRAINT_METRIC[name], "")
+    side = "under" if name.startswith("min_") else "over"
+    text = f"{name}: {e['violated']} of {total} candidates {side}"
+    if e.get("best") is not None:
+        text += f", the best at {e['best']:.4g}{unit}"
+    if e.get("admit_at") is not None:
+        text += f": loosen to {e['admit_at']:.4g} to admit one"
+    else:
+        text += ": each also breaks another constraint; loosen those together"
+    return text

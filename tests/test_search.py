@@ -197,3 +197,22 @@ def test_one_function_decides_the_verdict():
     assert low.told({**ok, "accuracy": 0.25}, ("accuracy", "latency_ms"), None) == [0.25, 0.5]
     assert over.told(hw, ("accuracy", "latency_ms"), 0.1) == [0.1, 2.0]  # infeasible: the worst accuracy seen
     assert duplicate("failed", {}).told(hw, ("accuracy",), None) is None
+
+
+def test_a_job_with_no_feasible_candidate_says_what_to_loosen(sqlite_url, caplog):
+    store = Store(sqlite_url)
+    bound = median_latency() / 50  # no network of the space is this fast
+    with caplog.at_level("WARNING", logger="nas.search"):
+        job = run(store, submit(store, toy_spec(budget={"trials": 12}, constraints={"max_latency_ms": bound})).id)
+    assert job.status == "completed" and job.n_front == 0
+    report = job.constraint_report
+    rejected = store.candidates(job.id, status="infeasible")
+    fastest = min(c.metrics["latency_ms"] for c in rejected if set(c.violations) == {"max_latency_ms"})
+    entry = report["constraints"]["max_latency_ms"]
+    assert report["feasible"] == 0 and entry["violated"] == len(rejected) == report["candidates"]
+    assert entry["bound"] == bound and entry["admit_at"] == entry["best"] == fastest
+    line = f"max_latency_ms: {len(rejected)} of {len(rejected)} candidates over, the best at {fastest:.4g} ms"
+    assert report["advice"][0].startswith(line) and f"loosen to {fastest:.4g}" in report["advice"][0]
+    assert line in caplog.text
+    admitted = run(store, submit(store, toy_spec(budget={"trials": 12}, constraints={"max_latency_ms": fastest})).id)
+    assert admitted.constraint_report["feasible"] >= 1  # the advice holds: that bound admits a candidate

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from nas.verdict import constraint_names, duplicate, judge
 FINAL_ROUNDS = 3  # rounds of measuring the front's best: a measurement can promote an unmeasured one
 STARTUP_S = 300.0  # loading data, starting Ray and its workers, before the search's clock runs
 Progress = Callable[[JobRecord], None]
+log = logging.getLogger("nas.search")
 
 
 def run(store: Store, job_id: int, *, progress: Progress | None = None, resume: bool = False) -> JobRecord:
@@ -57,7 +59,7 @@ def run(store: Store, job_id: int, *, progress: Progress | None = None, resume: 
             executor = make_executor(spec, evaluator=loop.preflight_evaluator, space=loop.space)
             status = loop.run(executor)
             pulse.settle()
-            return store.finish(job_id, status)
+            return _said(store.finish(job_id, status))
         except BaseException as err:
             pulse.settle()
             # told to stop: Ctrl-C or SIGTERM (`nas run` makes it a KeyboardInterrupt; Ray's driver a SystemExit)
@@ -78,6 +80,18 @@ def run(store: Store, job_id: int, *, progress: Progress | None = None, resume: 
             pulse.settle()
             if executor is not None:
                 executor.shutdown()
+
+
+def _said(job: JobRecord) -> JobRecord:
+    """The ended job, its end logged; one with no feasible candidate says which constraints failed
+    and what to loosen (``JobRecord.constraint_report``)."""
+    report = job.constraint_report or {}
+    if job.status == "completed" and job.n_front == 0 and report.get("candidates"):
+        advice = "; ".join(report.get("advice") or ["no constraint rejected them: see the failed candidates"])
+        log.warning("job %d completed with no feasible candidate of %d: %s", job.id, report["candidates"], advice)
+    else:
+        log.info("job %d %s: %d trials, %d on the front", job.id, job.status, job.n_trials, job.n_front)
+    return job
 
 
 def longest_run_s(spec: JobSpec, cap_s: float) -> float:

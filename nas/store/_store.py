@@ -42,6 +42,7 @@ from nas.store._records import (
     now,
 )
 from nas.store._service_rows import ServiceRows
+from nas.verdict import CONSTRAINT_METRIC, constraint_report
 
 DB_ENV = "NAS_DB_URL"
 DEFAULT_DB = "sqlite:///nas.db"  # in the working directory
@@ -292,10 +293,24 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
             return _job(job)
 
     def finish(self, job_id: int, status: str, error: str | None = None) -> JobRecord:
+        """Record the job's end, with what its constraints rejected (``nas.verdict.constraint_report``)."""
         with self._session() as s:
             job = self._job(s, job_id, lock=True)
             job.status, job.error, job.finished_at, job.owner = status, error, now(), None
+            job.constraint_report = self._constraint_report(s, job)
             return _job(job)
+
+    def _constraint_report(self, s: Session, job: JobModel) -> dict[str, Any]:
+        """Which constraints rejected how many of the job's scored or rejected candidates."""
+        metrics = [getattr(CandidateModel, m) for m in sorted(set(CONSTRAINT_METRIC.values()))]
+        rows = s.execute(
+            select(CandidateModel.violations, *metrics).where(
+                CandidateModel.job_id == job.id, CandidateModel.status.in_(("complete", "infeasible"))
+            )
+        ).all()
+        names = [c.key for c in metrics]
+        candidates = [(r[0] or {}, dict(zip(names, r[1:], strict=True))) for r in rows]
+        return constraint_report((job.spec or {}).get("constraints") or {}, candidates)
 
     # ---- trials and candidates --------------------------------------------------------------
 
