@@ -216,3 +216,17 @@ def test_a_job_with_no_feasible_candidate_says_what_to_loosen(sqlite_url, caplog
     assert line in caplog.text
     admitted = run(store, submit(store, toy_spec(budget={"trials": 12}, constraints={"max_latency_ms": fastest})).id)
     assert admitted.constraint_report["feasible"] >= 1  # the advice holds: that bound admits a candidate
+
+
+def test_the_trial_walk_names_at_most_12_files_that_define_what_it_names():
+    """docs/trial_walk.md: each step names a file and a name defined in it; at most 12 files."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    steps = re.findall(r"^\d+\. `([^`]+)` `([A-Za-z_]+)`:", (root / "docs/trial_walk.md").read_text(), re.M)
+    files = [path for path, _ in steps]
+    assert 8 <= len(steps) and len(set(files)) == len(files) <= 12
+    for path, name in steps:
+        text = (root / path).read_text()
+        assert re.search(rf"^\s*(def|class) {name}\b", text, re.M), f"{path} defines no {name}"
