@@ -33,6 +33,7 @@ from nas.objectives import loss_vector, with_accuracy
 from nas.pareto import dominates
 from nas.proxies._default import feature, load_default
 from nas.spec import JobSpec, TrainingRecipe
+from nas.status import CandidateStatus
 from nas.store import CandidateRecord, JobRecord, Store
 from nas.store._records import Measured
 from nas.surrogate import AccuracySurrogate, Calibration, standardise
@@ -94,7 +95,7 @@ class AccuracyPredictor:
         self.gave_up: set[int] = set()  # trainings that failed: not tried again in this run
         self.prospective: list[dict] = list(job.predictor.get("prospective", []))
         for record in known.values():
-            if record.status == "complete":
+            if record.status == CandidateStatus.COMPLETE:
                 self.remember(record)
                 if record.metrics.get("measured_accuracy") is not None:
                     self.measured[record.id] = float(record.metrics["measured_accuracy"])

@@ -31,6 +31,7 @@ from nas.search._predictor import AccuracyPredictor
 from nas.search._samplers import make_sampler
 from nas.search._trial import named, settle, tell
 from nas.spec import JobSpec
+from nas.status import CandidateStatus, JobStatus
 from nas.store import CandidateIn, CandidateRecord, JobRecord, Store, StoreError
 from nas.training import training_sets
 from nas.verdict import constraint_names, duplicate, judge
@@ -71,8 +72,8 @@ def run(store: Store, job_id: int, *, progress: Progress | None = None, resume: 
             if ended:
                 raise
             if stopped and pulse.cancelled.is_set():  # a cancel stopped a long call
-                return store.finish(job_id, "cancelled")
-            reason = "interrupted" if stopped else "failed"
+                return store.finish(job_id, JobStatus.CANCELLED)
+            reason = JobStatus.INTERRUPTED if stopped else JobStatus.FAILED
             with contextlib.suppress(StoreError):
                 store.finish(job_id, reason, error=f"{type(err).__name__}: {err}")
             raise
@@ -86,7 +87,7 @@ def _said(job: JobRecord) -> JobRecord:
     """The ended job, its end logged; one with no feasible candidate says which constraints failed
     and what to loosen (``JobRecord.constraint_report``)."""
     report = job.constraint_report or {}
-    if job.status == "completed" and job.n_front == 0 and report.get("candidates"):
+    if job.status == JobStatus.COMPLETED and job.n_front == 0 and report.get("candidates"):
         advice = "; ".join(report.get("advice") or ["no constraint rejected them: see the failed candidates"])
         log.warning("job %d completed with no feasible candidate of %d: %s", job.id, report["candidates"], advice)
     else:
@@ -133,7 +134,7 @@ class _Loop:
             if t.outcome != "duplicate"
         }
         self.worst_accuracy = min(
-            (c.metrics["accuracy"] for c in self.known.values() if c.status == "complete"), default=None
+            (c.metrics["accuracy"] for c in self.known.values() if c.status == CandidateStatus.COMPLETE), default=None
         )
         self.predictor = (
             AccuracyPredictor(store, job, spec, self.known) if spec.accuracy_kind() == "predicted" else None
@@ -166,11 +167,11 @@ class _Loop:
         wall = spec.budget.wall_time_s if spec.budget.wall_time_s is not None else math.inf
         inflight: dict[int, tuple[optuna.Trial, Any, Priced]] = {}
         waiting: dict[str, list[optuna.Trial]] = {}  # candidate key in flight -> later trials of it
-        status = "completed"
+        status = JobStatus.COMPLETED
         while True:
             elapsed, looked = self.spent()[0], time.monotonic()
             if self.cancelled.is_set():
-                status = "cancelled"
+                status = JobStatus.CANCELLED
                 break
             pending = len(inflight) + sum(map(len, waiting.values()))
             self._train_due(executor, max(done / budget, elapsed / wall), slots=max(1, self.workers - 1))
@@ -221,9 +222,9 @@ class _Loop:
                     self._tell_duplicate(twin, record)
                     done += 1
                 self._report()
-        if status != "cancelled" and self.predictor is not None:
+        if status != JobStatus.CANCELLED and self.predictor is not None:
             status = self._final_phase(executor, job_id)
-        if status == "cancelled":
+        if status == JobStatus.CANCELLED:
             executor.cancel_all()
             for trial, _, _ in inflight.values():
                 self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
@@ -281,14 +282,14 @@ class _Loop:
         queue: list[CandidateRecord] = []
         while True:
             if self.cancelled.is_set():
-                return "cancelled"
+                return JobStatus.CANCELLED
             self._train_due(executor, 1.0, slots=self.workers)  # what is left of the predictor's budget
             if not queue and not self.training and top > 0 and rounds < FINAL_ROUNDS:
                 queue, rounds = self.predictor.final_choice(top), rounds + 1
             while queue and executor.capacity > 0:
                 self._send(executor, queue.pop(0))
             if not queue and not self.training:
-                return "completed"
+                return JobStatus.COMPLETED
             for ticket, outcome in executor.wait(timeout=0.5):
                 self.eval_s += outcome.eval_s
                 self._trained(ticket, outcome)
@@ -300,7 +301,7 @@ class _Loop:
             metrics.update(self._accuracy_fields(outcome, metrics, arch))
         failure = outcome.failure if outcome is not None and not outcome.ok else None
         verdict = judge(self.spec.constraints, metrics, priced.deployable, scored=outcome is not None, failure=failure)
-        if verdict.status == "complete":
+        if verdict.status == CandidateStatus.COMPLETE:
             worst = self.worst_accuracy
             self.worst_accuracy = metrics["accuracy"] if worst is None else min(worst, metrics["accuracy"])
         key = candidate_key(arch.arch_hash, priced.chip)
@@ -322,7 +323,7 @@ class _Loop:
         record = settle(self.store, self.study, self.job.id, trial, told, verdict.excess, candidate=candidate)
         self.constraints_of[record.id] = verdict.excess
         self.known[key] = record
-        if self.predictor is not None and verdict.status == "complete":
+        if self.predictor is not None and verdict.status == CandidateStatus.COMPLETE:
             self.predictor.remember(record)
         return record
 

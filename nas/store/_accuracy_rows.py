@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from nas.objectives import accuracy_objective, loss_vector
 from nas.pareto import non_dominated
-from nas.status import FINISHED, JobStatus
+from nas.status import FINISHED, CandidateStatus, JobStatus
 from nas.store._models import CandidateModel, JobModel, WeightsModel
 from nas.store._records import Measured, NotFoundError, now
 
@@ -109,7 +109,7 @@ class AccuracyRows:
             job = self._job(s, job_id, lock=True)
             job.train_final = max(top, job.train_final or 0)
             if job.status in (*FINISHED, JobStatus.INTERRUPTED):
-                job.status, job.finished_at, job.error, job.cancel_requested = "queued", None, None, False
+                job.status, job.finished_at, job.error, job.cancel_requested = JobStatus.QUEUED, None, None, False
 
 
 def _predicted(candidate_id: int, mean: float, std: float, measured: bool) -> dict:
@@ -123,7 +123,7 @@ def _predicted(candidate_id: int, mean: float, std: float, measured: bool) -> di
 
 def eligible(job: JobModel) -> list:
     """The candidates a job's front is drawn from: complete, and within its accuracy bound."""
-    filters = [CandidateModel.job_id == job.id, CandidateModel.status == "complete"]
+    filters = [CandidateModel.job_id == job.id, CandidateModel.status == CandidateStatus.COMPLETE]
     bound = (job.spec.get("constraints") or {}).get("min_accuracy")
     if bound is not None:
         filters.append(CandidateModel.accuracy >= bound)

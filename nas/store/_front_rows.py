@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from nas.objectives import OBJECTIVES, loss_vector, sign
 from nas.pareto import add_to_front, non_dominated
 from nas.reference import after_warmup, hypervolume_of
+from nas.status import CandidateStatus
 from nas.store._accuracy_rows import eligible
 from nas.store._convert import _candidate
 from nas.store._models import CandidateModel, HypervolumeModel, JobModel
@@ -188,7 +189,7 @@ def _on_front(job_id: int) -> list:
 
 
 def _complete(job_id: int) -> list:
-    return [CandidateModel.job_id == job_id, CandidateModel.status == "complete"]
+    return [CandidateModel.job_id == job_id, CandidateModel.status == CandidateStatus.COMPLETE]
 
 
 def _cuts_worse_side(bound: Bound, objectives: Sequence[str]) -> bool:

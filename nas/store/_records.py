@@ -113,6 +113,7 @@ class JobRecord:
         for key in ("created_at", "started_at", "finished_at", "heartbeat_at"):
             data[key] = data[key].isoformat() if data[key] else None
         data["tags"] = list(self.tags)
+        data["calibration"], data["train_top"] = self.predictor, self.train_final  # deprecated keys, kept for readers
         return data
 
 
@@ -191,7 +192,7 @@ class CandidateIn:
     arch_hash: str
     name: str
     arch: str  # JSON
-    status: str  # complete | infeasible | failed
+    status: CandidateStatus  # complete | infeasible | failed (their strings are accepted)
     metrics: dict[str, float]  # METRIC_COLUMNS that are known (hardware always; accuracy when scored)
     deployable: bool
     failure: str | None = None

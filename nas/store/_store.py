@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from nas.objectives import ACCURACY_FIELDS, with_accuracy
+from nas.status import CandidateStatus, JobStatus
 from nas.store._accuracy_rows import AccuracyRows
 from nas.store._convert import _candidate, _job
 from nas.store._front_rows import FrontRows
@@ -196,7 +197,7 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
                 spec=spec,
                 accelerator=accelerator,
                 study_name=f"pending-{os.getpid()}-{now().timestamp()}",
-                status="queued",
+                status=JobStatus.QUEUED,
                 created_at=now(),
                 cancel_requested=False,
                 n_trials=0,
@@ -242,7 +243,7 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
         """Hand the job to the service's runner (``managed``): it starts or resumes it when a slot frees."""
         with self._session() as s:
             job = self._job(s, job_id, lock=True)
-            job.status, job.managed, job.cancel_requested = "queued", True, False
+            job.status, job.managed, job.cancel_requested = JobStatus.QUEUED, True, False
             job.error, job.finished_at = None, None
             return _job(job)
 
@@ -262,7 +263,7 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
             job = self._job(s, job_id, lock=True)
             if job.owner != previous_owner:
                 raise StoreError(f"job {job_id} was claimed by {job.owner} meanwhile")
-            job.status, job.owner, job.heartbeat_at, job.cancel_requested = "running", owner, now(), False
+            job.status, job.owner, job.heartbeat_at, job.cancel_requested = JobStatus.RUNNING, owner, now(), False
             job.started_at = job.started_at or now()
             job.finished_at, job.error = None, None
             return _job(job)
@@ -305,7 +306,8 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
         metrics = [getattr(CandidateModel, m) for m in sorted(set(CONSTRAINT_METRIC.values()))]
         rows = s.execute(
             select(CandidateModel.violations, *metrics).where(
-                CandidateModel.job_id == job.id, CandidateModel.status.in_(("complete", "infeasible"))
+                CandidateModel.job_id == job.id,
+                CandidateModel.status.in_((CandidateStatus.COMPLETE, CandidateStatus.INFEASIBLE)),
             )
         ).all()
         names = [c.key for c in metrics]
@@ -378,10 +380,14 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
             except IntegrityError as err:
                 raise StoreError(f"job {job_id}: candidate {candidate.arch_hash} is already recorded") from err
             s.add(_trial(job_id, number, row.id, candidate.status, values, constraints))
-            counter = {"complete": "n_complete", "infeasible": "n_infeasible", "failed": "n_failed"}[candidate.status]
+            counter = {
+                CandidateStatus.COMPLETE: "n_complete",
+                CandidateStatus.INFEASIBLE: "n_infeasible",
+                CandidateStatus.FAILED: "n_failed",
+            }[CandidateStatus(candidate.status)]
             setattr(job, counter, getattr(job, counter) + 1)
             bound = (job.spec.get("constraints") or {}).get("min_accuracy")
-            if candidate.status == "complete" and (bound is None or row.accuracy >= bound):
+            if candidate.status == CandidateStatus.COMPLETE and (bound is None or row.accuracy >= bound):
                 self._update_front(s, job, row)
             return _candidate(row)
 
