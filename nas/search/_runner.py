@@ -1,8 +1,9 @@
 """The search loop. The database is the source of truth; Optuna proposes, Ray only executes.
 
-One trial: ask -> sample -> price (lower + estimate, ~1 ms) -> infeasible: record and tell with its
-constraint violations, never built -> a known architecture: tell its stored result again -> else
-evaluate on a worker -> record -> tell. Recording comes before telling, so after a crash a trial
+One trial (docs/trial_walk.md): ask -> sample -> price (lower + estimate, ~1 ms) and judge
+(``nas.verdict.judge``) -> infeasible: record and tell with its constraint violations, never built
+-> a known architecture: tell its stored result again -> else evaluate on a worker (an
+``Executor``) and judge again -> record -> tell. Recording comes before telling, so after a crash a trial
 left RUNNING in Optuna is either in the store (tell it what the store holds) or not (fail it and
 queue its parameters again): nothing completed is lost or counted twice.
 """
