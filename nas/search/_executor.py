@@ -16,7 +16,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from nas.spec import JobSpec
 
@@ -34,6 +34,7 @@ class Outcome:
 TASKS = ("evaluate", "train")
 
 
+@runtime_checkable
 class Executor(Protocol):
     """What the search loop asks of an executor (``InlineExecutor``, ``RayExecutor``)."""
 
