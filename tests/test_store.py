@@ -490,3 +490,34 @@ def test_rows_from_before_0006_split_their_accuracy_and_keep_every_row(sqlite_ur
     for c in store.candidates(scored.id):
         assert c.metrics["proxy_score"] == c.metrics["accuracy"] is not None and c.metrics["predicted_accuracy"] is None
     assert store.get_job(scored.id).train_final == 0
+
+
+def test_each_record_is_its_row_by_field_name():
+    """A record field is a column of the same name (a candidate's metrics: one column each), so a
+    new field is two edits, the row and the record: the conversion follows the dataclass."""
+    import dataclasses
+
+    from nas.store import METRIC_COLUMNS, CandidateRecord, ExportRecord, JobRecord, TokenRecord
+    from nas.store._models import CandidateModel, ExportModel, JobModel, TokenModel
+
+    pairs = [
+        (JobRecord, JobModel),
+        (CandidateRecord, CandidateModel),
+        (ExportRecord, ExportModel),
+        (TokenRecord, TokenModel),
+    ]
+    for record, model in pairs:
+        columns = set(model.__table__.c.keys())
+        fields = {f.name for f in dataclasses.fields(record)} - {"metrics"}
+        assert fields <= columns, f"{record.__name__}: no column for {fields - columns}"
+    assert set(METRIC_COLUMNS) <= set(CandidateModel.__table__.c.keys())
+
+
+def test_records_carry_the_status_enums(sqlite_url):
+    from nas.status import CandidateStatus, JobStatus
+
+    store = Store(sqlite_url)
+    job = new_job(store)
+    fill(store, job.id, 2)
+    assert store.get_job(job.id).status is JobStatus.QUEUED
+    assert all(c.status is CandidateStatus.COMPLETE for c in store.candidates(job.id))

@@ -118,24 +118,35 @@ class JobRecord:
 
 
 @dataclass(frozen=True)
-class CandidateRecord:
-    id: int
-    job_id: int
-    trial_number: int
+class CandidateIn:
+    """A result the search loop records: what a candidate is, before the store gives it an id."""
+
     arch_hash: str
     name: str
     arch: str  # JSON
-    status: CandidateStatus
-    failure: str | None
-    violations: dict[str, float]
+    status: CandidateStatus  # complete | infeasible | failed (their strings are accepted)
+    metrics: dict[str, float]  # METRIC_COLUMNS that are known (hardware always; accuracy when scored)
+    deployable: bool
+    failure: str | None = None
+    violations: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+    hardware: dict[str, Any] = field(default_factory=dict)
+    eval_s: float | None = None
+    worker: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CandidateRecord(CandidateIn):
+    """A candidate as the store holds it: the loop's ``CandidateIn`` with its id, job, first trial and
+    front membership. A field of both is declared once, in ``CandidateIn``."""
+
+    id: int
+    job_id: int
+    trial_number: int
     on_front: bool
-    metrics: dict[str, float | None]  # METRIC_COLUMNS
-    deployable: bool | None
-    scores: dict[str, float]
-    hardware: dict[str, Any]
-    eval_s: float | None
-    worker: str | None
     created_at: datetime
+    metrics: dict[str, float | None]  # every one of METRIC_COLUMNS (None: not known)
+    deployable: bool | None  # None: rows from before it was stored
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -183,24 +194,6 @@ class ExportRecord:
     heartbeat_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class CandidateIn:
-    """A result the search loop records."""
-
-    arch_hash: str
-    name: str
-    arch: str  # JSON
-    status: CandidateStatus  # complete | infeasible | failed (their strings are accepted)
-    metrics: dict[str, float]  # METRIC_COLUMNS that are known (hardware always; accuracy when scored)
-    deployable: bool
-    failure: str | None = None
-    violations: dict[str, float] = field(default_factory=dict)
-    scores: dict[str, float] = field(default_factory=dict)
-    hardware: dict[str, Any] = field(default_factory=dict)
-    eval_s: float | None = None
-    worker: str | None = None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ SQLite runs in WAL mode so readers never block the writer; PostgreSQL works with
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -356,22 +357,13 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
                     raise NotFoundError(f"job {job_id}: no candidate {duplicate_of} to be a duplicate of")
                 return _candidate(original)
             metrics = _candidate_metrics(candidate.metrics)
+            given = {f.name: getattr(candidate, f.name) for f in dataclasses.fields(CandidateIn) if f.name != "metrics"}
             row = CandidateModel(
                 job_id=job_id,
                 trial_number=number,
-                arch_hash=candidate.arch_hash,
-                name=candidate.name,
-                arch=candidate.arch,
-                status=candidate.status,
-                failure=candidate.failure,
-                violations=candidate.violations,
                 on_front=False,
-                deployable=candidate.deployable,
-                scores=candidate.scores,
-                hardware=candidate.hardware,
-                eval_s=candidate.eval_s,
-                worker=candidate.worker,
                 created_at=now(),
+                **given,
                 **{m: metrics.get(m) for m in METRIC_COLUMNS},
             )
             s.add(row)
