@@ -5,9 +5,10 @@ cancel it. Results land in the store (``nas.store``), which the loop treats as t
     job = submit(store, load_spec("job.yaml"))
     run(store, job.id)
 
-Importing this package loads the loop (torch, and Ray once a job starts its workers). Job control
-alone (submit, cancel, liveness, ``check_can_run``, stored cost reports) lives in ``nas.jobs``,
-which loads neither: commands that only control jobs import that. Every name below is importable
+Importing this package loads the loop and Optuna (torch loads when a job evaluates or trains,
+Ray when it starts its workers). Job control alone (submit, cancel, liveness, ``check_can_run``,
+stored cost reports) lives in ``nas.jobs``, which loads neither and never will: commands that only
+control jobs import that. Every name below is importable
 from here as well. The path of one trial through these modules is docs/trial_walk.md.
 """
 

@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Callable
 from threading import Event
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import TrialState
@@ -28,14 +28,15 @@ from nas.objectives import directions, with_accuracy
 from nas.plugins import make_evaluator, resolve_space
 from nas.pricing import ChipChoice, Priced, accelerator_from_json, candidate_key, chip_label, price
 from nas.search._executor import Executor, Outcome, make_executor
-from nas.search._predictor import AccuracyPredictor
 from nas.search._samplers import make_sampler
 from nas.search._trial import named, settle, tell
 from nas.spec import JobSpec
 from nas.status import CandidateStatus, JobStatus
 from nas.store import CandidateIn, CandidateRecord, JobRecord, Store, StoreError
-from nas.training import training_sets
 from nas.verdict import constraint_names, duplicate, judge
+
+if TYPE_CHECKING:
+    from nas.search._predictor import AccuracyPredictor
 
 FINAL_ROUNDS = 3  # rounds of measuring the front's best: a measurement can promote an unmeasured one
 STARTUP_S = 300.0  # loading data, starting Ray and its workers, before the search's clock runs
@@ -107,6 +108,17 @@ def longest_run_s(spec: JobSpec, cap_s: float) -> float:
     return wall + after + STARTUP_S
 
 
+def _accuracy_predictor(store: Store, job: JobRecord, spec: JobSpec, known: dict) -> AccuracyPredictor:
+    """The predictor of a job that trains, and its recipe checked against its data. Imported here:
+    they need torch, which a job that trains nothing (a plug-in's table, a sampler benchmark) never
+    loads, nor does importing ``nas.search`` (whose job control is ``nas.jobs``)."""
+    from nas.search._predictor import AccuracyPredictor
+    from nas.training import training_sets
+
+    training_sets(spec)  # a recipe its data cannot serve fails the job now, before any training
+    return AccuracyPredictor(store, job, spec, known)
+
+
 class _Loop:
     def __init__(
         self, store: Store, job: JobRecord, spec: JobSpec, owner: str, progress: Progress | None, cancelled: Event
@@ -123,8 +135,6 @@ class _Loop:
         # Build the evaluator here first: a missing dataset or a broken plug-in fails the job at once
         # with its own message, instead of once per worker and trial.
         self.preflight_evaluator = make_evaluator(spec)
-        if spec.accuracy_kind() == "predicted":  # likewise a recipe its data cannot serve, before any training
-            training_sets(spec)
         self.constraint_names = constraint_names(spec.constraints)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = self._study()
@@ -137,9 +147,9 @@ class _Loop:
         self.worst_accuracy = min(
             (c.metrics["accuracy"] for c in self.known.values() if c.status == CandidateStatus.COMPLETE), default=None
         )
-        self.predictor = (
-            AccuracyPredictor(store, job, spec, self.known) if spec.accuracy_kind() == "predicted" else None
-        )
+        self.predictor: AccuracyPredictor | None = None
+        if spec.accuracy_kind() == "predicted":
+            self.predictor = _accuracy_predictor(store, job, spec, self.known)
         self.training: dict[int, int] = {}  # executor ticket -> candidate id being trained
         self.workers = 1  # the executor's slots (run() reads them)
 
