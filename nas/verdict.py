@@ -38,11 +38,6 @@ def constraint_names(c: Constraints) -> tuple[str, ...]:
     return tuple(name for name, bound in bounds.items() if bound is not None)
 
 
-def constraint_bound(c: Constraints, name: str) -> float | None:
-    """The bound of constraint ``name`` (None for ``deployable_only``, which has none)."""
-    return None if name == "deployable_only" else getattr(c, name)
-
-
 CONSTRAINT_METRIC = {  # constraint -> the metric it bounds
     "max_latency_ms": "latency_ms",
     "min_fps": "throughput_fps",
