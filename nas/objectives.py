@@ -51,6 +51,10 @@ ACCURACY_KINDS: dict[str, str] = {
 }
 
 
+# What a job's `accuracy` is called where it is shown, by its kind: a score is not an accuracy.
+ACCURACY_LABELS: dict[str, str] = {"predicted": "accuracy", "score": "proxy score", "evaluator": "accuracy"}
+
+
 def accuracy_objective(
     proxy_score: float | None,
     predicted: float | None,

@@ -521,3 +521,12 @@ def test_records_carry_the_status_enums(sqlite_url):
     fill(store, job.id, 2)
     assert store.get_job(job.id).status is JobStatus.QUEUED
     assert all(c.status is CandidateStatus.COMPLETE for c in store.candidates(job.id))
+
+
+def test_a_job_that_trains_nothing_calls_its_accuracy_a_score(sqlite_url):
+    store = Store(sqlite_url)
+    scored = new_job(store)
+    trains = store.create_job(name="p", tags=[], spec={"objectives": OBJECTIVES, "evaluator": {"train": {
+        "candidates": 2, "final": 1}}}, accelerator={}, reference_point={})  # fmt: skip
+    assert (scored.accuracy_kind, scored.accuracy_label) == ("score", "proxy score")
+    assert (trains.accuracy_kind, trains.accuracy_label, trains.train_final) == ("predicted", "accuracy", 1)

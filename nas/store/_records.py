@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from nas.objectives import METRICS
+from nas.objectives import ACCURACY_LABELS, METRICS
 from nas.status import (  # noqa: F401 - the statuses' tuples are re-exported by nas.store
     CANDIDATE_STATUSES,
     JOB_STATUSES,
@@ -91,6 +91,12 @@ class JobRecord:
             return "evaluator"
         train = evaluator.get("train") or {}
         return "predicted" if train.get("candidates", 0) > 0 or train.get("final", 0) > 0 else "score"
+
+    @property
+    def accuracy_label(self) -> str:
+        """What this job's ``accuracy`` is called where it is shown (``nas.objectives.ACCURACY_LABELS``):
+        "proxy score" in a job that trains nothing, else "accuracy"."""
+        return ACCURACY_LABELS[self.accuracy_kind]
 
     @property
     def final_top(self) -> int:
