@@ -8,6 +8,7 @@ where it looked and how to fix it.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 from collections.abc import Sequence
@@ -249,3 +250,24 @@ def _load_image_folder(path: Path) -> ImageData:
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
     y = torch.tensor([label for _, label in files], dtype=torch.long)
     return ImageData(path.name, x, y, len(classes), *channel_stats(x))
+
+
+# A job's process loads each data set once (the evaluator's batch, the training recipe's train and
+# test splits, the in-process meter): loads are kept per process, a few at most.
+LOADS_KEPT = 4  # a job's train and test splits, with room for a second data set
+
+
+def load_once(
+    source: str | os.PathLike[str] = FASHION_MNIST,
+    *,
+    split: str = "train",
+    data_dir: str | os.PathLike[str] | None = None,
+) -> ImageData:
+    """``load_dataset``, loaded once per process and (source, split, data_dir, ``$NAS_DATA_DIR``).
+    Callers must not modify what it returns (``ImageData.subset`` and ``batch`` make new tensors)."""
+    return _load_kept(str(source), split, None if data_dir is None else str(data_dir), os.environ.get(DATA_DIR_ENV))
+
+
+@functools.lru_cache(maxsize=LOADS_KEPT)
+def _load_kept(source: str, split: str, data_dir: str | None, _env: str | None) -> ImageData:
+    return load_dataset(source, split=split, data_dir=data_dir)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from nas.data import load_dataset
+from nas.data import load_once
 from nas.proxies import DEFAULT_NAME, needs_data, proxy_names, score
 from nas.proxies._default import load_default
 from search_spaces import ArchConfig, build_model
@@ -35,7 +35,7 @@ class ProxyEvaluator:
         # the default's components are scored anyway: keep them, they explain the combined score
         self.names = [proxy, *load_default().components] if proxy == DEFAULT_NAME else [proxy]
         if needs_data(self.names):
-            images = load_dataset(data, split="train", data_dir=data_dir)
+            images = load_once(data, split="train", data_dir=data_dir)
             idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:batch]
             self.inputs, self.targets = images.batch(idx, resolution=resolution)
             self.num_classes = images.num_classes

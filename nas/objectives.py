@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-# objective -> direction. "accuracy" is top-1 accuracy (0-1) under the job's training recipe, as
-# predicted by its calibrated predictor or measured; a job that trains nothing has a proxy's
-# ranking score there instead (JobSpec.accuracy_kind says which).
+# objective -> direction. "accuracy" is the value ``accuracy_objective`` defines from a candidate's
+# three accuracy fields: top-1 accuracy (0-1) under the job's training recipe, measured or else
+# predicted; in a job that trains nothing, a proxy's ranking score (JobSpec.accuracy_kind says which).
 OBJECTIVES: dict[str, str] = {
     "accuracy": "maximize",
     "latency_ms": "minimize",
@@ -20,9 +20,14 @@ OBJECTIVES: dict[str, str] = {
 
 # Every number a candidate carries, as the store's columns: what `--where` and `--sort` accept.
 METRICS: dict[str, str] = {
-    "accuracy": "top-1 accuracy (0-1) under the job's recipe: measured where trained, else predicted"
-    " (or, in a job that trains nothing, the proxy's score)",
-    "accuracy_std": "predictive standard deviation of a predicted accuracy (null where measured)",
+    "accuracy": "the objective the front ranks by (accuracy_objective): measured_accuracy where trained,"
+    " else predicted_accuracy, else (a job that trains nothing) proxy_score",
+    "accuracy_std": "standard deviation of accuracy: predicted_std where accuracy is the prediction, else null",
+    "proxy_score": "what the job's evaluator returned as accuracy: a proxy's ranking score (no units), or a"
+    " plug-in evaluator's value",
+    "predicted_accuracy": "top-1 accuracy (0-1) the job's predictor gives it under the job's recipe (null: the job"
+    " trains nothing); rewritten at each refit, kept once measured",
+    "predicted_std": "the predictor's standard deviation of predicted_accuracy",
     "measured_accuracy": "top-1 accuracy measured by training under the job's recipe (null: not trained)",
     "latency_ms": "one frame, start to end, on the accelerator",
     "throughput_fps": "frames per second of the whole chip",
@@ -44,6 +49,37 @@ ACCURACY_KINDS: dict[str, str] = {
     "score": "a proxy's ranking score, without units (the job trains nothing)",
     "evaluator": "what the job's plug-in evaluator returns",
 }
+
+
+# What a job's `accuracy` is called where it is shown, by its kind: a score is not an accuracy.
+ACCURACY_LABELS: dict[str, str] = {"predicted": "accuracy", "score": "proxy score", "evaluator": "accuracy"}
+
+
+def accuracy_objective(
+    proxy_score: float | None,
+    predicted: float | None,
+    predicted_std: float | None,
+    measured: float | None,
+) -> tuple[float | None, float | None]:
+    """The one definition of a candidate's ``accuracy`` (the objective the front ranks by) and its
+    standard deviation, from its three distinct accuracy fields: the measured accuracy if it was
+    trained, else the predicted accuracy (with its std) if the job predicts, else the proxy score
+    (a job that trains nothing: a score, not an accuracy). No field is ever overwritten by another."""
+    if measured is not None:
+        return measured, None
+    if predicted is not None:
+        return predicted, predicted_std
+    return proxy_score, None
+
+
+ACCURACY_FIELDS = ("proxy_score", "predicted_accuracy", "predicted_std", "measured_accuracy")
+
+
+def with_accuracy(metrics: Mapping[str, float | None]) -> dict[str, float | None]:
+    """``metrics`` with ``accuracy`` and ``accuracy_std`` set by ``accuracy_objective`` from its fields."""
+    out = dict(metrics)
+    out["accuracy"], out["accuracy_std"] = accuracy_objective(*(metrics.get(f) for f in ACCURACY_FIELDS))
+    return out
 
 
 def check_objectives(names: Sequence[str]) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from nas.data import ImageData, load_dataset
+from nas.data import ImageData, load_once
 from nas.proxies._training import Trainer, TrainRecipe, evaluate
 from nas.spec import JobSpec, ProxyEvaluatorSpec, SpecError
 from search_spaces import ArchConfig, build_model
@@ -56,7 +56,7 @@ def measurement_sets(spec: JobSpec) -> tuple[ImageData, ImageData]:
     seed-0 permutation of the training split, as in the ranking benchmark."""
     e = spec.evaluator
     r = e.train.recipe
-    train = load_dataset(e.data, split="train", data_dir=e.data_dir)
+    train = load_once(e.data, split="train", data_dir=e.data_dir)
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
     if len(train) < r.images + 1:
         raise SpecError(
@@ -72,9 +72,9 @@ def measurement_sets(spec: JobSpec) -> tuple[ImageData, ImageData]:
 
 def _test_split(e: ProxyEvaluatorSpec) -> ImageData | None:
     if e.data == "fashion-mnist":
-        return load_dataset(e.data, split="test", data_dir=e.data_dir)
+        return load_once(e.data, split="test", data_dir=e.data_dir)
     folder = Path(e.data).expanduser()
-    return load_dataset(str(folder), split="test") if (folder / "test").is_dir() else None
+    return load_once(str(folder), split="test") if (folder / "test").is_dir() else None
 
 
 def training_sets(spec: JobSpec) -> tuple[ImageData, ImageData]:

@@ -24,10 +24,10 @@ from hwmodels import (
 from nas.limits import MAX_ACCELERATORS
 from nas.objectives import loss_vector
 from nas.pareto import non_dominated
-from nas.search._pricing import accelerator_from_json, candidate_accelerator
-from nas.search._trial import constraint_excess, violations
+from nas.pricing import accelerator_from_json, candidate_accelerator
 from nas.spec import FieldError, JobSpec
 from nas.store import CandidateRecord, Store
+from nas.verdict import judge
 
 MAX_COMPARED = 20_000  # candidates one comparison re-prices (every complete one of a large job is more)
 
@@ -134,8 +134,8 @@ def compare_job(
 def _row(c: CandidateRecord, t, spec: JobSpec, area: float | None) -> dict[str, Any]:
     metrics = {**c.metrics, "latency_ms": t.latency_ms, "throughput_fps": t.throughput_fps, "energy_mj": t.energy_mj,
                "power_w": t.power_w, "utilisation": t.utilisation, "area_mm2": area}  # fmt: skip
-    excess = constraint_excess(spec.constraints, metrics, t.deployable)
-    violated = violations(excess)
+    verdict = judge(spec.constraints, metrics, t.deployable, scored=metrics.get("accuracy") is not None)
+    violated = verdict.violations
     return {"id": c.id, "name": c.name, "accuracy": c.metrics.get("accuracy"), "params": c.metrics.get("params"),
             "latency_ms": t.latency_ms, "throughput_fps": t.throughput_fps, "energy_mj": t.energy_mj,
             "power_w": t.power_w, "area_mm2": area, "bound": t.bound, "deployable": t.deployable,

@@ -50,6 +50,14 @@ def test_accuracies_are_predicted_with_their_spread_or_measured(job):
         assert store.weights(done.id, c.id) is None
     # the raw proxy scores stay beside the accuracy
     assert all({"default", "jacob_cov"} <= set(c.scores) for c in scored)
+    # three fields, never one rewritten: the proxy's score, the prediction (kept once measured), the measurement
+    for c in scored:
+        assert c.metrics["proxy_score"] == c.scores["default"]
+        assert 0.0 <= c.metrics["predicted_accuracy"] <= 1.0 and c.metrics["predicted_std"] > 0
+    for c in predicted:
+        assert (c.metrics["accuracy"], c.metrics["accuracy_std"]) == (
+            c.metrics["predicted_accuracy"], c.metrics["predicted_std"])  # fmt: skip
+    assert done.n_trained == len(measured) and done.train_final == 1
 
 
 def test_the_fronts_best_are_measured_and_the_front_is_consistent(job):
@@ -69,7 +77,7 @@ def test_the_fronts_best_are_measured_and_the_front_is_consistent(job):
 
 def test_the_calibration_is_reported_on_measurements_made_after_each_prediction(job):
     store, done = job
-    cal = store.get_job(done.id).calibration
+    cal = store.get_job(done.id).predictor
     measured = [c for c in store.candidates(done.id, status="complete") if c.metrics["measured_accuracy"] is not None]
     assert cal["measured"] == len(measured) and cal["recipe"]["images"] == 384 and cal["recipe"]["epochs"] == 1
     pairs = [p for p in cal["prospective"] if "measured" in p]

@@ -13,8 +13,8 @@ import yaml
 from search_plugins import evaluations
 from test_search import check_consistent, toy_spec
 
+from nas.liveness import CANCEL_GRACE_S, HEARTBEAT_S
 from nas.search import run, submit
-from nas.search._liveness import CANCEL_GRACE_S, HEARTBEAT_S
 from nas.store import Store
 
 pytestmark = pytest.mark.ray
@@ -89,7 +89,7 @@ def test_the_default_proxy_scores_and_candidates_train_on_ray_workers(sqlite_url
     assert len(measured) >= 2 and all(0 <= c.metrics["accuracy"] <= 1 for c in scored)
     for c in measured:  # trained on a worker of the cluster, its weights back in the store
         assert store.weights(job.id, c.id) is not None
-    assert store.get_job(job.id).calibration["measured"] == len(measured)
+    assert store.get_job(job.id).predictor["measured"] == len(measured)
 
 
 def test_sigkill_then_resume_loses_and_double_counts_nothing(sqlite_url, nas_env, tmp_path):

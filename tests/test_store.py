@@ -262,12 +262,41 @@ def test_claim_heartbeat_cancel_finish(db_url):
 
 
 def test_deleting_a_job_deletes_its_rows(db_url):
+    """Every table that holds a job's rows (found from the schema, so a new one is checked too)
+    and its Optuna study lose that job's rows; another job keeps all of its own."""
+    from sqlalchemy import func, select
+
+    from nas.store._models import BaseModel
+    from nas.store._records import Measured
+
     store = Store(db_url)
-    job = new_job(store)
-    fill(store, job.id, 5)
-    store.delete_job(job.id)
+    jobs = [new_job(store, {"accuracy": 0.0, "latency_ms": 5.0, "energy_mj": 5.0}) for _ in range(2)]
+    for job in jobs:
+        fill(store, job.id, 5)
+        first = store.candidates(job.id)[0]
+        store.update_accuracy(job.id, {}, {}, Measured(first.id, 0.9, b"weights", {}))
+        store.create_export(job.id, first.id, request={})
+        study = optuna.create_study(study_name=job.study_name, storage=store.optuna_storage())
+        study.tell(study.ask(), 1.0)
+    tables = [t for t in BaseModel.metadata.sorted_tables if "job_id" in t.c]
+    assert {t.name for t in tables} >= {"nas_candidates", "nas_trials", "nas_hypervolume", "nas_weights", "nas_exports"}
+
+    def rows(job_id):
+        with store.engine.connect() as conn:
+            return {
+                t.name: conn.scalar(select(func.count()).select_from(t).where(t.c.job_id == job_id)) for t in tables
+            }
+
+    kept = rows(jobs[1].id)
+    assert all(kept.values()) and rows(jobs[0].id) == kept  # both jobs have a row in every table
+    store.delete_job(jobs[0].id)
     with pytest.raises(NotFoundError):
-        store.get_job(job.id)
+        store.get_job(jobs[0].id)
+    assert rows(jobs[0].id) == dict.fromkeys(kept, 0)
+    assert rows(jobs[1].id) == kept
+    studies = {s.study_name for s in optuna.get_all_study_summaries(store.optuna_storage())}
+    assert jobs[0].study_name not in studies and jobs[1].study_name in studies
+    store.delete_job(jobs[1].id)  # a job whose study is gone already, or never existed, deletes as well
 
 
 def test_an_unreachable_database_is_a_store_error():
@@ -304,19 +333,31 @@ def test_new_predictions_move_the_front_and_a_measurement_keeps_its_weights(db_u
     predictions = {c.id: (rng.random(), 0.01) for c in cands[1:]}
     measured = Measured(cands[0].id, 0.99, b"weights", {"epochs": 3, "resolution": 32})
     store.update_accuracy(job.id, predictions, {"measured": 1}, measured)
+    assert store.get_job(job.id).predictor == {"measured": 1, "version": 1}
 
     after = store.candidates(job.id)
     by_id = {c.id: c for c in after}
     assert by_id[cands[0].id].metrics["accuracy"] == 0.99 == by_id[cands[0].id].metrics["measured_accuracy"]
     assert by_id[cands[0].id].metrics["accuracy_std"] is None
     assert all(by_id[i].metrics["accuracy"] == pytest.approx(m) for i, (m, _) in predictions.items())
+    # the three fields stay apart: the evaluator's value is the proxy score, never rewritten
+    for c in cands:
+        assert by_id[c.id].metrics["proxy_score"] == c.metrics["accuracy"] == c.metrics["proxy_score"]
+    assert all(by_id[i].metrics["predicted_accuracy"] == pytest.approx(m) for i, (m, _) in predictions.items())
+    assert by_id[cands[0].id].metrics["predicted_accuracy"] is None  # this job never predicted it
+    later = {cands[0].id: (0.5, 0.02), cands[1].id: (0.6, 0.03)}
+    store.update_accuracy(job.id, later, {"measured": 1}, Measured(cands[1].id, 0.7, None, {}))
+    kept, measured_now = (store.candidate(job.id, i).metrics for i in (cands[0].id, cands[1].id))
+    assert kept["accuracy"] == 0.99 and kept["predicted_accuracy"] == 0.5  # a measurement outranks a refit
+    assert measured_now["accuracy"] == 0.7 and measured_now["predicted_accuracy"] == 0.6  # its prediction kept
+    assert store.get_job(job.id).n_trained == 2
     assert {c.id for c in store.pareto(job.id)} == brute_front(after)
     assert store.get_job(job.id).n_front == len(brute_front(after))
     inside = [c for c in after if c.metrics["latency_ms"] > 1]
     assert {c.id for c in store.pareto(job.id, where=parse_bounds("latency_ms>1"))} == brute_front(inside)
     assert store.weights(job.id, cands[0].id) == (b"weights", {"epochs": 3, "resolution": 32})
     assert store.weights(job.id, cands[1].id) is None
-    assert store.get_job(job.id).calibration == {"measured": 1, "version": 1}
+    assert store.get_job(job.id).predictor == {"measured": 1, "version": 2}
     with pytest.raises(NotFoundError):
         store.update_accuracy(job.id, {}, {}, Measured(10**6, 0.5, None, {}))
 
@@ -402,3 +443,90 @@ def test_exports_from_before_they_were_queued_migrate_as_complete(db_url):
     assert [(e.status, e.path, e.card, e.request, e.tenant) for e in migrated] == [
         ("complete", "/x/a.zip", {"a": 1}, {}, "acme")
     ]
+
+
+def test_rows_from_before_0006_split_their_accuracy_and_keep_every_row(sqlite_url):
+    """The data migration: a job that trains keeps its prediction apart from its measurement, a
+    score-only job's accuracy becomes its proxy score, and no job loses a row (SQLite rebuilding a
+    table would cascade deletes)."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from nas.store._records import Measured
+    from nas.store._store import MIGRATIONS
+
+    store = Store(sqlite_url)
+    trains = {"objectives": OBJECTIVES, "budget": {"trials": 10}, "evaluator": {"proxy": "snip", "train": {
+        "candidates": 2, "final": 3}}}  # fmt: skip
+    predicted = store.create_job(name="p", tags=[], spec=trains, accelerator={}, reference_point={})
+    scored = new_job(store)
+    fill(store, predicted.id, 3)
+    fill(store, scored.id, 3, seed=1)
+    p = store.candidates(predicted.id)
+    store.update_accuracy(predicted.id, {p[1].id: (0.4, 0.05), p[2].id: (0.45, 0.06)}, {
+        "prospective": [{"candidate": p[0].id, "predicted": 0.3, "std": 0.1, "measured": 0.8}]},
+        Measured(p[0].id, 0.8, b"w", {}))  # fmt: skip
+    store.request_training(predicted.id, 5)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0005")
+        connection.execute(
+            text(f"UPDATE nas_candidates SET scores = '{{\"snip\": 7.0}}' WHERE job_id = {predicted.id}")
+        )
+    store.close()
+
+    store = Store(sqlite_url)
+    after = {c.id: c.metrics for c in store.candidates(predicted.id)}
+    assert len(after) == 3 and store.weights(predicted.id, p[0].id) is not None
+    assert after[p[0].id]["measured_accuracy"] == 0.8 == after[p[0].id]["accuracy"]
+    assert after[p[0].id]["predicted_accuracy"] == 0.3  # recovered from the predictor's log
+    assert after[p[1].id]["predicted_accuracy"] == 0.4 == after[p[1].id]["accuracy"]
+    assert after[p[1].id]["predicted_std"] == 0.05 and after[p[1].id]["proxy_score"] == 7.0
+    job = store.get_job(predicted.id)
+    assert (job.train_final, job.n_trained, job.predictor["version"]) == (5, 1, 1)
+    for c in store.candidates(scored.id):
+        assert c.metrics["proxy_score"] == c.metrics["accuracy"] is not None and c.metrics["predicted_accuracy"] is None
+    assert store.get_job(scored.id).train_final == 0
+
+
+def test_each_record_is_its_row_by_field_name():
+    """A record field is a column of the same name (a candidate's metrics: one column each), so a
+    new field is two edits, the row and the record: the conversion follows the dataclass."""
+    import dataclasses
+
+    from nas.store import METRIC_COLUMNS, CandidateRecord, ExportRecord, JobRecord, TokenRecord
+    from nas.store._models import CandidateModel, ExportModel, JobModel, TokenModel
+
+    pairs = [
+        (JobRecord, JobModel),
+        (CandidateRecord, CandidateModel),
+        (ExportRecord, ExportModel),
+        (TokenRecord, TokenModel),
+    ]
+    for record, model in pairs:
+        columns = set(model.__table__.c.keys())
+        fields = {f.name for f in dataclasses.fields(record)} - {"metrics"}
+        assert fields <= columns, f"{record.__name__}: no column for {fields - columns}"
+    assert set(METRIC_COLUMNS) <= set(CandidateModel.__table__.c.keys())
+
+
+def test_records_carry_the_status_enums(sqlite_url):
+    from nas.status import CandidateStatus, JobStatus
+
+    store = Store(sqlite_url)
+    job = new_job(store)
+    fill(store, job.id, 2)
+    assert store.get_job(job.id).status is JobStatus.QUEUED
+    assert all(c.status is CandidateStatus.COMPLETE for c in store.candidates(job.id))
+
+
+def test_a_job_that_trains_nothing_calls_its_accuracy_a_score(sqlite_url):
+    store = Store(sqlite_url)
+    scored = new_job(store)
+    trains = store.create_job(name="p", tags=[], spec={"objectives": OBJECTIVES, "evaluator": {"train": {
+        "candidates": 2, "final": 1}}}, accelerator={}, reference_point={})  # fmt: skip
+    assert (scored.accuracy_kind, scored.accuracy_label) == ("score", "proxy score")
+    assert (trains.accuracy_kind, trains.accuracy_label, trains.train_final) == ("predicted", "accuracy", 1)

@@ -71,3 +71,26 @@ def test_halving_schedule_and_bad_arguments():
         halving_schedule(["a"], (1, 2), 1.0, lambda k, b: 0.0)
     with pytest.raises(ValueError, match="steps: must be >= 1"):
         TrainRecipe(steps=0)
+
+
+def test_a_job_process_loads_each_split_of_its_data_once(monkeypatch):
+    """What a job's process builds (the preflight evaluator, the recipe check, the in-process meter)
+    reads the train and the test split once each."""
+    from nas import data
+    from nas.plugins import make_evaluator
+    from nas.spec import load_spec
+    from nas.training import AccuracyMeter, training_sets
+
+    reads = []
+    real = data._load_fashion_mnist
+    monkeypatch.setattr(data, "_load_fashion_mnist", lambda split, *a: reads.append(split) or real(split, *a))
+    data._load_kept.cache_clear()
+    spec = load_spec({
+        "space": "metaformer-tiny", "input_shape": [3, 32, 32], "workers": {"count": 0},
+        "evaluator": {"proxy": "default", "resolution": 16, "batch": 16,
+                      "train": {"candidates": 2, "final": 1, "recipe": {"epochs": 0.05, "images": 1000}}},
+    })  # fmt: skip
+    make_evaluator(spec)
+    training_sets(spec)
+    AccuracyMeter(spec)
+    assert sorted(reads) == ["test", "train"]

@@ -16,7 +16,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from nas.spec import JobSpec
 
@@ -32,6 +32,32 @@ class Outcome:
 
 
 TASKS = ("evaluate", "train")
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """What the search loop asks of an executor (``InlineExecutor``, ``RayExecutor``)."""
+
+    @property
+    def capacity(self) -> int:
+        """Tasks it can take now (idle slots)."""
+        ...
+
+    def submit(self, arch_json: str, task: str = "evaluate") -> int:
+        """Start ``task`` (one of ``TASKS``) on a network; returns its ticket. Needs ``capacity > 0``."""
+        ...
+
+    def wait(self, timeout: float) -> list[tuple[int, Outcome]]:
+        """The tasks finished within ``timeout`` seconds (timed-out ones as failed outcomes), by ticket."""
+        ...
+
+    def cancel_all(self) -> list[int]:
+        """Stop every running task; returns their tickets."""
+        ...
+
+    def shutdown(self) -> None:
+        """Stop its workers (and a Ray it started)."""
+        ...
 
 
 def evaluate(evaluator: Any, arch: Any, worker: str | None) -> Outcome:
@@ -238,7 +264,7 @@ def _describe(err: Exception) -> str:
     return f"{name}: {text[-1] if text else ''}"
 
 
-def make_executor(spec: JobSpec, *, evaluator: Any = None, space: Any = None) -> InlineExecutor | RayExecutor:
+def make_executor(spec: JobSpec, *, evaluator: Any = None, space: Any = None) -> Executor:
     if spec.workers.count == 0:
         return InlineExecutor(spec, evaluator, space)
     return RayExecutor(spec)

@@ -1,8 +1,9 @@
 """The search loop. The database is the source of truth; Optuna proposes, Ray only executes.
 
-One trial: ask -> sample -> price (lower + estimate, ~1 ms) -> infeasible: record and tell with its
-constraint violations, never built -> a known architecture: tell its stored result again -> else
-evaluate on a worker -> record -> tell. Recording comes before telling, so after a crash a trial
+One trial (docs/trial_walk.md): ask -> sample -> price (lower + estimate, ~1 ms) and judge
+(``nas.verdict.judge``) -> infeasible: record and tell with its constraint violations, never built
+-> a known architecture: tell its stored result again -> else evaluate on a worker (an
+``Executor``) and judge again -> record -> tell. Recording comes before telling, so after a crash a trial
 left RUNNING in Optuna is either in the store (tell it what the store holds) or not (fail it and
 queue its parameters again): nothing completed is lost or counted twice.
 """
@@ -11,78 +12,36 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Callable
 from threading import Event
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import TrialState
 
-from nas import reference
-from nas.limits import Limits
-from nas.objectives import directions
-from nas.plugins import Space, load_object, make_evaluator, resolve_space
-from nas.search._calibration import AccuracyPredictor
-from nas.search._executor import Outcome, make_executor
-from nas.search._liveness import HEARTBEAT_S, Pulse, owner_alive, owner_id
-from nas.search._pricing import (
-    ChipChoice,
-    Priced,
-    accelerator_from_json,
-    accelerator_to_json,
-    candidate_key,
-    chip_label,
-    price,
-    resolve_accelerator,
-)
+from nas.jobs import JobStateError, check_can_run, reference_point, submit  # noqa: F401 - job control, re-exported
+from nas.liveness import HEARTBEAT_S, Pulse, owner_id
+from nas.objectives import directions, with_accuracy
+from nas.plugins import make_evaluator, resolve_space
+from nas.pricing import ChipChoice, Priced, accelerator_from_json, candidate_key, chip_label, price
+from nas.search._executor import Executor, Outcome, make_executor
 from nas.search._samplers import make_sampler
-from nas.search._trial import (
-    constraint_excess,
-    constraint_names,
-    describe_violations,
-    named,
-    settle,
-    tell,
-    told_values,
-)
-from nas.spec import JobSpec, PluginRef
+from nas.search._trial import named, settle, tell
+from nas.spec import JobSpec
+from nas.status import CandidateStatus, JobStatus
 from nas.store import CandidateIn, CandidateRecord, JobRecord, Store, StoreError
-from nas.training import training_sets
+from nas.verdict import constraint_names, duplicate, judge
+
+if TYPE_CHECKING:
+    from nas.search._predictor import AccuracyPredictor
 
 FINAL_ROUNDS = 3  # rounds of measuring the front's best: a measurement can promote an unmeasured one
 STARTUP_S = 300.0  # loading data, starting Ray and its workers, before the search's clock runs
 Progress = Callable[[JobRecord], None]
-
-
-class JobStateError(StoreError):
-    """The job is not in a state that allows the request (e.g. resuming a job that is running)."""
-
-
-def submit(
-    store: Store, spec: JobSpec, *, tenant: str | None = None, managed: bool = False, limits: Limits | None = None
-) -> JobRecord:
-    """Validate what the spec names and create the job (status ``queued``); ``managed``: the
-    service's supervisor runs it, else the caller does (``run``). ``limits``: refuse a spec over
-    them (``SpecError``) before anything is priced or created.
-
-    A managed job is only stored: its own process builds its space and plug-ins and prices the
-    reference point's random architectures when it first starts (``run``), so the service that
-    accepted it neither imports a tenant's plug-in nor spends its CPU on a tenant's space."""
-    if limits is not None:
-        limits.check(spec)
-    accelerator = resolve_accelerator(spec)
-    reference = {} if managed else _reference_point(spec, resolve_space(spec), accelerator)
-    return store.create_job(
-        name=spec.name,
-        tags=spec.tags,
-        spec=spec.model_dump(mode="json"),
-        accelerator=accelerator_to_json(accelerator),
-        reference_point=reference,
-        tenant=tenant,
-        managed=managed,
-    )
+log = logging.getLogger("nas.search")
 
 
 def run(store: Store, job_id: int, *, progress: Progress | None = None, resume: bool = False) -> JobRecord:
@@ -96,14 +55,14 @@ def run(store: Store, job_id: int, *, progress: Progress | None = None, resume: 
     with Pulse(store, job_id, owner) as pulse:
         try:
             if not job.reference_point:  # a managed job's: fixed here, in its own process (``submit``)
-                point = _reference_point(spec, resolve_space(spec), accelerator_from_json(job.accelerator))
+                point = reference_point(spec, resolve_space(spec), accelerator_from_json(job.accelerator))
                 job = store.fix_reference_point(job_id, point)
             loop = _Loop(store, job, spec, owner, progress, pulse.cancelled)
             pulse.spent = loop.spent
             executor = make_executor(spec, evaluator=loop.preflight_evaluator, space=loop.space)
             status = loop.run(executor)
             pulse.settle()
-            return store.finish(job_id, status)
+            return _said(store.finish(job_id, status))
         except BaseException as err:
             pulse.settle()
             # told to stop: Ctrl-C or SIGTERM (`nas run` makes it a KeyboardInterrupt; Ray's driver a SystemExit)
@@ -115,8 +74,8 @@ def run(store: Store, job_id: int, *, progress: Progress | None = None, resume: 
             if ended:
                 raise
             if stopped and pulse.cancelled.is_set():  # a cancel stopped a long call
-                return store.finish(job_id, "cancelled")
-            reason = "interrupted" if stopped else "failed"
+                return store.finish(job_id, JobStatus.CANCELLED)
+            reason = JobStatus.INTERRUPTED if stopped else JobStatus.FAILED
             with contextlib.suppress(StoreError):
                 store.finish(job_id, reason, error=f"{type(err).__name__}: {err}")
             raise
@@ -124,6 +83,18 @@ def run(store: Store, job_id: int, *, progress: Progress | None = None, resume: 
             pulse.settle()
             if executor is not None:
                 executor.shutdown()
+
+
+def _said(job: JobRecord) -> JobRecord:
+    """The ended job, its end logged; one with no feasible candidate says which constraints failed
+    and what to loosen (``JobRecord.constraint_report``)."""
+    report = job.constraint_report or {}
+    if job.status == JobStatus.COMPLETED and job.n_front == 0 and report.get("candidates"):
+        advice = "; ".join(report.get("advice") or ["no constraint rejected them: see the failed candidates"])
+        log.warning("job %d completed with no feasible candidate of %d: %s", job.id, report["candidates"], advice)
+    else:
+        log.info("job %d %s: %d trials, %d on the front", job.id, job.status, job.n_trials, job.n_front)
+    return job
 
 
 def longest_run_s(spec: JobSpec, cap_s: float) -> float:
@@ -137,32 +108,15 @@ def longest_run_s(spec: JobSpec, cap_s: float) -> float:
     return wall + after + STARTUP_S
 
 
-def check_can_run(job: JobRecord, resume: bool) -> None:
-    if job.status == "running" and owner_alive(job):
-        raise JobStateError(f"job {job.id} is running in {job.owner}; `nas cancel {job.id}` stops it")
-    if not resume and job.status != "queued":
-        raise JobStateError(f"job {job.id} is {job.status}; `nas resume {job.id}` continues it")
-    if job.status == "completed" and job.budget_trials is not None and job.n_trials >= job.budget_trials:
-        raise JobStateError(f"job {job.id} has completed its budget of {job.budget_trials} trials")
+def _accuracy_predictor(store: Store, job: JobRecord, spec: JobSpec, known: dict) -> AccuracyPredictor:
+    """The predictor of a job that trains, and its recipe checked against its data. Imported here:
+    they need torch, which a job that trains nothing (a plug-in's table, a sampler benchmark) never
+    loads, nor does importing ``nas.search`` (whose job control is ``nas.jobs``)."""
+    from nas.search._predictor import AccuracyPredictor
+    from nas.training import training_sets
 
-
-def _reference_point(spec: JobSpec, space: Space, accelerator) -> dict[str, float | None]:
-    """The job's reference point (``nas.reference``), with the random architectures it prices
-    when the spec does not bound every hardware objective."""
-    floor = None
-    if isinstance(spec.evaluator, PluginRef):
-        floor = getattr(load_object(spec.evaluator.plugin, field="evaluator.plugin"), "accuracy_floor", None)
-    sampled: list[dict[str, float]] = []
-    if reference.needs_samples(spec, floor):
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=spec.seed))
-        chips = ChipChoice(accelerator, spec.chip_search)
-        for _ in range(reference.SAMPLES):
-            trial = study.ask()
-            arch, chip = space.sample(trial), chips.sample(trial)
-            sampled.append(price(space, arch, spec, chips.accelerator(chip), chip).metrics)
-            study.tell(trial, 0.0)
-    return reference.at_submission(spec, floor, sampled)
+    training_sets(spec)  # a recipe its data cannot serve fails the job now, before any training
+    return AccuracyPredictor(store, job, spec, known)
 
 
 class _Loop:
@@ -181,8 +135,6 @@ class _Loop:
         # Build the evaluator here first: a missing dataset or a broken plug-in fails the job at once
         # with its own message, instead of once per worker and trial.
         self.preflight_evaluator = make_evaluator(spec)
-        if spec.accuracy_kind() == "predicted":  # likewise a recipe its data cannot serve, before any training
-            training_sets(spec)
         self.constraint_names = constraint_names(spec.constraints)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = self._study()
@@ -193,11 +145,11 @@ class _Loop:
             if t.outcome != "duplicate"
         }
         self.worst_accuracy = min(
-            (c.metrics["accuracy"] for c in self.known.values() if c.status == "complete"), default=None
+            (c.metrics["accuracy"] for c in self.known.values() if c.status == CandidateStatus.COMPLETE), default=None
         )
-        self.predictor = (
-            AccuracyPredictor(store, job, spec, self.known) if spec.accuracy_kind() == "predicted" else None
-        )
+        self.predictor: AccuracyPredictor | None = None
+        if spec.accuracy_kind() == "predicted":
+            self.predictor = _accuracy_predictor(store, job, spec, self.known)
         self.training: dict[int, int] = {}  # executor ticket -> candidate id being trained
         self.workers = 1  # the executor's slots (run() reads them)
 
@@ -215,7 +167,7 @@ class _Loop:
 
     # ---- the loop ---------------------------------------------------------------------------
 
-    def run(self, executor: Any) -> str:
+    def run(self, executor: Executor) -> str:
         spec, job_id = self.spec, self.job.id
         self.workers = executor.capacity  # all idle now
         self._reap()
@@ -226,15 +178,17 @@ class _Loop:
         wall = spec.budget.wall_time_s if spec.budget.wall_time_s is not None else math.inf
         inflight: dict[int, tuple[optuna.Trial, Any, Priced]] = {}
         waiting: dict[str, list[optuna.Trial]] = {}  # candidate key in flight -> later trials of it
-        status = "completed"
+        status = JobStatus.COMPLETED
         while True:
             elapsed, looked = self.spent()[0], time.monotonic()
             if self.cancelled.is_set():
-                status = "cancelled"
+                status = JobStatus.CANCELLED
                 break
             pending = len(inflight) + sum(map(len, waiting.values()))
             self._train_due(executor, max(done / budget, elapsed / wall), slots=max(1, self.workers - 1))
             while executor.capacity > 0 and done + pending < budget and elapsed < wall:
+                if self._cancel_asked():  # before every dispatch: fast trials must not outrun a cancel
+                    break
                 trial = self.study.ask()
                 arch, chip = self.space.sample(trial), self.chips.sample(trial)
                 h = candidate_key(arch.arch_hash, chip)
@@ -279,9 +233,9 @@ class _Loop:
                     self._tell_duplicate(twin, record)
                     done += 1
                 self._report()
-        if status != "cancelled" and self.predictor is not None:
+        if status != JobStatus.CANCELLED and self.predictor is not None:
             status = self._final_phase(executor, job_id)
-        if status == "cancelled":
+        if status == JobStatus.CANCELLED:
             executor.cancel_all()
             for trial, _, _ in inflight.values():
                 self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
@@ -292,6 +246,13 @@ class _Loop:
         self.store.heartbeat(job_id, self.owner, run_seconds=run_seconds, eval_seconds=eval_seconds)
         return status
 
+    def _cancel_asked(self) -> bool:
+        """Whether a cancel was requested: the heartbeat's flag, or the store read now (one small
+        query), so a cancel stops the dispatch of the very next trial, not the next heartbeat's."""
+        if not self.cancelled.is_set() and self.store.cancel_requested(self.job.id):
+            self.cancelled.set()
+        return self.cancelled.is_set()
+
     def spent(self) -> tuple[float | None, float | None]:
         """The job's run time and its workers' evaluation time so far, over all its runs (for the
         heartbeat: ``Pulse`` records them); None before the search starts."""
@@ -301,7 +262,7 @@ class _Loop:
 
     # ---- training: the predictor's candidates and the front's best --------------------------
 
-    def _train_due(self, executor: Any, progress: float, slots: int) -> None:
+    def _train_due(self, executor: Executor, progress: float, slots: int) -> None:
         """Send the predictor's next candidate to a worker if one is due and a slot is free."""
         if self.predictor is None:
             return
@@ -311,7 +272,7 @@ class _Loop:
                 return
             self._send(executor, pick)
 
-    def _send(self, executor: Any, record: CandidateRecord) -> None:
+    def _send(self, executor: Executor, record: CandidateRecord) -> None:
         self.predictor.sent(record)
         self.training[executor.submit(record.arch, "train")] = record.id
 
@@ -323,72 +284,76 @@ class _Loop:
             self.predictor.result(candidate_id, None, None, outcome.failure)
         self._report()
 
-    def _final_phase(self, executor: Any, job_id: int) -> str:
+    def _final_phase(self, executor: Executor, job_id: int) -> str:
         """Finish the trainings in flight and what is left of the predictor's budget, then measure
-        the front's best (``JobRecord.final_top``), in rounds until the top ones are all measured,
+        the front's best (``JobRecord.train_final``), in rounds until the top ones are all measured,
         since a measurement can reorder the front."""
-        top = self.store.get_job(job_id).final_top
+        top = self.store.get_job(job_id).train_final
         rounds = 0
         queue: list[CandidateRecord] = []
         while True:
             if self.cancelled.is_set():
-                return "cancelled"
+                return JobStatus.CANCELLED
             self._train_due(executor, 1.0, slots=self.workers)  # what is left of the predictor's budget
             if not queue and not self.training and top > 0 and rounds < FINAL_ROUNDS:
                 queue, rounds = self.predictor.final_choice(top), rounds + 1
             while queue and executor.capacity > 0:
                 self._send(executor, queue.pop(0))
             if not queue and not self.training:
-                return "completed"
+                return JobStatus.COMPLETED
             for ticket, outcome in executor.wait(timeout=0.5):
                 self.eval_s += outcome.eval_s
                 self._trained(ticket, outcome)
 
     def _finish(self, trial: optuna.Trial, arch: Any, priced: Priced, outcome: Outcome | None) -> CandidateRecord:
-        """A new candidate's verdict, recorded and told (``_trial.settle``)."""
-        metrics, excess = dict(priced.metrics), priced.constraints
-        if outcome is None:
-            status, failure = "infeasible", describe_violations(priced.violations)
-        elif outcome.ok:
-            status, failure = "complete", None
-            metrics["accuracy"] = outcome.scores["accuracy"]
-            if self.predictor is not None:  # the proxy's score stays among the scores
-                metrics["accuracy"], metrics["accuracy_std"] = self.predictor.predict(
-                    outcome.scores, metrics, arch.to_json()
-                )
+        """A new candidate's verdict (``nas.verdict.judge``), recorded and told (``_trial.settle``)."""
+        metrics = dict(priced.metrics)
+        if outcome is not None and outcome.ok:
+            metrics.update(self._accuracy_fields(outcome, metrics, arch))
+        failure = outcome.failure if outcome is not None and not outcome.ok else None
+        verdict = judge(self.spec.constraints, metrics, priced.deployable, scored=outcome is not None, failure=failure)
+        if verdict.status == CandidateStatus.COMPLETE:
             worst = self.worst_accuracy
             self.worst_accuracy = metrics["accuracy"] if worst is None else min(worst, metrics["accuracy"])
-            if self.spec.constraints.min_accuracy is not None:  # known only now
-                excess = constraint_excess(self.spec.constraints, metrics, priced.deployable)
-        else:
-            status, failure = "failed", outcome.failure
         key = candidate_key(arch.arch_hash, priced.chip)
         candidate = CandidateIn(
             arch_hash=key,
             name=f"{arch.name}@{chip_label(priced.chip)}" if priced.chip else arch.name,
             arch=arch.to_json(),
-            status=status,
+            status=verdict.status,
             metrics=metrics,
             deployable=priced.deployable,
-            failure=failure,
-            violations=priced.violations,
+            failure=verdict.failure,
+            violations=verdict.rejected,
             scores={k: v for k, v in outcome.scores.items() if k != "accuracy"} if outcome else {},
             hardware=priced.hardware,
             eval_s=outcome.eval_s if outcome else None,
             worker=outcome.worker if outcome else None,
         )
-        told = told_values(metrics, status, self.spec.objectives, self.worst_accuracy)
-        record = settle(self.store, self.study, self.job.id, trial, told, excess, candidate=candidate)
-        self.constraints_of[record.id] = excess
+        told = verdict.told(metrics, self.spec.objectives, self.worst_accuracy)
+        record = settle(self.store, self.study, self.job.id, trial, told, verdict.excess, candidate=candidate)
+        self.constraints_of[record.id] = verdict.excess
         self.known[key] = record
-        if self.predictor is not None and status == "complete":
+        if self.predictor is not None and verdict.status == CandidateStatus.COMPLETE:
             self.predictor.remember(record)
         return record
 
+    def _accuracy_fields(self, outcome: Outcome, metrics: dict, arch: Any) -> dict[str, float | None]:
+        """A scored candidate's accuracy fields: the evaluator's value (the proxy's score), and in a
+        job that trains, the prediction made from it; ``accuracy`` is what they define
+        (``nas.objectives.accuracy_objective``), as the store will derive it."""
+        fields: dict[str, float | None] = {"proxy_score": outcome.scores["accuracy"]}
+        if self.predictor is not None:
+            fields["predicted_accuracy"], fields["predicted_std"] = self.predictor.predict(
+                outcome.scores, metrics, arch.to_json()
+            )
+        return with_accuracy(fields)
+
     def _tell_duplicate(self, trial: optuna.Trial, original: CandidateRecord) -> None:
-        told = told_values(original.metrics, original.status, self.spec.objectives, self.worst_accuracy)
-        settle(self.store, self.study, self.job.id, trial, told, self.constraints_of.get(original.id),
-               duplicate_of=original.id)  # fmt: skip
+        verdict = duplicate(original.status, self.constraints_of.get(original.id))
+        told = verdict.told(original.metrics, self.spec.objectives, self.worst_accuracy)
+        told_constraints = self.constraints_of.get(original.id)  # what the original was told (None: not known)
+        settle(self.store, self.study, self.job.id, trial, told, told_constraints, duplicate_of=original.id)
 
     def _reap(self) -> None:
         """Settle the trials a dead run left RUNNING: told from the store if they were recorded,

@@ -1,83 +1,23 @@
-"""One trial's verdict, in one place: its hard constraints (an ordered name -> excess mapping), the
-text of its violations, the values Optuna is told, and ``settle``, which writes the trial to the
-store and then tells Optuna the same values and constraints, by name (recording comes before
-telling: see nas.search._runner)."""
+"""One trial told: ``settle`` writes the trial to the store and then tells Optuna the values and
+constraints its verdict (``nas.verdict.judge``) gives, by name (recording comes before telling:
+see nas.search._runner)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
-from nas.objectives import values
-from nas.spec import Constraints
-from nas.status import CandidateStatus
 from nas.store import CandidateIn, CandidateRecord, Store
-
-Excess = dict[str, float]  # constraint name -> relative excess over its bound (<= 0: satisfied)
-
-
-def constraint_names(c: Constraints) -> tuple[str, ...]:
-    """The job's active hard constraints, in the order every trial stores and tells them."""
-    bounds = {
-        "max_latency_ms": c.max_latency_ms,
-        "min_fps": c.min_fps,
-        "max_energy_mj": c.max_energy_mj,
-        "max_params": c.max_params,
-        "max_weight_mib": c.max_weight_mib,
-        "deployable_only": c.deployable_only or None,
-        "min_accuracy": c.min_accuracy,
-        "max_area_mm2": c.max_area_mm2,  # last: older jobs' stored constraint lists keep their order
-    }
-    return tuple(name for name, bound in bounds.items() if bound is not None)
-
-
-def constraint_excess(c: Constraints, m: Mapping[str, Any], deployable: bool) -> Excess:
-    """Each active constraint as a relative excess, value / bound - 1 (<= 0 is satisfied), so that
-    samplers summing violations weigh milliseconds and millijoules alike. ``min_accuracy`` is 0
-    (not violated) until the candidate is scored."""
-    accuracy = m.get("accuracy")
-    excess = {
-        "max_latency_ms": lambda: m["latency_ms"] / c.max_latency_ms - 1,
-        "min_fps": lambda: c.min_fps / max(m["throughput_fps"], 1e-12) - 1,
-        "max_energy_mj": lambda: m["energy_mj"] / c.max_energy_mj - 1,
-        "max_params": lambda: m["params"] / c.max_params - 1,
-        "max_weight_mib": lambda: m["weight_mib"] / c.max_weight_mib - 1,
-        "max_area_mm2": lambda: (m["area_mm2"] / c.max_area_mm2 - 1) if m.get("area_mm2") is not None else 1.0,
-        "deployable_only": lambda: -1.0 if deployable else 1.0,
-        "min_accuracy": lambda: c.min_accuracy / max(accuracy, 1e-12) - 1 if accuracy is not None else 0.0,
-    }
-    out = {name: excess[name]() for name in constraint_names(c)}
-    return {k: (v if math.isfinite(v) else 1e9) for k, v in out.items()}
-
-
-def violations(excess: Mapping[str, float]) -> Excess:
-    """The violated constraints and by how much (0.25: 25 % over its bound)."""
-    return {name: round(v, 6) for name, v in excess.items() if v > 0}
-
-
-def describe_violations(violated: Mapping[str, float]) -> str:
-    parts = [
-        "not deployable on the accelerator" if name == "deployable_only" else f"{name} exceeded by {v:.1%}"
-        for name, v in violated.items()
-    ]
-    return "violates: " + "; ".join(parts)
-
-
-def told_values(
-    metrics: Mapping[str, Any], status: str, objectives: tuple[str, ...], worst_accuracy: float | None
-) -> list[float] | None:
-    """What Optuna hears: the objectives, or None for a failed evaluation. An infeasible candidate
-    has no accuracy; it is told the worst seen so far (samplers rank it by its violations, which
-    come with it)."""
-    if status == CandidateStatus.FAILED:
-        return None
-    if status == CandidateStatus.INFEASIBLE:
-        metrics = {**metrics, "accuracy": worst_accuracy if worst_accuracy is not None else 0.0}
-    return values(dict(metrics), objectives)
+from nas.verdict import (  # noqa: F401 - re-exported: their home before nas.verdict
+    Excess,
+    constraint_excess,
+    constraint_names,
+    describe_violations,
+    told_values,
+    violations,
+)
 
 
 def named(constraints: Mapping[str, float] | list[float] | None, names: tuple[str, ...]) -> Excess | None:

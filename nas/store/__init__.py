@@ -4,7 +4,7 @@
     store = Store("sqlite:///nas.db")        # migrates the schema to the newest version
     store.pareto(job_id, where=parse_bounds("latency_ms<2"), sort="energy_mj")
 
-``contract`` holds the test suite every backend must pass.
+tests/test_store.py holds its tests (run on SQLite; the queries are written to work on PostgreSQL too).
 """
 
 from nas.store._records import (

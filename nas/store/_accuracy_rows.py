@@ -1,5 +1,6 @@
 """Accuracy in units: the job's predictor rewrites its predicted accuracies as it learns, training
-results land as measured accuracies with their weights, and the front follows. A part of
+results land as measured accuracies (beside the prediction) with their weights, each candidate's
+``accuracy`` follows them by ``nas.objectives.accuracy_objective``, and the front follows that. A part of
 ``Store``, which provides ``_session`` and ``_job``."""
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from collections.abc import Mapping
 import numpy as np
 from sqlalchemy import select, update
 
-from nas.objectives import loss_vector
+from nas.objectives import accuracy_objective, loss_vector
 from nas.pareto import non_dominated
-from nas.status import FINISHED, JobStatus
+from nas.status import FINISHED, CandidateStatus, JobStatus
 from nas.store._models import CandidateModel, JobModel, WeightsModel
 from nas.store._records import Measured, NotFoundError, now
 
@@ -21,20 +22,23 @@ class AccuracyRows:
         self,
         job_id: int,
         predictions: Mapping[int, tuple[float, float]],
-        calibration: dict,
+        predictor: dict,
         measured: Measured | None = None,
     ) -> None:
         """In one transaction: store a training result (its accuracy replaces the prediction), the
         predictor's new predictions (candidate id -> mean, std) for the candidates not measured,
-        its state and calibration; then recompute the job's front and hypervolume over them."""
+        its state and held-out errors (``predictor``); then recompute the job's front and hypervolume over them."""
         with self._session() as s:
             job = self._job(s, job_id, lock=True)
             if measured is not None:
                 row = s.get(CandidateModel, measured.candidate_id)
                 if row is None or row.job_id != job_id:
                     raise NotFoundError(f"job {job_id}: no candidate {measured.candidate_id} to measure")
-                row.measured_accuracy = row.accuracy = measured.accuracy
-                row.accuracy_std = None
+                job.n_trained += row.measured_accuracy is None
+                row.measured_accuracy = measured.accuracy  # its prediction stays beside it
+                row.accuracy, row.accuracy_std = accuracy_objective(
+                    row.proxy_score, row.predicted_accuracy, row.predicted_std, row.measured_accuracy
+                )
                 if measured.state_dict is not None:
                     s.merge(
                         WeightsModel(
@@ -43,16 +47,18 @@ class AccuracyRows:
                         )
                     )  # fmt: skip
             if predictions:
-                ids = list(predictions)
-                s.execute(
-                    update(CandidateModel),
-                    [
-                        {"id": i, "accuracy": float(predictions[i][0]), "accuracy_std": float(predictions[i][1])}
-                        for i in ids
-                    ],
+                measured_ids = set(
+                    s.scalars(
+                        select(CandidateModel.id).where(
+                            CandidateModel.job_id == job_id, CandidateModel.measured_accuracy.is_not(None)
+                        )
+                    )
                 )
-            version = int((job.calibration or {}).get("version", 0)) + 1
-            job.calibration = {**calibration, "version": version}
+                s.execute(
+                    update(CandidateModel), [_predicted(i, *predictions[i], i in measured_ids) for i in predictions]
+                )
+            version = int((job.predictor or {}).get("version", 0)) + 1
+            job.predictor = {**predictor, "version": version}
             s.flush()
             self._recompute_front(s, job)
 
@@ -101,14 +107,23 @@ class AccuracyRows:
             raise ValueError(f"top: measure between 1 and 100 of the front's best, got {top}")
         with self._session() as s:
             job = self._job(s, job_id, lock=True)
-            job.train_top = max(top, job.train_top or 0)
+            job.train_final = max(top, job.train_final or 0)
             if job.status in (*FINISHED, JobStatus.INTERRUPTED):
-                job.status, job.finished_at, job.error, job.cancel_requested = "queued", None, None, False
+                job.status, job.finished_at, job.error, job.cancel_requested = JobStatus.QUEUED, None, None, False
+
+
+def _predicted(candidate_id: int, mean: float, std: float, measured: bool) -> dict:
+    """A refit's new prediction for a candidate, and its ``accuracy`` if the prediction is what that
+    is (``accuracy_objective``: a measured candidate keeps its measurement)."""
+    row = {"id": candidate_id, "predicted_accuracy": float(mean), "predicted_std": float(std)}
+    if not measured:
+        row["accuracy"], row["accuracy_std"] = accuracy_objective(None, float(mean), float(std), None)
+    return row
 
 
 def eligible(job: JobModel) -> list:
     """The candidates a job's front is drawn from: complete, and within its accuracy bound."""
-    filters = [CandidateModel.job_id == job.id, CandidateModel.status == "complete"]
+    filters = [CandidateModel.job_id == job.id, CandidateModel.status == CandidateStatus.COMPLETE]
     bound = (job.spec.get("constraints") or {}).get("min_accuracy")
     if bound is not None:
         filters.append(CandidateModel.accuracy >= bound)

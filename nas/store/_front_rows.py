@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from nas.objectives import OBJECTIVES, loss_vector, sign
 from nas.pareto import add_to_front, non_dominated
 from nas.reference import after_warmup, hypervolume_of
+from nas.status import CandidateStatus
 from nas.store._accuracy_rows import eligible
 from nas.store._convert import _candidate
 from nas.store._models import CandidateModel, HypervolumeModel, JobModel
@@ -98,7 +99,7 @@ class FrontRows:
                 base = [*_on_front(job_id), *filters]
             else:
                 key = (job_id, job.created_at, tuple(where))  # created_at: SQLite may reuse a deleted job's id
-                stamp = (job.n_trials, (job.calibration or {}).get("version", 0))
+                stamp = (job.n_trials, (job.predictor or {}).get("version", 0))
                 with self._fronts_lock:
                     seen, ids = self._fronts.get(key, (None, []))
                 if seen != stamp:
@@ -132,10 +133,10 @@ class FrontRows:
         """(the job's tenant, a stamp that changes whenever any Pareto query's answer may): one
         small query, for caches of answers. None for an unknown job."""
         with self._session() as s:
-            # the calibration is read whole, not with SQL's JSON functions: rows written before
+            # the predictor is read whole, not with SQL's JSON functions: rows written before
             # undefined figures were stored as null hold NaN, which SQLite's JSON parser rejects
             row = s.execute(
-                select(JobModel.tenant, JobModel.created_at, JobModel.n_trials, JobModel.calibration).where(
+                select(JobModel.tenant, JobModel.created_at, JobModel.n_trials, JobModel.predictor).where(
                     JobModel.id == job_id
                 )
             ).first()
@@ -188,7 +189,7 @@ def _on_front(job_id: int) -> list:
 
 
 def _complete(job_id: int) -> list:
-    return [CandidateModel.job_id == job_id, CandidateModel.status == "complete"]
+    return [CandidateModel.job_id == job_id, CandidateModel.status == CandidateStatus.COMPLETE]
 
 
 def _cuts_worse_side(bound: Bound, objectives: Sequence[str]) -> bool:

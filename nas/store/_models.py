@@ -34,7 +34,7 @@ class JobModel(BaseModel):
     spec: Mapped[dict] = mapped_column(JSON)  # the validated JobSpec
     accelerator: Mapped[dict] = mapped_column(JSON)  # resolved chip + mapping: the job never rereads a YAML
     study_name: Mapped[str] = mapped_column(String(200), unique=True)
-    status: Mapped[str] = mapped_column(String(20), index=True)  # see nas.store.JOB_STATUSES
+    status: Mapped[str] = mapped_column(String(20), index=True)  # a nas.status.JobStatus
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -50,10 +50,11 @@ class JobModel(BaseModel):
     n_front: Mapped[int] = mapped_column(Integer, default=0)
     hypervolume: Mapped[float | None] = mapped_column(Float)
     reference_point: Mapped[dict] = mapped_column(JSON, default=dict)  # objective -> value; null: not fixed yet
-    calibration: Mapped[dict | None] = mapped_column(
-        JSON, default=dict
-    )  # the accuracy predictor and its held-out errors
-    train_top: Mapped[int | None] = mapped_column(Integer)  # front members to measure at the end (None: the spec's)
+    predictor: Mapped[dict | None] = mapped_column(JSON, default=dict)  # the accuracy predictor, its held-out errors
+    # the front's best measured at the end (train.final, or more asked); set on every row since 0006
+    train_final: Mapped[int | None] = mapped_column(Integer, default=0)
+    n_trained: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # candidates measured so far
+    constraint_report: Mapped[dict | None] = mapped_column(JSON)  # nas.verdict.constraint_report, at its end
     eval_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # worker time spent evaluating
     run_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # wall time run so far, over every resume
     tenant: Mapped[str | None] = mapped_column(String(100), index=True)  # who submitted it (None: no auth)
@@ -82,13 +83,17 @@ class CandidateModel(BaseModel):
     arch_hash: Mapped[str] = mapped_column(String(64))  # identity: the network's hash (co-design: with its chip)
     name: Mapped[str] = mapped_column(String(500))
     arch: Mapped[str] = mapped_column(Text)  # the architecture's JSON
-    status: Mapped[str] = mapped_column(String(20))  # complete | infeasible | failed
+    status: Mapped[str] = mapped_column(String(20))  # a nas.status.CandidateStatus
     failure: Mapped[str | None] = mapped_column(Text)
     violations: Mapped[dict] = mapped_column(JSON, default=dict)  # constraint -> amount over its bound
     on_front: Mapped[bool] = mapped_column(Boolean, default=False)
-    accuracy: Mapped[float | None] = mapped_column(Float)
+    # accuracy's three distinct fields, and the objective they define (nas.objectives.accuracy_objective)
+    proxy_score: Mapped[float | None] = mapped_column(Float)  # the evaluator's value: a proxy's score
+    predicted_accuracy: Mapped[float | None] = mapped_column(Float)  # the job's predictor's, at its last refit
+    predicted_std: Mapped[float | None] = mapped_column(Float)
+    measured_accuracy: Mapped[float | None] = mapped_column(Float)  # trained under the job's recipe
+    accuracy: Mapped[float | None] = mapped_column(Float)  # the objective: derived, never set on its own
     accuracy_std: Mapped[float | None] = mapped_column(Float)
-    measured_accuracy: Mapped[float | None] = mapped_column(Float)
     latency_ms: Mapped[float | None] = mapped_column(Float)
     throughput_fps: Mapped[float | None] = mapped_column(Float)
     energy_mj: Mapped[float | None] = mapped_column(Float)

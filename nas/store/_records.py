@@ -10,8 +10,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from nas.objectives import METRICS
-from nas.status import CANDIDATE_STATUSES, JOB_STATUSES  # noqa: F401 - re-exported by nas.store
+from nas.objectives import ACCURACY_LABELS, METRICS
+from nas.status import (  # noqa: F401 - the statuses' tuples are re-exported by nas.store
+    CANDIDATE_STATUSES,
+    JOB_STATUSES,
+    CandidateStatus,
+    ExportStatus,
+    JobStatus,
+)
 
 METRIC_COLUMNS = tuple(m for m in METRICS if m not in ("trial_number", "eval_s"))
 
@@ -33,6 +39,11 @@ def utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
+# The records below are plain dataclasses with typed fields: the store fills each from the row of
+# the same field names (``_convert``), the API's response models derive from them. Adding a field
+# is two edits: the row (``_models``) and the record.
+
+
 @dataclass(frozen=True)
 class JobRecord:
     id: int
@@ -41,7 +52,7 @@ class JobRecord:
     spec: dict[str, Any]
     accelerator: dict[str, Any]
     study_name: str
-    status: str
+    status: JobStatus
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -61,8 +72,12 @@ class JobRecord:
     run_seconds: float
     tenant: str | None = None
     managed: bool = False
-    calibration: dict[str, Any] = field(default_factory=dict)  # the accuracy predictor and its held-out errors
-    train_top: int | None = None  # front members to measure at the end; None: the spec's training.final
+    predictor: dict[str, Any] = field(default_factory=dict)  # the accuracy predictor and its held-out errors
+    train_final: int = 0  # the front's best measured at the end: the spec's train.final, or more asked (`nas train`)
+    n_trained: int = 0  # candidates measured (trained) so far, the end's included: the training phase's progress
+    # which constraints rejected how many candidates and how far to loosen each (nas.verdict.constraint_report);
+    # set when the job ends; {} before
+    constraint_report: dict[str, Any] = field(default_factory=dict)
 
     @property
     def budget_trials(self) -> int | None:
@@ -78,39 +93,66 @@ class JobRecord:
         return "predicted" if train.get("candidates", 0) > 0 or train.get("final", 0) > 0 else "score"
 
     @property
+    def accuracy_label(self) -> str:
+        """What this job's ``accuracy`` is called where it is shown (``nas.objectives.ACCURACY_LABELS``):
+        "proxy score" in a job that trains nothing, else "accuracy"."""
+        return ACCURACY_LABELS[self.accuracy_kind]
+
+    @property
     def final_top(self) -> int:
-        """How many of the front's best the job measures at its end."""
-        if self.train_top is not None:
-            return self.train_top
-        return int(((self.spec.get("evaluator") or {}).get("train") or {}).get("final", 0))
+        """Deprecated alias of ``train_final`` (read by nas.service)."""
+        return self.train_final
+
+    @property
+    def train_top(self) -> int:
+        """Deprecated alias of ``train_final``."""
+        return self.train_final
+
+    @property
+    def calibration(self) -> dict[str, Any]:
+        """Deprecated alias of ``predictor`` ("calibration" is the chip model's fit; read by the CLI,
+        the export's card and nas.service)."""
+        return self.predictor
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         for key in ("created_at", "started_at", "finished_at", "heartbeat_at"):
             data[key] = data[key].isoformat() if data[key] else None
         data["tags"] = list(self.tags)
+        data["calibration"], data["train_top"] = self.predictor, self.train_final  # deprecated keys, kept for readers
         return data
 
 
 @dataclass(frozen=True)
-class CandidateRecord:
-    id: int
-    job_id: int
-    trial_number: int
+class CandidateIn:
+    """A result the search loop records: what a candidate is, before the store gives it an id."""
+
     arch_hash: str
     name: str
     arch: str  # JSON
-    status: str
-    failure: str | None
-    violations: dict[str, float]
+    status: CandidateStatus  # complete | infeasible | failed (their strings are accepted)
+    metrics: dict[str, float]  # METRIC_COLUMNS that are known (hardware always; accuracy when scored)
+    deployable: bool
+    failure: str | None = None
+    violations: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+    hardware: dict[str, Any] = field(default_factory=dict)
+    eval_s: float | None = None
+    worker: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CandidateRecord(CandidateIn):
+    """A candidate as the store holds it: the loop's ``CandidateIn`` with its id, job, first trial and
+    front membership. A field of both is declared once, in ``CandidateIn``."""
+
+    id: int
+    job_id: int
+    trial_number: int
     on_front: bool
-    metrics: dict[str, float | None]  # METRIC_COLUMNS
-    deployable: bool | None
-    scores: dict[str, float]
-    hardware: dict[str, Any]
-    eval_s: float | None
-    worker: str | None
     created_at: datetime
+    metrics: dict[str, float | None]  # every one of METRIC_COLUMNS (None: not known)
+    deployable: bool | None  # None: rows from before it was stored
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -150,7 +192,7 @@ class ExportRecord:
     path: str | None  # the zip on the service's disk, once complete (never shown to tenants)
     card: dict[str, Any]  # {} until complete
     created_at: datetime
-    status: str = "complete"  # see nas.status.ExportStatus
+    status: ExportStatus = ExportStatus.COMPLETE
     request: dict[str, Any] = field(default_factory=dict)  # formats, train_steps, train_batch
     tenant: str | None = None
     error: str | None = None
@@ -158,24 +200,6 @@ class ExportRecord:
     heartbeat_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class CandidateIn:
-    """A result the search loop records."""
-
-    arch_hash: str
-    name: str
-    arch: str  # JSON
-    status: str  # complete | infeasible | failed
-    metrics: dict[str, float]  # METRIC_COLUMNS that are known (hardware always; accuracy when scored)
-    deployable: bool
-    failure: str | None = None
-    violations: dict[str, float] = field(default_factory=dict)
-    scores: dict[str, float] = field(default_factory=dict)
-    hardware: dict[str, Any] = field(default_factory=dict)
-    eval_s: float | None = None
-    worker: str | None = None
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,10 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from nas.status import EXPORT_STATUSES
+from nas.status import EXPORT_STATUSES, ExportStatus
+from nas.store._convert import _export, _token
 from nas.store._models import ExportModel, TokenModel
-from nas.store._records import ExportRecord, NotFoundError, StoreError, TokenRecord, now, utc
+from nas.store._records import ExportRecord, NotFoundError, StoreError, TokenRecord, now
 
 
 class ServiceRows:
@@ -62,7 +63,7 @@ class ServiceRows:
         """A queued export of the candidate, for the service's supervisor to run."""
         with self._session() as s:
             row = ExportModel(
-                job_id=job_id, candidate_id=candidate_id, tenant=tenant, status="queued", request=request, card={},
+                job_id=job_id, candidate_id=candidate_id, tenant=tenant, status=ExportStatus.QUEUED, request=request, card={},
                 created_at=now(),
             )  # fmt: skip
             s.add(row)
@@ -90,9 +91,9 @@ class ServiceRows:
         started for one export cannot both run it."""
         with self._session() as s:
             row = self._export(s, export_id, lock=True)
-            if row.status != "queued":
+            if row.status != ExportStatus.QUEUED:
                 raise StoreError(f"export {export_id} is {row.status} (owner {row.owner}), not queued: not claimed")
-            row.status, row.owner, row.heartbeat_at, row.started_at = "running", owner, now(), now()
+            row.status, row.owner, row.heartbeat_at, row.started_at = ExportStatus.RUNNING, owner, now(), now()
             return _export(row)
 
     def export_heartbeat(self, export_id: int, owner: str) -> None:
@@ -115,13 +116,13 @@ class ServiceRows:
     ) -> ExportRecord:
         """Record the export ``complete`` (with its zip's ``path`` and ``card``) or ``failed`` (with
         ``error``), or put it back ``queued`` (its run was stopped with the service, not by fault)."""
-        if status not in ("complete", "failed", "queued"):
+        if status not in (ExportStatus.COMPLETE, ExportStatus.FAILED, ExportStatus.QUEUED):
             raise ValueError(f"status: an export finishes complete or failed, or is queued again; got {status!r}")
         with self._session() as s:
             row = self._export(s, export_id, lock=True)
             row.status, row.error, row.owner = status, error, None
-            row.finished_at = None if status == "queued" else now()
-            if status == "complete":
+            row.finished_at = None if status == ExportStatus.QUEUED else now()
+            if status == ExportStatus.COMPLETE:
                 row.path, row.card = path, card or {}
             return _export(row)
 
@@ -148,18 +149,3 @@ def _export_filters(status: str | Sequence[str] | None, tenant: str | None) -> l
 def _token_hash(token: str) -> str:
     # tokens are 256 random bits: a plain SHA-256 cannot be brute-forced, no slow KDF needed
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _token(m: TokenModel) -> TokenRecord:
-    return TokenRecord(
-        id=m.id, tenant=m.tenant, prefix=m.prefix, created_at=utc(m.created_at), revoked_at=utc(m.revoked_at)
-    )
-
-
-def _export(m: ExportModel) -> ExportRecord:
-    return ExportRecord(
-        id=m.id, job_id=m.job_id, candidate_id=m.candidate_id, path=m.path, card=m.card or {},
-        created_at=utc(m.created_at), status=m.status, request=dict(m.request or {}), tenant=m.tenant,
-        error=m.error, owner=m.owner, heartbeat_at=utc(m.heartbeat_at), started_at=utc(m.started_at),
-        finished_at=utc(m.finished_at),
-    )  # fmt: skip

@@ -8,6 +8,7 @@ SQLite runs in WAL mode so readers never block the writer; PostgreSQL works with
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -24,6 +25,8 @@ from sqlalchemy import Engine, String, cast, create_engine, desc, event, func, s
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from nas.objectives import ACCURACY_FIELDS, with_accuracy
+from nas.status import CandidateStatus, JobStatus
 from nas.store._accuracy_rows import AccuracyRows
 from nas.store._convert import _candidate, _job
 from nas.store._front_rows import FrontRows
@@ -41,6 +44,7 @@ from nas.store._records import (
     now,
 )
 from nas.store._service_rows import ServiceRows
+from nas.verdict import CONSTRAINT_METRIC, constraint_report
 
 DB_ENV = "NAS_DB_URL"
 DEFAULT_DB = "sqlite:///nas.db"  # in the working directory
@@ -194,7 +198,7 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
                 spec=spec,
                 accelerator=accelerator,
                 study_name=f"pending-{os.getpid()}-{now().timestamp()}",
-                status="queued",
+                status=JobStatus.QUEUED,
                 created_at=now(),
                 cancel_requested=False,
                 n_trials=0,
@@ -206,6 +210,8 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
                 reference_point=reference_point,
                 eval_seconds=0.0,
                 run_seconds=0.0,
+                train_final=int(((spec.get("evaluator") or {}).get("train") or {}).get("final", 0)),
+                n_trained=0,
             )
             s.add(job)
             s.flush()
@@ -238,7 +244,7 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
         """Hand the job to the service's runner (``managed``): it starts or resumes it when a slot frees."""
         with self._session() as s:
             job = self._job(s, job_id, lock=True)
-            job.status, job.managed, job.cancel_requested = "queued", True, False
+            job.status, job.managed, job.cancel_requested = JobStatus.QUEUED, True, False
             job.error, job.finished_at = None, None
             return _job(job)
 
@@ -258,7 +264,7 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
             job = self._job(s, job_id, lock=True)
             if job.owner != previous_owner:
                 raise StoreError(f"job {job_id} was claimed by {job.owner} meanwhile")
-            job.status, job.owner, job.heartbeat_at, job.cancel_requested = "running", owner, now(), False
+            job.status, job.owner, job.heartbeat_at, job.cancel_requested = JobStatus.RUNNING, owner, now(), False
             job.started_at = job.started_at or now()
             job.finished_at, job.error = None, None
             return _job(job)
@@ -277,6 +283,11 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
             )
             return bool(s.scalar(select(JobModel.cancel_requested).where(JobModel.id == job_id)))
 
+    def cancel_requested(self, job_id: int) -> bool:
+        """Whether a cancel of the job was requested (one small query: the loop asks before each dispatch)."""
+        with self._session() as s:
+            return bool(s.scalar(select(JobModel.cancel_requested).where(JobModel.id == job_id)))
+
     def request_cancel(self, job_id: int) -> JobRecord:
         with self._session() as s:
             job = self._job(s, job_id, lock=True)
@@ -284,10 +295,25 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
             return _job(job)
 
     def finish(self, job_id: int, status: str, error: str | None = None) -> JobRecord:
+        """Record the job's end, with what its constraints rejected (``nas.verdict.constraint_report``)."""
         with self._session() as s:
             job = self._job(s, job_id, lock=True)
             job.status, job.error, job.finished_at, job.owner = status, error, now(), None
+            job.constraint_report = self._constraint_report(s, job)
             return _job(job)
+
+    def _constraint_report(self, s: Session, job: JobModel) -> dict[str, Any]:
+        """Which constraints rejected how many of the job's scored or rejected candidates."""
+        metrics = [getattr(CandidateModel, m) for m in sorted(set(CONSTRAINT_METRIC.values()))]
+        rows = s.execute(
+            select(CandidateModel.violations, *metrics).where(
+                CandidateModel.job_id == job.id,
+                CandidateModel.status.in_((CandidateStatus.COMPLETE, CandidateStatus.INFEASIBLE)),
+            )
+        ).all()
+        names = [c.key for c in metrics]
+        candidates = [(r[0] or {}, dict(zip(names, r[1:], strict=True))) for r in rows]
+        return constraint_report((job.spec or {}).get("constraints") or {}, candidates)
 
     # ---- trials and candidates --------------------------------------------------------------
 
@@ -330,23 +356,15 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
                 if original is None or original.job_id != job_id:
                     raise NotFoundError(f"job {job_id}: no candidate {duplicate_of} to be a duplicate of")
                 return _candidate(original)
+            metrics = _candidate_metrics(candidate.metrics)
+            given = {f.name: getattr(candidate, f.name) for f in dataclasses.fields(CandidateIn) if f.name != "metrics"}
             row = CandidateModel(
                 job_id=job_id,
                 trial_number=number,
-                arch_hash=candidate.arch_hash,
-                name=candidate.name,
-                arch=candidate.arch,
-                status=candidate.status,
-                failure=candidate.failure,
-                violations=candidate.violations,
                 on_front=False,
-                deployable=candidate.deployable,
-                scores=candidate.scores,
-                hardware=candidate.hardware,
-                eval_s=candidate.eval_s,
-                worker=candidate.worker,
                 created_at=now(),
-                **{m: candidate.metrics.get(m) for m in METRIC_COLUMNS},
+                **given,
+                **{m: metrics.get(m) for m in METRIC_COLUMNS},
             )
             s.add(row)
             try:
@@ -354,10 +372,14 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
             except IntegrityError as err:
                 raise StoreError(f"job {job_id}: candidate {candidate.arch_hash} is already recorded") from err
             s.add(_trial(job_id, number, row.id, candidate.status, values, constraints))
-            counter = {"complete": "n_complete", "infeasible": "n_infeasible", "failed": "n_failed"}[candidate.status]
+            counter = {
+                CandidateStatus.COMPLETE: "n_complete",
+                CandidateStatus.INFEASIBLE: "n_infeasible",
+                CandidateStatus.FAILED: "n_failed",
+            }[CandidateStatus(candidate.status)]
             setattr(job, counter, getattr(job, counter) + 1)
             bound = (job.spec.get("constraints") or {}).get("min_accuracy")
-            if candidate.status == "complete" and (bound is None or row.accuracy >= bound):
+            if candidate.status == CandidateStatus.COMPLETE and (bound is None or row.accuracy >= bound):
                 self._update_front(s, job, row)
             return _candidate(row)
 
@@ -393,8 +415,23 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
             return [_candidate(c) for c in s.scalars(query)]
 
     def delete_job(self, job_id: int) -> None:
+        """Delete the job and every row of it: its candidates, trials, hypervolume history, weights
+        and exports (the tables' foreign keys cascade), then its Optuna study, which the store names."""
         with self._session() as s:
-            s.delete(self._job(s, job_id))
+            job = self._job(s, job_id)
+            study_name = job.study_name
+            s.delete(job)
+        self._delete_study(study_name)
+
+    def _delete_study(self, study_name: str) -> None:
+        from sqlalchemy import inspect
+
+        if not inspect(self.engine).has_table("studies"):  # no job of this database ever ran
+            return
+        import optuna
+
+        with contextlib.suppress(KeyError):  # a job that never ran has no study
+            optuna.delete_study(study_name=study_name, storage=self.optuna_storage())
 
     def _job(self, s: Session, job_id: int, *, lock: bool = False) -> JobModel:
         job = s.get(JobModel, job_id, with_for_update=lock)
@@ -421,6 +458,14 @@ def _job_filters(status: str | None, tag: str | None, tenant: str | None) -> lis
 
 def _candidates(job_id: int):
     return select(CandidateModel).where(CandidateModel.job_id == job_id)
+
+
+def _candidate_metrics(metrics: Mapping[str, float | None]) -> dict[str, float | None]:
+    """A new candidate's metrics with its ``accuracy`` derived (``nas.objectives.with_accuracy``); a
+    bare ``accuracy`` without the fields it derives from is the evaluator's value, its proxy score."""
+    if metrics.get("accuracy") is not None and all(metrics.get(f) is None for f in ACCURACY_FIELDS):
+        metrics = {**metrics, "proxy_score": metrics["accuracy"]}
+    return with_accuracy(metrics)
 
 
 def _trial(job_id: int, number: int, candidate_id: int, outcome: str, values, constraints) -> TrialModel:

@@ -1,0 +1,246 @@
+"""The job's side of accuracy in units: which candidates to really train, the predictor fitted on
+them (``nas.surrogate``), and the predicted accuracies it writes back to the store.
+
+Training happens in three places, all on the job's workers:
+
+1. an **initial design**: the first half of ``train.candidates`` are the first candidates scored
+   (the samplers' random start-up trials), trained as soon as they are scored;
+2. **the candidates whose prediction would move the front most**: the rest, spread over the
+   search; each is the unmeasured candidate with the widest predictive spread among those that
+   would join the front if they were two standard deviations better than predicted (else the
+   front member with the widest spread);
+3. **the front's best** at the end: the top ``train.final`` by accuracy (or as many as asked on
+   demand with ``nas train``), whose weights are kept for export.
+
+Each result is a held-out check of the predictor: the prediction made just before the candidate
+was measured is stored beside the measurement (``JobRecord.predictor["prospective"]``), with the
+predictor's leave-one-out errors over everything measured (``predictor["leave_one_out"]``).
+
+A candidate's accuracy fields stay apart (``nas.objectives.accuracy_objective``): the proxy's score
+is its evaluation's, the predictor writes ``predicted_accuracy`` (and ``predicted_std``) at each
+refit, a training writes ``measured_accuracy``; none overwrites another.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from nas.objectives import loss_vector, with_accuracy
+from nas.pareto import dominates
+from nas.proxies._default import feature, load_default
+from nas.spec import JobSpec, TrainingRecipe
+from nas.status import CandidateStatus
+from nas.store import CandidateRecord, JobRecord, Store
+from nas.store._records import Measured
+from nas.surrogate import AccuracySurrogate, Calibration, standardise
+from nas.training import describe_recipe
+from search_spaces import ArchConfig
+
+MIXER_FAMILIES = {
+    "conv": ("sepconv", "dwconv", "mbconv"),
+    "attention": ("attention", "window_attention"),
+    "mlp": ("spatial_mlp",),
+    "pool": ("pooling", "identity"),
+}
+# the data, resolution, recipe and classes the default's map from score to accuracy was fitted on
+PRIOR_SETUP = ("fashion-mnist", 32, TrainingRecipe(), 10)
+UNKNOWN_OFFSET = 0.2  # prior spread of the accuracy level where no shipped map applies
+PROSPECTIVE_KEPT = 200  # prospective (predicted, measured) pairs kept in the job's predictor record
+
+
+def arch_encoding(arch_json: str) -> list[float]:
+    """A MetaFormer's own encoding: total depth, stages, log mean width, mean MLP ratio and the
+    share of blocks per mixer family. Other spaces' networks encode as nothing (sizes still count)."""
+    try:
+        arch = ArchConfig.from_json(arch_json)
+    except Exception:  # a plug-in space's network
+        return []
+    depths = [s.depth for s in arch.stages]
+    total = sum(depths) or 1
+    share = [sum(s.depth for s in arch.stages if s.mixer in family) / total for family in MIXER_FAMILIES.values()]
+    width = sum(s.dim * s.depth for s in arch.stages) / total
+    ratio = sum(s.mlp_ratio * s.depth for s in arch.stages) / total
+    return [float(total), float(len(depths)), math.log(width), float(ratio), *share]
+
+
+def predictor_features(score: float, params: float | None, macs: float | None, arch_json: str) -> np.ndarray:
+    """What the predictor sees of a candidate: the proxy's score first (its prior map and slope
+    term read column 0), log parameters, log MACs, then the architecture's own encoding."""
+    sizes = [math.log(max(v or 1.0, 1.0)) for v in (params, macs)]
+    return np.array([score, *sizes, *arch_encoding(arch_json)], dtype=float)
+
+
+class AccuracyPredictor:
+    """Built by the search loop of a job whose evaluator trains (``spec.accuracy_kind() == 'predicted'``)."""
+
+    def __init__(self, store: Store, job: JobRecord, spec: JobSpec, known: dict[str, CandidateRecord]) -> None:
+        self.store, self.job_id, self.spec = store, job.id, spec
+        self.training = spec.evaluator.train
+        self.proxy = spec.evaluator.proxy
+        # the shipped map from the default's score to accuracy holds for the data and recipe it was
+        # fitted on (the ranking benchmark's); elsewhere the prior is the mean of what was measured
+        e = spec.evaluator
+        benchmark = (e.data, e.resolution, e.train.recipe, spec.num_classes) == PRIOR_SETUP
+        default = load_default() if self.proxy == "default" and benchmark else None
+        self.prior = default if default is not None and default.accuracy_prior else None
+        self.recipe = describe_recipe(spec)
+        self.raw: dict[int, np.ndarray] = {}  # candidate id -> features (score first)
+        self.records: dict[int, CandidateRecord] = {}
+        self.measured: dict[int, float] = {}
+        self.in_flight: dict[int, tuple[float, float]] = {}  # candidate -> prediction when it was sent
+        self.gave_up: set[int] = set()  # trainings that failed: not tried again in this run
+        self.prospective: list[dict] = list(job.predictor.get("prospective", []))
+        for record in known.values():
+            if record.status == CandidateStatus.COMPLETE:
+                self.remember(record)
+                if record.metrics.get("measured_accuracy") is not None:
+                    self.measured[record.id] = float(record.metrics["measured_accuracy"])
+        self._fit()
+
+    # ---- predictions ------------------------------------------------------------------------
+
+    def predict(self, scores: dict[str, float], metrics: dict[str, float], arch_json: str) -> tuple[float, float]:
+        """A newly scored candidate's accuracy (mean, std) under the current fit."""
+        raw = self._features(scores, metrics, arch_json)
+        mean, std = self.model.predict((raw[None, :] - self.centre) / self.scale, self._prior_from([raw[0]]))
+        return float(mean[0]), float(std[0])
+
+    def remember(self, record: CandidateRecord) -> None:
+        """A recorded complete candidate: a candidate to train, and one the next refit predicts."""
+        self.raw[record.id] = self._features(record.scores, record.metrics, record.arch)
+        self.records[record.id] = record
+
+    def _features(self, scores: dict[str, float], metrics: dict[str, float], arch_json: str) -> np.ndarray:
+        return predictor_features(
+            feature(self.proxy, float(scores[self.proxy])), metrics.get("params"), metrics.get("macs"), arch_json
+        )
+
+    def _prior_mean(self, ids: list[int]) -> np.ndarray:
+        return self._prior_from([self.raw[i][0] for i in ids])
+
+    def _prior_from(self, scores: list[float]) -> np.ndarray:
+        if self.prior is not None:
+            return np.array([self.prior.prior_accuracy(s) for s in scores])
+        fallback = np.mean(list(self.measured.values())) if self.measured else 0.5
+        return np.full(len(scores), fallback)
+
+    def _standardised(self, ids: list[int]) -> np.ndarray:
+        if not ids:
+            return np.zeros((0, np.size(self.centre)))
+        return (np.array([self.raw[i] for i in ids], dtype=float) - self.centre) / self.scale
+
+    def _fit(self) -> None:
+        ids = list(self.raw)
+        self.centre, self.scale = standardise(np.array([self.raw[i] for i in ids])) if ids else (0.0, 1.0)
+        trained = list(self.measured)
+        self.model = AccuracySurrogate.fit(
+            self._standardised(trained),
+            [self.measured[i] for i in trained],
+            self._prior_mean(trained),
+            offset=None if self.prior is not None else UNKNOWN_OFFSET,
+        )
+
+    def _summary(self) -> dict[str, Any]:
+        """The predictor as the job's record keeps it: what it is, its prior, its held-out errors."""
+        trained = list(self.measured)
+        loo_mean, loo_std = self.model.loo(self._prior_mean(trained))
+        loo = Calibration.of(loo_mean, loo_std, [self.measured[i] for i in trained])
+        pairs = [(p["predicted"], p["std"], p["measured"]) for p in self.prospective if "measured" in p]
+        pro = Calibration.of(*zip(*pairs, strict=True)) if len(pairs) >= 2 else None
+        return {
+            "kind": "gaussian process over the proxy score, log params, log MACs and the architecture's encoding",
+            "prior": self.prior.accuracy_prior["fitted_on"] if self.prior else "none: the mean of measured accuracies",
+            "recipe": self.recipe,
+            "measured": len(self.measured),
+            **self.model.summary(),
+            "leave_one_out": loo.to_dict() if loo else None,
+            "prospective": self.prospective[-PROSPECTIVE_KEPT:],
+            "prospective_errors": pro.to_dict() if pro else None,
+        }
+
+    def publish(self, measured: Measured | None = None) -> None:
+        """Refit on everything measured and write every unmeasured candidate's new prediction."""
+        self._fit()
+        ids = [i for i in self.raw if i not in self.measured]
+        predictions = {}
+        if ids:
+            mean, std = self.model.predict(self._standardised(ids), self._prior_mean(ids))
+            predictions = {i: (float(m), float(s)) for i, m, s in zip(ids, mean, std, strict=True)}
+        self.store.update_accuracy(self.job_id, predictions, self._summary(), measured)
+        for i, (m, s) in predictions.items():
+            self.records[i] = _with_fields(self.records[i], predicted_accuracy=m, predicted_std=s)
+
+    # ---- what to train ----------------------------------------------------------------------
+
+    @property
+    def trained_for_fit(self) -> int:
+        return len(self.measured) + len(self.in_flight) + len(self.gave_up)
+
+    def next_for_search(self, progress: float) -> CandidateRecord | None:
+        """The candidate to train now during the search (None: none is due). ``progress``: the
+        share of the search's budget spent (trials or wall time, whichever is further)."""
+        budget = self.training.candidates
+        spent = self.trained_for_fit
+        if spent >= budget:
+            return None
+        initial = max(1, math.ceil(budget / 2))
+        open_ids = [i for i in self.raw if i not in self.measured and i not in self.in_flight and i not in self.gave_up]
+        if not open_ids:
+            return None
+        if spent < initial:
+            return self.records[min(open_ids, key=lambda i: self.records[i].trial_number)]
+        active = budget - initial
+        if progress < (spent - initial + 1) / (active + 1):
+            return None
+        return self.records[self._most_informative(open_ids)]
+
+    def _most_informative(self, open_ids: list[int]) -> int:
+        objectives = self.spec.objectives
+        front = self.store.pareto(self.job_id)
+        losses = [loss_vector(r.metrics, objectives) for r in front]
+
+        def optimistic(i: int) -> tuple[float, ...]:
+            r = self.records[i]
+            spread = r.metrics.get("accuracy_std") or 0.0
+            boosted = {**r.metrics, "accuracy": (r.metrics["accuracy"] or 0.0) + 2 * spread}
+            return loss_vector(boosted, objectives)
+
+        contenders = [i for i in open_ids if not any(dominates(f, optimistic(i)) for f in losses)]
+        pool = contenders or [r.id for r in front if r.id in open_ids] or open_ids
+        return max(pool, key=lambda i: self.records[i].metrics.get("accuracy_std") or 0.0)
+
+    def final_choice(self, top: int) -> list[CandidateRecord]:
+        """The front's ``top`` best by accuracy that are not measured yet (nor given up on)."""
+        front = self.store.pareto(self.job_id, sort="accuracy", descending=True, limit=top)
+        return [
+            r for r in front if r.id not in self.measured and r.id not in self.in_flight and r.id not in self.gave_up
+        ]
+
+    # ---- results ----------------------------------------------------------------------------
+
+    def sent(self, record: CandidateRecord) -> None:
+        self.in_flight[record.id] = (record.metrics.get("predicted_accuracy"), record.metrics.get("predicted_std"))
+
+    def result(self, candidate_id: int, accuracy: float | None, weights: bytes | None, failure: str | None) -> None:
+        predicted, std = self.in_flight.pop(candidate_id, (None, None))
+        if accuracy is None:
+            self.gave_up.add(candidate_id)
+            self.prospective.append({"candidate": candidate_id, "failed": failure})
+            return
+        self.measured[candidate_id] = accuracy
+        if predicted is not None:
+            self.prospective.append(
+                {"candidate": candidate_id, "predicted": round(predicted, 5), "std": round(std or 0.0, 5),
+                 "measured": round(accuracy, 5)}
+            )  # fmt: skip
+        self.records[candidate_id] = _with_fields(self.records[candidate_id], measured_accuracy=accuracy)
+        self.publish(Measured(candidate_id, accuracy, weights, self.recipe, predicted, std))
+
+
+def _with_fields(record: CandidateRecord, **fields: float | None) -> CandidateRecord:
+    """``record`` with new accuracy fields and the ``accuracy`` they define, as the store writes them."""
+    return replace(record, metrics=with_accuracy({**record.metrics, **fields}))
