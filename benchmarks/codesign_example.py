@@ -16,8 +16,8 @@ from pathlib import Path
 
 from hwmodels import area_mm2, estimate, load_accelerator
 from nas.plugins import resolve_space
+from nas.pricing import candidate_accelerator, chip_label
 from nas.search import run, submit
-from nas.search._pricing import candidate_accelerator, chip_label
 from nas.spec import JobSpec, load_spec
 from nas.store import Store
 

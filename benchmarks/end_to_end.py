@@ -27,8 +27,8 @@ import torch
 from proxy_ranking import append_row
 
 from nas.plugins import resolve_space
+from nas.pricing import resolve_accelerator
 from nas.search import price, run, submit
-from nas.search._pricing import resolve_accelerator
 from nas.spec import JobSpec, load_spec
 from nas.store import Store
 from nas.training import AccuracyMeter

@@ -43,7 +43,7 @@ def candidates(n: int, seed: int = 0):
 
     from hwmodels import load_accelerator
     from nas.plugins import MetaFormerSpace
-    from nas.search._pricing import price
+    from nas.pricing import price
     from nas.spec import load_spec
     from nas.store import CandidateIn
     from search_spaces import get_space

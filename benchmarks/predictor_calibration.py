@@ -2,7 +2,7 @@
 
     python benchmarks/predictor_calibration.py [--draws 20] --out docs/predictor_calibration.md
 
-A job trains k of its candidates and predicts the rest (``nas.search._calibration``). This replays
+A job trains k of its candidates and predicts the rest (``nas.search._predictor``). This replays
 that on the trained benchmarks of docs/proxy_ranking.md, whose networks all have a known accuracy:
 k networks drawn at random are "trained" (their accuracy revealed), the predictor is fitted on them
 exactly as a job fits it (same features, standardisation over all candidates, same Gaussian
@@ -28,7 +28,7 @@ from fit_default_proxy import load_benchmarks
 from scipy.stats import kendalltau
 
 from nas.proxies._default import feature, load_default
-from nas.search._calibration import UNKNOWN_OFFSET, predictor_features
+from nas.search._predictor import UNKNOWN_OFFSET, predictor_features
 from nas.surrogate import AccuracySurrogate, standardise
 
 KS = (4, 8, 16, 32)

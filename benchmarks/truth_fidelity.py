@@ -43,8 +43,8 @@ from scipy.stats import kendalltau, spearmanr
 import search_spaces as ss
 from nas.data import load_dataset
 from nas.plugins import resolve_space
+from nas.pricing import price, resolve_accelerator
 from nas.proxies._training import Trainer, evaluate
-from nas.search._pricing import price, resolve_accelerator
 from nas.spec import load_spec
 
 README_JOB = Path(__file__).parents[1] / "docs" / "examples" / "edge-classifier.yaml"

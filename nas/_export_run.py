@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.export import export_stored, zip_folder
-from nas.search._liveness import Heartbeat, owner_id
+from nas.liveness import Heartbeat, owner_id
 from nas.spec import FieldError
 from nas.store import CandidateRecord, ExportRecord, JobRecord, Store
 

@@ -159,7 +159,7 @@ def export_candidate(
     (the card then says its accuracy is not measured)."""
     import torch
 
-    from nas.search._pricing import candidate_accelerator, price
+    from nas.pricing import candidate_accelerator, price
 
     spec = JobSpec.model_validate(job.spec)
     formats = check_request(
@@ -591,7 +591,7 @@ def _accelerator(job: JobRecord, spec: JobSpec, c: CandidateRecord) -> dict[str,
     (the job priced with the config it stored at submission, whatever the YAML says now). In a
     co-design job, the chip chosen with the network: its searched knobs and its full config."""
     from hwmodels import area_split_mm2
-    from nas.search._pricing import candidate_accelerator
+    from nas.pricing import candidate_accelerator
 
     acc = candidate_accelerator(job, c.hardware)
     out = {

@@ -12,6 +12,7 @@ import optuna
 from nas import reference
 from nas.limits import Limits
 from nas.liveness import owner_alive, owner_id  # noqa: F401 - job control's liveness, exported here
+from nas.objectives import ACCURACY_KINDS
 from nas.plugins import Space, load_object, resolve_space
 from nas.pricing import (  # noqa: F401 - stored_report is job control's too
     ChipChoice,
@@ -62,6 +63,18 @@ def check_can_run(job: JobRecord, resume: bool) -> None:
         raise JobStateError(f"job {job.id} is {job.status}; `nas resume {job.id}` continues it")
     if job.status == JobStatus.COMPLETED and job.budget_trials is not None and job.n_trials >= job.budget_trials:
         raise JobStateError(f"job {job.id} has completed its budget of {job.budget_trials} trials")
+
+
+def check_can_train(job: JobRecord) -> None:
+    """Raise ``JobStateError`` unless the job has a training recipe and no process runs it now
+    (``nas train``, ``POST /jobs/{id}/train``)."""
+    if job.accuracy_kind != "predicted":
+        raise JobStateError(
+            f"job {job.id} has no training recipe (its accuracy is {ACCURACY_KINDS[job.accuracy_kind]}); "
+            "submit it with evaluator.train to measure candidates"
+        )
+    if job.status == JobStatus.RUNNING and owner_alive(job):
+        raise JobStateError(f"job {job.id} is running; ask again when it has finished")
 
 
 def cancel(store: Store, job_id: int) -> JobRecord:

@@ -211,12 +211,12 @@ def test_a_job_that_trains_has_a_trainings_bar_with_its_own_count_and_eta(finish
     job = store.get_job(1)
     train = {"candidates": 40, "final": 3}
     trains = dataclasses.replace(
-        job, spec={**job.spec, "evaluator": {"proxy": "synflow", "train": train}}, calibration={"measured": 2}
+        job, spec={**job.spec, "evaluator": {"proxy": "synflow", "train": train}}, train_final=3, n_trained=2
     )
-    assert trains.accuracy_kind == "predicted" and trains.final_top == 3
+    assert trains.accuracy_kind == "predicted" and trains.train_final == 3
     bar = ProgressBar(store, trains)
     time.sleep(1.1)  # one training done a second later: about 40 seconds left at that rate
-    bar(dataclasses.replace(trains, calibration={"measured": 3}))
+    bar(dataclasses.replace(trains, n_trained=3))
     trainings = bar.line.splitlines()[1]
     assert trainings.startswith("trainings:") and "3/43" in trainings
     remaining = trainings.split("<")[1].split(",")[0]  # tqdm's [elapsed<remaining, rate]

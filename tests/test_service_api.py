@@ -191,7 +191,9 @@ def test_an_export_is_only_queued_by_the_request_then_run_apart_and_downloaded(f
 
     with monkeypatch.context() as m:  # the request checks and queues: it builds, trains and traces nothing
         m.setattr("nas.export.export_candidate", no_build)
-        response = client.post(f"/jobs/{job_id}/export", json={"where": f"latency_ms<={bound}", "formats": "onnx", "allow_untrained": True})
+        response = client.post(
+            f"/jobs/{job_id}/export", json={"where": f"latency_ms<={bound}", "formats": "onnx", "allow_untrained": True}
+        )
     assert response.status_code == 202, response.text
     queued = response.json()
     best = store.pareto(job_id, where=_bounds(f"latency_ms<={bound}"), limit=1)[0]
@@ -533,21 +535,21 @@ def test_the_api_models_are_the_store_s_records_and_follow_a_new_field(finished)
     for model, record, views in [(schemas.Job, JobRecord, {"progress", "objectives", "best", "eta_s"}),
                                  (schemas.Candidate, CandidateRecord, {"layers"}),
                                  (schemas.ExportOut, ExportRecord, {"url", "card_url", "files"})]:  # fmt: skip
-        kept_on_server = {"owner", "study_name", "accelerator", "path", "budget_trials"}
+        kept_on_server = {"owner", "study_name", "accelerator", "path", "budget_trials", "final_top"}
         counts = set(schemas.PROGRESS.values()) if record is JobRecord else set()
         assert set(model.model_fields) == (record_names(record) - kept_on_server - counts) | views, model.__name__
 
     @dataclasses.dataclass(frozen=True)
     class Wider(CandidateRecord):
-        proxy_score: float | None = None  # what a new field of the record looks like
+        input_scale: float | None = None  # what a new field of the record looks like
 
     wider = record_model(Wider, "Wider", types={"arch": dict})
-    assert "proxy_score" in wider.model_json_schema()["properties"]
+    assert "input_scale" in wider.model_json_schema()["properties"]
     store, job_id, client = finished
     c = store.pareto(job_id, limit=1)[0]
-    shown = wider.model_validate(record_values(wider, Wider(**dataclasses.asdict(c), proxy_score=0.25)))
-    assert json.loads(shown.model_dump_json())["proxy_score"] == 0.25
+    shown = wider.model_validate(record_values(wider, Wider(**dataclasses.asdict(c), input_scale=0.25)))
+    assert json.loads(shown.model_dump_json())["input_scale"] == 0.25
     api = client.get(f"/jobs/{job_id}/candidates/{c.id}").json()
-    assert {k: v for k, v in json.loads(shown.model_dump_json()).items() if k != "proxy_score"} == {
+    assert {k: v for k, v in json.loads(shown.model_dump_json()).items() if k != "input_scale"} == {
         k: v for k, v in api.items() if k != "layers"
     }

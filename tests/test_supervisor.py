@@ -11,8 +11,8 @@ import pytest
 from test_service_live import TESTS, TOY, wait_for
 
 from nas.limits import Limits
+from nas.liveness import owner_pid, session_pids
 from nas.search import submit
-from nas.search._liveness import owner_pid, session_pids
 from nas.service import JobSupervisor
 from nas.spec import load_spec
 from nas.store import Store

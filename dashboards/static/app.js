@@ -100,12 +100,12 @@ function pricedAt(job) {
 // A metric's name for people: what it is, its units, and where it was measured or predicted.
 function axisLabel(job, key) {
   const at = pricedAt(job);
-  const dataset = ((job.calibration || {}).recipe || {}).dataset;
+  const dataset = ((job.predictor || {}).recipe || {}).dataset;
   switch (key) {
     case "accuracy": {
       if (job.accuracy_kind === "score") return "proxy score (no units, higher ranks better)";
       if (job.accuracy_kind === "evaluator") return "accuracy (the plug-in evaluator's value)";
-      const r = (job.calibration || {}).recipe;
+      const r = (job.predictor || {}).recipe;
       // short enough for the plot's height; the legend above the plot says what bars and rings are
       return r ? `accuracy (top-1 on ${r.dataset}, ${r.epochs} ep.; 0-1, predicted)` : "accuracy (top-1, 0-1, predicted)";
     }
@@ -135,7 +135,7 @@ function shortLabel(job, key) {
 }
 
 function calibrationCard(job) {
-  const c = job.calibration || {};
+  const c = job.predictor || {};
   if (job.accuracy_kind === "score") return h("div", { class: "card", id: "calibration" }, h("h3", {}, "Accuracy"),
     h("p", { class: "muted" }, "This job trains nothing: its accuracy axis is the proxy's ranking score, without units."));
   if (job.accuracy_kind !== "predicted") return null;

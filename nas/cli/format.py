@@ -78,14 +78,14 @@ def accuracy_units(job) -> str:
         return "the proxy's ranking score, no units: the job trains nothing"
     if job.accuracy_kind == "evaluator":
         return "as the plug-in evaluator returns it"
-    r = job.calibration.get("recipe") or {}
+    r = job.predictor.get("recipe") or {}
     return (f"top-1 on {r.get('dataset', '?')} at {r.get('resolution', '?')}px after {r.get('epochs', '?')} epochs"
             f" over {r.get('images', '?')} images")  # fmt: skip
 
 
 def predictor_errors(job) -> str:
     """How the job's accuracy predictor did on candidates it had not seen measured."""
-    c = job.calibration
+    c = job.predictor
     if job.accuracy_kind != "predicted" or not c.get("measured"):
         return ""
     text = f"; {c['measured']} candidates measured, the rest predicted"
@@ -191,3 +191,12 @@ def layer_table(report: CostReport, top: int | None = None) -> str:
         out.append((f"(outside the layers: {report.bound})", "", "", "", *cells(gap), "", ""))
     out.append(("total per frame", "", "", "", *cells(total), "", f"{report.utilisation:.0%}"))
     return table(_LAYER_HEADERS, out)
+
+
+def constraint_advice(job) -> list[str]:
+    """Why a job has no feasible candidate: its record's constraint report, one line a constraint
+    (which rejected how many, the best value, the bound that would admit one)."""
+    report = job.constraint_report or {}
+    if job.n_front or not report.get("advice"):
+        return []
+    return [f"no feasible candidate among {report['candidates']}:", *(f"  {line}" for line in report["advice"])]

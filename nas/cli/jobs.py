@@ -17,6 +17,7 @@ from typing import Any
 from nas.cli.common import add_store_options, client, open_store
 from nas.cli.format import (
     accuracy_units,
+    constraint_advice,
     counts,
     duration,
     front_table,
@@ -86,8 +87,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)  # validated here first, also before a service sees it: errors name the file
     if args.server:
         return _run_remote(args, spec)
+    from nas.jobs import submit
     from nas.limits import Limits
-    from nas.search import submit
 
     overrides: dict[str, Any] = {"name": args.name, "sampler": args.sampler, "seed": args.seed}
     if args.trials is not None:
@@ -142,6 +143,8 @@ def _run(store, job_id: int, args: argparse.Namespace, *, resume: bool, training
         )
         print(front_table([c.row() for c in front], job.accuracy_kind))
         print(f"\n`nas pareto {job_id}` filters and sorts it; `nas show {job_id} ID` details one candidate")
+    for line in constraint_advice(job):
+        print(line)
     return 0 if job.status in ("completed", "cancelled") else 1
 
 
@@ -151,7 +154,7 @@ def _run(store, job_id: int, args: argparse.Namespace, *, resume: bool, training
 def cmd_resume(args: argparse.Namespace) -> int:
     if args.server:
         return _print_json(client(args).resume(args.job))
-    from nas.search import JobStateError, check_can_run
+    from nas.jobs import JobStateError, check_can_run
 
     store = open_store(args)
     job = store.get_job(args.job)
@@ -177,13 +180,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _print_json(client(args).train(args.job, args.top))
     store = open_store(args)
     job = store.get_job(args.job)
-    if job.accuracy_kind != "predicted":
-        from nas.objectives import ACCURACY_KINDS
+    from nas.jobs import check_can_train
 
-        raise ValueError(
-            f"job {job.id} has no training recipe (its accuracy is {ACCURACY_KINDS[job.accuracy_kind]}); "
-            "submit it with evaluator.train to measure candidates"
-        )
+    check_can_train(job)
     store.request_training(job.id, args.top)
     print(f"job {job.id} ({job.name}): measuring the front's best {args.top}")
     return _run(store, job.id, argparse.Namespace(quiet=args.quiet, top=10), resume=True, trainings=args.top)
@@ -195,7 +194,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_cancel(args: argparse.Namespace) -> int:
     if args.server:
         return _print_json(client(args).cancel(args.job))
-    from nas.search import cancel
+    from nas.jobs import cancel
 
     job = cancel(open_store(args), args.job)
     if job.status == "completed":
@@ -248,6 +247,8 @@ def _job_detail(store, args: argparse.Namespace) -> int:
     print(f"  ran {job.run_seconds:.0f} s, evaluations {job.eval_seconds:.0f} s of worker time")
     if job.error:
         print(f"  error: {job.error}")
+    for line in constraint_advice(job):
+        print(f"  {line}")
     print(f"  {hypervolume_text(job)}")
     print(f"  {'score' if job.accuracy_kind == 'score' else 'accuracy'}: {accuracy_units(job)}{predictor_errors(job)}")
     if history:
@@ -258,7 +259,7 @@ def _job_detail(store, args: argparse.Namespace) -> int:
 
 def _status(job) -> str:
     if job.status == "running":
-        from nas.search import owner_alive
+        from nas.liveness import owner_alive
 
         if not owner_alive(job):
             return "running (dead: resume it)"

@@ -34,7 +34,7 @@ class ProgressBar:
 
     def __init__(self, store, job, *, trainings: int | None = None) -> None:
         """``trainings``: how many this run trains (default: what the job has left of its
-        predictor's budget and its final ``final_top``)."""
+        predictor's budget and its final ``train_final``)."""
         self.store = store
         self.kind = job.accuracy_kind
         self.objective = job.spec["objectives"][0]
@@ -51,7 +51,7 @@ class ProgressBar:
         if self.kind == "predicted":
             done = self._measured(job)
             if trainings is None:
-                planned = int(job.spec["evaluator"]["train"].get("candidates", 0)) + job.final_top
+                planned = int(job.spec["evaluator"]["train"].get("candidates", 0)) + job.train_final
                 trainings = max(planned - done, 0)
             self.trainings = tqdm(total=done + trainings, initial=done, desc="trainings", unit="net",
                                   position=1 if tty else None, **options)  # fmt: skip
@@ -59,8 +59,8 @@ class ProgressBar:
 
     @staticmethod
     def _measured(job) -> int:
-        """Trainings done: the candidates with a measured accuracy (the job's predictor counts them)."""
-        return int(job.calibration.get("measured") or 0)
+        """Trainings done so far (the job record counts them)."""
+        return job.n_trained
 
     def __call__(self, job) -> None:
         if job.hypervolume != self.hypervolume or (job.n_front and not self.best):  # the front moved

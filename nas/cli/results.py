@@ -106,7 +106,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.server:
         print(json.dumps(client(args).candidate(args.job, args.candidate), indent=2))
         return 0
-    from nas.search import stored_report
+    from nas.pricing import stored_report
 
     store = open_store(args)
     job = store.get_job(args.job)

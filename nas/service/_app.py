@@ -24,8 +24,8 @@ from pydantic import ValidationError
 from starlette.staticfiles import StaticFiles
 
 from hwmodels import AcceleratorError
+from nas.jobs import JobStateError
 from nas.limits import Limits, QuotaError
-from nas.search import JobStateError
 from nas.service import _catalogue, _exports, _jobs, _results, _whatif
 from nas.service import _schemas as schemas
 from nas.service._common import Service

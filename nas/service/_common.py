@@ -16,15 +16,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
 from nas.limits import Limits
-from nas.objectives import ACCURACY_KINDS
-from nas.search import JobStateError
 from nas.service import _schemas as schemas
 from nas.service._cache import PageCache
 from nas.service._policy import Policy
 from nas.service._settings import Settings
 from nas.service._supervisor import JobSupervisor
 from nas.spec import FieldError
-from nas.status import JobStatus
 from nas.store import ExportRecord, JobRecord, NotFoundError, Store
 
 
@@ -188,17 +185,6 @@ def hand_to_runner(store: Store, supervisor: JobSupervisor | None, job_id: int) 
     job = store.requeue(job_id)
     wake(supervisor)
     return job
-
-
-def check_can_train(job: JobRecord) -> None:
-    """``JobStateError`` (409) unless the job has a training recipe and no process runs it now."""
-    if job.accuracy_kind != "predicted":
-        raise JobStateError(
-            f"job {job.id} has no training recipe (its accuracy is {ACCURACY_KINDS[job.accuracy_kind]}); "
-            "submit it with evaluator.train to measure candidates"
-        )
-    if job.status == JobStatus.RUNNING:
-        raise JobStateError(f"job {job.id} is running; ask again when it has finished")
 
 
 def errs(*codes: int) -> dict[int | str, dict[str, Any]]:

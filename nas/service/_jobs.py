@@ -12,8 +12,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from nas.jobs import cancel, check_can_run, check_can_train, submit
 from nas.limits import Limits, check_quota
-from nas.search import cancel, check_can_run, submit
 from nas.service import _schemas as schemas
 from nas.service._common import (
     JobId,
@@ -23,7 +23,6 @@ from nas.service._common import (
     StoreDep,
     SupervisorDep,
     Tenant,
-    check_can_train,
     errs,
     hand_to_runner,
     job_for,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 
-from nas.search import stored_report
+from nas.pricing import stored_report
 from nas.service import _schemas as schemas
 from nas.service._common import JobId, PageDep, PagesDep, StoreDep, Tenant, errs, job_for, plugin_space
 from nas.spec import FieldError

@@ -63,8 +63,9 @@ JOB_EXAMPLE = {
     "created_at": _EXAMPLE_TIME, "started_at": _EXAMPLE_TIME, "finished_at": None, "heartbeat_at": _EXAMPLE_TIME,
     "cancel_requested": False, "error": None, "hypervolume": 0.42,
     "reference_point": {"accuracy": 0.1, "latency_ms": 1.25, "energy_mj": 3.0}, "eval_seconds": 130.5,
-    "run_seconds": 72.0, "tenant": None, "managed": True, "calibration": {}, "train_top": None,
-    "accuracy_kind": "predicted", "final_top": 3,
+    "run_seconds": 72.0, "tenant": None, "managed": True, "predictor": {}, "train_final": 3, "n_trained": 12,
+    "constraint_report": {}, "calibration": {}, "train_top": 3, "accuracy_kind": "predicted",
+    "accuracy_label": "accuracy",
     "progress": {"trials": 120, "budget_trials": 200, "budget_wall_time_s": 240, "complete": 61, "infeasible": 52,
                  "failed": 0, "duplicates": 7, "front": 9},
     "objectives": ["accuracy", "latency_ms", "energy_mj"],
@@ -85,6 +86,7 @@ Job = record_model(
         "study_name": "Optuna's name for it, internal",
         "accelerator": "the resolved chip (kilobytes a job): the spec names it, GET /accelerators describes it",
         "budget_trials": "in progress",
+        "final_top": "an older name of train_final, never sent",
         **{count: "in progress" for count in PROGRESS.values()},
     },
     types={"status": JobStatus},
@@ -93,8 +95,14 @@ Job = record_model(
         "error": "why it failed (server paths and URLs removed)",
         "accuracy_kind": "what `accuracy` is: predicted (top-1, 0-1, under calibration.recipe; measured where"
         " measured_accuracy is set), score (a proxy's ranking score, no units) or evaluator (a plug-in's value)",
-        "calibration": "the job's accuracy predictor: recipe, candidates measured, leave-one-out and prospective"
+        "predictor": "the job's accuracy predictor: recipe, candidates measured, leave-one-out and prospective"
         " errors (predicted before training vs measured)",
+        "calibration": "deprecated: the same as predictor (kept for older clients)",
+        "train_top": "deprecated: the same as train_final (kept for older clients)",
+        "train_final": "the front's best measured at the job's end: the spec's train.final, or more asked by"
+        " POST /jobs/{id}/train",
+        "n_trained": "candidates measured (trained) so far",
+        "constraint_report": "at the end: which constraints rejected how many candidates, and how far to loosen each",
     },
     views={
         "progress": (Progress, Field(description="trials against the budget, by outcome")),
@@ -183,7 +191,9 @@ class ExportRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"where": "latency_ms<1.25,energy_mj<3", "formats": "default"}, {"candidate": 57}]},
+        json_schema_extra={
+            "examples": [{"where": "latency_ms<1.25,energy_mj<3", "formats": "default"}, {"candidate": 57}]
+        },
     )
     candidate: int | str | None = None
     where: str | None = Field(default=None, max_length=2000, description="bounds, e.g. 'latency_ms<1.25,energy_mj<3'")

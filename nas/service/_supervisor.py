@@ -38,9 +38,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from nas.limits import Limits
-from nas.search import owner_alive
-from nas.search._liveness import CANCEL_GRACE_S, kill_session, owner_pid, pid_alive
-from nas.search._runner import longest_run_s
+from nas.liveness import CANCEL_GRACE_S, kill_session, owner_alive, owner_pid, pid_alive
+from nas.search._runner import longest_run_s  # the service process loads the loop anyway
 from nas.spec import JobSpec
 from nas.status import FINISHED, UNFINISHED_EXPORTS, ExportStatus, JobStatus
 from nas.store import ExportRecord, JobRecord, Store, StoreError
