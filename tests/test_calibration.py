@@ -94,8 +94,8 @@ def test_an_export_of_a_measured_candidate_ships_the_weights_that_measured_it(jo
         done, best, tmp_path / "best", formats="state_dict", weights=store.weights(done.id, best.id)
     )
     card = exported.card
-    assert card["accuracy"]["kind"] == "measured" and card["input"]["shape"] == ["batch", 3, 16, 16]
-    net = build_model(ArchConfig.from_json(best.arch), num_classes=10, img_size=16)
+    assert card["accuracy"]["kind"] == "measured" and card["input"]["exported_at"] == list(done.spec["input_shape"])
+    net = build_model(ArchConfig.from_json(best.arch), num_classes=10, img_size=tuple(card["input"]["exported_at"][1:]))
     net.load_state_dict(torch.load(tmp_path / "best" / "state_dict.pt", weights_only=True))
     _, test = measurement_sets(load_spec(SPEC))
     assert evaluate(net, test, resolution=16) == pytest.approx(best.metrics["measured_accuracy"], abs=1e-9)

@@ -52,11 +52,18 @@ def test_export_writes_the_chosen_formats(tmp_path, sqlite_url):
     spec = tmp_path / "job.json"
     spec.write_text(json.dumps(SPEC))
     assert run_cli("run", str(spec), "--db", sqlite_url, "--quiet")[0] == 0
-    code, out, _ = run_cli("export", "1", "-o", str(tmp_path / "best"), "--format", "torchscript", "--db", sqlite_url)
+    code, _, err = run_cli("export", "1", "-o", str(tmp_path / "best"), "--db", sqlite_url)
+    assert code == 2 and "weights:" in err and "nas train 1" in err and "--allow-untrained" in err  # trained none
+    assert not (tmp_path / "best").exists()
+    code, out, _ = run_cli(
+        "export", "1", "-o", str(tmp_path / "best"), "--format", "torchscript", "--allow-untrained", "--db", sqlite_url
+    )
     assert code == 0 and "exported candidate" in out
     assert sorted(p.name for p in (tmp_path / "best").iterdir()) == [
         "README.md", "arch.json", "model.torchscript.pt", "model_card.json"]  # fmt: skip
-    code, _, err = run_cli("export", "1", "-o", str(tmp_path / "x"), "--format", "tflite", "--db", sqlite_url)
+    code, _, err = run_cli(
+        "export", "1", "-o", str(tmp_path / "x"), "--format", "tflite", "--allow-untrained", "--db", sqlite_url
+    )
     assert code == 2 and "formats: unknown tflite" in err and not (tmp_path / "x").exists()
     code, _, err = run_cli("export", "1", "-o", str(tmp_path / "y"), "--where", "latency_ms<0", "--db", sqlite_url)
     assert code == 2 and "no feasible candidate within latency_ms<0" in err

@@ -117,7 +117,7 @@ def queued_export(store, formats=("onnx",)):
         store, job(store, "exported", budget={"trials": 6}, evaluator={"plugin": "search_plugins:ToyEvaluator"})
     ).id
     best = store.pareto(job_id, limit=1)[0]
-    request = {"formats": list(formats), "train_steps": 0, "train_batch": 32}
+    request = {"formats": list(formats), "train_steps": 0, "train_batch": 32, "allow_untrained": True}  # a toy job
     return store.create_export(job_id, best.id, request=request, tenant="acme").id
 
 

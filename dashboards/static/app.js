@@ -456,11 +456,13 @@ async function candidatePage(jobId, ref, stale) {
   crumbs(h("a", { href: "#/" }, "jobs"), h("a", { href: `#/jobs/${jobId}` }, `job ${jobId}`), `candidate ${c.id}`);
   const m = c.metrics;
   const exportOut = h("span", { id: "export-result", class: "muted" });
+  // a candidate the job never trained exports initialised weights: the button says so, and asks for it
+  const untrained = m.measured_accuracy == null;
   const button = h("button", { id: "export", disabled: c.status !== "complete", onclick: async () => {
     button.disabled = true;
     try {
       // the service queues the export and runs it apart: poll its card until it is complete or failed
-      let e = await api(`/jobs/${jobId}/export`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ candidate: c.id }) });
+      let e = await api(`/jobs/${jobId}/export`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ candidate: c.id, allow_untrained: untrained }) });
       while (e.status === "queued" || e.status === "running") {
         exportOut.textContent = `export ${e.id} ${e.status} (state_dict, ExportedProgram, ONNX)…`;
         await new Promise(resolve => setTimeout(resolve, 1000));
@@ -470,7 +472,7 @@ async function candidatePage(jobId, ref, stale) {
       else exportOut.replaceChildren(h("span", { class: "error", id: "export-error" }, `export ${e.id} failed: ${e.error}`));
     } catch (err) { exportOut.replaceChildren(h("span", { class: "error" }, err.message)); }
     button.disabled = false;
-  } }, "Export (zip)");
+  } }, untrained ? "Export (zip, untrained: initialised weights)" : "Export (zip, trained weights)");
   render(
     h("h2", {}, c.name, " ", h("span", { class: `status ${c.status}` }, c.on_front ? "on the front" : c.status)),
     c.failure ? h("p", { class: "error" }, c.failure) : null,
