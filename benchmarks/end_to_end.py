@@ -116,8 +116,8 @@ def search_stage(path: Path, workdir: Path, top: int = 3) -> None:
                                                              "accuracy_std": c.metrics["accuracy_std"]})
         for c in best
     ]  # fmt: skip
-    calibration = store.get_job(job.id).calibration
-    (workdir / "calibration.txt").write_text(repr(calibration))
+    predictor = store.get_job(job.id).predictor
+    (workdir / "predictor.txt").write_text(repr(predictor))
     train_rows(spec, networks, path)
 
 

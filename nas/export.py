@@ -655,8 +655,8 @@ def _front_accuracy(job: JobRecord, c: CandidateRecord) -> dict[str, Any]:
         "kind": "measured" if m.get("measured_accuracy") is not None else "predicted",
         "value": m.get("accuracy"),
         "std": m.get("accuracy_std"),
-        "recipe": job.calibration.get("recipe"),
-        "predictor_errors": {k: job.calibration.get(k) for k in ("leave_one_out", "prospective_errors")},
+        "recipe": job.predictor.get("recipe"),
+        "predictor_errors": {k: job.predictor.get(k) for k in ("leave_one_out", "prospective_errors")},
     }
 
 

@@ -553,3 +553,19 @@ def test_the_api_models_are_the_store_s_records_and_follow_a_new_field(finished)
     assert {k: v for k, v in json.loads(shown.model_dump_json()).items() if k != "input_scale"} == {
         k: v for k, v in api.items() if k != "layers"
     }
+
+
+def test_a_job_s_predictor_leaves_the_server_without_its_paths(finished):
+    """The predictor's recipe names the data folder and its log may hold a failed training's
+    traceback: both are the server's own, under the new key and the deprecated one."""
+    import dataclasses
+
+    from nas.service import _schemas as schemas
+
+    store, job_id, _ = finished
+    secret = "/srv/nas-data/tenant-a/secret-set"
+    predictor = {"recipe": {"dataset": secret}, "prospective": [{"failed": f'File "{secret}/x.py", line 3'}]}
+    job = dataclasses.replace(store.get_job(job_id), predictor=predictor)
+    shown = json.loads(schemas.job_out(job, None, None).model_dump_json())
+    assert shown["predictor"] == shown["calibration"] and "secret-set" in json.dumps(shown["predictor"])
+    assert "/srv/nas-data" not in json.dumps(shown)

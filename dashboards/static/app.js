@@ -10,7 +10,7 @@ const API = "..";  // the dashboard sits at /ui/, the API at /
 const POLL_MS = 2000;
 // The candidate row keys the plot offers. Today's accuracy keys: accuracy (the job's value: measured where
 // trained, else predicted; a proxy score in a job that trains nothing), accuracy_std, measured_accuracy.
-// proxy_score, predicted_accuracy and predicted_accuracy_std are read too where the API sends them.
+// proxy_score, predicted_accuracy and predicted_std are read too where the API sends them.
 const METRICS = ["accuracy", "measured_accuracy", "accuracy_std", "proxy_score", "latency_ms", "throughput_fps", "energy_mj", "power_w", "params", "weight_mib", "macs", "utilisation", "area_mm2"];
 const UNIT_COLOURS = { imc: "#2f6fde", dwpu: "#e08a1e", dpu: "#2e8b57", dma: "#8e59c7", host: "#c23b3b" };
 const FINISHED = ["completed", "cancelled", "failed", "interrupted"];
@@ -75,7 +75,7 @@ function isMeasured(c) { return known(metric(c, "measured_accuracy")); }
 // The predictive standard deviation of a candidate's accuracy: null where it was measured or has none.
 function accuracySd(c) {
   if (isMeasured(c)) return null;
-  const sd = metric(c, "predicted_accuracy_std") ?? metric(c, "accuracy_std");
+  const sd = metric(c, "predicted_std") ?? metric(c, "accuracy_std");
   return known(sd) && isFinite(sd) ? sd : null;
 }
 
@@ -110,7 +110,7 @@ function axisLabel(job, key) {
       return r ? `accuracy (top-1 on ${r.dataset}, ${r.epochs} ep.; 0-1, predicted)` : "accuracy (top-1, 0-1, predicted)";
     }
     case "measured_accuracy": return `accuracy (top-1${dataset ? ` on ${dataset}` : ""}, 0-1, measured)`;
-    case "accuracy_std": case "predicted_accuracy_std": return "accuracy std (0-1, the predictor's spread)";
+    case "accuracy_std": case "predicted_std": return "accuracy std (0-1, the predictor's spread)";
     case "predicted_accuracy": return `accuracy (top-1${dataset ? ` on ${dataset}` : ""}, 0-1, predicted)`;
     case "proxy_score": return "proxy score (no units, higher ranks better)";
     case "latency_ms": return `latency (ms, ${at})`;

@@ -93,7 +93,7 @@ Job = record_model(
     descriptions={
         "managed": "the service runs it, and resumes it after a restart",
         "error": "why it failed (server paths and URLs removed)",
-        "accuracy_kind": "what `accuracy` is: predicted (top-1, 0-1, under calibration.recipe; measured where"
+        "accuracy_kind": "what `accuracy` is: predicted (top-1, 0-1, under predictor.recipe; measured where"
         " measured_accuracy is set), score (a proxy's ranking score, no units) or evaluator (a plug-in's value)",
         "predictor": "the job's accuracy predictor: recipe, candidates measured, leave-one-out and prospective"
         " errors (predicted before training vs measured)",
@@ -363,7 +363,8 @@ def job_out(job: JobRecord, best: Best | None, eta_s: float | None) -> Job:
     values = record_values(
         Job, job, progress=progress, objectives=list(job.spec.get("objectives", [])), best=best, eta_s=eta_s,
         error=redact(job.error),  # a traceback's paths, a database's URL: the server's own
-        calibration=redact_tree(job.calibration), spec=redact_tree(job.spec),  # a data folder's server path, say
+        predictor=(predictor := redact_tree(job.predictor)), calibration=predictor,  # a data folder's server path,
+        spec=redact_tree(job.spec),  # a failed training's traceback: the server's own
     )  # fmt: skip
     return Job.model_validate(values)
 
