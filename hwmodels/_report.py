@@ -3,11 +3,15 @@ table. Frozen; ``to_dict`` gives the JSON form the CLI and the service use."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, NamedTuple
 
-from hwmodels._ir import OpKind
+from hwmodels._ir import Layer, OpKind
+from hwmodels._mapping import LEVELS, MAPPINGS, SOURCES, UNITS
+
+_PJ_TO_UJ = 1e-6
 
 
 class LayerCost(NamedTuple):
@@ -34,6 +38,37 @@ class LayerCost(NamedTuple):
         return self.compute_uj + self.weights_uj + self.activations_uj + self.static_uj
 
 
+class LayerTable(NamedTuple):
+    """The per-layer figures ``estimate`` computed (``_model.price``'s rows); ``CostReport.layers``
+    turns them into LayerCosts when first asked for."""
+
+    layers: Sequence[Layer]
+    rows: list[list]  # unit, mapping, cycles, time_us, compute_pj, weights_pj, activations_pj, weights_in,
+    # act_level (codes into UNITS, MAPPINGS, SOURCES, LEVELS), utilisation
+    static_w: float  # static power a layer pays over its time
+
+    def per_unit(self) -> dict[str, dict[str, float]]:
+        """unit -> time_us, energy_uj, layers, in order of first use."""
+        out: dict[str, dict[str, float]] = {}
+        static_w = self.static_w
+        for unit, _, _, t, cp, wp, ap, _, _, _ in self.rows:
+            u = out.get(UNITS[unit])
+            if u is None:
+                u = out[UNITS[unit]] = {"time_us": 0.0, "energy_uj": 0.0, "layers": 0}
+            u["time_us"] += t
+            u["energy_uj"] += (cp + wp + ap) * _PJ_TO_UJ + static_w * t
+            u["layers"] += 1
+        return out
+
+    def costs(self) -> tuple[LayerCost, ...]:
+        units, mappings, sources, levels, to_uj, static_w = UNITS, MAPPINGS, SOURCES, LEVELS, _PJ_TO_UJ, self.static_w
+        return tuple(
+            LayerCost(layer.name, layer.op, layer.fn, units[u], mappings[mapping], cycles, t, cp * to_uj,
+                      wp * to_uj, ap * to_uj, static_w * t, sources[src], levels[level], util, layer.macs)
+            for layer, (u, mapping, cycles, t, cp, wp, ap, src, level, util) in zip(self.layers, self.rows, strict=True)
+        )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class CostReport:
     accelerator: str
@@ -57,14 +92,12 @@ class CostReport:
     host_ops: tuple[str, ...]  # layer names that fall back to the host
     emulated_ops: tuple[str, ...]  # layer names emulated with extra DPU passes
     infeasible_ops: tuple[str, ...]
-    _table: Any = field(repr=False, compare=False)  # the per-layer columns estimate() filled
+    _table: LayerTable = field(repr=False, compare=False)
 
     @cached_property
     def layers(self) -> tuple[LayerCost, ...]:
         """The per-layer table (built on first access: a search reads only the totals)."""
-        from hwmodels._estimate import _layer_costs  # the module that fills the table reads it
-
-        return _layer_costs(self._table)
+        return self._table.costs()
 
     def to_dict(self, *, layers: bool = True) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k not in ("layers", "_table")}

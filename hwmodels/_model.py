@@ -1,0 +1,425 @@
+"""The analytical cost model of an IMC dataflow accelerator, each formula written once: ``price``
+walks a network's layers on one chip (each figure a float: ``estimate``) or on many chips at once
+(each figure a NumPy array with one entry per chip: ``estimate_many``), with the same statements.
+
+Per layer, in execution order:
+1. *Where it runs* (the mapping policy, ``_mapping``): IMC arrays (static-weight conv / linear), DWPU
+   (depthwise, pooling), DPU (element-wise, norms, softmax, dynamic matmuls), DMA (layout copies)
+   or the host. A function the unit does not list is emulated on the DPU with extra passes, sent to
+   the host over PCIe, or marks the network infeasible, as the policy says.
+2. *Compute*: IMC layers are tiled over the array (rows x cols), one bit-serial MVM per input
+   vector and tile; energy counts the gated-on cells (32-row / 32-column granularity). DWPU and DPU
+   layers run at their fitted rates.
+3. *Weights*: if the network's static weights exceed the arrays' weight sets, the layers that
+   stall least when streamed are streamed every frame from L2, overlapped with compute (one weight
+   set computes while another is written). Weights past L2 are fetched ahead from DRAM into L2
+   over the whole frame: the DRAM channel caps the frame rate, not each layer's time.
+4. *Activations*: an element-wise op on a producer's output is fused into its output stream (no
+   memory round trip, no kernel overhead); otherwise inputs and outputs move at the memory level
+   their size fits (L1, L2, DRAM), with that level's energy per byte and bandwidth.
+5. *Time* = max(compute, weight stream, activation traffic) + a fixed per-kernel overhead, + a
+   pipeline drain after a global reduction (squeeze-excite's pool, the head's pool); each frame
+   also pays a fixed runtime cost per inference.
+Then the modes: throughput (a network instance per core, shared L2 / DRAM bandwidth caps the
+frame rate) or latency (a layer's tiles, or its map, split over the cores); static power is paid for
+the time a frame occupies the chip.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from hwmodels._accelerator import ChipConfig, MappingPolicy
+from hwmodels._ir import Layer, OpKind
+from hwmodels._mapping import (
+    ARRAY_REWRITE,
+    DMA,
+    DPU,
+    DWPU,
+    EMULATED,
+    FROM_DRAM,
+    FROM_L2,
+    FUSED,
+    IMC,
+    INFEASIBLE,
+    LEVELS,
+    NATIVE,
+    ON_HOST,
+    is_global,
+    routes,
+)
+
+MODES = ("throughput", "latency")
+WAITS = ("compute", "weight_stream", "activations", "overhead")  # what a frame's time on a core is made of
+STREAM = LEVELS.index("stream")
+
+
+def check_mode_and_batch(mode: str, batch: int) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode: {mode!r} is not one of {MODES}")
+    if batch < 1:
+        raise ValueError(f"batch: must be >= 1, got {batch}")
+
+
+def tiles(g, k, n, rows, cols):
+    """Array tiles of a static-weight matrix: each of ``g`` groups' k x n matrices cut into rows x cols."""
+    return g * -(-k // rows) * -(-n // cols)
+
+
+def gated_pj(m, g, k, n, c: ChipConstants):
+    """Energy of ``m`` MVMs over the gated-on cells: rows and columns are powered in gate-sized blocks."""
+    return m * g * (-(-k // c.gate_r) * c.gate_r) * (-(-n // c.gate_c) * c.gate_c) * c.mac_pj
+
+
+class ChipConstants(NamedTuple):
+    """A chip's figures in one mode as the formulas read them: floats (one chip) or NumPy arrays with
+    one entry per chip (``stack``)."""
+
+    split: Any  # cores one frame is spread over
+    instances: Any  # frames in flight on the chip
+    hz: Any
+    us_per_cycle: Any
+    rows: Any
+    cols: Any
+    bits: Any
+    gate_r: Any
+    gate_c: Any
+    mac_pj: Any
+    out_per_cycle: Any
+    write_bps: Any  # array (re)write, bytes per second
+    write_pj: Any
+    dwpu_rate: Any  # MACs per cycle over the cores a frame uses
+    dwpu_pj: Any
+    dpu_rate: Any
+    dpu_pj: Any
+    dma_bytes_per_cycle: Any
+    l1_tensor: Any  # a layer's input and output share L1
+    l2_bytes: Any
+    levels: Any  # (pJ per byte, us per byte) at L1, L2, DRAM, each shared by the frames in flight
+    weight_us_per_byte: Any  # a streamed weight byte: L2 read or array write, the slower
+    weight_pj_per_byte: Any  # L2 read + array write (DRAM weights add the DRAM read)
+    dram_pj: Any
+    host_round_trip_s: Any
+    host_link_bps: Any
+    host_bps: Any
+    host_link_pj: Any
+    overhead_us: Any  # per kernel
+    sync_us: Any  # after a global reduction
+    frame_overhead_us: Any  # per inference
+    static_w_per_layer: Any  # static power of a frame's share of the chip + its busy cores' active power
+    l2_bps: Any
+    dram_bps: Any
+    dram_bytes: Any
+    static_power_w: Any
+    core_active_power_w: Any
+    cores_per_instance: Any  # their active power is paid over a frame
+
+
+def chip_constants(chip: ChipConfig, mode: str) -> ChipConstants:
+    cores, hz, imc, mem = chip.cores, chip.hz, chip.imc, chip.memory
+    split = cores if mode == "latency" else 1
+    instances = cores if mode == "throughput" else 1
+    l2_us = 1e-3 * instances / mem.l2_gbps
+    return ChipConstants(
+        split=split,
+        instances=instances,
+        hz=hz,
+        us_per_cycle=1e6 / hz,
+        rows=imc.rows,
+        cols=imc.cols,
+        bits=imc.input_bits,
+        gate_r=imc.gate_rows,
+        gate_c=imc.gate_cols,
+        mac_pj=imc.mac_energy_pj,
+        out_per_cycle=imc.outputs_per_cycle,
+        write_bps=imc.write_gbps * 1e9,
+        write_pj=imc.write_energy_pj_per_byte,
+        dwpu_rate=chip.dwpu.macs_per_cycle * split,
+        dwpu_pj=chip.dwpu.mac_energy_pj,
+        dpu_rate=chip.dpu.ops_per_cycle * split,
+        dpu_pj=chip.dpu.op_energy_pj,
+        dma_bytes_per_cycle=mem.l1_gbps * 1e9 / hz * split,
+        l1_tensor=mem.l1_bytes // 2,
+        l2_bytes=mem.l2_bytes,
+        levels=(
+            (mem.l1_energy_pj_per_byte, 1e-3 / mem.l1_gbps),
+            (mem.l2_energy_pj_per_byte, l2_us),
+            (mem.dram_energy_pj_per_byte, 1e-3 * instances / mem.dram_gbps),
+        ),
+        weight_us_per_byte=max(l2_us, 1e-3 / imc.write_gbps),
+        weight_pj_per_byte=mem.l2_energy_pj_per_byte + imc.write_energy_pj_per_byte,
+        dram_pj=mem.dram_energy_pj_per_byte,
+        host_round_trip_s=chip.host.round_trip_us * 1e-6,
+        host_link_bps=chip.host.link_gbps * 1e9,
+        host_bps=chip.host.gops * 1e9,
+        host_link_pj=chip.host.link_energy_pj_per_byte,
+        overhead_us=chip.layer_overhead_us,
+        sync_us=chip.sync_overhead_us,
+        frame_overhead_us=chip.frame_overhead_us,
+        static_w_per_layer=chip.static_power_w / instances + chip.core_active_power_w * split,
+        l2_bps=mem.l2_gbps * 1e9,
+        dram_bps=mem.dram_gbps * 1e9,
+        dram_bytes=mem.dram_bytes,
+        static_power_w=chip.static_power_w,
+        core_active_power_w=chip.core_active_power_w,
+        cores_per_instance=cores // instances,
+    )
+
+
+def stack(constants: Sequence[ChipConstants]) -> ChipConstants:
+    """Many chips' constants, each field an array with one entry per chip (levels: (3, 2, chips))."""
+    return ChipConstants(*(np.moveaxis(np.array(v, float), 0, -1) for v in zip(*constants, strict=True)))
+
+
+class OneChip:
+    """The operations ``price`` needs, on one chip's figures (Python numbers)."""
+
+    maximum = max
+    minimum = min
+    any = bool
+    level = operator.getitem  # (pJ, us) per byte at a level code
+
+    @staticmethod
+    def where(condition, if_true, if_false):
+        return if_true if condition else if_false
+
+
+class ManyChips:
+    """The same operations on arrays with one entry per chip."""
+
+    maximum = staticmethod(np.maximum)
+    minimum = staticmethod(np.minimum)
+    any = staticmethod(np.any)
+    where = staticmethod(np.where)
+
+    def __init__(self, chips: int) -> None:
+        self._chips = np.arange(chips)
+
+    def level(self, levels: np.ndarray, code: np.ndarray) -> np.ndarray:
+        return levels[code, :, self._chips].T
+
+
+class FrameSums(NamedTuple):
+    """A frame's sums over its layers: floats (one chip) or one entry per chip."""
+
+    frame_us: Any
+    waits: tuple  # as WAITS
+    l2_traffic: Any  # bytes per frame through the shared L2 / DRAM (their bandwidth caps the frame rate)
+    dram_traffic: Any
+    compute_pj: Any
+    weight_pj: Any
+    act_pj: Any
+    imc_weighted: Any  # sum of MACs x utilisation over the IMC layers
+    imc_macs: int
+    odd_ops: dict[int, list[str]]  # mapping code (host, emulated, infeasible) -> the names of its layers
+
+
+def price(
+    layers: Sequence[Layer],
+    policy: MappingPolicy,
+    c: ChipConstants,
+    source: Sequence,
+    batch: int,
+    xp: type[OneChip] | ManyChips = OneChip,
+    rows: list[list] | None = None,
+) -> FrameSums:
+    """Walk ``layers`` in execution order on the chip(s) of ``c`` (``xp``: ``OneChip`` for floats,
+    ``ManyChips`` for arrays), their static weights placed as ``source`` (``place_weights``; per layer
+    a code, or an array of codes per chip). ``rows``, when given, receives each layer's figures
+    (columns as ``LayerTable``'s from ``unit``; one chip only).
+    """
+    maximum, minimum, where, any_, level = xp.maximum, xp.minimum, xp.where, xp.any, xp.level
+    route = routes(policy)
+    fusable_rewrite = policy.matmul_array_rewrite
+    replication = int(policy.weight_replication)
+    split, rows_, cols_, bits = c.split, c.rows, c.cols, c.bits
+    out_per_cycle, us_per_cycle, levels = c.out_per_cycle, c.us_per_cycle, c.levels
+    l1_tensor, l2_bytes = c.l1_tensor, c.l2_bytes
+    overhead_us, sync_us, inference_us = c.overhead_us / batch, c.sync_us / batch, c.frame_overhead_us / batch
+    odd_ops: dict[int, list[str]] = {ON_HOST: [], EMULATED: [], INFEASIBLE: []}
+    l2_traffic = dram_traffic = 0.0  # shared-memory bytes per frame, for the bandwidth caps
+    frame_us = compute_sum = weight_sum = act_sum = imc_weighted = 0.0
+    wait_compute = wait_weights = wait_acts = wait_overhead = 0.0  # what the frame waits on
+    imc_macs = 0
+    prev_out, prev_feeds, prev_out_pj = -1, False, 0.0
+    stream_us = 0.0  # time of the producer's output stream still free to hide fused DPU work
+    for i, layer in enumerate(layers):
+        name, op, _, out_shape, macs, params, in_bytes, out_bytes, gemm, kernel, _, _, _, fn = layer  # hot loop
+        unit, mapping, passes, feeds, rides = route[op, fn]
+        if mapping != NATIVE:
+            odd_ops[mapping].append(name)
+
+        # Compute on the unit the layer runs on.
+        compute_pj = utilisation = 0.0
+        if unit == IMC:  # tiled over the arrays, one bit-serial MVM per input vector and tile
+            g, m, k, n = gemm
+            t = tiles(g, k, n, rows_, cols_)
+            copies = 1
+            if replication > 1 and any_(t == 1):
+                # a layer far smaller than the array has its weights copied block-diagonally: each MVM
+                # then computes `copies` output pixels (bounded by the read-out below)
+                copies = where(t == 1, minimum(minimum(minimum(replication, rows_ // k), cols_ // n), m), 1)
+            cycles = maximum(m * t * bits / copies, m * g * n / out_per_cycle) / minimum(split, t)
+            compute_pj = gated_pj(m, g, k, n, c)
+            utilisation = macs / (m * t * rows_ * cols_)
+            if macs:
+                imc_macs += macs
+                imc_weighted += macs * utilisation
+        elif unit == DWPU:
+            work = macs or out_bytes * kernel[0] * kernel[1]
+            cycles = work / c.dwpu_rate
+            compute_pj = work * c.dwpu_pj
+        elif unit == DPU:
+            work = (macs or out_bytes) * passes
+            cycles = work / c.dpu_rate
+            compute_pj = work * c.dpu_pj
+            if op is OpKind.MATMUL and fusable_rewrite:
+                # a dynamic matmul may write one operand into the arrays first, when that is faster
+                g, m, k, n = gemm
+                t = tiles(g, k, n, rows_, cols_)
+                rw_cycles = (g * k * n / c.write_bps * c.hz + m * t * bits) / minimum(split, t)
+                rewritten = rw_cycles < cycles
+                if any_(rewritten):
+                    rw_pj = g * k * n * c.write_pj + gated_pj(m, g, k, n, c)
+                    cycles, compute_pj = where(rewritten, rw_cycles, cycles), where(rewritten, rw_pj, compute_pj)
+                    if rows is not None:
+                        unit, mapping = IMC, ARRAY_REWRITE
+        elif unit == DMA:
+            cycles = (in_bytes + out_bytes) / c.dma_bytes_per_cycle
+        else:  # host, across the link and back
+            cycles = (c.host_round_trip_s + (in_bytes + out_bytes) / c.host_link_bps + out_bytes / c.host_bps) * c.hz
+            compute_pj = (in_bytes + out_bytes) * c.host_link_pj
+        compute_us = cycles * us_per_cycle
+
+        # Fusion: an element-wise op on the previous op's output rides its output stream.
+        fused = prev_feeds and rides and out_bytes == prev_out and in_bytes >= prev_out
+        if fused:  # the producer's output no longer goes to memory: its write moves to this op
+            written = prev_out * prev_out_pj
+            act_sum -= written
+            if rows is not None:
+                rows[-1][_ACT_PJ] -= written
+                rows[-1][_LEVEL] = STREAM
+            in_bytes -= prev_out  # the streamed operand is not read from memory
+            mapping = FUSED
+
+        # Activations at the memory level their size fits (0: L1, 1: L2, 2: DRAM).
+        in_level = (in_bytes > l1_tensor) * (1 + (in_bytes > l2_bytes))
+        out_level = (out_bytes > l1_tensor) * (1 + (out_bytes > l2_bytes))
+        in_pj, in_us = level(levels, in_level)
+        out_pj, out_us = level(levels, out_level)
+        act_pj = in_bytes * in_pj + out_bytes * out_pj
+        act_us = in_bytes * in_us + out_bytes * out_us
+        if any_(in_level | out_level):
+            l2_traffic += in_bytes * (in_level == 1) + out_bytes * (out_level == 1)
+            dram_traffic += in_bytes * (in_level == 2) + out_bytes * (out_level == 2)
+
+        # Weights past the arrays are streamed every frame from L2, overlapped with compute. Weights
+        # past L2 are fetched ahead from DRAM into L2 by DMA while earlier layers run: the layer waits
+        # only for the L2 -> array write, and the DRAM channel bounds the frame rate as a whole.
+        src = source[i]
+        weight_pj = weight_us = 0.0
+        streamed = src >= FROM_L2
+        if any_(streamed):
+            per_frame = params / batch
+            from_dram = src == FROM_DRAM
+            weight_us = per_frame * c.weight_us_per_byte / split * streamed
+            weight_pj = per_frame * c.weight_pj_per_byte * streamed + per_frame * c.dram_pj * from_dram
+            l2_traffic += per_frame * streamed
+            dram_traffic += per_frame * from_dram
+
+        if fused:  # only what the producer's stream cannot hide
+            exposed = maximum(0.0, compute_us - stream_us)
+            stream_us = maximum(0.0, stream_us - compute_us)
+            time_us = exposed + act_us
+            wait_compute += exposed
+            wait_acts += act_us
+        else:  # the longest of the three, + fixed costs
+            longest = maximum(maximum(compute_us, weight_us), act_us)
+            stream_us = longest
+            # fixed costs: the kernel's; the inference's own start rides its first kernel
+            fixed_us = overhead_us if i else overhead_us + inference_us
+            if op is OpKind.POOL and out_bytes * 4 <= in_bytes and is_global(out_shape):
+                fixed_us += sync_us  # a global reduction drains the pipeline
+            time_us = longest + fixed_us
+            wait_overhead += fixed_us
+            on_compute = longest == compute_us
+            on_weights = (longest == weight_us) > on_compute  # ties go to compute
+            wait_compute += longest * on_compute
+            wait_weights += longest * on_weights
+            wait_acts += longest * (1 - on_compute - on_weights)
+        frame_us += time_us
+        compute_sum += compute_pj
+        weight_sum += weight_pj
+        act_sum += act_pj
+        if rows is not None:
+            rows.append([unit, mapping, cycles, time_us, compute_pj, weight_pj, act_pj, src, out_level, utilisation])
+        prev_out, prev_feeds, prev_out_pj = out_bytes, feeds, out_pj
+
+    return FrameSums(
+        frame_us, (wait_compute, wait_weights, wait_acts, wait_overhead), l2_traffic, dram_traffic, compute_sum,
+        weight_sum, act_sum, imc_weighted, imc_macs, odd_ops,
+    )  # fmt: skip
+
+
+_ACT_PJ, _LEVEL = 6, 8  # columns of ``price``'s rows a fused consumer amends in its producer's
+
+
+class Frame(NamedTuple):
+    """One network on one chip: the frame's totals."""
+
+    latency_ms: float  # one batch, start to end
+    throughput_fps: float
+    energy_mj: float  # per frame, static included
+    power_w: float
+    utilisation: float
+    bound: str
+    deployable: bool
+    energy_split_mj: dict[str, float]  # compute / weights / activations / static
+    waits_us: dict[str, float]  # the core's own frame time (per frame) as WAITS
+
+
+def frames(sums: FrameSums, constants: Sequence[ChipConstants], dram_weights: Sequence[int], batch: int) -> list[Frame]:
+    """The frame totals on each chip from its layer sums: the shared-memory caps, static energy, flags.
+    ``dram_weights``: per chip, the static weight bytes that live in DRAM."""
+    chips = len(constants)
+    columns = [
+        [float(s)] * chips if np.ndim(s) == 0 else s.tolist()
+        for s in (sums.frame_us, *sums.waits, sums.l2_traffic, sums.dram_traffic, sums.compute_pj, sums.weight_pj,
+                  sums.act_pj, sums.imc_weighted)
+    ]  # fmt: skip
+    feasible = not sums.odd_ops[INFEASIBLE]
+    out = []
+    for c, in_dram, (frame_us, *waits, l2_traffic, dram_traffic, cp, wp, ap, weighted) in zip(
+        constants, dram_weights, zip(*columns, strict=True), strict=True
+    ):
+        instances = c.instances
+        fps = instances / (frame_us * 1e-6) if frame_us > 0 else float("inf")
+        waits_us = dict(zip(WAITS, waits, strict=True))
+        bound = max(waits_us, key=waits_us.get)  # what the frame time on a core is mostly made of
+        if l2_traffic and c.l2_bps / l2_traffic < fps:
+            fps, bound = c.l2_bps / l2_traffic, "l2_bandwidth"
+        if dram_traffic and c.dram_bps / dram_traffic < fps:
+            fps, bound = c.dram_bps / dram_traffic, "dram_bandwidth"
+        # static power over one frame's share of the chip's time, plus the busy cores' active power
+        static_mj = (c.static_power_w / fps * 1e6 + c.core_active_power_w * c.cores_per_instance * frame_us) / 1e3
+        split = {"compute": cp * 1e-9, "weights": wp * 1e-9, "activations": ap * 1e-9, "static": static_mj}
+        energy_mj = split["compute"] + split["weights"] + split["activations"] + static_mj
+        out.append(
+            Frame(
+                # a frame on its core lasts at least as long as the shared memory's rate lets frames through
+                latency_ms=max(frame_us, instances * 1e6 / fps) * batch / 1e3,
+                throughput_fps=fps,
+                energy_mj=energy_mj,
+                power_w=energy_mj * 1e-3 * fps,
+                utilisation=weighted / sums.imc_macs if sums.imc_macs else 0.0,
+                bound=bound,
+                deployable=feasible and not (in_dram and c.dram_bytes == 0),
+                energy_split_mj=split,
+                waits_us=waits_us,
+            )
+        )
+    return out
