@@ -1,11 +1,11 @@
-"""``estimate_many``: the totals of ``estimate`` for many networks on many chips in one vectorised
-pass (NumPy over layers x chips), for sweeps, comparisons and co-design, where the same networks
-are priced on hundreds of chip variants.
+"""``estimate_many``: the totals of ``estimate`` for many networks on many chips, for sweeps,
+comparisons and co-design, where the same networks are priced on hundreds of chip variants.
 
-It is the same model as ``estimate``, the same functions of ``_model`` with the chips' constants
-stacked into columns (tests hold the two equal on every shipped accelerator and on swept variants);
-what it drops is the per-layer table. The chip may vary freely between the accelerators; the mapping
-policy must be one for all (it decides routing and fusion, which are computed once per network).
+It is ``estimate``'s model, the very same walk (``_model.price``) with each chip figure an array
+holding one entry per chip, so one walk over a network's layers prices it on every chip; what it
+drops is the per-layer table. Below ``VECTOR_MIN`` chips the walk goes chip by chip with floats,
+which is faster there. The chip may vary freely between the accelerators; the mapping policy must be
+one for all (it decides routing and fusion).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from hwmodels._model import (
     stack,
 )
 
-VECTOR_MIN = 3  # chips from which stacking them beats pricing one chip at a time (benchmarks/pricing_speed.py)
+VECTOR_MIN = 10  # chips from which one walk with per-chip arrays beats one walk per chip (pricing_speed.py)
 
 
 class Totals(NamedTuple):
@@ -72,13 +72,13 @@ def estimate_many(
     if len(accelerators) < VECTOR_MIN:  # too few chips to pay for arrays: one chip at a time, same formulas
         return [[_price(layers, [acc], [c], c, OneChip, batch)[0] for acc, c in zip(accelerators, constants, strict=True)]
                 for layers in networks]  # fmt: skip
-    columns, xp = stack(constants), ManyChips(len(accelerators))
+    columns, xp = stack(constants), ManyChips
     return [_price(layers, accelerators, constants, columns, xp, batch) for layers in networks]
 
 
 def _price(
     layers: Sequence[Layer], accs: Sequence[Accelerator], constants: Sequence[ChipConstants], columns: ChipConstants,
-    xp, batch: int,
+    xp: type[OneChip] | type[ManyChips], batch: int,
 ) -> list[Totals]:  # fmt: skip
     """``layers`` on the chips of ``columns`` (one chip's constants, or many stacked)."""
     placements: dict[tuple, tuple[list[int], dict[str, int]]] = {}  # chips of one array and L2 size place alike

@@ -5,12 +5,15 @@ one chip with plain floats, as ``estimate_many`` walks it on many chips at once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 
 from hwmodels._accelerator import Accelerator, load_accelerator
 from hwmodels._ir import BYTES_PER_ELEMENT, Layer
 from hwmodels._mapping import EMULATED, INFEASIBLE, ON_HOST, place_weights
 from hwmodels._model import check_mode_and_batch, chip_constants, frames, price, tiles
 from hwmodels._report import CostReport, LayerTable
+
+_MACS, _PARAMS = itemgetter(Layer._fields.index("macs")), itemgetter(Layer._fields.index("params"))
 
 
 def imc_tiles(gemm: tuple[int, int, int, int], rows: int, cols: int) -> int:
@@ -40,7 +43,7 @@ def estimate(
     sums = price(layers, policy, c, source, batch, rows=rows)
     frame = frames(sums, [c], [placed["dram"]], batch)[0]
     table = LayerTable(layers, rows, c.static_w_per_layer)
-    params = sum(layer.params for layer in layers)
+    params = sum(map(_PARAMS, layers))
     return CostReport(
         accelerator=acc.name,
         mode=mode,
@@ -49,7 +52,7 @@ def estimate(
         throughput_fps=frame.throughput_fps,
         energy_mj=frame.energy_mj,
         power_w=frame.power_w,
-        macs=sum(layer.macs for layer in layers),
+        macs=sum(map(_MACS, layers)),
         params=params,
         weight_bytes=params * BYTES_PER_ELEMENT,
         utilisation=frame.utilisation,

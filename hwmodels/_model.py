@@ -27,7 +27,6 @@ the time a frame occupies the chip.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -171,8 +170,24 @@ def chip_constants(chip: ChipConfig, mode: str) -> ChipConstants:
 
 
 def stack(constants: Sequence[ChipConstants]) -> ChipConstants:
-    """Many chips' constants, each field an array with one entry per chip (levels: (3, 2, chips))."""
-    return ChipConstants(*(np.moveaxis(np.array(v, float), 0, -1) for v in zip(*constants, strict=True)))
+    """Many chips' constants: a figure the chips share stays one number (the arithmetic on it stays
+    Python's), the others become arrays with one entry per chip."""
+    shared = ChipConstants(
+        *(v[0] if all(x == v[0] for x in v) else np.array(v, float) for v in zip(*constants, strict=True))
+    )
+    return shared._replace(levels=LevelColumns(np.moveaxis(np.array([c.levels for c in constants]), 0, -1)))
+
+
+class LevelColumns:
+    """Many chips' (pJ, us) per byte at L1, L2, DRAM, indexed like one chip's tuple of pairs: by a
+    level code per chip."""
+
+    def __init__(self, table: np.ndarray) -> None:
+        self.table = table  # (3 levels, 2, chips)
+        self.chips = np.arange(table.shape[-1])
+
+    def __getitem__(self, code: np.ndarray) -> np.ndarray:
+        return self.table[code, :, self.chips].T
 
 
 class OneChip:
@@ -181,7 +196,6 @@ class OneChip:
     maximum = max
     minimum = min
     any = bool
-    level = operator.getitem  # (pJ, us) per byte at a level code
 
     @staticmethod
     def where(condition, if_true, if_false):
@@ -195,12 +209,6 @@ class ManyChips:
     minimum = staticmethod(np.minimum)
     any = staticmethod(np.any)
     where = staticmethod(np.where)
-
-    def __init__(self, chips: int) -> None:
-        self._chips = np.arange(chips)
-
-    def level(self, levels: np.ndarray, code: np.ndarray) -> np.ndarray:
-        return levels[code, :, self._chips].T
 
 
 class FrameSums(NamedTuple):
@@ -224,7 +232,7 @@ def price(
     c: ChipConstants,
     source: Sequence,
     batch: int,
-    xp: type[OneChip] | ManyChips = OneChip,
+    xp: type[OneChip] | type[ManyChips] = OneChip,
     rows: list[list] | None = None,
 ) -> FrameSums:
     """Walk ``layers`` in execution order on the chip(s) of ``c`` (``xp``: ``OneChip`` for floats,
@@ -232,7 +240,7 @@ def price(
     a code, or an array of codes per chip). ``rows``, when given, receives each layer's figures
     (columns as ``LayerTable``'s from ``unit``; one chip only).
     """
-    maximum, minimum, where, any_, level = xp.maximum, xp.minimum, xp.where, xp.any, xp.level
+    maximum, minimum, where, any_ = xp.maximum, xp.minimum, xp.where, xp.any
     route = routes(policy)
     fusable_rewrite = policy.matmul_array_rewrite
     replication = int(policy.weight_replication)
@@ -309,8 +317,8 @@ def price(
         # Activations at the memory level their size fits (0: L1, 1: L2, 2: DRAM).
         in_level = (in_bytes > l1_tensor) * (1 + (in_bytes > l2_bytes))
         out_level = (out_bytes > l1_tensor) * (1 + (out_bytes > l2_bytes))
-        in_pj, in_us = level(levels, in_level)
-        out_pj, out_us = level(levels, out_level)
+        in_pj, in_us = levels[in_level]
+        out_pj, out_us = levels[out_level]
         act_pj = in_bytes * in_pj + out_bytes * out_pj
         act_us = in_bytes * in_us + out_bytes * out_us
         if any_(in_level | out_level):

@@ -49,16 +49,15 @@ class LayerTable(NamedTuple):
 
     def per_unit(self) -> dict[str, dict[str, float]]:
         """unit -> time_us, energy_uj, layers, in order of first use."""
-        out: dict[str, dict[str, float]] = {}
+        time_us, energy_uj, count, order = [0.0] * len(UNITS), [0.0] * len(UNITS), [0] * len(UNITS), []
         static_w = self.static_w
         for unit, _, _, t, cp, wp, ap, _, _, _ in self.rows:
-            u = out.get(UNITS[unit])
-            if u is None:
-                u = out[UNITS[unit]] = {"time_us": 0.0, "energy_uj": 0.0, "layers": 0}
-            u["time_us"] += t
-            u["energy_uj"] += (cp + wp + ap) * _PJ_TO_UJ + static_w * t
-            u["layers"] += 1
-        return out
+            if not count[unit]:
+                order.append(unit)
+            time_us[unit] += t
+            energy_uj[unit] += (cp + wp + ap) * _PJ_TO_UJ + static_w * t
+            count[unit] += 1
+        return {UNITS[u]: {"time_us": time_us[u], "energy_uj": energy_uj[u], "layers": count[u]} for u in order}
 
     def costs(self) -> tuple[LayerCost, ...]:
         units, mappings, sources, levels, to_uj, static_w = UNITS, MAPPINGS, SOURCES, LEVELS, _PJ_TO_UJ, self.static_w
