@@ -115,7 +115,7 @@ def table(before: dict, after: dict, baseline: str) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", default=BASELINE, metavar="GIT_REF", help=f"the commit to compare with ({BASELINE})")
+    parser.add_argument("--baseline", default=BASELINE, metavar="GIT_REF", help=f"the commit to compare ({BASELINE})")
     parser.add_argument("--rounds", type=int, default=3, help="alternations of the two trees")
     parser.add_argument("--repeat", type=int, default=30, help="timed calls per case per round")
     parser.add_argument("--workdir", help="where the baseline worktree goes (default: a temporary folder)")
