@@ -90,10 +90,13 @@ def _price(
         if keys[-1] not in placements:
             placements[keys[-1]] = place_weights(layers, policy, acc.chip, c.split)
     if xp is OneChip:
-        source = placements[keys[0]][0]
-    else:  # per layer, its weights' place on each chip
-        source = np.array([placements[k][0] for k in keys], np.int8).reshape(len(keys), len(layers)).T.copy()
-    sums = price(layers, policy, columns, source, batch, xp)
+        source, source_keys = placements[keys[0]][0], None
+    else:  # per layer, its weights' place on each chip; layers placed alike share a number
+        by_chip = np.array([placements[k][0] for k in keys], np.int8).reshape(len(keys), len(layers))
+        source = list(by_chip.T)
+        numbers: dict[bytes, int] = {}
+        source_keys = [numbers.setdefault(row.tobytes(), len(numbers)) for row in source]
+    sums = price(layers, policy, columns, source, batch, xp, source_keys=source_keys)
     dram = [placements[k][1]["dram"] for k in keys]
     return [
         Totals(acc.name, f.latency_ms, f.throughput_fps, f.energy_mj, f.power_w, f.utilisation, f.bound, f.deployable)

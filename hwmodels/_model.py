@@ -118,7 +118,22 @@ class ChipConstants(NamedTuple):
     cores_per_instance: Any  # their active power is paid over a frame
 
 
+_CONSTANTS: dict[tuple[int, str], tuple[ChipConfig, ChipConstants]] = {}
+
+
 def chip_constants(chip: ChipConfig, mode: str) -> ChipConstants:
+    """``chip``'s constants in ``mode``; kept per chip object (a search prices every candidate on one)."""
+    known = _CONSTANTS.get((id(chip), mode))
+    if known is not None and known[0] is chip:
+        return known[1]
+    if len(_CONSTANTS) >= 1024:  # sweeps make chips by the thousand: keep the memo small
+        _CONSTANTS.clear()
+    constants = _chip_constants(chip, mode)
+    _CONSTANTS[id(chip), mode] = (chip, constants)
+    return constants
+
+
+def _chip_constants(chip: ChipConfig, mode: str) -> ChipConstants:
     cores, hz, imc, mem = chip.cores, chip.hz, chip.imc, chip.memory
     split = cores if mode == "latency" else 1
     instances = cores if mode == "throughput" else 1
@@ -172,22 +187,25 @@ def chip_constants(chip: ChipConfig, mode: str) -> ChipConstants:
 def stack(constants: Sequence[ChipConstants]) -> ChipConstants:
     """Many chips' constants: a figure the chips share stays one number (the arithmetic on it stays
     Python's), the others become arrays with one entry per chip."""
-    shared = ChipConstants(
-        *(v[0] if all(x == v[0] for x in v) else np.array(v, float) for v in zip(*constants, strict=True))
-    )
-    return shared._replace(levels=LevelColumns(np.moveaxis(np.array([c.levels for c in constants]), 0, -1)))
+    fields = []
+    for values in zip(*constants, strict=True):
+        column = np.array(values, float)
+        fields.append(values[0] if (column == column[0]).all() else column)
+    return ChipConstants(*fields)._replace(levels=LevelColumns(np.array([c.levels for c in constants])))
 
 
 class LevelColumns:
     """Many chips' (pJ, us) per byte at L1, L2, DRAM, indexed like one chip's tuple of pairs: by a
     level code per chip."""
 
-    def __init__(self, table: np.ndarray) -> None:
-        self.table = table  # (3 levels, 2, chips)
-        self.chips = np.arange(table.shape[-1])
+    def __init__(self, table: np.ndarray) -> None:  # (chips, 3 levels, 2)
+        chips = len(table)
+        self.pj, self.us = table[:, :, 0].T.ravel(), table[:, :, 1].T.ravel()  # level-major
+        self.chips, self.offset = chips, np.arange(chips)
 
-    def __getitem__(self, code: np.ndarray) -> np.ndarray:
-        return self.table[code, :, self.chips].T
+    def __getitem__(self, code) -> tuple[np.ndarray, np.ndarray]:
+        at = code * self.chips + self.offset
+        return self.pj[at], self.us[at]
 
 
 class OneChip:
@@ -207,7 +225,11 @@ class ManyChips:
 
     maximum = staticmethod(np.maximum)
     minimum = staticmethod(np.minimum)
-    any = staticmethod(np.any)
+
+    @staticmethod
+    def any(values) -> bool:
+        return values.any() if isinstance(values, np.ndarray) else bool(values)
+
     where = staticmethod(np.where)
 
 
@@ -233,21 +255,23 @@ def price(
     source: Sequence,
     batch: int,
     xp: type[OneChip] | type[ManyChips] = OneChip,
-    rows: list[list] | None = None,
+    rows: list[tuple] | None = None,
+    source_keys: Sequence[int] | None = None,
 ) -> FrameSums:
     """Walk ``layers`` in execution order on the chip(s) of ``c`` (``xp``: ``OneChip`` for floats,
     ``ManyChips`` for arrays), their static weights placed as ``source`` (``place_weights``; per layer
-    a code, or an array of codes per chip). ``rows``, when given, receives each layer's figures
-    (columns as ``LayerTable``'s from ``unit``; one chip only).
+    a code, or an array of codes, one per chip, numbered alike by ``source_keys``). ``rows``, when
+    given, receives each layer's figures (columns as ``LayerTable``'s; one chip only).
     """
     maximum, minimum, where, any_ = xp.maximum, xp.minimum, xp.where, xp.any
     route = routes(policy)
-    fusable_rewrite = policy.matmul_array_rewrite
+    rewrite_matmuls = policy.matmul_array_rewrite
     replication = int(policy.weight_replication)
     split, rows_, cols_, bits = c.split, c.rows, c.cols, c.bits
     out_per_cycle, us_per_cycle, levels = c.out_per_cycle, c.us_per_cycle, c.levels
     l1_tensor, l2_bytes = c.l1_tensor, c.l2_bytes
     overhead_us, sync_us, inference_us = c.overhead_us / batch, c.sync_us / batch, c.frame_overhead_us / batch
+    keys = source if source_keys is None else source_keys
     odd_ops: dict[int, list[str]] = {ON_HOST: [], EMULATED: [], INFEASIBLE: []}
     l2_traffic = dram_traffic = 0.0  # shared-memory bytes per frame, for the bandwidth caps
     frame_us = compute_sum = weight_sum = act_sum = imc_weighted = 0.0
@@ -255,91 +279,104 @@ def price(
     imc_macs = 0
     prev_out, prev_feeds, prev_out_pj = -1, False, 0.0
     stream_us = 0.0  # time of the producer's output stream still free to hide fused DPU work
+    costs: dict[tuple, tuple] = {}  # a network repeats its blocks: a layer's own costs, by what decides them
     for i, layer in enumerate(layers):
         name, op, _, out_shape, macs, params, in_bytes, out_bytes, gemm, kernel, _, _, _, fn = layer  # hot loop
         unit, mapping, passes, feeds, rides = route[op, fn]
         if mapping != NATIVE:
             odd_ops[mapping].append(name)
+        # Fusion: an element-wise op on the previous op's output rides its output stream, which
+        # it does not read from memory.
+        fused = prev_feeds and rides and out_bytes == prev_out and in_bytes >= prev_out
+        read = in_bytes - prev_out if fused else in_bytes
 
-        # Compute on the unit the layer runs on.
-        compute_pj = utilisation = 0.0
-        if unit == IMC:  # tiled over the arrays, one bit-serial MVM per input vector and tile
-            g, m, k, n = gemm
-            t = tiles(g, k, n, rows_, cols_)
-            copies = 1
-            if replication > 1 and any_(t == 1):
-                # a layer far smaller than the array has its weights copied block-diagonally: each MVM
-                # then computes `copies` output pixels (bounded by the read-out below)
-                copies = where(t == 1, minimum(minimum(minimum(replication, rows_ // k), cols_ // n), m), 1)
-            cycles = maximum(m * t * bits / copies, m * g * n / out_per_cycle) / minimum(split, t)
-            compute_pj = gated_pj(m, g, k, n, c)
-            utilisation = macs / (m * t * rows_ * cols_)
-            if macs:
-                imc_macs += macs
-                imc_weighted += macs * utilisation
-        elif unit == DWPU:
-            work = macs or out_bytes * kernel[0] * kernel[1]
-            cycles = work / c.dwpu_rate
-            compute_pj = work * c.dwpu_pj
-        elif unit == DPU:
-            work = (macs or out_bytes) * passes
-            cycles = work / c.dpu_rate
-            compute_pj = work * c.dpu_pj
-            if op is OpKind.MATMUL and fusable_rewrite:
-                # a dynamic matmul may write one operand into the arrays first, when that is faster
+        key = (op, fn, macs, params, read, out_bytes, gemm, kernel, keys[i])
+        known = costs.get(key)
+        if known is None:
+            # Compute on the unit the layer runs on.
+            compute_pj = utilisation = 0.0
+            rewritten = False
+            if unit == IMC:  # tiled over the arrays, one bit-serial MVM per input vector and tile
                 g, m, k, n = gemm
                 t = tiles(g, k, n, rows_, cols_)
-                rw_cycles = (g * k * n / c.write_bps * c.hz + m * t * bits) / minimum(split, t)
-                rewritten = rw_cycles < cycles
-                if any_(rewritten):
-                    rw_pj = g * k * n * c.write_pj + gated_pj(m, g, k, n, c)
-                    cycles, compute_pj = where(rewritten, rw_cycles, cycles), where(rewritten, rw_pj, compute_pj)
-                    if rows is not None:
-                        unit, mapping = IMC, ARRAY_REWRITE
-        elif unit == DMA:
-            cycles = (in_bytes + out_bytes) / c.dma_bytes_per_cycle
-        else:  # host, across the link and back
-            cycles = (c.host_round_trip_s + (in_bytes + out_bytes) / c.host_link_bps + out_bytes / c.host_bps) * c.hz
-            compute_pj = (in_bytes + out_bytes) * c.host_link_pj
-        compute_us = cycles * us_per_cycle
+                copies = 1
+                if replication > 1 and any_(t == 1):
+                    # a layer far smaller than the array has its weights copied block-diagonally: each
+                    # MVM then computes `copies` output pixels (bounded by the read-out below)
+                    copies = where(t == 1, minimum(minimum(minimum(replication, rows_ // k), cols_ // n), m), 1)
+                cycles = maximum(m * t * bits / copies, m * g * n / out_per_cycle) / minimum(split, t)
+                compute_pj = gated_pj(m, g, k, n, c)
+                utilisation = macs / (m * t * rows_ * cols_)
+            elif unit == DWPU:
+                work = macs or out_bytes * kernel[0] * kernel[1]
+                cycles = work / c.dwpu_rate
+                compute_pj = work * c.dwpu_pj
+            elif unit == DPU:
+                work = (macs or out_bytes) * passes
+                cycles = work / c.dpu_rate
+                compute_pj = work * c.dpu_pj
+                if op is OpKind.MATMUL and rewrite_matmuls:
+                    # a dynamic matmul may write one operand into the arrays first, when that is faster
+                    g, m, k, n = gemm
+                    t = tiles(g, k, n, rows_, cols_)
+                    rw_cycles = (g * k * n / c.write_bps * c.hz + m * t * bits) / minimum(split, t)
+                    rewritten = rw_cycles < cycles
+                    if any_(rewritten):
+                        rw_pj = g * k * n * c.write_pj + gated_pj(m, g, k, n, c)
+                        cycles, compute_pj = where(rewritten, rw_cycles, cycles), where(rewritten, rw_pj, compute_pj)
+            elif unit == DMA:
+                cycles = (in_bytes + out_bytes) / c.dma_bytes_per_cycle
+            else:  # host, across the link and back
+                moved = in_bytes + out_bytes
+                cycles = (c.host_round_trip_s + moved / c.host_link_bps + out_bytes / c.host_bps) * c.hz
+                compute_pj = moved * c.host_link_pj
 
-        # Fusion: an element-wise op on the previous op's output rides its output stream.
-        fused = prev_feeds and rides and out_bytes == prev_out and in_bytes >= prev_out
+            # Activations at the memory level their size fits (0: L1, 1: L2, 2: DRAM).
+            in_level = (read > l1_tensor) * (1 + (read > l2_bytes))
+            out_level = (out_bytes > l1_tensor) * (1 + (out_bytes > l2_bytes))
+            in_pj, in_us = levels[in_level]
+            out_pj, out_us = levels[out_level]
+            act_pj = read * in_pj + out_bytes * out_pj
+            act_us = read * in_us + out_bytes * out_us
+            l2_bytes_moved = dram_bytes_moved = 0.0
+            if any_(in_level | out_level):
+                l2_bytes_moved = read * (in_level == 1) + out_bytes * (out_level == 1)
+                dram_bytes_moved = read * (in_level == 2) + out_bytes * (out_level == 2)
+
+            # Weights past the arrays are streamed every frame from L2, overlapped with compute.
+            # Weights past L2 are fetched ahead from DRAM into L2 by DMA while earlier layers run:
+            # the layer waits only for the L2 -> array write; the DRAM channel caps the frame rate.
+            src = source[i]
+            weight_pj = weight_us = 0.0
+            streamed = src >= FROM_L2
+            if any_(streamed):
+                per_frame = params / batch
+                from_dram = src == FROM_DRAM
+                weight_us = per_frame * c.weight_us_per_byte / split * streamed
+                weight_pj = per_frame * c.weight_pj_per_byte * streamed + per_frame * c.dram_pj * from_dram
+                l2_bytes_moved = l2_bytes_moved + per_frame * streamed
+                dram_bytes_moved = dram_bytes_moved + per_frame * from_dram
+            known = costs[key] = (
+                cycles, cycles * us_per_cycle, compute_pj, utilisation, macs * utilisation, rewritten, out_level,
+                out_pj, act_pj, act_us, l2_bytes_moved, dram_bytes_moved, weight_us, weight_pj, src,
+            )  # fmt: skip
+        (cycles, compute_us, compute_pj, utilisation, weighted, rewritten, out_level, out_pj, act_pj, act_us,
+         l2_bytes_moved, dram_bytes_moved, weight_us, weight_pj, src) = known  # fmt: skip
+        l2_traffic += l2_bytes_moved
+        dram_traffic += dram_bytes_moved
+        if macs and unit == IMC:
+            imc_macs += macs
+            imc_weighted += weighted
+
         if fused:  # the producer's output no longer goes to memory: its write moves to this op
             written = prev_out * prev_out_pj
             act_sum -= written
             if rows is not None:
-                rows[-1][_ACT_PJ] -= written
-                rows[-1][_LEVEL] = STREAM
-            in_bytes -= prev_out  # the streamed operand is not read from memory
+                producer = rows[-1]
+                rows[-1] = (*producer[:_ACT_PJ], producer[_ACT_PJ] - written, producer[_ACT_PJ + 1], STREAM,
+                            *producer[_LEVEL + 1:])  # fmt: skip
             mapping = FUSED
-
-        # Activations at the memory level their size fits (0: L1, 1: L2, 2: DRAM).
-        in_level = (in_bytes > l1_tensor) * (1 + (in_bytes > l2_bytes))
-        out_level = (out_bytes > l1_tensor) * (1 + (out_bytes > l2_bytes))
-        in_pj, in_us = levels[in_level]
-        out_pj, out_us = levels[out_level]
-        act_pj = in_bytes * in_pj + out_bytes * out_pj
-        act_us = in_bytes * in_us + out_bytes * out_us
-        if any_(in_level | out_level):
-            l2_traffic += in_bytes * (in_level == 1) + out_bytes * (out_level == 1)
-            dram_traffic += in_bytes * (in_level == 2) + out_bytes * (out_level == 2)
-
-        # Weights past the arrays are streamed every frame from L2, overlapped with compute. Weights
-        # past L2 are fetched ahead from DRAM into L2 by DMA while earlier layers run: the layer waits
-        # only for the L2 -> array write, and the DRAM channel bounds the frame rate as a whole.
-        src = source[i]
-        weight_pj = weight_us = 0.0
-        streamed = src >= FROM_L2
-        if any_(streamed):
-            per_frame = params / batch
-            from_dram = src == FROM_DRAM
-            weight_us = per_frame * c.weight_us_per_byte / split * streamed
-            weight_pj = per_frame * c.weight_pj_per_byte * streamed + per_frame * c.dram_pj * from_dram
-            l2_traffic += per_frame * streamed
-            dram_traffic += per_frame * from_dram
-
-        if fused:  # only what the producer's stream cannot hide
+            # only what the producer's stream cannot hide
             exposed = maximum(0.0, compute_us - stream_us)
             stream_us = maximum(0.0, stream_us - compute_us)
             time_us = exposed + act_us
@@ -364,7 +401,9 @@ def price(
         weight_sum += weight_pj
         act_sum += act_pj
         if rows is not None:
-            rows.append([unit, mapping, cycles, time_us, compute_pj, weight_pj, act_pj, src, out_level, utilisation])
+            if rewritten:
+                unit, mapping = IMC, ARRAY_REWRITE
+            rows.append((unit, mapping, cycles, time_us, compute_pj, weight_pj, act_pj, src, out_level, utilisation))
         prev_out, prev_feeds, prev_out_pj = out_bytes, feeds, out_pj
 
     return FrameSums(
@@ -395,7 +434,7 @@ def frames(sums: FrameSums, constants: Sequence[ChipConstants], dram_weights: Se
     ``dram_weights``: per chip, the static weight bytes that live in DRAM."""
     chips = len(constants)
     columns = [
-        [float(s)] * chips if np.ndim(s) == 0 else s.tolist()
+        np.broadcast_to(s, chips).tolist() if isinstance(s, np.ndarray) else [float(s)] * chips
         for s in (sums.frame_us, *sums.waits, sums.l2_traffic, sums.dram_traffic, sums.compute_pj, sums.weight_pj,
                   sums.act_pj, sums.imc_weighted)
     ]  # fmt: skip
