@@ -2,7 +2,7 @@
 (what every search trial pays before anything is built) and the batched path (``estimate_many``:
 sweeps, co-design grids), on the default accelerator at 3x224x224.
 
-    python benchmarks/pricing_speed.py [--baseline 20823ea] [--rounds 3] [--repeat 30] [--out docs/pricing_speed.md]
+    python benchmarks/pricing_speed.py [--baseline 20823ea] [--rounds 5] [--repeat 20] [--out docs/pricing_speed.md]
 
 The baseline is checked out as a git worktree beside the repository's (``service_process.checkout``,
 under --workdir, removed afterwards). Each tree is timed in its own child process pinned to one core,
@@ -75,6 +75,7 @@ def worker(repeat: int) -> dict:
     for label, networks, accs, times in [
         (f"sweep: 1 network x {len(chips)} chips", nets[:1], chips, repeat),
         (f"co-design grid: 10 networks x {len(chips)} chips", nets, chips, max(3, repeat // 5)),
+        ("10 networks x 12 chips", nets, chips[:12], repeat),
         ("10 networks x 2 chips", nets, chips[:2], repeat),
         ("10 networks x 1 chip", nets, [acc], repeat),
     ]:
@@ -116,8 +117,8 @@ def table(before: dict, after: dict, baseline: str) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", default=BASELINE, metavar="GIT_REF", help=f"the commit to compare ({BASELINE})")
-    parser.add_argument("--rounds", type=int, default=3, help="alternations of the two trees")
-    parser.add_argument("--repeat", type=int, default=30, help="timed calls per case per round")
+    parser.add_argument("--rounds", type=int, default=5, help="alternations of the two trees")
+    parser.add_argument("--repeat", type=int, default=20, help="timed calls per case per round")
     parser.add_argument("--workdir", help="where the baseline worktree goes (default: a temporary folder)")
     parser.add_argument("--out", help="also write the printed text to this markdown file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

@@ -29,7 +29,7 @@ from hwmodels._model import (
     stack,
 )
 
-VECTOR_MIN = 10  # chips from which one walk with per-chip arrays beats one walk per chip (pricing_speed.py)
+VECTOR_MIN = 8  # chips from which one walk with per-chip arrays beats one walk per chip (pricing_speed.py)
 
 
 class Totals(NamedTuple):

@@ -10,7 +10,7 @@ from typing import NamedTuple
 from hwmodels._accelerator import ChipConfig, MappingPolicy
 from hwmodels._ir import Layer, OpKind
 
-# Codes of the per-layer columns (small ints in NumPy arrays); the names are what reports show.
+# The small-int codes the cost model works with; the names are what reports show.
 UNITS = ("imc", "dwpu", "dpu", "dma", "host")
 IMC, DWPU, DPU, DMA, HOST = range(len(UNITS))
 MAPPINGS = ("native", "fused", "emulated", "host", "infeasible", "array_rewrite")

@@ -248,6 +248,29 @@ class FrameSums(NamedTuple):
     odd_ops: dict[int, list[str]]  # mapping code (host, emulated, infeasible) -> the names of its layers
 
 
+class OwnCosts(NamedTuple):
+    """What a layer costs on its own, before fusion and fixed costs: ``price`` works it out once per
+    distinct layer of a network (same kind, sizes and weight placement)."""
+
+    cycles: Any
+    compute_us: Any
+    compute_pj: Any
+    utilisation: Any
+    imc_weighted: Any  # MACs x utilisation on the arrays
+    imc_macs: int
+    rewritten: Any  # a dynamic matmul computed on the arrays
+    out_level: Any
+    out_pj: Any  # per byte of its output at its level
+    act_pj: Any
+    act_us: Any
+    l2_moved: Any  # bytes through the shared L2 / DRAM
+    dram_moved: Any
+    weight_pj: Any
+    src: Any
+    longest: Any  # of compute, weight stream and activations
+    waits: tuple  # longest as compute | weight_stream | activations (the one it is, the others 0)
+
+
 def price(
     layers: Sequence[Layer],
     policy: MappingPolicy,
@@ -274,12 +297,12 @@ def price(
     keys = source if source_keys is None else source_keys
     odd_ops: dict[int, list[str]] = {ON_HOST: [], EMULATED: [], INFEASIBLE: []}
     l2_traffic = dram_traffic = 0.0  # shared-memory bytes per frame, for the bandwidth caps
-    frame_us = compute_sum = weight_sum = act_sum = imc_weighted = 0.0
-    wait_compute = wait_weights = wait_acts = wait_overhead = 0.0  # what the frame waits on
-    imc_macs = 0
+    frame_us = fused_us = compute_sum = weight_sum = act_sum = imc_weighted = 0.0
+    wait_compute = wait_weights = wait_acts = 0.0  # what the frame waits on
+    imc_macs = drains = 0
     prev_out, prev_feeds, prev_out_pj = -1, False, 0.0
     stream_us = 0.0  # time of the producer's output stream still free to hide fused DPU work
-    costs: dict[tuple, tuple] = {}  # a network repeats its blocks: a layer's own costs, by what decides them
+    costs: dict[tuple, list] = {}  # a network repeats its blocks: a layer's own costs, by what decides them
     for i, layer in enumerate(layers):
         name, op, _, out_shape, macs, params, in_bytes, out_bytes, gemm, kernel, _, _, _, fn = layer  # hot loop
         unit, mapping, passes, feeds, rides = route[op, fn]
@@ -356,17 +379,20 @@ def price(
                 weight_pj = per_frame * c.weight_pj_per_byte * streamed + per_frame * c.dram_pj * from_dram
                 l2_bytes_moved = l2_bytes_moved + per_frame * streamed
                 dram_bytes_moved = dram_bytes_moved + per_frame * from_dram
-            known = costs[key] = (
-                cycles, cycles * us_per_cycle, compute_pj, utilisation, macs * utilisation, rewritten, out_level,
-                out_pj, act_pj, act_us, l2_bytes_moved, dram_bytes_moved, weight_us, weight_pj, src,
-            )  # fmt: skip
-        (cycles, compute_us, compute_pj, utilisation, weighted, rewritten, out_level, out_pj, act_pj, act_us,
-         l2_bytes_moved, dram_bytes_moved, weight_us, weight_pj, src) = known  # fmt: skip
-        l2_traffic += l2_bytes_moved
-        dram_traffic += dram_bytes_moved
-        if macs and unit == IMC:
-            imc_macs += macs
-            imc_weighted += weighted
+            # Its time on its own: the longest of the three (fixed costs aside), and what it waits on.
+            compute_us = cycles * us_per_cycle
+            longest = maximum(maximum(compute_us, weight_us), act_us)
+            on_compute = longest == compute_us
+            on_weights = (longest == weight_us) > on_compute  # ties go to compute
+            waits = (longest * on_compute, longest * on_weights, longest * (1 - on_compute - on_weights))
+            imc_macs_here = macs if unit == IMC else 0
+            known = costs[key] = [0, 0, OwnCosts(
+                cycles, compute_us, compute_pj, utilisation, imc_macs_here * utilisation, imc_macs_here, rewritten,
+                out_level, out_pj, act_pj, act_us, l2_bytes_moved, dram_bytes_moved, weight_pj, src, longest, waits,
+            )]  # fmt: skip
+        known[0] += 1  # layers with these costs; known[1]: those of them not fused
+        (cycles, compute_us, compute_pj, utilisation, _, _, rewritten, out_level, out_pj, act_pj, act_us, _, _,
+         weight_pj, src, longest, _) = known[2]  # fmt: skip
 
         if fused:  # the producer's output no longer goes to memory: its write moves to this op
             written = prev_out * prev_out_pj
@@ -380,32 +406,43 @@ def price(
             exposed = maximum(0.0, compute_us - stream_us)
             stream_us = maximum(0.0, stream_us - compute_us)
             time_us = exposed + act_us
+            fused_us += time_us
             wait_compute += exposed
             wait_acts += act_us
         else:  # the longest of the three, + fixed costs
-            longest = maximum(maximum(compute_us, weight_us), act_us)
+            known[1] += 1
             stream_us = longest
-            # fixed costs: the kernel's; the inference's own start rides its first kernel
-            fixed_us = overhead_us if i else overhead_us + inference_us
             if op is OpKind.POOL and out_bytes * 4 <= in_bytes and is_global(out_shape):
-                fixed_us += sync_us  # a global reduction drains the pipeline
-            time_us = longest + fixed_us
-            wait_overhead += fixed_us
-            on_compute = longest == compute_us
-            on_weights = (longest == weight_us) > on_compute  # ties go to compute
-            wait_compute += longest * on_compute
-            wait_weights += longest * on_weights
-            wait_acts += longest * (1 - on_compute - on_weights)
-        frame_us += time_us
-        compute_sum += compute_pj
-        weight_sum += weight_pj
-        act_sum += act_pj
+                drains += 1  # a global reduction drains the pipeline
+                time_us = longest + overhead_us + sync_us
+            else:
+                time_us = longest + overhead_us
+            if not i:  # the inference's own start rides its first kernel
+                time_us += inference_us
         if rows is not None:
             if rewritten:
                 unit, mapping = IMC, ARRAY_REWRITE
             rows.append((unit, mapping, cycles, time_us, compute_pj, weight_pj, act_pj, src, out_level, utilisation))
         prev_out, prev_feeds, prev_out_pj = out_bytes, feeds, out_pj
 
+    # Layers with the same costs, added up once: (count x figure).
+    kernels = 0
+    for count, unfused, own in costs.values():
+        compute_sum += count * own.compute_pj
+        weight_sum += count * own.weight_pj
+        act_sum += count * own.act_pj
+        l2_traffic += count * own.l2_moved
+        dram_traffic += count * own.dram_moved
+        imc_weighted += count * own.imc_weighted
+        imc_macs += count * own.imc_macs
+        if unfused:
+            kernels += unfused
+            frame_us += unfused * own.longest
+            wait_compute += unfused * own.waits[0]
+            wait_weights += unfused * own.waits[1]
+            wait_acts += unfused * own.waits[2]
+    wait_overhead = kernels * overhead_us + drains * sync_us + (inference_us if kernels else 0.0)
+    frame_us += fused_us + wait_overhead
     return FrameSums(
         frame_us, (wait_compute, wait_weights, wait_acts, wait_overhead), l2_traffic, dram_traffic, compute_sum,
         weight_sum, act_sum, imc_weighted, imc_macs, odd_ops,
