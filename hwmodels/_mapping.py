@@ -49,6 +49,7 @@ class Routes(dict):
     def __init__(self, policy: MappingPolicy) -> None:
         super().__init__()
         self.policy = policy
+        self.on_arrays = frozenset(kind for kind, unit in policy.units.items() if unit == "imc")
 
     def __missing__(self, key: tuple[OpKind, str]) -> Route:
         op, fn = key
@@ -86,7 +87,7 @@ def place_weights(
     Resident first are the layers that would stall most if streamed: least compute per weight
     byte. One weight set per core stays free as the streaming buffer once anything streams.
     """
-    on_arrays = {kind for kind, unit in policy.units.items() if unit == "imc"}
+    on_arrays = routes(policy).on_arrays  # op kinds whose static weights the arrays hold
     source = [NO_WEIGHTS] * len(layers)
     static = [i for i, layer in enumerate(layers) if layer.params and layer.gemm and layer.op in on_arrays]
     total = sum(layers[i].params for i in static)

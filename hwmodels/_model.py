@@ -28,6 +28,7 @@ the time a frame occupies the chip.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import mul
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -53,7 +54,6 @@ from hwmodels._mapping import (
 )
 
 MODES = ("throughput", "latency")
-WAITS = ("compute", "weight_stream", "activations", "overhead")  # what a frame's time on a core is made of
 STREAM = LEVELS.index("stream")
 
 
@@ -237,7 +237,7 @@ class FrameSums(NamedTuple):
     """A frame's sums over its layers: floats (one chip) or one entry per chip."""
 
     frame_us: Any
-    waits: tuple  # as WAITS
+    waits: tuple  # compute, weight_stream, activations, overhead
     l2_traffic: Any  # bytes per frame through the shared L2 / DRAM (their bandwidth caps the frame rate)
     dram_traffic: Any
     compute_pj: Any
@@ -248,29 +248,6 @@ class FrameSums(NamedTuple):
     odd_ops: dict[int, list[str]]  # mapping code (host, emulated, infeasible) -> the names of its layers
 
 
-class OwnCosts(NamedTuple):
-    """What a layer costs on its own, before fusion and fixed costs: ``price`` works it out once per
-    distinct layer of a network (same kind, sizes and weight placement)."""
-
-    cycles: Any
-    compute_us: Any
-    compute_pj: Any
-    utilisation: Any
-    imc_weighted: Any  # MACs x utilisation on the arrays
-    imc_macs: int
-    rewritten: Any  # a dynamic matmul computed on the arrays
-    out_level: Any
-    out_pj: Any  # per byte of its output at its level
-    act_pj: Any
-    act_us: Any
-    l2_moved: Any  # bytes through the shared L2 / DRAM
-    dram_moved: Any
-    weight_pj: Any
-    src: Any
-    longest: Any  # of compute, weight stream and activations
-    waits: tuple  # longest as compute | weight_stream | activations (the one it is, the others 0)
-
-
 def price(
     layers: Sequence[Layer],
     policy: MappingPolicy,
@@ -278,7 +255,7 @@ def price(
     source: Sequence,
     batch: int,
     xp: type[OneChip] | type[ManyChips] = OneChip,
-    rows: list[tuple] | None = None,
+    rows: list[list] | None = None,
     source_keys: Sequence[int] | None = None,
 ) -> FrameSums:
     """Walk ``layers`` in execution order on the chip(s) of ``c`` (``xp``: ``OneChip`` for floats,
@@ -302,8 +279,9 @@ def price(
     imc_macs = drains = 0
     prev_out, prev_feeds, prev_out_pj = -1, False, 0.0
     stream_us = 0.0  # time of the producer's output stream still free to hide fused DPU work
-    costs: dict[tuple, list] = {}  # a network repeats its blocks: a layer's own costs, by what decides them
-    for i, layer in enumerate(layers):
+    costs: dict[tuple, list] = {}  # a network repeats its blocks: a layer's own costs, by what decides them,
+    # as OWN_COSTS: worked out once per distinct layer, added up once (count x figure)
+    for i, (layer, source_key) in enumerate(zip(layers, keys, strict=True)):
         name, op, _, out_shape, macs, params, in_bytes, out_bytes, gemm, kernel, _, _, _, fn = layer  # hot loop
         unit, mapping, passes, feeds, rides = route[op, fn]
         if mapping != NATIVE:
@@ -313,7 +291,7 @@ def price(
         fused = prev_feeds and rides and out_bytes == prev_out and in_bytes >= prev_out
         read = in_bytes - prev_out if fused else in_bytes
 
-        key = (op, fn, macs, params, read, out_bytes, gemm, kernel, keys[i])
+        key = (op, fn, macs, params, read, out_bytes, gemm, kernel, source_key)
         known = costs.get(key)
         if known is None:
             # Compute on the unit the layer runs on.
@@ -384,23 +362,23 @@ def price(
             longest = maximum(maximum(compute_us, weight_us), act_us)
             on_compute = longest == compute_us
             on_weights = (longest == weight_us) > on_compute  # ties go to compute
-            waits = (longest * on_compute, longest * on_weights, longest * (1 - on_compute - on_weights))
-            imc_macs_here = macs if unit == IMC else 0
-            known = costs[key] = [0, 0, OwnCosts(
-                cycles, compute_us, compute_pj, utilisation, imc_macs_here * utilisation, imc_macs_here, rewritten,
-                out_level, out_pj, act_pj, act_us, l2_bytes_moved, dram_bytes_moved, weight_pj, src, longest, waits,
-            )]  # fmt: skip
-        known[0] += 1  # layers with these costs; known[1]: those of them not fused
-        (cycles, compute_us, compute_pj, utilisation, _, _, rewritten, out_level, out_pj, act_pj, act_us, _, _,
-         weight_pj, src, longest, _) = known[2]  # fmt: skip
+            on_arrays = macs if unit == IMC else 0
+            known = costs[key] = [
+                0, 0, cycles, compute_us, compute_pj, utilisation, on_arrays * utilisation, on_arrays, rewritten,
+                out_level, out_pj, act_pj, act_us, l2_bytes_moved, dram_bytes_moved, weight_pj, src, longest,
+                longest * on_compute, longest * on_weights, longest * (1 - on_compute - on_weights),
+            ]  # fmt: skip
+        known[0] += 1
+        (_, _, cycles, compute_us, compute_pj, utilisation, _, _, rewritten, out_level, out_pj, act_pj, act_us, _, _,
+         weight_pj, src, longest, _, _, _) = known  # fmt: skip
 
         if fused:  # the producer's output no longer goes to memory: its write moves to this op
             written = prev_out * prev_out_pj
             act_sum -= written
             if rows is not None:
                 producer = rows[-1]
-                rows[-1] = (*producer[:_ACT_PJ], producer[_ACT_PJ] - written, producer[_ACT_PJ + 1], STREAM,
-                            *producer[_LEVEL + 1:])  # fmt: skip
+                producer[_ACT_PJ] -= written
+                producer[_LEVEL] = STREAM
             mapping = FUSED
             # only what the producer's stream cannot hide
             exposed = maximum(0.0, compute_us - stream_us)
@@ -422,25 +400,26 @@ def price(
         if rows is not None:
             if rewritten:
                 unit, mapping = IMC, ARRAY_REWRITE
-            rows.append((unit, mapping, cycles, time_us, compute_pj, weight_pj, act_pj, src, out_level, utilisation))
+            rows.append([unit, mapping, cycles, time_us, compute_pj, weight_pj, act_pj, src, out_level, utilisation])
         prev_out, prev_feeds, prev_out_pj = out_bytes, feeds, out_pj
 
     # Layers with the same costs, added up once: (count x figure).
     kernels = 0
-    for count, unfused, own in costs.values():
-        compute_sum += count * own.compute_pj
-        weight_sum += count * own.weight_pj
-        act_sum += count * own.act_pj
-        l2_traffic += count * own.l2_moved
-        dram_traffic += count * own.dram_moved
-        imc_weighted += count * own.imc_weighted
-        imc_macs += count * own.imc_macs
-        if unfused:
-            kernels += unfused
-            frame_us += unfused * own.longest
-            wait_compute += unfused * own.waits[0]
-            wait_weights += unfused * own.waits[1]
-            wait_acts += unfused * own.waits[2]
+    if costs:
+        (count, unfused, _, _, compute_pj, _, weighted, on_arrays, _, _, _, act_pj, _, l2_moved, dram_moved, weight_pj,
+         _, longest, on_compute, on_weights, on_acts) = zip(*costs.values(), strict=True)  # fmt: skip
+        compute_sum += sum(map(mul, count, compute_pj))
+        weight_sum += sum(map(mul, count, weight_pj))
+        act_sum += sum(map(mul, count, act_pj))
+        l2_traffic += sum(map(mul, count, l2_moved))
+        dram_traffic += sum(map(mul, count, dram_moved))
+        imc_weighted += sum(map(mul, count, weighted))
+        imc_macs += sum(map(mul, count, on_arrays))
+        kernels = sum(unfused)
+        frame_us += sum(map(mul, unfused, longest))
+        wait_compute += sum(map(mul, unfused, on_compute))
+        wait_weights += sum(map(mul, unfused, on_weights))
+        wait_acts += sum(map(mul, unfused, on_acts))
     wait_overhead = kernels * overhead_us + drains * sync_us + (inference_us if kernels else 0.0)
     frame_us += fused_us + wait_overhead
     return FrameSums(
@@ -450,6 +429,11 @@ def price(
 
 
 _ACT_PJ, _LEVEL = 6, 8  # columns of ``price``'s rows a fused consumer amends in its producer's
+OWN_COSTS = (  # what ``price`` keeps per distinct layer: how many, then its costs on its own (before fusion)
+    "layers", "unfused_layers", "cycles", "compute_us", "compute_pj", "utilisation", "imc_weighted_macs", "imc_macs",
+    "rewritten", "out_level", "out_pj_per_byte", "act_pj", "act_us", "l2_bytes", "dram_bytes", "weight_pj",
+    "weights_in", "longest_us", "compute_wait_us", "weight_wait_us", "activation_wait_us",
+)  # fmt: skip
 
 
 class Frame(NamedTuple):
@@ -463,7 +447,9 @@ class Frame(NamedTuple):
     bound: str
     deployable: bool
     energy_split_mj: dict[str, float]  # compute / weights / activations / static
-    waits_us: dict[str, float]  # the core's own frame time (per frame) as WAITS
+    waits_us: dict[
+        str, float
+    ]  # the core's own frame time (per frame): compute | weight_stream | activations | overhead
 
 
 def frames(sums: FrameSums, constants: Sequence[ChipConstants], dram_weights: Sequence[int], batch: int) -> list[Frame]:
@@ -476,13 +462,13 @@ def frames(sums: FrameSums, constants: Sequence[ChipConstants], dram_weights: Se
                   sums.act_pj, sums.imc_weighted)
     ]  # fmt: skip
     feasible = not sums.odd_ops[INFEASIBLE]
+    imc_macs = sums.imc_macs
     out = []
-    for c, in_dram, (frame_us, *waits, l2_traffic, dram_traffic, cp, wp, ap, weighted) in zip(
-        constants, dram_weights, zip(*columns, strict=True), strict=True
-    ):
+    for c, in_dram, (frame_us, w_compute, w_weights, w_acts, w_overhead, l2_traffic, dram_traffic, cp, wp, ap,
+                     weighted) in zip(constants, dram_weights, zip(*columns, strict=True), strict=True):  # fmt: skip
         instances = c.instances
         fps = instances / (frame_us * 1e-6) if frame_us > 0 else float("inf")
-        waits_us = dict(zip(WAITS, waits, strict=True))
+        waits_us = {"compute": w_compute, "weight_stream": w_weights, "activations": w_acts, "overhead": w_overhead}
         bound = max(waits_us, key=waits_us.get)  # what the frame time on a core is mostly made of
         if l2_traffic and c.l2_bps / l2_traffic < fps:
             fps, bound = c.l2_bps / l2_traffic, "l2_bandwidth"
@@ -495,15 +481,15 @@ def frames(sums: FrameSums, constants: Sequence[ChipConstants], dram_weights: Se
         out.append(
             Frame(
                 # a frame on its core lasts at least as long as the shared memory's rate lets frames through
-                latency_ms=max(frame_us, instances * 1e6 / fps) * batch / 1e3,
-                throughput_fps=fps,
-                energy_mj=energy_mj,
-                power_w=energy_mj * 1e-3 * fps,
-                utilisation=weighted / sums.imc_macs if sums.imc_macs else 0.0,
-                bound=bound,
-                deployable=feasible and not (in_dram and c.dram_bytes == 0),
-                energy_split_mj=split,
-                waits_us=waits_us,
+                max(frame_us, instances * 1e6 / fps) * batch / 1e3,  # latency_ms
+                fps,
+                energy_mj,
+                energy_mj * 1e-3 * fps,  # power_w
+                weighted / imc_macs if imc_macs else 0.0,  # utilisation
+                bound,
+                feasible and not (in_dram and c.dram_bytes == 0),  # deployable
+                split,
+                waits_us,
             )
         )
     return out
