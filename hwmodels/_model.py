@@ -447,9 +447,7 @@ class Frame(NamedTuple):
     bound: str
     deployable: bool
     energy_split_mj: dict[str, float]  # compute / weights / activations / static
-    waits_us: dict[
-        str, float
-    ]  # the core's own frame time (per frame): compute | weight_stream | activations | overhead
+    waits_us: dict[str, float]  # a frame's own time on its core: compute | weight_stream | activations | overhead
 
 
 def frames(sums: FrameSums, constants: Sequence[ChipConstants], dram_weights: Sequence[int], batch: int) -> list[Frame]:
