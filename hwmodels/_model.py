@@ -301,10 +301,12 @@ def price(
                 g, m, k, n = gemm
                 t = tiles(g, k, n, rows_, cols_)
                 copies = 1
-                if replication > 1 and any_(t == 1):
+                one_tile = t == 1
+                if replication > 1 and any_(one_tile):
                     # a layer far smaller than the array has its weights copied block-diagonally: each
-                    # MVM then computes `copies` output pixels (bounded by the read-out below)
-                    copies = where(t == 1, minimum(minimum(minimum(replication, rows_ // k), cols_ // n), m), 1)
+                    # MVM then computes `copies` output pixels (bounded by the read-out below); one tile only
+                    fit = minimum(minimum(minimum(replication, rows_ // k), cols_ // n), m)
+                    copies = 1 + one_tile * (fit - 1)
                 cycles = maximum(m * t * bits / copies, m * g * n / out_per_cycle) / minimum(split, t)
                 compute_pj = gated_pj(m, g, k, n, c)
                 utilisation = macs / (m * t * rows_ * cols_)
