@@ -109,6 +109,12 @@ def table(before: dict, after: dict, baseline: str) -> list[str]:
         old, new = (statistics.median(x["us"]) / x["candidates"] for x in (b, a))
         ratios.setdefault(kind, []).append(new / old)
         lines.append(f"| {kind} | {label} | {a['layers']} | {old:,.0f} | {new:,.0f} | {new / old:.2f} |")
+    lines += ["", "Batched rates of this tree, IR layers x chips priced per CPU second:", ""]
+    for key, a in after.items():
+        kind, label = key.split("|", 1)
+        if kind == "estimate_many":
+            per_candidate = statistics.median(a["us"]) / a["candidates"]
+            lines.append(f"- {label}: {a['layers'] / per_candidate * 1e6:,.0f}")
     lines += ["", "Geometric mean of after/before per kind (below 1: this tree is faster):", ""]
     for kind, values in ratios.items():
         mean = math.exp(statistics.mean(math.log(v) for v in values))
