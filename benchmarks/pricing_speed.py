@@ -139,7 +139,13 @@ def main() -> None:
     from service_process import checkout
 
     with tempfile.TemporaryDirectory() as tmp:
-        base_tree = checkout(args.baseline, Path(args.workdir or tmp))
+        stdout = os.dup(1)
+        os.dup2(2, 1)  # git's report of the checkout to stderr: stdout is the table alone
+        try:
+            base_tree = checkout(args.baseline, Path(args.workdir or tmp))
+        finally:
+            os.dup2(stdout, 1)
+            os.close(stdout)
         try:
             runs: dict[str, dict] = {}
             for r in range(args.rounds):
