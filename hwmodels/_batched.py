@@ -17,7 +17,7 @@ import numpy as np
 
 from hwmodels._accelerator import Accelerator
 from hwmodels._ir import Layer
-from hwmodels._mapping import place_weights
+from hwmodels._mapping import place_weights, weight_order
 from hwmodels._model import (
     ChipConstants,
     ManyChips,
@@ -84,11 +84,12 @@ def _price(
     placements: dict[tuple, tuple[list[int], dict[str, int]]] = {}  # chips of one array and L2 size place alike
     keys = []
     policy = accs[0].mapping
+    order = weight_order(layers, policy)  # the same on every chip
     for acc, c in zip(accs, constants, strict=True):
         imc = acc.chip.imc
         keys.append((imc.weight_bytes, imc.rows * imc.cols, acc.chip.memory.l2_bytes, c.split))
         if keys[-1] not in placements:
-            placements[keys[-1]] = place_weights(layers, policy, acc.chip, c.split)
+            placements[keys[-1]] = place_weights(layers, policy, acc.chip, c.split, order)
     if xp is OneChip:
         source, source_keys = placements[keys[0]][0], None
     else:  # per layer, its weights' place on each chip; layers placed alike share a number

@@ -78,19 +78,29 @@ def is_global(shape: tuple[int, ...]) -> bool:
     return len(shape) >= 2 and all(d == 1 for d in shape[1:])
 
 
+def weight_order(layers: Sequence[Layer], policy: MappingPolicy, ranked: bool = True) -> tuple[list[int], int]:
+    """The layers whose static weights the arrays hold, in the order they are placed when not all fit
+    (``ranked``; least compute per weight byte first: they would stall most if streamed), and their
+    bytes. The same on every chip."""
+    on_arrays = routes(policy).on_arrays  # op kinds whose static weights the arrays hold
+    static = [i for i, layer in enumerate(layers) if layer.params and layer.gemm and layer.op in on_arrays]
+    if ranked:
+        static.sort(key=lambda i: layers[i].gemm[1] / max(layers[i].params, 1))
+    return static, sum(layers[i].params for i in static)
+
+
 def place_weights(
-    layers: Sequence[Layer], policy: MappingPolicy, chip: ChipConfig, split: int
+    layers: Sequence[Layer], policy: MappingPolicy, chip: ChipConfig, split: int, order: tuple | None = None
 ) -> tuple[list[int], dict[str, int]]:
     """Where each layer's static weights live on ``chip`` (codes into SOURCES: resident in the arrays,
-    or streamed every frame from L2 / DRAM), and the bytes in each place.
+    or streamed every frame from L2 / DRAM), and the bytes in each place. ``order``: ``weight_order``'s,
+    when the caller places one network on many chips.
 
-    Resident first are the layers that would stall most if streamed: least compute per weight
-    byte. One weight set per core stays free as the streaming buffer once anything streams.
+    Resident first are the layers that would stall most if streamed (``weight_order``). One weight set
+    per core stays free as the streaming buffer once anything streams.
     """
-    on_arrays = routes(policy).on_arrays  # op kinds whose static weights the arrays hold
+    static, total = order or weight_order(layers, policy, ranked=False)
     source = [NO_WEIGHTS] * len(layers)
-    static = [i for i, layer in enumerate(layers) if layer.params and layer.gemm and layer.op in on_arrays]
-    total = sum(layers[i].params for i in static)
     capacity = chip.imc.weight_bytes * split
     if total <= capacity:
         for i in static:
@@ -99,7 +109,9 @@ def place_weights(
     budget = capacity - chip.imc.rows * chip.imc.cols * split
     l2_left = chip.memory.l2_bytes
     placed = {"imc": 0, "l2": 0, "dram": 0}
-    for i in sorted(static, key=lambda i: layers[i].gemm[1] / max(layers[i].params, 1)):
+    if order is None:
+        static, _ = weight_order(layers, policy)
+    for i in static:
         p = layers[i].params
         if p <= budget:
             source[i], budget = RESIDENT, budget - p

@@ -27,7 +27,7 @@ the time a frame occupies the chip.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from operator import mul
 from typing import Any, NamedTuple
 
@@ -248,6 +248,92 @@ class FrameSums(NamedTuple):
     odd_ops: dict[int, list[str]]  # mapping code (host, emulated, infeasible) -> the names of its layers
 
 
+def own_costs(layers: Iterable[tuple], c: ChipConstants, xp, replication: int, batch: int) -> list[tuple]:
+    """Each layer's costs on its own, before fusion, as OWN_COSTS names them. A layer is (unit (code into
+    UNITS), rewrite (a dynamic matmul the arrays may take), macs, params, read, out_bytes, g, m, k, n,
+    work, weights' source): numbers, for one layer on one chip (``xp`` = ``OneChip``), or on many chips
+    (``ManyChips``, the chip figures ``(chips,)`` arrays) the quantities of layers sharing unit and
+    rewrite as ``(layers, 1)`` columns and the sources ``(layers, chips)``: a (layers, chips) grid."""
+    maximum, minimum, where, any_ = xp.maximum, xp.minimum, xp.where, xp.any
+    split, rows_, cols_, bits, out_per_cycle = c.split, c.rows, c.cols, c.bits, c.out_per_cycle
+    us_per_cycle = c.us_per_cycle
+    l1_tensor, l2_bytes, levels = c.l1_tensor, c.l2_bytes, c.levels
+    weight_us_per_byte, weight_pj_per_byte, dram_pj = c.weight_us_per_byte, c.weight_pj_per_byte, c.dram_pj
+    out = []
+    for unit, rewrite, macs, params, read, out_bytes, g, m, k, n, work, src in layers:
+        # Compute on the unit the layer runs on.
+        compute_pj = utilisation = 0.0
+        rewritten = False
+        if unit == IMC:  # tiled over the arrays, one bit-serial MVM per input vector and tile
+            t = tiles(g, k, n, rows_, cols_)
+            copies = 1
+            one_tile = t == 1
+            if replication > 1 and any_(one_tile):
+                # a layer far smaller than the array has its weights copied block-diagonally: each
+                # MVM then computes `copies` output pixels (bounded by the read-out below); one tile only
+                fit = minimum(minimum(minimum(replication, rows_ // k), cols_ // n), m)
+                copies = 1 + one_tile * (fit - 1)
+            cycles = maximum(m * t * bits / copies, m * g * n / out_per_cycle) / minimum(split, t)
+            compute_pj = gated_pj(m, g, k, n, c)
+            utilisation = macs / (m * t * rows_ * cols_)
+        elif unit == DWPU:
+            cycles = work / c.dwpu_rate
+            compute_pj = work * c.dwpu_pj
+        elif unit == DPU:
+            cycles = work / c.dpu_rate
+            compute_pj = work * c.dpu_pj
+            if rewrite:
+                # a dynamic matmul may write one operand into the arrays first, when that is faster
+                t = tiles(g, k, n, rows_, cols_)
+                rw_cycles = (g * k * n / c.write_bps * c.hz + m * t * bits) / minimum(split, t)
+                rewritten = rw_cycles < cycles
+                if any_(rewritten):
+                    rw_pj = g * k * n * c.write_pj + gated_pj(m, g, k, n, c)
+                    cycles, compute_pj = where(rewritten, rw_cycles, cycles), where(rewritten, rw_pj, compute_pj)
+        elif unit == DMA:
+            cycles = (read + out_bytes) / c.dma_bytes_per_cycle  # never fused: all it reads
+        else:  # host, across the link and back
+            moved = read + out_bytes
+            cycles = (c.host_round_trip_s + moved / c.host_link_bps + out_bytes / c.host_bps) * c.hz
+            compute_pj = moved * c.host_link_pj
+
+        # Activations at the memory level their size fits (0: L1, 1: L2, 2: DRAM).
+        in_level = (read > l1_tensor) * (1 + (read > l2_bytes))
+        out_level = (out_bytes > l1_tensor) * (1 + (out_bytes > l2_bytes))
+        in_pj, in_us = levels[in_level]
+        out_pj, out_us = levels[out_level]
+        act_pj = read * in_pj + out_bytes * out_pj
+        act_us = read * in_us + out_bytes * out_us
+        l2_bytes_moved = dram_bytes_moved = 0.0
+        if any_(in_level | out_level):
+            l2_bytes_moved = read * (in_level == 1) + out_bytes * (out_level == 1)
+            dram_bytes_moved = read * (in_level == 2) + out_bytes * (out_level == 2)
+
+        # Weights past the arrays are streamed every frame from L2, overlapped with compute.
+        # Weights past L2 are fetched ahead from DRAM into L2 by DMA while earlier layers run:
+        # the layer waits only for the L2 -> array write; the DRAM channel caps the frame rate.
+        weight_pj = weight_us = 0.0
+        streamed = src >= FROM_L2
+        if any_(streamed):
+            per_frame = params / batch
+            from_dram = src == FROM_DRAM
+            weight_us = per_frame * weight_us_per_byte / split * streamed
+            weight_pj = per_frame * weight_pj_per_byte * streamed + per_frame * dram_pj * from_dram
+            l2_bytes_moved = l2_bytes_moved + per_frame * streamed
+            dram_bytes_moved = dram_bytes_moved + per_frame * from_dram
+        # Its time on its own: the longest of the three (fixed costs aside), and what it waits on.
+        compute_us = cycles * us_per_cycle
+        longest = maximum(maximum(compute_us, weight_us), act_us)
+        on_compute = longest == compute_us
+        on_weights = (longest == weight_us) > on_compute  # ties go to compute
+        out.append((
+            cycles, compute_us, compute_pj, utilisation, macs * utilisation, rewritten, out_level, out_pj, act_pj,
+            act_us, l2_bytes_moved, dram_bytes_moved, weight_pj, src, longest, longest * on_compute,
+            longest * on_weights, longest * (1 - on_compute - on_weights),
+        ))  # fmt: skip
+    return out
+
+
 def price(
     layers: Sequence[Layer],
     policy: MappingPolicy,
@@ -263,120 +349,76 @@ def price(
     a code, or an array of codes, one per chip, numbered alike by ``source_keys``). ``rows``, when
     given, receives each layer's figures (columns as ``LayerTable``'s; one chip only).
     """
-    maximum, minimum, where, any_ = xp.maximum, xp.minimum, xp.where, xp.any
+    maximum = xp.maximum
     route = routes(policy)
     rewrite_matmuls = policy.matmul_array_rewrite
     replication = int(policy.weight_replication)
-    split, rows_, cols_, bits = c.split, c.rows, c.cols, c.bits
-    out_per_cycle, us_per_cycle, levels = c.out_per_cycle, c.us_per_cycle, c.levels
-    l1_tensor, l2_bytes = c.l1_tensor, c.l2_bytes
     overhead_us, sync_us, inference_us = c.overhead_us / batch, c.sync_us / batch, c.frame_overhead_us / batch
     keys = source if source_keys is None else source_keys
     odd_ops: dict[int, list[str]] = {ON_HOST: [], EMULATED: [], INFEASIBLE: []}
-    l2_traffic = dram_traffic = 0.0  # shared-memory bytes per frame, for the bandwidth caps
-    frame_us = fused_us = compute_sum = weight_sum = act_sum = imc_weighted = 0.0
-    wait_compute = wait_weights = wait_acts = 0.0  # what the frame waits on
-    imc_macs = drains = 0
-    prev_out, prev_feeds, prev_out_pj = -1, False, 0.0
-    stream_us = 0.0  # time of the producer's output stream still free to hide fused DPU work
-    costs: dict[tuple, list] = {}  # a network repeats its blocks: a layer's own costs, by what decides them,
-    # as OWN_COSTS: worked out once per distinct layer, added up once (count x figure)
+
+    # 1. Each layer's route and fusion, and which distinct layer it is: a network repeats its blocks,
+    # and a layer's own costs (OWN_COSTS) depend only on the key below.
+    index: dict[tuple, int] = {}
+    distinct: list[tuple] = []  # own_costs' layer arguments, per distinct layer
+    counts: list[int] = []  # layers per distinct layer
+    unfused: list[int] = []  # of them, not fused (they pay the kernel overhead)
+    walk: list[tuple] = []  # per layer: distinct layer, fused, mapping, out_bytes, drains the pipeline
+    drains = imc_macs = 0
+    prev_out, prev_feeds = -1, False
     for i, (layer, source_key) in enumerate(zip(layers, keys, strict=True)):
         name, op, _, out_shape, macs, params, in_bytes, out_bytes, gemm, kernel, _, _, _, fn = layer  # hot loop
         unit, mapping, passes, feeds, rides = route[op, fn]
         if mapping != NATIVE:
             odd_ops[mapping].append(name)
+        elif unit == IMC:
+            imc_macs += macs
         # Fusion: an element-wise op on the previous op's output rides its output stream, which
         # it does not read from memory.
         fused = prev_feeds and rides and out_bytes == prev_out and in_bytes >= prev_out
         read = in_bytes - prev_out if fused else in_bytes
-
         key = (op, fn, macs, params, read, out_bytes, gemm, kernel, source_key)
-        known = costs.get(key)
-        if known is None:
-            # Compute on the unit the layer runs on.
-            compute_pj = utilisation = 0.0
-            rewritten = False
-            if unit == IMC:  # tiled over the arrays, one bit-serial MVM per input vector and tile
-                g, m, k, n = gemm
-                t = tiles(g, k, n, rows_, cols_)
-                copies = 1
-                one_tile = t == 1
-                if replication > 1 and any_(one_tile):
-                    # a layer far smaller than the array has its weights copied block-diagonally: each
-                    # MVM then computes `copies` output pixels (bounded by the read-out below); one tile only
-                    fit = minimum(minimum(minimum(replication, rows_ // k), cols_ // n), m)
-                    copies = 1 + one_tile * (fit - 1)
-                cycles = maximum(m * t * bits / copies, m * g * n / out_per_cycle) / minimum(split, t)
-                compute_pj = gated_pj(m, g, k, n, c)
-                utilisation = macs / (m * t * rows_ * cols_)
-            elif unit == DWPU:
-                work = macs or out_bytes * kernel[0] * kernel[1]
-                cycles = work / c.dwpu_rate
-                compute_pj = work * c.dwpu_pj
-            elif unit == DPU:
-                work = (macs or out_bytes) * passes
-                cycles = work / c.dpu_rate
-                compute_pj = work * c.dpu_pj
-                if op is OpKind.MATMUL and rewrite_matmuls:
-                    # a dynamic matmul may write one operand into the arrays first, when that is faster
-                    g, m, k, n = gemm
-                    t = tiles(g, k, n, rows_, cols_)
-                    rw_cycles = (g * k * n / c.write_bps * c.hz + m * t * bits) / minimum(split, t)
-                    rewritten = rw_cycles < cycles
-                    if any_(rewritten):
-                        rw_pj = g * k * n * c.write_pj + gated_pj(m, g, k, n, c)
-                        cycles, compute_pj = where(rewritten, rw_cycles, cycles), where(rewritten, rw_pj, compute_pj)
-            elif unit == DMA:
-                cycles = (in_bytes + out_bytes) / c.dma_bytes_per_cycle
-            else:  # host, across the link and back
-                moved = in_bytes + out_bytes
-                cycles = (c.host_round_trip_s + moved / c.host_link_bps + out_bytes / c.host_bps) * c.hz
-                compute_pj = moved * c.host_link_pj
+        j = index.get(key)
+        if j is None:
+            j = index[key] = len(distinct)
+            g, m, k, n = gemm or (0, 0, 0, 0)
+            # DWPU work: MACs, or a pooling window per output; DPU work: MACs or elements, x passes
+            work = (macs or out_bytes * kernel[0] * kernel[1]) if unit == DWPU else (macs or out_bytes) * passes
+            rewrite = unit == DPU and op is OpKind.MATMUL and rewrite_matmuls
+            distinct.append((unit, rewrite, macs, params, read, out_bytes, g, m, k, n, work, i))
+            counts.append(1)
+            unfused.append(0)
+        else:
+            counts[j] += 1
+        drain = False
+        if not fused:
+            unfused[j] += 1
+            if op is OpKind.POOL and out_bytes * 4 <= in_bytes and is_global(out_shape):
+                drain = True  # a global reduction drains the pipeline
+                drains += 1
+        walk.append((j, fused, mapping, out_bytes, drain))
+        prev_out, prev_feeds = out_bytes, feeds
 
-            # Activations at the memory level their size fits (0: L1, 1: L2, 2: DRAM).
-            in_level = (read > l1_tensor) * (1 + (read > l2_bytes))
-            out_level = (out_bytes > l1_tensor) * (1 + (out_bytes > l2_bytes))
-            in_pj, in_us = levels[in_level]
-            out_pj, out_us = levels[out_level]
-            act_pj = read * in_pj + out_bytes * out_pj
-            act_us = read * in_us + out_bytes * out_us
-            l2_bytes_moved = dram_bytes_moved = 0.0
-            if any_(in_level | out_level):
-                l2_bytes_moved = read * (in_level == 1) + out_bytes * (out_level == 1)
-                dram_bytes_moved = read * (in_level == 2) + out_bytes * (out_level == 2)
+    # 2. The distinct layers' own costs: one at a time on one chip; on many chips, the layers of one
+    # unit together, as a (layers, chips) grid.
+    if xp is OneChip:
+        own = own_costs([(*d[:11], source[d[11]]) for d in distinct], c, xp, replication, batch)
+        columns = list(zip(*own, strict=True)) if own else []
+    else:
+        own, columns, order = _grid(distinct, source, c, replication, batch)
+        counts, unfused = [counts[j] for j in order], [unfused[j] for j in order]
 
-            # Weights past the arrays are streamed every frame from L2, overlapped with compute.
-            # Weights past L2 are fetched ahead from DRAM into L2 by DMA while earlier layers run:
-            # the layer waits only for the L2 -> array write; the DRAM channel caps the frame rate.
-            src = source[i]
-            weight_pj = weight_us = 0.0
-            streamed = src >= FROM_L2
-            if any_(streamed):
-                per_frame = params / batch
-                from_dram = src == FROM_DRAM
-                weight_us = per_frame * c.weight_us_per_byte / split * streamed
-                weight_pj = per_frame * c.weight_pj_per_byte * streamed + per_frame * c.dram_pj * from_dram
-                l2_bytes_moved = l2_bytes_moved + per_frame * streamed
-                dram_bytes_moved = dram_bytes_moved + per_frame * from_dram
-            # Its time on its own: the longest of the three (fixed costs aside), and what it waits on.
-            compute_us = cycles * us_per_cycle
-            longest = maximum(maximum(compute_us, weight_us), act_us)
-            on_compute = longest == compute_us
-            on_weights = (longest == weight_us) > on_compute  # ties go to compute
-            on_arrays = macs if unit == IMC else 0
-            known = costs[key] = [
-                0, 0, cycles, compute_us, compute_pj, utilisation, on_arrays * utilisation, on_arrays, rewritten,
-                out_level, out_pj, act_pj, act_us, l2_bytes_moved, dram_bytes_moved, weight_pj, src, longest,
-                longest * on_compute, longest * on_weights, longest * (1 - on_compute - on_weights),
-            ]  # fmt: skip
-        known[0] += 1
-        (_, _, cycles, compute_us, compute_pj, utilisation, _, _, rewritten, out_level, out_pj, act_pj, act_us, _, _,
-         weight_pj, src, longest, _, _, _) = known  # fmt: skip
-
+    # 3. In execution order: fusion (a fused op's compute hides in its producer's output stream) and
+    # each layer's time.
+    fused_us = wait_fused = act_fused = unwritten = 0.0
+    stream_us = 0.0  # time of the producer's output stream still free to hide fused DPU work
+    prev_out, prev_out_pj = -1, 0.0
+    for i, (j, fused, mapping, out_bytes, drain) in enumerate(walk):
+        cycles, compute_us, compute_pj, utilisation, _, rewritten, out_level, out_pj, act_pj, act_us, _, _, \
+            weight_pj, src, longest, _, _, _ = own[j]  # fmt: skip
         if fused:  # the producer's output no longer goes to memory: its write moves to this op
             written = prev_out * prev_out_pj
-            act_sum -= written
+            unwritten = unwritten + written
             if rows is not None:
                 producer = rows[-1]
                 producer[_ACT_PJ] -= written
@@ -386,55 +428,78 @@ def price(
             exposed = maximum(0.0, compute_us - stream_us)
             stream_us = maximum(0.0, stream_us - compute_us)
             time_us = exposed + act_us
-            fused_us += time_us
-            wait_compute += exposed
-            wait_acts += act_us
+            fused_us = fused_us + time_us
+            wait_fused = wait_fused + exposed
+            act_fused = act_fused + act_us
         else:  # the longest of the three, + fixed costs
-            known[1] += 1
             stream_us = longest
-            if op is OpKind.POOL and out_bytes * 4 <= in_bytes and is_global(out_shape):
-                drains += 1  # a global reduction drains the pipeline
-                time_us = longest + overhead_us + sync_us
-            else:
-                time_us = longest + overhead_us
+            time_us = longest + overhead_us + sync_us if drain else longest + overhead_us
             if not i:  # the inference's own start rides its first kernel
                 time_us += inference_us
         if rows is not None:
+            unit = distinct[j][0]
             if rewritten:
                 unit, mapping = IMC, ARRAY_REWRITE
             rows.append([unit, mapping, cycles, time_us, compute_pj, weight_pj, act_pj, src, out_level, utilisation])
-        prev_out, prev_feeds, prev_out_pj = out_bytes, feeds, out_pj
+        prev_out, prev_out_pj = out_bytes, out_pj
 
-    # Layers with the same costs, added up once: (count x figure).
-    kernels = 0
-    if costs:
-        (count, unfused, _, _, compute_pj, _, weighted, on_arrays, _, _, _, act_pj, _, l2_moved, dram_moved, weight_pj,
-         _, longest, on_compute, on_weights, on_acts) = zip(*costs.values(), strict=True)  # fmt: skip
-        compute_sum += sum(map(mul, count, compute_pj))
-        weight_sum += sum(map(mul, count, weight_pj))
-        act_sum += sum(map(mul, count, act_pj))
-        l2_traffic += sum(map(mul, count, l2_moved))
-        dram_traffic += sum(map(mul, count, dram_moved))
-        imc_weighted += sum(map(mul, count, weighted))
-        imc_macs += sum(map(mul, count, on_arrays))
-        kernels = sum(unfused)
-        frame_us += sum(map(mul, unfused, longest))
-        wait_compute += sum(map(mul, unfused, on_compute))
-        wait_weights += sum(map(mul, unfused, on_weights))
-        wait_acts += sum(map(mul, unfused, on_acts))
+    # 4. Layers with the same costs, added up once: (count x figure).
+    kernels = sum(unfused)
     wait_overhead = kernels * overhead_us + drains * sync_us + (inference_us if kernels else 0.0)
-    frame_us += fused_us + wait_overhead
+    if not distinct:
+        return FrameSums(wait_overhead, (0.0, 0.0, 0.0, wait_overhead), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, odd_ops)
+    (_, _, compute_pj, _, weighted, _, _, _, act_pj, _, l2_moved, dram_moved, weight_pj, _, longest,
+     on_compute, on_weights, on_acts) = columns  # fmt: skip
+    add_up = _dot if xp is ManyChips else _sum_of_products
     return FrameSums(
-        frame_us, (wait_compute, wait_weights, wait_acts, wait_overhead), l2_traffic, dram_traffic, compute_sum,
-        weight_sum, act_sum, imc_weighted, imc_macs, odd_ops,
+        add_up(unfused, longest) + fused_us + wait_overhead,
+        (add_up(unfused, on_compute) + wait_fused, add_up(unfused, on_weights), add_up(unfused, on_acts) + act_fused,
+         wait_overhead),
+        add_up(counts, l2_moved), add_up(counts, dram_moved), add_up(counts, compute_pj), add_up(counts, weight_pj),
+        add_up(counts, act_pj) - unwritten, add_up(counts, weighted), imc_macs, odd_ops,
     )  # fmt: skip
 
 
+def _sum_of_products(counts: list[int], figures: Sequence) -> Any:
+    return sum(map(mul, counts, figures))
+
+
+def _dot(counts: list[int], figures: np.ndarray) -> Any:
+    return np.dot(counts, figures) if isinstance(figures, np.ndarray) else sum(map(mul, counts, figures))
+
+
+def _grid(distinct: list[tuple], source: Sequence, c: ChipConstants, replication: int, batch: int):
+    """``own_costs`` of the distinct layers on many chips: one call per (unit, rewrite) group, its
+    layer quantities as ``(layers, 1)`` columns. Returns the per-layer tuples (each figure a row of
+    the grid, indexed like ``distinct``), the figures as ``(distinct layers, chips)`` arrays in group
+    order, and that order."""
+    groups: dict[tuple, list[int]] = {}
+    for j, d in enumerate(distinct):
+        groups.setdefault(d[:2], []).append(j)
+    chips = len(source[0])
+    full = np.zeros((len(distinct), chips))  # broadcasts a figure to a group's (layers, chips) grid
+    columns, order = [], []
+    for (unit, rewrite), members in groups.items():
+        q = np.array([distinct[j][2:11] for j in members], float).T[:, :, None]  # (quantities, layers, 1)
+        src = np.array([source[distinct[j][11]] for j in members])  # (layers, chips)
+        columns.append((unit, rewrite, *q, src))
+        order += members
+    parts = [
+        [f if np.shape(f) == (len(members), chips) else f + full[: len(members)] for f in figures]
+        for figures, members in zip(own_costs(columns, c, ManyChips, replication, batch), groups.values(), strict=True)
+    ]
+    columns = [np.concatenate(column) if len(parts) > 1 else column[0] for column in zip(*parts, strict=True)]
+    own: list = [None] * len(distinct)
+    for j, figures in zip(order, zip(*map(list, columns), strict=True), strict=True):
+        own[j] = figures
+    return own, columns, order
+
+
 _ACT_PJ, _LEVEL = 6, 8  # columns of ``price``'s rows a fused consumer amends in its producer's
-OWN_COSTS = (  # what ``price`` keeps per distinct layer: how many, then its costs on its own (before fusion)
-    "layers", "unfused_layers", "cycles", "compute_us", "compute_pj", "utilisation", "imc_weighted_macs", "imc_macs",
-    "rewritten", "out_level", "out_pj_per_byte", "act_pj", "act_us", "l2_bytes", "dram_bytes", "weight_pj",
-    "weights_in", "longest_us", "compute_wait_us", "weight_wait_us", "activation_wait_us",
+OWN_COSTS = (  # what ``own_costs`` returns: a layer's costs on its own (before fusion)
+    "cycles", "compute_us", "compute_pj", "utilisation", "imc_weighted_macs", "rewritten", "out_level",
+    "out_pj_per_byte", "act_pj", "act_us", "l2_bytes", "dram_bytes", "weight_pj", "weights_in", "longest_us",
+    "compute_wait_us", "weight_wait_us", "activation_wait_us",
 )  # fmt: skip
 
 
