@@ -60,7 +60,6 @@ def estimate(
         time_split_ms={k: v * batch / 1e3 for k, v in frame.waits_us.items()},
         weights_in=placed,
         energy_split_mj=frame.energy_split_mj,
-        per_unit=table.per_unit(),
         deployable=frame.deployable,
         host_ops=tuple(sums.odd_ops[ON_HOST]),
         emulated_ops=tuple(sums.odd_ops[EMULATED]),

@@ -27,7 +27,7 @@ the time a frame occupies the chip.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from operator import mul
 from typing import Any, NamedTuple
 
@@ -223,8 +223,17 @@ class OneChip:
 class ManyChips:
     """The same operations on arrays with one entry per chip."""
 
-    maximum = staticmethod(np.maximum)
-    minimum = staticmethod(np.minimum)
+    @staticmethod
+    def maximum(first, *others):
+        for other in others:
+            first = np.maximum(first, other)
+        return first
+
+    @staticmethod
+    def minimum(first, *others):
+        for other in others:
+            first = np.minimum(first, other)
+        return first
 
     @staticmethod
     def any(values) -> bool:
@@ -248,19 +257,20 @@ class FrameSums(NamedTuple):
     odd_ops: dict[int, list[str]]  # mapping code (host, emulated, infeasible) -> the names of its layers
 
 
-def own_costs(layers: Iterable[tuple], c: ChipConstants, xp, replication: int, batch: int) -> list[tuple]:
-    """Each layer's costs on its own, before fusion, as OWN_COSTS names them. A layer is (unit (code into
-    UNITS), rewrite (a dynamic matmul the arrays may take), macs, params, read, out_bytes, g, m, k, n,
-    work, weights' source): numbers, for one layer on one chip (``xp`` = ``OneChip``), or on many chips
-    (``ManyChips``, the chip figures ``(chips,)`` arrays) the quantities of layers sharing unit and
-    rewrite as ``(layers, 1)`` columns and the sources ``(layers, chips)``: a (layers, chips) grid."""
+def own_costs(c: ChipConstants, xp, replication: int, batch: int) -> Callable[..., tuple]:
+    """``cost(unit, rewrite, macs, params, read, out_bytes, g, m, k, n, work, src)``: a layer's costs on
+    its own, before fusion, as OWN_COSTS names them, on the chip(s) of ``c``. ``unit``: code into UNITS;
+    ``rewrite``: a dynamic matmul the arrays may take; ``src``: where its weights live (SOURCES). The
+    figures are numbers for one layer on one chip (``xp`` = ``OneChip``); on many chips (``ManyChips``,
+    the chip figures ``(chips,)`` arrays), the quantities of layers sharing unit and rewrite may come as
+    ``(layers, 1)`` columns and ``src`` as ``(layers, chips)``: the figures are then (layers, chips) grids."""
     maximum, minimum, where, any_ = xp.maximum, xp.minimum, xp.where, xp.any
     split, rows_, cols_, bits, out_per_cycle = c.split, c.rows, c.cols, c.bits, c.out_per_cycle
     us_per_cycle = c.us_per_cycle
     l1_tensor, l2_bytes, levels = c.l1_tensor, c.l2_bytes, c.levels
     weight_us_per_byte, weight_pj_per_byte, dram_pj = c.weight_us_per_byte, c.weight_pj_per_byte, c.dram_pj
-    out = []
-    for unit, rewrite, macs, params, read, out_bytes, g, m, k, n, work, src in layers:
+
+    def cost(unit, rewrite, macs, params, read, out_bytes, g, m, k, n, work, src) -> tuple:
         # Compute on the unit the layer runs on.
         compute_pj = utilisation = 0.0
         rewritten = False
@@ -271,7 +281,7 @@ def own_costs(layers: Iterable[tuple], c: ChipConstants, xp, replication: int, b
             if replication > 1 and any_(one_tile):
                 # a layer far smaller than the array has its weights copied block-diagonally: each
                 # MVM then computes `copies` output pixels (bounded by the read-out below); one tile only
-                fit = minimum(minimum(minimum(replication, rows_ // k), cols_ // n), m)
+                fit = minimum(replication, rows_ // k, cols_ // n, m)
                 copies = 1 + one_tile * (fit - 1)
             cycles = maximum(m * t * bits / copies, m * g * n / out_per_cycle) / minimum(split, t)
             compute_pj = gated_pj(m, g, k, n, c)
@@ -323,15 +333,16 @@ def own_costs(layers: Iterable[tuple], c: ChipConstants, xp, replication: int, b
             dram_bytes_moved = dram_bytes_moved + per_frame * from_dram
         # Its time on its own: the longest of the three (fixed costs aside), and what it waits on.
         compute_us = cycles * us_per_cycle
-        longest = maximum(maximum(compute_us, weight_us), act_us)
+        longest = maximum(compute_us, weight_us, act_us)
         on_compute = longest == compute_us
         on_weights = (longest == weight_us) > on_compute  # ties go to compute
-        out.append((
+        return (
             cycles, compute_us, compute_pj, utilisation, macs * utilisation, rewritten, out_level, out_pj, act_pj,
             act_us, l2_bytes_moved, dram_bytes_moved, weight_pj, src, longest, longest * on_compute,
             longest * on_weights, longest * (1 - on_compute - on_weights),
-        ))  # fmt: skip
-    return out
+        )  # fmt: skip
+
+    return cost
 
 
 def price(
@@ -348,24 +359,79 @@ def price(
     ``ManyChips`` for arrays), their static weights placed as ``source`` (``place_weights``; per layer
     a code, or an array of codes, one per chip, numbered alike by ``source_keys``). ``rows``, when
     given, receives each layer's figures (columns as ``LayerTable``'s; one chip only).
+
+    A network repeats its blocks: each distinct layer's own costs (``own_costs``) are worked out once
+    and added up once (count x figure). On one chip they are worked out as the walk meets them; on many
+    chips a first walk collects the distinct layers, whose costs are then worked out unit by unit as
+    (layers x chips) grids (NumPy's per-call cost paid per unit, not per layer), and a second walk
+    prices the network with them.
     """
+    replication = int(policy.weight_replication)
+    if xp is OneChip:
+        walked = _walk(layers, policy, c, source, batch, xp, own_costs(c, xp, replication, batch), rows, source_keys)
+        columns = list(zip(*walked.own, strict=True))
+        counts, unfused = walked.counts, walked.unfused
+    else:
+        distinct: list[tuple] = []
+        _walk(layers, policy, c, source, batch, xp, lambda *layer: distinct.append(layer), None, source_keys)
+        own, columns, order = _grid(distinct, c, replication, batch)
+        figures = iter(own)
+        walked = _walk(layers, policy, c, source, batch, xp, lambda *_: next(figures), None, source_keys)
+        counts, unfused = [walked.counts[j] for j in order], [walked.unfused[j] for j in order]
+    overhead_us, sync_us, inference_us = c.overhead_us / batch, c.sync_us / batch, c.frame_overhead_us / batch
+    kernels = sum(unfused)
+    wait_overhead = kernels * overhead_us + walked.drains * sync_us + (inference_us if kernels else 0.0)
+    if not columns:
+        return FrameSums(wait_overhead, (0.0, 0.0, 0.0, wait_overhead), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, walked.odd_ops)
+    (_, _, compute_pj, _, weighted, _, _, _, act_pj, _, l2_moved, dram_moved, weight_pj, _, longest,
+     on_compute, on_weights, on_acts) = columns  # fmt: skip
+    add_up = _dot if xp is ManyChips else _sum_of_products
+    return FrameSums(
+        add_up(unfused, longest) + walked.fused_us + wait_overhead,
+        (add_up(unfused, on_compute) + walked.fused_wait, add_up(unfused, on_weights),
+         add_up(unfused, on_acts) + walked.fused_act_us, wait_overhead),
+        add_up(counts, l2_moved), add_up(counts, dram_moved), add_up(counts, compute_pj), add_up(counts, weight_pj),
+        add_up(counts, act_pj) - walked.unwritten_pj, add_up(counts, weighted), walked.imc_macs, walked.odd_ops,
+    )  # fmt: skip
+
+
+class Walk(NamedTuple):
+    """What ``_walk`` gathers: the distinct layers' own costs and counts, and the sums that depend on
+    the order of the layers (fusion)."""
+
+    own: list  # per distinct layer: OWN_COSTS (None on a walk that only collects the layers)
+    counts: list[int]  # layers per distinct layer
+    unfused: list[int]  # of them, not fused (they pay the kernel overhead)
+    drains: int  # global reductions, each draining the pipeline
+    imc_macs: int
+    fused_us: Any  # fused layers' time: their compute the producer's stream does not hide + activations
+    fused_wait: Any  # of it, compute
+    fused_act_us: Any  # of it, activations
+    unwritten_pj: Any  # producers' output writes a fused consumer saves
+    odd_ops: dict[int, list[str]]
+
+
+def _walk(
+    layers: Sequence[Layer], policy: MappingPolicy, c: ChipConstants, source: Sequence, batch: int, xp,
+    cost: Callable[..., tuple | None], rows: list[list] | None, source_keys: Sequence[int] | None,
+) -> Walk:  # fmt: skip
+    """The layers in execution order: route, fusion, the distinct layer each is (its own costs from
+    ``cost``, asked once per distinct layer), fusion's hiding of compute in the producer's stream."""
     maximum = xp.maximum
     route = routes(policy)
     rewrite_matmuls = policy.matmul_array_rewrite
-    replication = int(policy.weight_replication)
     overhead_us, sync_us, inference_us = c.overhead_us / batch, c.sync_us / batch, c.frame_overhead_us / batch
     keys = source if source_keys is None else source_keys
+    pool = OpKind.POOL
     odd_ops: dict[int, list[str]] = {ON_HOST: [], EMULATED: [], INFEASIBLE: []}
-
-    # 1. Each layer's route and fusion, and which distinct layer it is: a network repeats its blocks,
-    # and a layer's own costs (OWN_COSTS) depend only on the key below.
     index: dict[tuple, int] = {}
-    distinct: list[tuple] = []  # own_costs' layer arguments, per distinct layer
-    counts: list[int] = []  # layers per distinct layer
-    unfused: list[int] = []  # of them, not fused (they pay the kernel overhead)
-    walk: list[tuple] = []  # per layer: distinct layer, fused, mapping, out_bytes, drains the pipeline
+    own: list = []
+    counts: list[int] = []
+    unfused: list[int] = []
     drains = imc_macs = 0
-    prev_out, prev_feeds = -1, False
+    fused_us = fused_wait = fused_act_us = unwritten_pj = 0.0
+    stream_us = 0.0  # time of the producer's output stream still free to hide fused DPU work
+    prev_out, prev_feeds, prev_out_pj = -1, False, 0.0
     for i, (layer, source_key) in enumerate(zip(layers, keys, strict=True)):
         name, op, _, out_shape, macs, params, in_bytes, out_bytes, gemm, kernel, _, _, _, fn = layer  # hot loop
         unit, mapping, passes, feeds, rides = route[op, fn]
@@ -377,48 +443,29 @@ def price(
         # it does not read from memory.
         fused = prev_feeds and rides and out_bytes == prev_out and in_bytes >= prev_out
         read = in_bytes - prev_out if fused else in_bytes
-        key = (op, fn, macs, params, read, out_bytes, gemm, kernel, source_key)
+        key = (op, fn, macs, params, read, out_bytes, gemm, kernel, source_key)  # what decides its own costs
         j = index.get(key)
         if j is None:
-            j = index[key] = len(distinct)
+            j = index[key] = len(own)
             g, m, k, n = gemm or (0, 0, 0, 0)
             # DWPU work: MACs, or a pooling window per output; DPU work: MACs or elements, x passes
             work = (macs or out_bytes * kernel[0] * kernel[1]) if unit == DWPU else (macs or out_bytes) * passes
             rewrite = unit == DPU and op is OpKind.MATMUL and rewrite_matmuls
-            distinct.append((unit, rewrite, macs, params, read, out_bytes, g, m, k, n, work, i))
+            own.append(cost(unit, rewrite, macs, params, read, out_bytes, g, m, k, n, work, source[i]))
             counts.append(1)
             unfused.append(0)
         else:
             counts[j] += 1
-        drain = False
-        if not fused:
-            unfused[j] += 1
-            if op is OpKind.POOL and out_bytes * 4 <= in_bytes and is_global(out_shape):
-                drain = True  # a global reduction drains the pipeline
-                drains += 1
-        walk.append((j, fused, mapping, out_bytes, drain))
-        prev_out, prev_feeds = out_bytes, feeds
+        known = own[j]
+        if known is None:  # a walk that only collects the distinct layers
+            prev_out, prev_feeds = out_bytes, feeds
+            continue
+        (cycles, compute_us, compute_pj, utilisation, _, rewritten, out_level, out_pj, act_pj, act_us, _, _,
+         weight_pj, src, longest, _, _, _) = known  # fmt: skip
 
-    # 2. The distinct layers' own costs: one at a time on one chip; on many chips, the layers of one
-    # unit together, as a (layers, chips) grid.
-    if xp is OneChip:
-        own = own_costs([(*d[:11], source[d[11]]) for d in distinct], c, xp, replication, batch)
-        columns = list(zip(*own, strict=True)) if own else []
-    else:
-        own, columns, order = _grid(distinct, source, c, replication, batch)
-        counts, unfused = [counts[j] for j in order], [unfused[j] for j in order]
-
-    # 3. In execution order: fusion (a fused op's compute hides in its producer's output stream) and
-    # each layer's time.
-    fused_us = wait_fused = act_fused = unwritten = 0.0
-    stream_us = 0.0  # time of the producer's output stream still free to hide fused DPU work
-    prev_out, prev_out_pj = -1, 0.0
-    for i, (j, fused, mapping, out_bytes, drain) in enumerate(walk):
-        cycles, compute_us, compute_pj, utilisation, _, rewritten, out_level, out_pj, act_pj, act_us, _, _, \
-            weight_pj, src, longest, _, _, _ = own[j]  # fmt: skip
         if fused:  # the producer's output no longer goes to memory: its write moves to this op
             written = prev_out * prev_out_pj
-            unwritten = unwritten + written
+            unwritten_pj = unwritten_pj + written
             if rows is not None:
                 producer = rows[-1]
                 producer[_ACT_PJ] -= written
@@ -429,35 +476,24 @@ def price(
             stream_us = maximum(0.0, stream_us - compute_us)
             time_us = exposed + act_us
             fused_us = fused_us + time_us
-            wait_fused = wait_fused + exposed
-            act_fused = act_fused + act_us
+            fused_wait = fused_wait + exposed
+            fused_act_us = fused_act_us + act_us
         else:  # the longest of the three, + fixed costs
+            unfused[j] += 1
             stream_us = longest
-            time_us = longest + overhead_us + sync_us if drain else longest + overhead_us
+            if op is pool and out_bytes * 4 <= in_bytes and is_global(out_shape):
+                drains += 1  # a global reduction drains the pipeline
+                time_us = longest + overhead_us + sync_us
+            else:
+                time_us = longest + overhead_us
             if not i:  # the inference's own start rides its first kernel
                 time_us += inference_us
         if rows is not None:
-            unit = distinct[j][0]
             if rewritten:
                 unit, mapping = IMC, ARRAY_REWRITE
             rows.append([unit, mapping, cycles, time_us, compute_pj, weight_pj, act_pj, src, out_level, utilisation])
-        prev_out, prev_out_pj = out_bytes, out_pj
-
-    # 4. Layers with the same costs, added up once: (count x figure).
-    kernels = sum(unfused)
-    wait_overhead = kernels * overhead_us + drains * sync_us + (inference_us if kernels else 0.0)
-    if not distinct:
-        return FrameSums(wait_overhead, (0.0, 0.0, 0.0, wait_overhead), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, odd_ops)
-    (_, _, compute_pj, _, weighted, _, _, _, act_pj, _, l2_moved, dram_moved, weight_pj, _, longest,
-     on_compute, on_weights, on_acts) = columns  # fmt: skip
-    add_up = _dot if xp is ManyChips else _sum_of_products
-    return FrameSums(
-        add_up(unfused, longest) + fused_us + wait_overhead,
-        (add_up(unfused, on_compute) + wait_fused, add_up(unfused, on_weights), add_up(unfused, on_acts) + act_fused,
-         wait_overhead),
-        add_up(counts, l2_moved), add_up(counts, dram_moved), add_up(counts, compute_pj), add_up(counts, weight_pj),
-        add_up(counts, act_pj) - unwritten, add_up(counts, weighted), imc_macs, odd_ops,
-    )  # fmt: skip
+        prev_out, prev_feeds, prev_out_pj = out_bytes, feeds, out_pj
+    return Walk(own, counts, unfused, drains, imc_macs, fused_us, fused_wait, fused_act_us, unwritten_pj, odd_ops)
 
 
 def _sum_of_products(counts: list[int], figures: Sequence) -> Any:
@@ -465,29 +501,27 @@ def _sum_of_products(counts: list[int], figures: Sequence) -> Any:
 
 
 def _dot(counts: list[int], figures: np.ndarray) -> Any:
-    return np.dot(counts, figures) if isinstance(figures, np.ndarray) else sum(map(mul, counts, figures))
+    return np.dot(counts, figures)
 
 
-def _grid(distinct: list[tuple], source: Sequence, c: ChipConstants, replication: int, batch: int):
-    """``own_costs`` of the distinct layers on many chips: one call per (unit, rewrite) group, its
-    layer quantities as ``(layers, 1)`` columns. Returns the per-layer tuples (each figure a row of
-    the grid, indexed like ``distinct``), the figures as ``(distinct layers, chips)`` arrays in group
-    order, and that order."""
+def _grid(distinct: list[tuple], c: ChipConstants, replication: int, batch: int):
+    """The own costs of the distinct layers (``own_costs``' arguments each) on many chips: one call per
+    (unit, rewrite) group, its layer quantities as ``(layers, 1)`` columns. Returns the per-layer tuples
+    (each figure a row of the grid, in ``distinct``'s order), the figures as ``(distinct layers, chips)``
+    arrays in group order, and that order."""
     groups: dict[tuple, list[int]] = {}
     for j, d in enumerate(distinct):
         groups.setdefault(d[:2], []).append(j)
-    chips = len(source[0])
+    chips = len(distinct[0][11]) if distinct else 0
     full = np.zeros((len(distinct), chips))  # broadcasts a figure to a group's (layers, chips) grid
-    columns, order = [], []
+    cost = own_costs(c, ManyChips, replication, batch)
+    parts, order = [], []
     for (unit, rewrite), members in groups.items():
         q = np.array([distinct[j][2:11] for j in members], float).T[:, :, None]  # (quantities, layers, 1)
-        src = np.array([source[distinct[j][11]] for j in members])  # (layers, chips)
-        columns.append((unit, rewrite, *q, src))
+        src = np.array([distinct[j][11] for j in members])  # (layers, chips)
+        shape = (len(members), chips)
+        parts.append([f if np.shape(f) == shape else f + full[: len(members)] for f in cost(unit, rewrite, *q, src)])
         order += members
-    parts = [
-        [f if np.shape(f) == (len(members), chips) else f + full[: len(members)] for f in figures]
-        for figures, members in zip(own_costs(columns, c, ManyChips, replication, batch), groups.values(), strict=True)
-    ]
     columns = [np.concatenate(column) if len(parts) > 1 else column[0] for column in zip(*parts, strict=True)]
     own: list = [None] * len(distinct)
     for j, figures in zip(order, zip(*map(list, columns), strict=True), strict=True):

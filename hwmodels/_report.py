@@ -86,7 +86,6 @@ class CostReport:
     # overhead: latency_ms unless a shared-memory cap (see bound) stretches it further
     weights_in: dict[str, int]  # bytes resident in the arrays / streamed from L2 / from DRAM each frame
     energy_split_mj: dict[str, float]  # compute / weights / activations / static
-    per_unit: dict[str, dict[str, float]]  # unit -> time_us, energy_uj, layers
     deployable: bool
     host_ops: tuple[str, ...]  # layer names that fall back to the host
     emulated_ops: tuple[str, ...]  # layer names emulated with extra DPU passes
@@ -98,8 +97,18 @@ class CostReport:
         """The per-layer table (built on first access: a search reads only the totals)."""
         return self._table.costs()
 
+    @cached_property
+    def per_unit(self) -> dict[str, dict[str, float]]:
+        """unit -> time_us, energy_uj, layers (from the per-layer table, when first asked for)."""
+        return self._table.per_unit()
+
     def to_dict(self, *, layers: bool = True) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k not in ("layers", "_table")}
+        data, per_unit = {}, self.per_unit
+        for k, v in list(self.__dict__.items()):
+            if k not in ("layers", "_table", "per_unit"):
+                data[k] = v
+            if k == "energy_split_mj":
+                data["per_unit"] = per_unit
         data["host_ops"], data["emulated_ops"] = list(self.host_ops), list(self.emulated_ops)
         data["infeasible_ops"] = list(self.infeasible_ops)
         if layers:
