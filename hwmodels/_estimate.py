@@ -5,12 +5,13 @@ one chip with plain floats, as ``estimate_many`` walks it on many chips at once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from operator import itemgetter
 
-from hwmodels._accelerator import Accelerator, load_accelerator
+from hwmodels._accelerator import Accelerator, MappingPolicy, load_accelerator
 from hwmodels._ir import BYTES_PER_ELEMENT, Layer
 from hwmodels._mapping import EMULATED, INFEASIBLE, ON_HOST, place_weights
-from hwmodels._model import check_mode_and_batch, chip_constants, frames, price, tiles
+from hwmodels._model import ChipConstants, check_mode_and_batch, chip_constants, frames, price, tiles
 from hwmodels._report import CostReport, LayerTable
 
 _MACS, _PARAMS = itemgetter(Layer._fields.index("macs")), itemgetter(Layer._fields.index("params"))
@@ -39,10 +40,9 @@ def estimate(
     chip, policy = acc
     c = chip_constants(chip, mode)
     source, placed = place_weights(layers, policy, chip, c.split)
-    rows: list[list] = []
-    sums = price(layers, policy, c, source, batch, rows=rows)
+    sums = price(layers, policy, c, source, batch)
     frame = frames(sums, [c], [placed["dram"]], batch)[0]
-    table = LayerTable(layers, rows, c.static_w_per_layer)
+    table = LayerTable(layers, partial(_rows, layers, policy, c, source, batch), c.static_w_per_layer)
     params = sum(map(_PARAMS, layers))
     return CostReport(
         accelerator=acc.name,
@@ -66,3 +66,12 @@ def estimate(
         infeasible_ops=tuple(sums.odd_ops[INFEASIBLE]),
         _table=table,
     )
+
+
+def _rows(
+    layers: Sequence[Layer], policy: MappingPolicy, c: ChipConstants, source: list[int], batch: int
+) -> list[list]:
+    """The per-layer figures of ``layers`` on one chip: ``price``'s walk again, keeping its rows."""
+    rows: list[list] = []
+    price(layers, policy, c, source, batch, rows=rows)
+    return rows

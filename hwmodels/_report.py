@@ -3,7 +3,7 @@ table. Frozen; ``to_dict`` gives the JSON form the CLI and the service use."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, NamedTuple
@@ -38,14 +38,20 @@ class LayerCost(NamedTuple):
         return self.compute_uj + self.weights_uj + self.activations_uj + self.static_uj
 
 
-class LayerTable(NamedTuple):
-    """The per-layer figures ``estimate`` computed (``_model.price``'s rows); ``CostReport.layers``
-    turns them into LayerCosts when first asked for."""
+class LayerTable:
+    """The per-layer figures of ``estimate`` (``_model.price``'s rows), worked out when first asked for
+    (a search reads only the totals) by ``walk``, which returns them."""
 
-    layers: Sequence[Layer]
-    rows: list[list]  # unit, mapping, cycles, time_us, compute_pj, weights_pj, activations_pj, weights_in,
-    # act_level (codes into UNITS, MAPPINGS, SOURCES, LEVELS), utilisation
-    static_w: float  # static power a layer pays over its time
+    def __init__(self, layers: Sequence[Layer], walk: Callable[[], list[list]], static_w: float) -> None:
+        self.layers = layers
+        self.walk = walk
+        self.static_w = static_w  # static power a layer pays over its time
+
+    @cached_property
+    def rows(self) -> list[list]:
+        """Per layer: unit, mapping, cycles, time_us, compute_pj, weights_pj, activations_pj, weights_in,
+        act_level (codes into UNITS, MAPPINGS, SOURCES, LEVELS), utilisation."""
+        return self.walk()
 
     def per_unit(self) -> dict[str, dict[str, float]]:
         """unit -> time_us, energy_uj, layers, in order of first use."""
