@@ -223,11 +223,7 @@ class OneChip:
 class ManyChips:
     """The same operations on arrays with one entry per chip."""
 
-    @staticmethod
-    def maximum(first, *others):
-        for other in others:
-            first = np.maximum(first, other)
-        return first
+    maximum = staticmethod(np.maximum)  # of two: the walk calls it per fused layer
 
     @staticmethod
     def minimum(first, *others):
@@ -333,7 +329,7 @@ def own_costs(c: ChipConstants, xp, replication: int, batch: int) -> Callable[..
             dram_bytes_moved = dram_bytes_moved + per_frame * from_dram
         # Its time on its own: the longest of the three (fixed costs aside), and what it waits on.
         compute_us = cycles * us_per_cycle
-        longest = maximum(compute_us, weight_us, act_us)
+        longest = maximum(maximum(compute_us, weight_us), act_us)
         on_compute = longest == compute_us
         on_weights = (longest == weight_us) > on_compute  # ties go to compute
         return (
@@ -370,28 +366,29 @@ def price(
     if xp is OneChip:
         walked = _walk(layers, policy, c, source, batch, xp, own_costs(c, xp, replication, batch), rows, source_keys)
         columns = list(zip(*walked.own, strict=True))
-        counts, unfused = walked.counts, walked.unfused
+        counts, unfused, riding, unwritten = walked.counts, walked.unfused, walked.riding, walked.unwritten
     else:
         distinct: list[tuple] = []
         _walk(layers, policy, c, source, batch, xp, lambda *layer: distinct.append(layer), None, source_keys)
         own, columns, order = _grid(distinct, c, replication, batch)
         figures = iter(own)
         walked = _walk(layers, policy, c, source, batch, xp, lambda *_: next(figures), None, source_keys)
-        counts, unfused = [walked.counts[j] for j in order], [walked.unfused[j] for j in order]
+        counts, unfused, riding, unwritten = ([tally[j] for j in order] for tally in walked[1:5])
     overhead_us, sync_us, inference_us = c.overhead_us / batch, c.sync_us / batch, c.frame_overhead_us / batch
     kernels = sum(unfused)
     wait_overhead = kernels * overhead_us + walked.drains * sync_us + (inference_us if kernels else 0.0)
     if not columns:
         return FrameSums(wait_overhead, (0.0, 0.0, 0.0, wait_overhead), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, walked.odd_ops)
-    (_, _, compute_pj, _, weighted, _, _, _, act_pj, _, l2_moved, dram_moved, weight_pj, _, longest,
+    (_, _, compute_pj, _, weighted, _, _, out_pj, act_pj, act_us, l2_moved, dram_moved, weight_pj, _, longest,
      on_compute, on_weights, on_acts) = columns  # fmt: skip
     add_up = _dot if xp is ManyChips else _sum_of_products
+    fused_act_us = add_up(riding, act_us)  # a fused layer's time: its exposed compute + its activations
     return FrameSums(
-        add_up(unfused, longest) + walked.fused_us + wait_overhead,
-        (add_up(unfused, on_compute) + walked.fused_wait, add_up(unfused, on_weights),
-         add_up(unfused, on_acts) + walked.fused_act_us, wait_overhead),
+        add_up(unfused, longest) + walked.exposed_us + fused_act_us + wait_overhead,
+        (add_up(unfused, on_compute) + walked.exposed_us, add_up(unfused, on_weights),
+         add_up(unfused, on_acts) + fused_act_us, wait_overhead),
         add_up(counts, l2_moved), add_up(counts, dram_moved), add_up(counts, compute_pj), add_up(counts, weight_pj),
-        add_up(counts, act_pj) - walked.unwritten_pj, add_up(counts, weighted), walked.imc_macs, walked.odd_ops,
+        add_up(counts, act_pj) - add_up(unwritten, out_pj), add_up(counts, weighted), walked.imc_macs, walked.odd_ops,
     )  # fmt: skip
 
 
@@ -400,14 +397,13 @@ class Walk(NamedTuple):
     the order of the layers (fusion)."""
 
     own: list  # per distinct layer: OWN_COSTS (None on a walk that only collects the layers)
-    counts: list[int]  # layers per distinct layer
+    counts: list[int]  # per distinct layer: how many
     unfused: list[int]  # of them, not fused (they pay the kernel overhead)
+    riding: list[int]  # of them, fused into their producer's output stream
+    unwritten: list[int]  # output bytes it no longer writes, as the producer of fused layers
     drains: int  # global reductions, each draining the pipeline
     imc_macs: int
-    fused_us: Any  # fused layers' time: their compute the producer's stream does not hide + activations
-    fused_wait: Any  # of it, compute
-    fused_act_us: Any  # of it, activations
-    unwritten_pj: Any  # producers' output writes a fused consumer saves
+    exposed_us: Any  # fused layers' compute their producer's stream does not hide
     odd_ops: dict[int, list[str]]
 
 
@@ -428,10 +424,12 @@ def _walk(
     own: list = []
     counts: list[int] = []
     unfused: list[int] = []
+    riding: list[int] = []
+    unwritten: list[int] = []
     drains = imc_macs = 0
-    fused_us = fused_wait = fused_act_us = unwritten_pj = 0.0
+    exposed_us = 0.0
     stream_us = 0.0  # time of the producer's output stream still free to hide fused DPU work
-    prev_out, prev_feeds, prev_out_pj = -1, False, 0.0
+    prev_out, prev_feeds, prev_j = -1, False, -1
     for i, (layer, source_key) in enumerate(zip(layers, keys, strict=True)):
         name, op, _, out_shape, macs, params, in_bytes, out_bytes, gemm, kernel, _, _, _, fn = layer  # hot loop
         unit, mapping, passes, feeds, rides = route[op, fn]
@@ -454,46 +452,47 @@ def _walk(
             own.append(cost(unit, rewrite, macs, params, read, out_bytes, g, m, k, n, work, source[i]))
             counts.append(1)
             unfused.append(0)
+            riding.append(0)
+            unwritten.append(0)
         else:
             counts[j] += 1
         known = own[j]
         if known is None:  # a walk that only collects the distinct layers
             prev_out, prev_feeds = out_bytes, feeds
             continue
-        (cycles, compute_us, compute_pj, utilisation, _, rewritten, out_level, out_pj, act_pj, act_us, _, _,
-         weight_pj, src, longest, _, _, _) = known  # fmt: skip
+        compute_us, longest = known[1], known[14]
 
         if fused:  # the producer's output no longer goes to memory: its write moves to this op
-            written = prev_out * prev_out_pj
-            unwritten_pj = unwritten_pj + written
-            if rows is not None:
-                producer = rows[-1]
-                producer[_ACT_PJ] -= written
-                producer[_LEVEL] = STREAM
-            mapping = FUSED
+            riding[j] += 1
+            unwritten[prev_j] += prev_out
             # only what the producer's stream cannot hide
             exposed = maximum(0.0, compute_us - stream_us)
             stream_us = maximum(0.0, stream_us - compute_us)
-            time_us = exposed + act_us
-            fused_us = fused_us + time_us
-            fused_wait = fused_wait + exposed
-            fused_act_us = fused_act_us + act_us
+            exposed_us = exposed_us + exposed
         else:  # the longest of the three, + fixed costs
             unfused[j] += 1
             stream_us = longest
-            if op is pool and out_bytes * 4 <= in_bytes and is_global(out_shape):
-                drains += 1  # a global reduction drains the pipeline
-                time_us = longest + overhead_us + sync_us
-            else:
-                time_us = longest + overhead_us
-            if not i:  # the inference's own start rides its first kernel
-                time_us += inference_us
+            drain = op is pool and out_bytes * 4 <= in_bytes and is_global(out_shape)
+            drains += drain  # a global reduction drains the pipeline
         if rows is not None:
+            (cycles, _, compute_pj, utilisation, _, rewritten, out_level, _, act_pj, act_us, _, _, weight_pj, src, _,
+             _, _, _) = known  # fmt: skip
+            if fused:
+                written = prev_out * own[prev_j][7]  # x the producer's pJ per output byte
+                producer = rows[-1]
+                producer[_ACT_PJ] -= written
+                producer[_LEVEL] = STREAM
+                mapping = FUSED
+                time_us = exposed + act_us
+            else:
+                time_us = longest + overhead_us + sync_us if drain else longest + overhead_us
+                if not i:  # the inference's own start rides its first kernel
+                    time_us += inference_us
             if rewritten:
                 unit, mapping = IMC, ARRAY_REWRITE
             rows.append([unit, mapping, cycles, time_us, compute_pj, weight_pj, act_pj, src, out_level, utilisation])
-        prev_out, prev_feeds, prev_out_pj = out_bytes, feeds, out_pj
-    return Walk(own, counts, unfused, drains, imc_macs, fused_us, fused_wait, fused_act_us, unwritten_pj, odd_ops)
+        prev_out, prev_feeds, prev_j = out_bytes, feeds, j
+    return Walk(own, counts, unfused, riding, unwritten, drains, imc_macs, exposed_us, odd_ops)
 
 
 def _sum_of_products(counts: list[int], figures: Sequence) -> Any:
