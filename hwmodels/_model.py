@@ -28,7 +28,7 @@ the time a frame occupies the chip.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from operator import mul
+from operator import add, mul
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -265,6 +265,7 @@ def own_costs(c: ChipConstants, xp, replication: int, batch: int) -> Callable[..
     us_per_cycle = c.us_per_cycle
     l1_tensor, l2_bytes, levels = c.l1_tensor, c.l2_bytes, c.levels
     weight_us_per_byte, weight_pj_per_byte, dram_pj = c.weight_us_per_byte, c.weight_pj_per_byte, c.dram_pj
+    dwpu_rate, dwpu_pj, dpu_rate, dpu_pj = c.dwpu_rate, c.dwpu_pj, c.dpu_rate, c.dpu_pj
 
     def cost(unit, rewrite, macs, params, read, out_bytes, g, m, k, n, work, src) -> tuple:
         # Compute on the unit the layer runs on.
@@ -283,11 +284,11 @@ def own_costs(c: ChipConstants, xp, replication: int, batch: int) -> Callable[..
             compute_pj = gated_pj(m, g, k, n, c)
             utilisation = macs / (m * t * rows_ * cols_)
         elif unit == DWPU:
-            cycles = work / c.dwpu_rate
-            compute_pj = work * c.dwpu_pj
+            cycles = work / dwpu_rate
+            compute_pj = work * dwpu_pj
         elif unit == DPU:
-            cycles = work / c.dpu_rate
-            compute_pj = work * c.dpu_pj
+            cycles = work / dpu_rate
+            compute_pj = work * dpu_pj
             if rewrite:
                 # a dynamic matmul may write one operand into the arrays first, when that is faster
                 t = tiles(g, k, n, rows_, cols_)
@@ -366,14 +367,15 @@ def price(
     if xp is OneChip:
         walked = _walk(layers, policy, c, source, batch, xp, own_costs(c, xp, replication, batch), rows, source_keys)
         columns = list(zip(*walked.own, strict=True))
-        counts, unfused, riding, unwritten = walked.counts, walked.unfused, walked.riding, walked.unwritten
+        unfused, riding, unwritten = walked.unfused, walked.riding, walked.unwritten
     else:
         distinct: list[tuple] = []
         _walk(layers, policy, c, source, batch, xp, lambda *layer: distinct.append(layer), None, source_keys)
         own, columns, order = _grid(distinct, c, replication, batch)
         figures = iter(own)
         walked = _walk(layers, policy, c, source, batch, xp, lambda *_: next(figures), None, source_keys)
-        counts, unfused, riding, unwritten = ([tally[j] for j in order] for tally in walked[1:5])
+        unfused, riding, unwritten = ([tally[j] for j in order] for tally in walked[1:4])
+    counts = list(map(add, unfused, riding))  # every layer is fused or not
     overhead_us, sync_us, inference_us = c.overhead_us / batch, c.sync_us / batch, c.frame_overhead_us / batch
     kernels = sum(unfused)
     wait_overhead = kernels * overhead_us + walked.drains * sync_us + (inference_us if kernels else 0.0)
@@ -397,9 +399,8 @@ class Walk(NamedTuple):
     the order of the layers (fusion)."""
 
     own: list  # per distinct layer: OWN_COSTS (None on a walk that only collects the layers)
-    counts: list[int]  # per distinct layer: how many
-    unfused: list[int]  # of them, not fused (they pay the kernel overhead)
-    riding: list[int]  # of them, fused into their producer's output stream
+    unfused: list[int]  # per distinct layer: how many are not fused (they pay the kernel overhead)
+    riding: list[int]  # how many are fused into their producer's output stream
     unwritten: list[int]  # output bytes it no longer writes, as the producer of fused layers
     drains: int  # global reductions, each draining the pipeline
     imc_macs: int
@@ -422,7 +423,6 @@ def _walk(
     odd_ops: dict[int, list[str]] = {ON_HOST: [], EMULATED: [], INFEASIBLE: []}
     index: dict[tuple, int] = {}
     own: list = []
-    counts: list[int] = []
     unfused: list[int] = []
     riding: list[int] = []
     unwritten: list[int] = []
@@ -450,28 +450,24 @@ def _walk(
             work = (macs or out_bytes * kernel[0] * kernel[1]) if unit == DWPU else (macs or out_bytes) * passes
             rewrite = unit == DPU and op is OpKind.MATMUL and rewrite_matmuls
             own.append(cost(unit, rewrite, macs, params, read, out_bytes, g, m, k, n, work, source[i]))
-            counts.append(1)
             unfused.append(0)
             riding.append(0)
             unwritten.append(0)
-        else:
-            counts[j] += 1
         known = own[j]
         if known is None:  # a walk that only collects the distinct layers
             prev_out, prev_feeds = out_bytes, feeds
             continue
-        compute_us, longest = known[1], known[14]
-
         if fused:  # the producer's output no longer goes to memory: its write moves to this op
             riding[j] += 1
             unwritten[prev_j] += prev_out
             # only what the producer's stream cannot hide
+            compute_us = known[1]
             exposed = maximum(0.0, compute_us - stream_us)
             stream_us = maximum(0.0, stream_us - compute_us)
             exposed_us = exposed_us + exposed
         else:  # the longest of the three, + fixed costs
             unfused[j] += 1
-            stream_us = longest
+            stream_us = longest = known[14]
             drain = op is pool and out_bytes * 4 <= in_bytes and is_global(out_shape)
             drains += drain  # a global reduction drains the pipeline
         if rows is not None:
@@ -492,7 +488,7 @@ def _walk(
                 unit, mapping = IMC, ARRAY_REWRITE
             rows.append([unit, mapping, cycles, time_us, compute_pj, weight_pj, act_pj, src, out_level, utilisation])
         prev_out, prev_feeds, prev_j = out_bytes, feeds, j
-    return Walk(own, counts, unfused, riding, unwritten, drains, imc_macs, exposed_us, odd_ops)
+    return Walk(own, unfused, riding, unwritten, drains, imc_macs, exposed_us, odd_ops)
 
 
 def _sum_of_products(counts: list[int], figures: Sequence) -> Any:
@@ -554,16 +550,18 @@ def frames(sums: FrameSums, constants: Sequence[ChipConstants], dram_weights: Se
     """The frame totals on each chip from its layer sums: the shared-memory caps, static energy, flags.
     ``dram_weights``: per chip, the static weight bytes that live in DRAM."""
     chips = len(constants)
-    columns = [
-        np.broadcast_to(s, chips).tolist() if isinstance(s, np.ndarray) else [float(s)] * chips
-        for s in (sums.frame_us, *sums.waits, sums.l2_traffic, sums.dram_traffic, sums.compute_pj, sums.weight_pj,
-                  sums.act_pj, sums.imc_weighted)
-    ]  # fmt: skip
+    values = (sums.frame_us, *sums.waits, sums.l2_traffic, sums.dram_traffic, sums.compute_pj, sums.weight_pj,
+              sums.act_pj, sums.imc_weighted)  # fmt: skip
+    if any(isinstance(s, np.ndarray) for s in values):
+        per_chip = zip(*(np.broadcast_to(s, chips).tolist() if isinstance(s, np.ndarray) else [float(s)] * chips
+                         for s in values), strict=True)  # fmt: skip
+    else:  # numbers the chips share
+        per_chip = [tuple(map(float, values))] * chips
     feasible = not sums.odd_ops[INFEASIBLE]
     imc_macs = sums.imc_macs
     out = []
     for c, in_dram, (frame_us, w_compute, w_weights, w_acts, w_overhead, l2_traffic, dram_traffic, cp, wp, ap,
-                     weighted) in zip(constants, dram_weights, zip(*columns, strict=True), strict=True):  # fmt: skip
+                     weighted) in zip(constants, dram_weights, per_chip, strict=True):  # fmt: skip
         instances = c.instances
         fps = instances / (frame_us * 1e-6) if frame_us > 0 else float("inf")
         waits_us = {"compute": w_compute, "weight_stream": w_weights, "activations": w_acts, "overhead": w_overhead}
