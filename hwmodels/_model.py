@@ -383,14 +383,21 @@ def price(
         return FrameSums(wait_overhead, (0.0, 0.0, 0.0, wait_overhead), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, walked.odd_ops)
     (_, _, compute_pj, _, weighted, _, _, out_pj, act_pj, act_us, l2_moved, dram_moved, weight_pj, _, longest,
      on_compute, on_weights, on_acts) = columns  # fmt: skip
-    add_up = _dot if xp is ManyChips else _sum_of_products
-    fused_act_us = add_up(riding, act_us)  # a fused layer's time: its exposed compute + its activations
+    # count x figure, added up: a dot product per figure (NumPy's on many chips)
+    weights = (unfused, unfused, unfused, unfused, riding, counts, counts, counts, counts, counts, unwritten, counts)
+    figures = (longest, on_compute, on_weights, on_acts, act_us, l2_moved, dram_moved, compute_pj, weight_pj, act_pj,
+               out_pj, weighted)  # fmt: skip
+    if xp is ManyChips:
+        added = [np.dot(w, f) for w, f in zip(weights, figures, strict=True)]
+    else:
+        added = [sum(map(mul, w, f)) for w, f in zip(weights, figures, strict=True)]
+    (frame, on_compute, on_weights, on_acts, fused_act_us, l2_moved, dram_moved, compute_pj, weight_pj, act_pj,
+     unwritten_pj, weighted) = added  # fmt: skip
+    # a fused layer's time: its exposed compute + its activations
     return FrameSums(
-        add_up(unfused, longest) + walked.exposed_us + fused_act_us + wait_overhead,
-        (add_up(unfused, on_compute) + walked.exposed_us, add_up(unfused, on_weights),
-         add_up(unfused, on_acts) + fused_act_us, wait_overhead),
-        add_up(counts, l2_moved), add_up(counts, dram_moved), add_up(counts, compute_pj), add_up(counts, weight_pj),
-        add_up(counts, act_pj) - add_up(unwritten, out_pj), add_up(counts, weighted), walked.imc_macs, walked.odd_ops,
+        frame + walked.exposed_us + fused_act_us + wait_overhead,
+        (on_compute + walked.exposed_us, on_weights, on_acts + fused_act_us, wait_overhead),
+        l2_moved, dram_moved, compute_pj, weight_pj, act_pj - unwritten_pj, weighted, walked.imc_macs, walked.odd_ops,
     )  # fmt: skip
 
 
@@ -491,14 +498,6 @@ def _walk(
     return Walk(own, unfused, riding, unwritten, drains, imc_macs, exposed_us, odd_ops)
 
 
-def _sum_of_products(counts: list[int], figures: Sequence) -> Any:
-    return sum(map(mul, counts, figures))
-
-
-def _dot(counts: list[int], figures: np.ndarray) -> Any:
-    return np.dot(counts, figures)
-
-
 def _grid(distinct: list[tuple], c: ChipConstants, replication: int, batch: int):
     """The own costs of the distinct layers (``own_costs``' arguments each) on many chips: one call per
     (unit, rewrite) group, its layer quantities as ``(layers, 1)`` columns. Returns the per-layer tuples
@@ -552,7 +551,7 @@ def frames(sums: FrameSums, constants: Sequence[ChipConstants], dram_weights: Se
     chips = len(constants)
     values = (sums.frame_us, *sums.waits, sums.l2_traffic, sums.dram_traffic, sums.compute_pj, sums.weight_pj,
               sums.act_pj, sums.imc_weighted)  # fmt: skip
-    if any(isinstance(s, np.ndarray) for s in values):
+    if np.ndarray in map(type, values):
         per_chip = zip(*(np.broadcast_to(s, chips).tolist() if isinstance(s, np.ndarray) else [float(s)] * chips
                          for s in values), strict=True)  # fmt: skip
     else:  # numbers the chips share
