@@ -355,7 +355,7 @@ def price(
     """Walk ``layers`` in execution order on the chip(s) of ``c`` (``xp``: ``OneChip`` for floats,
     ``ManyChips`` for arrays), their static weights placed as ``source`` (``place_weights``; per layer
     a code, or an array of codes, one per chip, numbered alike by ``source_keys``). ``rows``, when
-    given, receives each layer's figures (columns as ``LayerTable``'s; one chip only).
+    given (an empty list), receives each layer's figures (columns as ``LayerTable``'s; one chip only).
 
     A network repeats its blocks: each distinct layer's own costs (``own_costs``) are worked out once
     and added up once (count x figure). On one chip they are worked out as the walk meets them; on many
@@ -437,7 +437,7 @@ def _walk(
     exposed_us = 0.0
     stream_us = 0.0  # time of the producer's output stream still free to hide fused DPU work
     prev_out, prev_feeds, prev_j = -1, False, -1
-    for i, (layer, source_key) in enumerate(zip(layers, keys, strict=True)):
+    for layer, placed, source_key in zip(layers, source, keys, strict=True):
         name, op, _, out_shape, macs, params, in_bytes, out_bytes, gemm, kernel, _, _, _, fn = layer  # hot loop
         unit, mapping, passes, feeds, rides = route[op, fn]
         if mapping != NATIVE:
@@ -456,7 +456,7 @@ def _walk(
             # DWPU work: MACs, or a pooling window per output; DPU work: MACs or elements, x passes
             work = (macs or out_bytes * kernel[0] * kernel[1]) if unit == DWPU else (macs or out_bytes) * passes
             rewrite = unit == DPU and op is OpKind.MATMUL and rewrite_matmuls
-            own.append(cost(unit, rewrite, macs, params, read, out_bytes, g, m, k, n, work, source[i]))
+            own.append(cost(unit, rewrite, macs, params, read, out_bytes, g, m, k, n, work, placed))
             unfused.append(0)
             riding.append(0)
             unwritten.append(0)
@@ -489,7 +489,7 @@ def _walk(
                 time_us = exposed + act_us
             else:
                 time_us = longest + overhead_us + sync_us if drain else longest + overhead_us
-                if not i:  # the inference's own start rides its first kernel
+                if not rows:  # the inference's own start rides its first kernel
                     time_us += inference_us
             if rewritten:
                 unit, mapping = IMC, ARRAY_REWRITE
