@@ -16,7 +16,7 @@ from hwmodels._accelerator import (
 )
 from hwmodels._area import area_mm2, area_split_mm2, peak_tops
 from hwmodels._batched import Totals, estimate_many
-from hwmodels._estimate import MODES, estimate, imc_tiles
+from hwmodels._estimate import estimate, imc_tiles
 from hwmodels._ir import (
     BYTES_PER_ELEMENT,
     COMPUTE_KINDS,
@@ -28,6 +28,7 @@ from hwmodels._ir import (
     total_macs,
     total_params,
 )
+from hwmodels._model import MODES
 from hwmodels._report import CostReport, LayerCost
 from hwmodels._variants import KNOBS, MAX_VARIANTS, chip_grid, chip_variant
 

@@ -48,7 +48,8 @@ def test_batched_pricing_agrees_with_estimate(mode, batch):
 @pytest.mark.parametrize("policy", ["host_fallback", "infeasible"])
 def test_batched_pricing_agrees_under_other_policies(policy):
     acc = load_accelerator(unsupported=policy)
-    accs = [acc, *(a for _, a in chip_grid(acc, {"cores": [1, 2]}))]
+    grid = {"cores": [1, 2, 4], "array_cols": [128, 512], "l2_mib": [2, 64]}
+    accs = [acc, *(a for _, a in chip_grid(acc, grid))]  # 13 chips: one walk with per-chip arrays
     nets = _networks()[:6]
     for layers, row in zip(nets, estimate_many(nets, accs), strict=True):
         for a, t in zip(accs, row, strict=True):

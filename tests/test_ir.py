@@ -1,7 +1,8 @@
 import subprocess
 import sys
 
-from hwmodels import Layer, OpKind, conv_kind, op_counts, total_macs, total_params
+import search_spaces as ss
+from hwmodels import STATIC_WEIGHT_KINDS, OpKind, conv_kind, op_counts, total_macs, total_params
 
 
 def test_conv_kinds():
@@ -12,15 +13,56 @@ def test_conv_kinds():
     assert conv_kind(64, 128, (1, 1), groups=4) is OpKind.CONV  # grouped pointwise: not a plain GEMM
 
 
-def test_totals_and_bytes():
-    layers = [
-        Layer("a", OpKind.LINEAR, (10, 4), (10, 8), macs=320, params=40, gemm=(1, 10, 4, 8)),
-        Layer("b", OpKind.ACT, (10, 8), (10, 8)),
-    ]
-    assert total_macs(layers) == 320
-    assert total_params(layers) == 40
-    assert layers[0].weight_bytes == 40  # INT8
-    assert op_counts(layers) == {OpKind.LINEAR: 1, OpKind.ACT: 1}
+def test_totals_and_bytes_match_the_built_network():
+    """A small real network lowered by the project against figures counted independently on the
+    PyTorch model it builds: parameters, and per conv / linear the textbook MACs (output elements x
+    input channels per group x kernel area) and the activation bytes they read and write (INT8)."""
+    import torch
+
+    arch = ss.ArchConfig.model_validate(
+        {
+            "stages": [
+                {"mixer": "mbconv", "depth": 1, "dim": 16, "mlp_ratio": 4},
+                {"mixer": "pooling", "depth": 2, "dim": 32},
+            ]
+        }
+    )
+    layers = ss.lower(arch, (3, 32, 32), num_classes=10)
+    model = ss.build_model(arch, num_classes=10, img_size=32).eval()
+    counted = {"macs": 0, "in": 0, "out": 0, OpKind.CONV: 0, OpKind.LINEAR: 0, OpKind.DWCONV: 0}
+
+    def count(module, inputs, output):
+        if isinstance(module, torch.nn.Linear):
+            counted["macs"] += output.numel() * module.in_features
+            counted[OpKind.LINEAR] += 1
+        else:
+            kh, kw = module.kernel_size
+            counted["macs"] += output.numel() * module.in_channels // module.groups * kh * kw
+            if module.groups == module.in_channels > 1:
+                counted[OpKind.DWCONV] += 1
+            elif (kh, kw, module.groups) == (1, 1, 1):
+                counted[OpKind.LINEAR] += 1  # pointwise: a plain GEMM
+            else:
+                counted[OpKind.CONV] += 1
+        counted["in"] += inputs[0].numel()
+        counted["out"] += output.numel()
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d | torch.nn.Linear):
+            module.register_forward_hook(count)
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 32, 32))
+
+    params = sum(p.numel() for p in model.parameters())
+    assert total_params(layers) == params
+    assert sum(layer.weight_bytes for layer in layers) == params  # INT8: a byte a weight
+    assert total_macs(layers) == counted["macs"]
+    static = [layer for layer in layers if layer.op in STATIC_WEIGHT_KINDS]
+    assert sum(layer.act_in_bytes for layer in static) == counted["in"]
+    assert sum(layer.act_out_bytes for layer in static) == counted["out"]
+    kinds = op_counts(layers)
+    assert {kind: kinds[kind] for kind in STATIC_WEIGHT_KINDS} == {kind: counted[kind] for kind in STATIC_WEIGHT_KINDS}
+    assert kinds[OpKind.DWCONV] == 1 and kinds[OpKind.POOL] >= 2  # the MBConv's depthwise conv, the two pooling mixers
 
 
 def test_hwmodels_and_lowering_do_not_import_torch():
