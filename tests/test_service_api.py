@@ -535,7 +535,8 @@ def test_the_api_models_are_the_store_s_records_and_follow_a_new_field(finished)
     for model, record, views in [(schemas.Job, JobRecord, {"progress", "objectives", "best", "eta_s"}),
                                  (schemas.Candidate, CandidateRecord, {"layers"}),
                                  (schemas.ExportOut, ExportRecord, {"url", "card_url", "files"})]:  # fmt: skip
-        kept_on_server = {"owner", "study_name", "accelerator", "path", "budget_trials", "final_top"}
+        kept_on_server = {"owner", "study_name", "accelerator", "path", "budget_trials", "final_top", "n_trained",
+                          "trainings_planned"}  # fmt: skip
         counts = set(schemas.PROGRESS.values()) if record is JobRecord else set()
         assert set(model.model_fields) == (record_names(record) - kept_on_server - counts) | views, model.__name__
 
@@ -569,3 +570,20 @@ def test_a_job_s_predictor_leaves_the_server_without_its_paths(finished):
     shown = json.loads(schemas.job_out(job, None, None).model_dump_json())
     assert shown["predictor"] == shown["calibration"] and "secret-set" in json.dumps(shown["predictor"])
     assert "/srv/nas-data" not in json.dumps(shown)
+
+
+def test_a_job_past_its_trials_shows_its_trainings_not_an_eta_of_zero(finished):
+    import dataclasses
+
+    from nas.service._jobs import _eta
+
+    store, job_id, _ = finished
+    job = store.get_job(job_id)
+    train = {"candidates": 4, "final": 3}
+    training = dataclasses.replace(
+        job, status="running", spec={**job.spec, "evaluator": {"proxy": "synflow", "train": train}},
+        train_final=3, n_trained=5, n_trials=job.budget_trials, run_seconds=60.0,
+    )  # fmt: skip
+    assert training.trainings_planned == 7 and _eta(training) is None  # 2 trainings left: not "0 s"
+    assert _eta(dataclasses.replace(training, n_trained=7)) == 0.0
+    assert _eta(dataclasses.replace(training, n_trials=job.budget_trials // 2)) == pytest.approx(60.0, abs=1.0)

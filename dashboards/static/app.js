@@ -237,6 +237,7 @@ async function jobPage(id, stale) {
         stat("failed", p.failed, "failed"),
         stat("duplicates", p.duplicates, "duplicates"),
         stat("on the front", p.front, "front"),
+        p.trainings_planned ? stat("trained", `${p.trainings}/${p.trainings_planned}`, "trainings") : null,
         stat("hypervolume", fmt(job.hypervolume), "hypervolume"),
         stat(job.status === "running" ? "ETA" : "ran", job.status === "running" ? duration(job.eta_s) : duration(job.run_seconds), "time"),
         job.best ? stat(`best ${shortLabel(job, job.best.objective)}`, fmt(job.best.value), "best") : null,

@@ -51,8 +51,7 @@ class ProgressBar:
         if self.kind == "predicted":
             done = self._measured(job)
             if trainings is None:
-                planned = int(job.spec["evaluator"]["train"].get("candidates", 0)) + job.train_final
-                trainings = max(planned - done, 0)
+                trainings = max(job.trainings_planned - done, 0)
             self.trainings = tqdm(total=done + trainings, initial=done, desc="trainings", unit="net",
                                   position=1 if tty else None, **options)  # fmt: skip
         self.started = time.monotonic()

@@ -220,9 +220,13 @@ def _validate(data: dict[str, Any], policy: Policy, limits: Limits, tenant: str 
 
 
 def _eta(job: JobRecord) -> float | None:
+    """Seconds to the trial budget at the rate so far; None once the trials are done while trainings
+    remain (``progress.trainings`` counts them: a training's minutes are not a trial's seconds)."""
     if job.status != JobStatus.RUNNING:
         return None
     budget = job.spec.get("budget", {})
+    if budget.get("trials") and job.n_trials >= budget["trials"] and job.n_trained < job.trainings_planned:
+        return None
     etas = []
     if budget.get("trials") and job.n_trials:
         etas.append(max(0, budget["trials"] - job.n_trials) * job.run_seconds / job.n_trials)

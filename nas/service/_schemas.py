@@ -5,8 +5,9 @@ from __future__ import annotations
 import typing
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from hwmodels import Totals
 from nas.limits import Limits as JobLimits
 from nas.service._derive import record_model, record_values, row_model
 from nas.service._redact import redact, redact_tree
@@ -49,6 +50,10 @@ class Progress(BaseModel):
     failed: int
     duplicates: int = Field(description="trials that drew an architecture already evaluated")
     front: int = Field(description="candidates on the Pareto front")
+    trainings: int = Field(0, description="candidates trained (measured) so far")
+    trainings_planned: int = Field(
+        0, description="trainings the job does in all: its predictor's during the search, the front's best at the end"
+    )
 
 
 class Best(BaseModel):
@@ -63,11 +68,11 @@ JOB_EXAMPLE = {
     "created_at": _EXAMPLE_TIME, "started_at": _EXAMPLE_TIME, "finished_at": None, "heartbeat_at": _EXAMPLE_TIME,
     "cancel_requested": False, "error": None, "hypervolume": 0.42,
     "reference_point": {"accuracy": 0.1, "latency_ms": 1.25, "energy_mj": 3.0}, "eval_seconds": 130.5,
-    "run_seconds": 72.0, "tenant": None, "managed": True, "predictor": {}, "train_final": 3, "n_trained": 12,
+    "run_seconds": 72.0, "tenant": None, "managed": True, "predictor": {}, "train_final": 3,
     "constraint_report": {}, "calibration": {}, "train_top": 3, "accuracy_kind": "predicted",
     "accuracy_label": "accuracy",
     "progress": {"trials": 120, "budget_trials": 200, "budget_wall_time_s": 240, "complete": 61, "infeasible": 52,
-                 "failed": 0, "duplicates": 7, "front": 9},
+                 "failed": 0, "duplicates": 7, "front": 9, "trainings": 12, "trainings_planned": 15},
     "objectives": ["accuracy", "latency_ms", "energy_mj"],
     "best": {"objective": "accuracy", "value": 0.71, "candidate_id": 57, "name": "p4-pool2x48-att2x96"},
     "eta_s": 48.0,
@@ -87,6 +92,8 @@ Job = record_model(
         "accelerator": "the resolved chip (kilobytes a job): the spec names it, GET /accelerators describes it",
         "budget_trials": "in progress",
         "final_top": "an older name of train_final, never sent",
+        "n_trained": "in progress",
+        "trainings_planned": "in progress",
         **{count: "in progress" for count in PROGRESS.values()},
     },
     types={"status": JobStatus},
@@ -101,7 +108,6 @@ Job = record_model(
         "train_top": "deprecated: the same as train_final (kept for older clients)",
         "train_final": "the front's best measured at the job's end: the spec's train.final, or more asked by"
         " POST /jobs/{id}/train",
-        "n_trained": "candidates measured (trained) so far",
         "constraint_report": "at the end: which constraints rejected how many candidates, and how far to loosen each",
     },
     views={
@@ -331,19 +337,13 @@ class Comparison(BaseModel):
     accelerators: list[ComparedAccelerator] = Field(description="the job's own chip first")
 
 
-class SweepRow(BaseModel):
-    """One chip of the grid; its knobs' values are keys of the row too (e.g. ``cores``)."""
-
-    model_config = ConfigDict(extra="allow")
-    accelerator: str
-    latency_ms: float
-    throughput_fps: float
-    energy_mj: float
-    power_w: float
-    utilisation: float
-    bound: str
-    deployable: bool
-    area_mm2: float
+SweepRow = create_model(
+    "SweepRow",
+    __doc__="One chip of the grid: hwmodels.Totals, its area, and its knobs' values as keys too (e.g. ``cores``).",
+    __config__=ConfigDict(extra="allow"),
+    **{name: (kind, ...) for name, kind in typing.get_type_hints(Totals).items()},
+    area_mm2=(float, ...),
+)
 
 
 class Sweep(BaseModel):
@@ -359,6 +359,8 @@ def job_out(job: JobRecord, best: Best | None, eta_s: float | None) -> Job:
         budget_trials=budget.get("trials"),
         budget_wall_time_s=budget.get("wall_time_s"),
         **{name: getattr(job, count) for name, count in PROGRESS.items()},
+        trainings=job.n_trained,
+        trainings_planned=job.trainings_planned,
     )
     values = record_values(
         Job, job, progress=progress, objectives=list(job.spec.get("objectives", [])), best=best, eta_s=eta_s,

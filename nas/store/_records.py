@@ -99,8 +99,16 @@ class JobRecord:
         return ACCURACY_LABELS[self.accuracy_kind]
 
     @property
+    def trainings_planned(self) -> int:
+        """Trainings the job does in all: its predictor's during the search, then the front's best at
+        its end (``train_final``, more when asked); 0 in a job that trains nothing."""
+        if self.accuracy_kind != "predicted":
+            return 0
+        return int(((self.spec.get("evaluator") or {}).get("train") or {}).get("candidates", 0)) + self.train_final
+
+    @property
     def final_top(self) -> int:
-        """Deprecated alias of ``train_final`` (read by nas.service)."""
+        """Deprecated alias of ``train_final``."""
         return self.train_final
 
     @property
@@ -110,8 +118,7 @@ class JobRecord:
 
     @property
     def calibration(self) -> dict[str, Any]:
-        """Deprecated alias of ``predictor`` ("calibration" is the chip model's fit; read by the CLI,
-        the export's card and nas.service)."""
+        """Deprecated alias of ``predictor`` ("calibration" is the chip model's fit)."""
         return self.predictor
 
     def to_dict(self) -> dict[str, Any]:
