@@ -1,5 +1,5 @@
 """What one job may ask for: a bound on every spec field that costs CPU, memory or time, checked
-where a spec enters (``nas.search.submit``).
+where a spec enters (``nas.jobs.submit``).
 
 The service applies its operator's limits (``nas serve --max-workers ...``; ``GET /limits`` lists
 them) and per-tenant quotas on jobs; ``nas run`` applies this machine's defaults (no more workers

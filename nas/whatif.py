@@ -78,7 +78,8 @@ def compare_job(
 
     job = store.get_job(job_id)
     spec = JobSpec.model_validate(job.spec)
-    accs = [accelerator_from_json(job.accelerator), *resolve_accelerators(accelerators)]
+    own = accelerator_from_json(job.accelerator)  # first, as "NAME (the job's)"; not again among the others
+    accs = [own, *(a for a in resolve_accelerators(accelerators) if a != own)]
     codesign = bool(spec.chip_search)  # then the job's own column is each candidate on its own chip
     if every_candidate and job.n_complete > MAX_COMPARED:  # refused before anything is loaded
         raise FieldError(

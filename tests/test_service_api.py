@@ -587,3 +587,12 @@ def test_a_job_past_its_trials_shows_its_trainings_not_an_eta_of_zero(finished):
     assert training.trainings_planned == 7 and _eta(training) is None  # 2 trainings left: not "0 s"
     assert _eta(dataclasses.replace(training, n_trained=7)) == 0.0
     assert _eta(dataclasses.replace(training, n_trials=job.budget_trials // 2)) == pytest.approx(60.0, abs=1.0)
+
+
+def test_pareto_refuses_equality_on_a_measured_number_and_keeps_it_on_counts(finished):
+    store, job_id, client = finished
+    response = client.get(f"/jobs/{job_id}/pareto", params={"where": "latency_ms=2"})
+    assert response.status_code == 422 and "latency_ms<=2" in response.text
+    params = store.pareto(job_id, limit=1)[0].metrics["params"]
+    rows = client.get(f"/jobs/{job_id}/pareto", params={"where": f"params={params:.0f}"}).json()["items"]
+    assert rows and all(r["params"] == params for r in rows)

@@ -10,7 +10,6 @@ from pathlib import Path
 from search_spaces import ArchConfig
 
 DB_HELP = "database URL (default: $NAS_DB_URL, else sqlite:///nas.db in the working directory)"
-COUNT_METRICS = ("params", "macs", "trial_number")  # whole numbers: `=` can match them
 WHERE_HELP = (
     "bounds, e.g. 'latency_ms<2' or 'latency_ms<2,energy_mj<=3' (ops < <= > >= != and =; "
     "= only on counts such as params or trial_number: a float metric takes <= and >=)"
@@ -64,20 +63,11 @@ def client(args: argparse.Namespace):
 
 
 def where_bounds(where: str | list[str] | None):
-    """``--where`` as the store's bounds (``nas.store.parse_bounds``), refusing ``=`` on a float
-    metric: a latency or an energy is never exactly 2, so equality would silently match nothing."""
+    """``--where`` as the store's bounds (``nas.store.parse_bounds``: ``=`` only on counts), checked
+    before a service is asked too."""
     from nas.store import parse_bounds
 
-    bounds = parse_bounds(where)
-    for b in bounds:
-        if b.op == "=" and b.metric not in COUNT_METRICS:
-            low, high = sorted((b.value * 0.95, b.value * 1.05))
-            raise ValueError(
-                f"where: {b.metric}={b.value:g} asks for exact equality of a measured number, which matches "
-                f"only that very float; write a bound, e.g. '{b.metric}<={b.value:g}', or a range around it, "
-                f"e.g. '{b.metric}>={low:.4g},{b.metric}<={high:.4g}'"
-            )
-    return bounds
+    return parse_bounds(where)
 
 
 def load_arch(ref: str) -> ArchConfig:

@@ -136,7 +136,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
         store = open_store(args)
         result = compare_job(store, job_id, names, every_candidate=args.all)
         kind = store.get_job(job_id).accuracy_kind
-    result = _without_repeats(result)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -169,14 +168,6 @@ def _compare_job(args: argparse.Namespace) -> int:
     if args.job is None:
         raise ValueError("nas hw compare: give the job, e.g. `nas hw compare 1`")
     return args.job
-
-
-def _without_repeats(result: dict) -> dict:
-    """The job's own chip is listed first, as "NAME (the job's)": the same chip again among the
-    shipped ones (every one, by default) adds a duplicate column, dropped here."""
-    own = result["accelerators"][0]["accelerator"].removesuffix(" (the job's)") if result["accelerators"] else None
-    kept = [a for i, a in enumerate(result["accelerators"]) if i == 0 or a["accelerator"] != own]
-    return {**result, "accelerators": kept}
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

@@ -38,7 +38,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_store_options(p)
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("export", help="export a candidate (default: the best on the front) as PyTorch/TorchScript/ONNX")
+    p = sub.add_parser(
+        "export", help="export a candidate (default: the best on the front): ExportedProgram, state_dict, ONNX"
+    )
     p.add_argument("job", type=int)
     p.add_argument("candidate", nargs="?", help="candidate id or arch hash prefix (default: the best under --where)")
     p.add_argument("-o", "--out", required=True, help="the folder to write (new or empty)")

@@ -67,9 +67,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from nas.service import Settings, create_app
-    from nas.service._policy import Policy
-    from nas.service._settings import OPERATOR_HINT
+    from nas.service import OPERATOR_HINT, Policy, Settings, create_app
 
     auth = args.auth or os.environ.get(AUTH_ENV, "").lower() in ("1", "true", "yes", "on")
     if not auth and not _loopback(args.host) and not args.insecure:

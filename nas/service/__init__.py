@@ -9,7 +9,8 @@ the store, the operator's ``Settings`` (limits, policy) and the caller's tenant 
 """
 
 from nas.service._app import create_app
-from nas.service._settings import MAX_BODY_BYTES, Settings
+from nas.service._policy import Policy
+from nas.service._settings import MAX_BODY_BYTES, OPERATOR_HINT, Settings
 from nas.service._supervisor import JobSupervisor
 
-__all__ = ["MAX_BODY_BYTES", "JobSupervisor", "Settings", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "OPERATOR_HINT", "JobSupervisor", "Policy", "Settings", "create_app"]

@@ -102,7 +102,7 @@ def create_app(
         summary="Hardware-aware neural architecture search for in-memory-computing accelerators",
         description=(
             "Submit search jobs, watch them, query their Pareto fronts and export the winners as "
-            "PyTorch, TorchScript and ONNX models. With auth on, send `Authorization: Bearer <token>` "
+            "PyTorch models (torch.export's ExportedProgram, a state_dict, ONNX; TorchScript on request). With auth on, send `Authorization: Bearer <token>` "
             "(`nas token create --tenant NAME`)."
         ),
         lifespan=lifespan,

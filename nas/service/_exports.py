@@ -1,5 +1,5 @@
-"""Exports: a candidate as a zip of PyTorch, TorchScript, ONNX and ExportedProgram files with its
-model card. The request only checks and queues it; the supervisor runs it in a process of its own
+"""Exports: a candidate as a zip of its state_dict, ExportedProgram and ONNX files (TorchScript on
+request) with its model card. The request only checks and queues it; the supervisor runs it in a process of its own
 (``nas export-run``), under the slots, time limit and quota of jobs."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def export(
     supervisor: SupervisorDep,
 ) -> schemas.ExportOut:
     """Queue an export of a candidate (or of the best under ``where``): arch.json, state_dict,
-    TorchScript, ONNX, ExportedProgram and a model card, zipped. The service runs it in a process
+    ExportedProgram, ONNX (TorchScript when ``formats`` asks) and a model card, zipped. The service runs it in a process
     of its own (seconds; minutes with training; stopped past max_export_s): poll
     ``card_url`` until its status is complete (or failed), then download ``url``."""
     job = job_for(store, job_id, tenant)

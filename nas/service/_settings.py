@@ -1,7 +1,7 @@
 """The operator's settings for one service (``create_app``'s arguments, ``nas serve``'s flags): the
 limits on what one job may ask for (``nas.limits.Limits``), the grants of ``Policy``, and the bounds
-on what one request may ask of the service itself. Routes read them through ``Depends``
-(``nas.service._deps``), never from module constants, so ``GET /limits`` shows every bound a
+on what one request may ask of the service itself (``nas.limits.RequestLimits``). Routes read them
+through ``Depends`` (``nas.service._common``), never from module constants, so ``GET /limits`` shows every bound a
 request meets and a test can override them."""
 
 from __future__ import annotations

@@ -233,6 +233,7 @@ class Measured:
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "=": operator.eq, "!=": operator.ne}
 _BOUND = re.compile(r"^\s*([a-z_]+)\s*(<=|>=|!=|<|>|==?)\s*(-?[\d.]+(?:e-?\d+)?)\s*$", re.IGNORECASE)
 FILTERABLE = (*METRIC_COLUMNS, "trial_number", "eval_s")
+COUNT_METRICS = ("params", "macs", "trial_number")  # whole numbers: `=` can match them
 ROW_FIELDS = ("id", "arch_hash", "name", "trial_number", *METRIC_COLUMNS, "deployable", "eval_s", "worker", "arch")
 
 
@@ -259,5 +260,13 @@ def parse_bounds(text: str | list[str] | tuple[str, ...] | None) -> list[Bound]:
         metric, op, value = m.group(1), m.group(2), float(m.group(3))
         if metric not in FILTERABLE:
             raise ValueError(f"where: unknown metric {metric!r}; known: {', '.join(FILTERABLE)}")
-        bounds.append(Bound(metric, "=" if op == "==" else op, value))
+        op = "=" if op == "==" else op
+        if op == "=" and metric not in COUNT_METRICS:  # a latency is never exactly 2: it would match nothing
+            low, high = sorted((value * 0.95, value * 1.05))
+            raise ValueError(
+                f"where: {metric}={value:g} asks for exact equality of a measured number, which matches "
+                f"only that very float; write a bound, e.g. '{metric}<={value:g}', or a range around it, "
+                f"e.g. '{metric}>={low:.4g},{metric}<={high:.4g}'"
+            )
+        bounds.append(Bound(metric, op, value))
     return bounds
