@@ -240,7 +240,7 @@ def test_a_score_only_job_calls_its_value_a_score_and_says_when_its_hypervolume_
     assert scored.accuracy_kind == "score"
     bar = ProgressBar(store, scored)
     bar(scored)
-    assert "best score" in bar.line and "best accuracy" not in bar.line
+    assert "best proxy score" in bar.line and "best accuracy" not in bar.line
     assert f"HV appears after {WARMUP} scored candidates (4 so far)" in bar.line
     text = hypervolume_text(scored)
     assert text.startswith("hypervolume: none yet") and "accuracy has no natural floor (a proxy's score)" in text

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hwmodels import CostReport
+from nas.objectives import ACCURACY_LABELS
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -51,12 +52,15 @@ def duration(seconds: float) -> str:
 
 # ---- a job's accuracy, counts and hypervolume ---------------------------------------------------
 
-ACCURACY_HEADER = {"predicted": "accuracy", "score": "score (no units)", "evaluator": "accuracy"}
-
-
 def accuracy_word(kind: str) -> str:
-    """What a job's `accuracy` objective is called where it is printed: a proxy's ranking is a score."""
-    return "score" if kind == "score" else "accuracy"
+    """What a job's `accuracy` objective is called where it is printed (``nas.objectives.ACCURACY_LABELS``:
+    a proxy's ranking is a score)."""
+    return ACCURACY_LABELS[kind]
+
+
+def accuracy_header(kind: str) -> str:
+    """The accuracy column's header: a score has no units."""
+    return f"{accuracy_word(kind)} (no units)" if kind == "score" else accuracy_word(kind)
 
 
 def accuracy_cell(metrics: Mapping[str, Any], kind: str) -> str:
@@ -136,7 +140,7 @@ def hypervolume_pending(job) -> str:
 def front_table(rows: Sequence[Mapping[str, Any]], kind: str) -> str:
     """Front rows (``CandidateRecord.row()`` or the API's Pareto items) as a table with units."""
     return table(
-        ["id", "name", ACCURACY_HEADER[kind], "latency ms", "FPS", "energy mJ", "params M", "trial"],
+        ["id", "name", accuracy_header(kind), "latency ms", "FPS", "energy mJ", "params M", "trial"],
         [
             (r["id"], r["name"], accuracy_cell(r, kind), number(r.get("latency_ms")),
              number(r.get("throughput_fps"), 3), number(r.get("energy_mj")),

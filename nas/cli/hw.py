@@ -12,7 +12,7 @@ import hwmodels
 import search_spaces
 from hwmodels import CostReport, Layer
 from nas.cli.common import DB_HELP, add_server_options, client, external_model, load_arch, open_store
-from nas.cli.format import ACCURACY_HEADER, check_top, giga, layer_table, millions, number, table
+from nas.cli.format import accuracy_header, check_top, giga, layer_table, millions, number, table
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -152,7 +152,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for a in result["accelerators"]:
         front = sorted((r for r in a["rows"] if r["on_front"]), key=lambda r: -(r["accuracy"] or 0))
         print(f"\nfront on {a['accelerator']}:")
-        print(table(["id", "name", ACCURACY_HEADER[kind], "latency ms", "FPS", "energy mJ", "bound"],
+        print(table(["id", "name", accuracy_header(kind), "latency ms", "FPS", "energy mJ", "bound"],
                     [(r["id"], r["name"], number(r["accuracy"]), number(r["latency_ms"]),
                       number(r["throughput_fps"]), number(r["energy_mj"]), r["bound"]) for r in front]))  # fmt: skip
     return 0

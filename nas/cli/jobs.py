@@ -135,7 +135,7 @@ def _run(store, job_id: int, args: argparse.Namespace, *, resume: bool, training
         bar.close()
     print(f"job {job.id}: {job.status} after {job.n_trials} trials in {job.run_seconds:.0f} s; {counts(job)}")
     print(hypervolume_text(job))
-    print(f"{'score' if job.accuracy_kind == 'score' else 'accuracy'}: {accuracy_units(job)}{predictor_errors(job)}")
+    print(f"{job.accuracy_label}: {accuracy_units(job)}{predictor_errors(job)}")
     front = store.pareto(job_id, limit=args.top)
     if front:
         print(
@@ -250,7 +250,7 @@ def _job_detail(store, args: argparse.Namespace) -> int:
     for line in constraint_advice(job):
         print(f"  {line}")
     print(f"  {hypervolume_text(job)}")
-    print(f"  {'score' if job.accuracy_kind == 'score' else 'accuracy'}: {accuracy_units(job)}{predictor_errors(job)}")
+    print(f"  {job.accuracy_label}: {accuracy_units(job)}{predictor_errors(job)}")
     if history:
         print()
         print(table(["after trials", "hypervolume", "front size"], [(n, f"{v:.6g}", f) for n, v, f in history]))
