@@ -33,7 +33,7 @@ from nas.search._trial import named, settle, tell
 from nas.spec import JobSpec
 from nas.status import CandidateStatus, JobStatus
 from nas.store import CandidateIn, CandidateRecord, JobRecord, Store, StoreError
-from nas.verdict import constraint_names, duplicate, judge
+from nas.verdict import DUPLICATE, constraint_names, duplicate, judge
 
 if TYPE_CHECKING:
     from nas.search._predictor import AccuracyPredictor
@@ -142,7 +142,7 @@ class _Loop:
         self.constraints_of = {
             t.candidate_id: named(t.constraints, self.constraint_names)
             for t in store.trials(job.id).values()
-            if t.outcome != "duplicate"
+            if t.outcome != DUPLICATE
         }
         self.worst_accuracy = min(
             (c.metrics["accuracy"] for c in self.known.values() if c.status == CandidateStatus.COMPLETE), default=None

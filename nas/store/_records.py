@@ -169,11 +169,8 @@ class CandidateRecord(CandidateIn):
 
     def row(self) -> dict[str, Any]:
         """One flat row (the keys of ``ROW_FIELDS``): what `nas pareto` and the Pareto API return."""
-        return {
-            "id": self.id, "arch_hash": self.arch_hash, "name": self.name, "trial_number": self.trial_number,
-            **self.metrics, "deployable": self.deployable, "eval_s": self.eval_s, "worker": self.worker,
-            "arch": json.loads(self.arch),
-        }  # fmt: skip
+        fields = {**self.metrics, "arch": json.loads(self.arch)}
+        return {key: fields[key] if key in fields else getattr(self, key) for key in ROW_FIELDS}
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from nas.store._records import (
     now,
 )
 from nas.store._service_rows import ServiceRows
-from nas.verdict import CONSTRAINT_METRIC, constraint_report
+from nas.verdict import CONSTRAINT_METRIC, DUPLICATE, constraint_report
 
 DB_ENV = "NAS_DB_URL"
 DEFAULT_DB = "sqlite:///nas.db"  # in the working directory
@@ -351,7 +351,7 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
             job.n_trials += 1
             if duplicate_of is not None:
                 job.n_duplicates += 1
-                s.add(_trial(job_id, number, duplicate_of, "duplicate", values, constraints))
+                s.add(_trial(job_id, number, duplicate_of, DUPLICATE, values, constraints))
                 original = s.get(CandidateModel, duplicate_of)
                 if original is None or original.job_id != job_id:
                     raise NotFoundError(f"job {job_id}: no candidate {duplicate_of} to be a duplicate of")
