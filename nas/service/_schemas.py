@@ -166,7 +166,7 @@ ParetoRow = row_model(
     CandidateRecord,
     "ParetoRow",
     ROW_FIELDS,
-    types={"arch": dict[str, Any]},
+    types={"arch": dict[str, Any], "params": int},  # a count; the other metrics are floats
     rest=float,  # the metrics, each in its unit (nas.objectives.METRICS)
     doc="One front member as a flat row (nas.store.CandidateRecord.row); `fields` picks some of its keys.",
 )
