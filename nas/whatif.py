@@ -78,9 +78,10 @@ def compare_job(
 
     job = store.get_job(job_id)
     spec = JobSpec.model_validate(job.spec)
-    own = accelerator_from_json(job.accelerator)  # first, as "NAME (the job's)"; not again among the others
-    accs = [own, *(a for a in resolve_accelerators(accelerators) if a != own)]
+    own = accelerator_from_json(job.accelerator)  # first, as "NAME (the job's)"
     codesign = bool(spec.chip_search)  # then the job's own column is each candidate on its own chip
+    # the job's fixed chip is not listed again among the others (a co-design's base is another column)
+    accs = [own, *(a for a in resolve_accelerators(accelerators) if codesign or a != own)]
     if every_candidate and job.n_complete > MAX_COMPARED:  # refused before anything is loaded
         raise FieldError(
             "all",

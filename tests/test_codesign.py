@@ -143,7 +143,8 @@ def test_compare_reprices_the_front_and_the_jobs_own_column_reproduces_it(jobs):
     # on the fixed 71 mm2 chip, none of the co-design front meets its 40 mm2 bound
     fixed = compare_job(store, codesign.id, ["metis-like"])["accelerators"][1]
     assert fixed["feasible"] == 0 and all(r["violations"].get("max_area_mm2") for r in fixed["rows"])
-    every = compare_job(store, plain.id, ["metis-like"], every_candidate=True)
+    every = compare_job(store, plain.id, ["metis-like", "metis-m2-like"], every_candidate=True)
+    assert [a["accelerator"] for a in every["accelerators"]] == ["metis-like (the job's)", "metis-m2-like"]
     assert len(every["accelerators"][1]["rows"]) == len(store.candidates(plain.id, status="complete"))
 
 

@@ -121,7 +121,11 @@ def test_pareto_through_a_service_prints_in_its_format(served):
     code, remote, _ = run_cli("pareto", "1", "--server", url, "--format", "csv")
     assert code == 0 and remote == local and remote.startswith("id,")
     code, table, _ = run_cli("pareto", "1", "--server", url)
-    assert code == 0 and [h for h in table.splitlines()[0].split("  ") if h][:3] == ["id", "name", "score (no units)"]
+    assert code == 0 and [h.strip() for h in table.splitlines()[0].split("  ") if h.strip()][:3] == [
+        "id",
+        "name",
+        "proxy score (no units)",
+    ]
     assert table == run_cli("pareto", "1", "--db", db)[1]
     code, _, err = run_cli("pareto", "1", "--server", url, "--where", "energy_mj=2")
     assert code == 2 and "'energy_mj<=2'" in err
