@@ -52,6 +52,7 @@ def duration(seconds: float) -> str:
 
 # ---- a job's accuracy, counts and hypervolume ---------------------------------------------------
 
+
 def accuracy_word(kind: str) -> str:
     """What a job's `accuracy` objective is called where it is printed (``nas.objectives.ACCURACY_LABELS``:
     a proxy's ranking is a score)."""
