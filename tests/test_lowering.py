@@ -75,7 +75,9 @@ def test_trace_rejects_what_is_not_a_module():
 
 
 def _fvcore_macs(model: torch.nn.Module) -> int:
-    from fvcore.nn import FlopCountAnalysis
+    with warnings.catch_warnings():  # fvcore.nn scripts its focal loss at import: torch's TorchScript warning
+        warnings.simplefilter("ignore", FutureWarning)
+        from fvcore.nn import FlopCountAnalysis
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
