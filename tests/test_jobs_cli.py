@@ -211,7 +211,11 @@ def test_a_job_that_trains_has_a_trainings_bar_with_its_own_count_and_eta(finish
     job = store.get_job(1)
     train = {"candidates": 40, "final": 3}
     trains = dataclasses.replace(
-        job, spec={**job.spec, "evaluator": {"proxy": "synflow", "train": train}}, train_final=3, n_trained=2
+        job,
+        spec={**job.spec, "evaluator": {"proxy": "synflow", "train": train}},
+        train_final=3,
+        n_trained=2,
+        status="running",
     )
     assert trains.accuracy_kind == "predicted" and trains.train_final == 3
     bar = ProgressBar(store, trains)
@@ -221,6 +225,8 @@ def test_a_job_that_trains_has_a_trainings_bar_with_its_own_count_and_eta(finish
     assert trainings.startswith("trainings:") and "3/43" in trainings
     remaining = trainings.split("<")[1].split(",")[0]  # tqdm's [elapsed<remaining, rate]
     assert remaining not in ("00:00", "?") and remaining.count(":") == 1
+    bar(dataclasses.replace(trains, n_trained=41, status="completed"))  # the front's best were measured already
+    assert "41/41" in bar.line.splitlines()[1]
     bar.close()
 
 

@@ -71,7 +71,9 @@ class ProgressBar:
         self.trials.update(job.n_trials - self.trials.n)
         if self.trainings is not None:
             done = self._measured(job)
-            if done > self.trainings.total:  # a measurement reordered the front: another round
+            # more than planned: a measurement reordered the front, another round; fewer at the end: the
+            # front's best had been measured already
+            if done > self.trainings.total or job.status == "completed":
                 self.trainings.total = done
             self.trainings.update(done - self.trainings.n)
 
