@@ -45,17 +45,22 @@ def search(db: str, size: int) -> int:
     return run(store, submit(store, load_spec(spec)).id).id
 
 
-def measure(db: str, job_id: int, repeat: int) -> dict[str, float]:
-    """Median seconds per format of this interpreter's ``nas.export`` (the tree on its path)."""
+def measure(size: int, repeat: int) -> dict[str, float | str]:
+    """Median seconds per format of this interpreter's ``nas.export`` (the tree on its path), on the
+    best of a search it runs on a database of its own (each tree migrates its own schema); the
+    search is seeded, so both trees export the same candidate (its arch_hash says so)."""
     from nas.export import export_candidate
     from nas.store import Store
 
+    work = tempfile.mkdtemp()
+    db = f"sqlite:///{Path(work) / 'nas.db'}"
+    job_id = search(db, size)
     store = Store(db)
     job = store.get_job(job_id)
     best = store.pareto(job_id, limit=1)[0]
     # an untrained export is refused since issue 21 unless asked for; older code has no such option
     options = {"allow_untrained": True} if "allow_untrained" in inspect.signature(export_candidate).parameters else {}
-    medians = {}
+    medians: dict[str, float | str] = {"arch_hash": best.arch_hash}
     with tempfile.TemporaryDirectory() as out:
         for fmt in FORMATS:
             times = []
@@ -75,9 +80,9 @@ def unpack(ref: str, into: Path) -> Path:
     return into / "tree"
 
 
-def run_in(tree: Path, db: str, job_id: int, repeat: int) -> dict[str, float]:
+def run_in(tree: Path, size: int, repeat: int) -> dict[str, float | str]:
     done = subprocess.run(
-        [sys.executable, __file__, "--measure", db, str(job_id), "--repeat", str(repeat)],
+        [sys.executable, __file__, "--measure", "--size", str(size), "--repeat", str(repeat)],
         cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True, check=True,
     )  # fmt: skip
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -88,19 +93,23 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--size", type=int, default=224, help="the priced input's height and width, px")
     parser.add_argument("--baseline", metavar="GIT_REF", help="also measure this older commit")
-    parser.add_argument("--measure", nargs=2, metavar=("DB", "JOB"), help=argparse.SUPPRESS)  # a subprocess's part
+    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)  # a subprocess's part
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.measure[0], int(args.measure[1]), args.repeat)))
+        print(json.dumps(measure(args.size, args.repeat)))
         return
     with tempfile.TemporaryDirectory() as work:
-        db = f"sqlite:///{Path(work) / 'nas.db'}"
-        job_id = search(db, args.size)
         columns = {}
         if args.baseline:
-            columns[args.baseline] = run_in(unpack(args.baseline, Path(work)), db, job_id, args.repeat)
-        columns["this tree"] = run_in(ROOT, db, job_id, args.repeat)
-    print(f"Export of a metaformer-tiny network priced at 3x{args.size}x{args.size}, median of {args.repeat} (s):")
+            columns[args.baseline] = run_in(unpack(args.baseline, Path(work)), args.size, args.repeat)
+        columns["this tree"] = run_in(ROOT, args.size, args.repeat)
+    hashes = {c.pop("arch_hash") for c in columns.values()}
+    if len(hashes) != 1:
+        raise SystemExit(f"the trees exported different candidates ({', '.join(sorted(hashes))}): not comparable")
+    print(
+        f"Export of a metaformer-tiny network ({hashes.pop()}) priced at 3x{args.size}x{args.size}, "
+        f"median of {args.repeat} (s):"
+    )
     print("| format | " + " | ".join(columns) + " |")
     print("|---|" + "---|" * len(columns))
     for fmt in FORMATS:
