@@ -4,7 +4,7 @@ Starts `nas serve` on a fresh SQLite file, times a client's `GET /jobs/{id}` and
 `GET /jobs/{id}/pareto?limit=20` every ``--every`` seconds, first with the service idle (a job
 finished earlier in the same database), then while the README's demo job runs (``--trials``
 trials, 2 local Ray workers: both cores busy with the proxy), and prints median, p95 and max;
-then times the export of the job's best candidate in every format.
+then times the export of the job's best candidate in the default formats (`nas.export.DEFAULT_FORMATS`).
 
     python benchmarks/api_during_search.py [--trials 60] [--workdir DIR] [--out docs/api_during_search.md]
 """
@@ -68,7 +68,7 @@ def main() -> None:
             time.sleep(0.05)
         busy = sample(client, job["id"], lambda: client.job(job["id"])["status"] != "running", args.every)
         done = client.job(job["id"])
-        exports = []  # the front's best, every format, three times (the service is idle again)
+        exports = []  # the front's best, the default formats, three times (the service is idle again)
         for _ in range(3):
             t = time.perf_counter()
             exported = client.export(job["id"])
@@ -94,7 +94,7 @@ def main() -> None:
             *(f"| {p} | `{label}` | {n} | {m:.1f} | {p95:.1f} | {mx:.1f} |" for p, label, n, m, p95, mx in rows),
             "",
             f"An export of the front's best ({exported['card']['name']}, "
-            f"{exported['card']['metrics']['params'] / 1e6:.2f} M params; every format built, checked and "
+            f"{exported['card']['metrics']['params'] / 1e6:.2f} M params; the default formats (ExportedProgram, state_dict, ONNX) built, checked and "
             f"zipped), from `POST /jobs/{{id}}/export` to complete (`Client.export`: queued, run by the "
             f"supervisor in a process of its own, its card polled): median {statistics.median(exports):.1f} s "
             f"over {len(exports)}.",
