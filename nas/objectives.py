@@ -4,6 +4,7 @@ hypervolumes work on."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 # objective -> direction. "accuracy" is the value ``accuracy_objective`` defines from a candidate's
@@ -11,6 +12,7 @@ from collections.abc import Mapping, Sequence
 # predicted; in a job that trains nothing, a proxy's ranking score (JobSpec.accuracy_kind says which).
 OBJECTIVES: dict[str, str] = {
     "accuracy": "maximize",
+    "accuracy_int8": "maximize",  # the same top-1 of the network quantized as the chip computes (INT8)
     "latency_ms": "minimize",
     "throughput_fps": "maximize",
     "energy_mj": "minimize",
@@ -29,6 +31,14 @@ METRICS: dict[str, str] = {
     " trains nothing); rewritten at each refit, kept once measured",
     "predicted_std": "the predictor's standard deviation of predicted_accuracy",
     "measured_accuracy": "top-1 accuracy measured by training under the job's recipe (null: not trained)",
+    "accuracy_int8": "top-1 accuracy (0-1) of the network quantized to INT8 as the chip computes it"
+    " (int8_fields): measured_accuracy_int8 where measured, else accuracy minus predicted_int8_drop",
+    "accuracy_int8_std": "standard deviation of accuracy_int8 where it is predicted, else null",
+    "int8_drop": "accuracy lost to INT8 (FP32 minus INT8, 0-1): measured where both are, else predicted_int8_drop",
+    "measured_accuracy_int8": "top-1 accuracy of the trained network after post-training INT8 quantization"
+    " (the job's INT8 recipe: nas.int8), measured on the same images as measured_accuracy",
+    "predicted_int8_drop": "the INT8 drop the job's predictor gives it from what the network contains",
+    "predicted_int8_drop_std": "the predictor's standard deviation of predicted_int8_drop",
     "latency_ms": "one frame, start to end, on the accelerator",
     "throughput_fps": "frames per second of the whole chip",
     "energy_mj": "energy per frame, static included",
@@ -72,13 +82,40 @@ def accuracy_objective(
     return proxy_score, None
 
 
+def int8_fields(
+    accuracy: float | None,
+    accuracy_std: float | None,
+    measured: float | None,
+    measured_int8: float | None,
+    predicted_drop: float | None,
+    predicted_drop_std: float | None,
+) -> tuple[float | None, float | None, float | None]:
+    """The one definition of a candidate's INT8 accuracy, its std and its INT8 drop (FP32 minus
+    INT8), from its ``accuracy`` (``accuracy_objective``) and its INT8 fields: measured where the
+    trained network was quantized and scored, else the FP32 accuracy less the predicted drop (their
+    spreads added), else unknown (a job that trains nothing has no accuracy to lose)."""
+    if measured_int8 is not None:
+        return measured_int8, None, (measured - measured_int8 if measured is not None else None)
+    if predicted_drop is None or accuracy is None:
+        return None, None, None
+    spread = math.hypot(accuracy_std or 0.0, predicted_drop_std or 0.0)
+    return accuracy - predicted_drop, spread, predicted_drop
+
+
+# the fields a candidate's accuracy is stated in; the ones ``with_accuracy`` derives from them
 ACCURACY_FIELDS = ("proxy_score", "predicted_accuracy", "predicted_std", "measured_accuracy")
+INT8_FIELDS = ("measured_accuracy_int8", "predicted_int8_drop", "predicted_int8_drop_std")
+DERIVED_FIELDS = ("accuracy", "accuracy_std", "accuracy_int8", "accuracy_int8_std", "int8_drop")
 
 
 def with_accuracy(metrics: Mapping[str, float | None]) -> dict[str, float | None]:
-    """``metrics`` with ``accuracy`` and ``accuracy_std`` set by ``accuracy_objective`` from its fields."""
+    """``metrics`` with its derived fields (``DERIVED_FIELDS``) set from the fields they derive from:
+    ``accuracy`` and its std by ``accuracy_objective``, the INT8 ones by ``int8_fields``."""
     out = dict(metrics)
     out["accuracy"], out["accuracy_std"] = accuracy_objective(*(metrics.get(f) for f in ACCURACY_FIELDS))
+    out["accuracy_int8"], out["accuracy_int8_std"], out["int8_drop"] = int8_fields(
+        out["accuracy"], out["accuracy_std"], metrics.get("measured_accuracy"), *(metrics.get(f) for f in INT8_FIELDS)
+    )
     return out
 
 

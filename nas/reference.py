@@ -37,8 +37,9 @@ def bounds(spec: JobSpec, accuracy_floor: float | None) -> dict[str, float | Non
         "params": c.max_params,
         "area_mm2": c.max_area_mm2,
     }
-    if spec.accuracy_kind() == "predicted":  # an accuracy: chance is its floor
+    if spec.accuracy_kind() == "predicted":  # an accuracy: chance is its floor, in FP32 and INT8
         out["accuracy"] = c.min_accuracy if c.min_accuracy is not None else 1.0 / spec.num_classes
+        out["accuracy_int8"] = 1.0 / spec.num_classes
     else:
         out["accuracy"] = accuracy_floor
     return {**out, **{o: float(v) for o, v in spec.reference_point.items()}}
@@ -46,7 +47,7 @@ def bounds(spec: JobSpec, accuracy_floor: float | None) -> dict[str, float | Non
 
 def needs_samples(spec: JobSpec, accuracy_floor: float | None) -> bool:
     known = bounds(spec, accuracy_floor)
-    return any(known.get(o) is None for o in spec.objectives if o != "accuracy")
+    return any(known.get(o) is None for o in spec.objectives if o not in ("accuracy", "accuracy_int8"))
 
 
 def at_submission(

@@ -199,6 +199,8 @@ class Constraints(_Frozen):
     max_weight_mib: float | None = Field(default=None, gt=0)
     max_area_mm2: float | None = Field(default=None, gt=0)  # the chip's silicon (co-design searches it)
     min_accuracy: float | None = Field(default=None, ge=0, le=1)  # predicted or measured, checked once scored
+    # accuracy lost to INT8 (FP32 minus INT8 top-1, 0-1: 0.01 is one point), predicted or measured
+    max_int8_drop: float | None = Field(default=None, ge=0, le=1)
     deployable_only: bool = True  # reject networks with ops the accelerator cannot run
 
 
@@ -283,10 +285,18 @@ class JobSpec(_Frozen):
 
     @model_validator(mode="after")
     def _accuracy_bound(self) -> JobSpec:
-        if self.constraints.min_accuracy is not None and self.accuracy_kind() == "score":
+        if self.accuracy_kind() != "score":
+            return self
+        if self.constraints.min_accuracy is not None:
             raise ValueError(
                 "constraints.min_accuracy: this job's accuracy is a proxy score without units; "
                 "train candidates (evaluator.train > 0) so that it is a predicted accuracy, or drop the bound"
+            )
+        if self.constraints.max_int8_drop is not None or "accuracy_int8" in self.objectives:
+            field = "constraints.max_int8_drop" if self.constraints.max_int8_drop is not None else "objectives"
+            raise ValueError(
+                f"{field}: INT8 accuracy is measured on trained networks and predicted from them; this job "
+                "trains nothing: train candidates (evaluator.train > 0), or drop accuracy_int8 / max_int8_drop"
             )
         return self
 

@@ -20,7 +20,12 @@ from nas.status import CandidateStatus
 
 Excess = dict[str, float]  # constraint name -> relative excess over its bound (<= 0: satisfied)
 DUPLICATE = "duplicate"  # a trial's outcome when it proposed a candidate already recorded
-SCORED_CONSTRAINTS = ("min_accuracy",)  # known only once the candidate is scored; the rest when it is priced
+# known only once the candidate is scored (and moved by every refit of the predictor); the rest
+# when it is priced. constraint -> (the metric it bounds, the comparison a front member passes)
+SCORED_CONSTRAINTS: dict[str, tuple[str, str]] = {
+    "min_accuracy": ("accuracy", ">="),
+    "max_int8_drop": ("int8_drop", "<="),
+}
 
 
 def constraint_names(c: Constraints) -> tuple[str, ...]:
@@ -33,7 +38,8 @@ def constraint_names(c: Constraints) -> tuple[str, ...]:
         "max_weight_mib": c.max_weight_mib,
         "deployable_only": c.deployable_only or None,
         "min_accuracy": c.min_accuracy,
-        "max_area_mm2": c.max_area_mm2,  # last: older jobs' stored constraint lists keep their order
+        "max_area_mm2": c.max_area_mm2,  # after the others: older jobs' stored constraint lists keep their order
+        "max_int8_drop": c.max_int8_drop,
     }
     return tuple(name for name, bound in bounds.items() if bound is not None)
 
@@ -46,13 +52,34 @@ CONSTRAINT_METRIC = {  # constraint -> the metric it bounds
     "max_weight_mib": "weight_mib",
     "max_area_mm2": "area_mm2",
     "min_accuracy": "accuracy",
+    "max_int8_drop": "int8_drop",
 }
+
+
+def front_bounds(c: Mapping[str, Any]) -> dict[str, tuple[str, str, float]]:
+    """The scored constraints a front member must meet, from a job's stored constraints: name ->
+    (metric, comparison, bound). A member's accuracy and INT8 drop move with every refit, so the
+    front is drawn under these from the current values; one whose value is unknown yet is not on it."""
+    return {
+        name: (metric, op, float(c[name]))
+        for name, (metric, op) in SCORED_CONSTRAINTS.items()
+        if c.get(name) is not None
+    }
+
+
+def meets_front_bounds(c: Mapping[str, Any], metrics: Mapping[str, Any]) -> bool:
+    """Whether a complete candidate's current values meet its job's ``front_bounds``."""
+    for metric, op, bound in front_bounds(c).values():
+        value = metrics.get(metric)
+        if value is None or not (value >= bound if op == ">=" else value <= bound):
+            return False
+    return True
 
 
 def constraint_excess(c: Constraints, m: Mapping[str, Any], deployable: bool) -> Excess:
     """Each active constraint as a relative excess, value / bound - 1 (<= 0 is satisfied), so that
-    samplers summing violations weigh milliseconds and millijoules alike. ``min_accuracy`` is 0
-    (not violated) until the candidate is scored."""
+    samplers summing violations weigh milliseconds and millijoules alike. The scored constraints
+    (``min_accuracy``, ``max_int8_drop``) are 0 (not violated) until their value is known."""
     accuracy = m.get("accuracy")
     excess = {
         "max_latency_ms": lambda: m["latency_ms"] / c.max_latency_ms - 1,
@@ -63,6 +90,10 @@ def constraint_excess(c: Constraints, m: Mapping[str, Any], deployable: bool) ->
         "max_area_mm2": lambda: (m["area_mm2"] / c.max_area_mm2 - 1) if m.get("area_mm2") is not None else 1.0,
         "deployable_only": lambda: -1.0 if deployable else 1.0,
         "min_accuracy": lambda: c.min_accuracy / max(accuracy, 1e-12) - 1 if accuracy is not None else 0.0,
+        # a drop may be 0 or negative: its excess is in points over the bound, per point of bound (at least 0.01)
+        "max_int8_drop": lambda: (
+            (m["int8_drop"] - c.max_int8_drop) / max(c.max_int8_drop, 0.01) if m.get("int8_drop") is not None else 0.0
+        ),
     }
     out = {name: excess[name]() for name in constraint_names(c)}
     return {k: (v if math.isfinite(v) else 1e9) for k, v in out.items()}
@@ -154,23 +185,30 @@ def told_values(
     return values(dict(metrics), objectives)
 
 
-_UNITS = {"latency_ms": " ms", "throughput_fps": " fps", "energy_mj": " mJ", "weight_mib": " MiB", "area_mm2": " mm2"}
+_UNITS = {
+    "int8_drop": " (0-1)",
+    "latency_ms": " ms",
+    "throughput_fps": " fps",
+    "energy_mj": " mJ",
+    "weight_mib": " MiB",
+    "area_mm2": " mm2",
+}
 
 
 def constraint_report(bounds: Mapping[str, Any], candidates: Sequence[tuple[Mapping[str, float], Mapping[str, Any]]]):
     """Which constraints rejected how many of a job's candidates, and how far to loosen each:
     ``candidates`` are (stored violations, metrics) of the complete and infeasible ones. A
     constraint's ``admit_at`` is the loosest bound that admits one candidate it alone rejected
-    (None: every candidate it rejects breaks another constraint too). ``min_accuracy`` is read from
-    the current ``accuracy``, which a refit may still move. Returned as the job record keeps it
-    (``JobRecord.constraint_report``), with one line of advice per constraint."""
-    bound_acc = bounds.get("min_accuracy")
+    (None: every candidate it rejects breaks another constraint too). The scored constraints
+    (``front_bounds``) are read from the current values, which a refit may still move. Returned as
+    the job record keeps it (``JobRecord.constraint_report``), with one line of advice per constraint."""
+    scored = front_bounds(bounds)
     rejected_by: list[set[str]] = []
     for stored, metrics in candidates:
         names = set(stored)
-        accuracy = metrics.get("accuracy")
-        if bound_acc is not None and accuracy is not None and accuracy < bound_acc:
-            names.add("min_accuracy")
+        for name, (metric, _, _) in scored.items():
+            if metrics.get(metric) is not None and not meets_front_bounds({name: bounds[name]}, metrics):
+                names.add(name)
         rejected_by.append(names)
     report: dict[str, Any] = {"candidates": len(candidates), "feasible": sum(not r for r in rejected_by)}
     per: dict[str, dict[str, Any]] = {}

@@ -1,6 +1,7 @@
 """The store's contract: every test runs on SQLite and on PostgreSQL (``db_url``)."""
 
 import itertools
+import math
 import random
 
 import numpy as np
@@ -330,7 +331,7 @@ def test_new_predictions_move_the_front_and_a_measurement_keeps_its_weights(db_u
     cands = store.candidates(job.id)
     store.pareto(job.id, where=parse_bounds("latency_ms>1"))  # cached under these bounds: must not be served stale
     rng = random.Random(7)
-    predictions = {c.id: (rng.random(), 0.01) for c in cands[1:]}
+    predictions = {c.id: {"predicted_accuracy": rng.random(), "predicted_std": 0.01} for c in cands[1:]}
     measured = Measured(cands[0].id, 0.99, b"weights", {"epochs": 3, "resolution": 32})
     store.update_accuracy(job.id, predictions, {"measured": 1}, measured)
     assert store.get_job(job.id).predictor == {"measured": 1, "version": 1}
@@ -339,13 +340,18 @@ def test_new_predictions_move_the_front_and_a_measurement_keeps_its_weights(db_u
     by_id = {c.id: c for c in after}
     assert by_id[cands[0].id].metrics["accuracy"] == 0.99 == by_id[cands[0].id].metrics["measured_accuracy"]
     assert by_id[cands[0].id].metrics["accuracy_std"] is None
-    assert all(by_id[i].metrics["accuracy"] == pytest.approx(m) for i, (m, _) in predictions.items())
+    assert all(by_id[i].metrics["accuracy"] == pytest.approx(p["predicted_accuracy"]) for i, p in predictions.items())
     # the three fields stay apart: the evaluator's value is the proxy score, never rewritten
     for c in cands:
         assert by_id[c.id].metrics["proxy_score"] == c.metrics["accuracy"] == c.metrics["proxy_score"]
-    assert all(by_id[i].metrics["predicted_accuracy"] == pytest.approx(m) for i, (m, _) in predictions.items())
+    assert all(
+        by_id[i].metrics["predicted_accuracy"] == pytest.approx(p["predicted_accuracy"]) for i, p in predictions.items()
+    )
     assert by_id[cands[0].id].metrics["predicted_accuracy"] is None  # this job never predicted it
-    later = {cands[0].id: (0.5, 0.02), cands[1].id: (0.6, 0.03)}
+    later = {
+        cands[0].id: {"predicted_accuracy": 0.5, "predicted_std": 0.02},
+        cands[1].id: {"predicted_accuracy": 0.6, "predicted_std": 0.03},
+    }
     store.update_accuracy(job.id, later, {"measured": 1}, Measured(cands[1].id, 0.7, None, {}))
     kept, measured_now = (store.candidate(job.id, i).metrics for i in (cands[0].id, cands[1].id))
     assert kept["accuracy"] == 0.99 and kept["predicted_accuracy"] == 0.5  # a measurement outranks a refit
@@ -464,7 +470,8 @@ def test_rows_from_before_0006_split_their_accuracy_and_keep_every_row(sqlite_ur
     fill(store, predicted.id, 3)
     fill(store, scored.id, 3, seed=1)
     p = store.candidates(predicted.id)
-    store.update_accuracy(predicted.id, {p[1].id: (0.4, 0.05), p[2].id: (0.45, 0.06)}, {
+    store.update_accuracy(predicted.id, {p[1].id: {"predicted_accuracy": 0.4, "predicted_std": 0.05},
+        p[2].id: {"predicted_accuracy": 0.45, "predicted_std": 0.06}}, {
         "prospective": [{"candidate": p[0].id, "predicted": 0.3, "std": 0.1, "measured": 0.8}]},
         Measured(p[0].id, 0.8, b"w", {}))  # fmt: skip
     store.request_training(predicted.id, 5)
@@ -530,3 +537,35 @@ def test_a_job_that_trains_nothing_calls_its_accuracy_a_score(sqlite_url):
         "candidates": 2, "final": 1}}}, accelerator={}, reference_point={})  # fmt: skip
     assert (scored.accuracy_kind, scored.accuracy_label) == ("score", "proxy score")
     assert (trains.accuracy_kind, trains.accuracy_label, trains.train_final) == ("predicted", "accuracy", 1)
+
+
+def test_int8_fields_follow_measurements_and_predictions_and_rungs_are_kept(db_url):
+    from nas.store._records import Measured
+
+    store = Store(db_url)
+    job = new_job(store, {"accuracy": 0.0, "latency_ms": 5.0, "energy_mj": 5.0})
+    fill(store, job.id, 6, seed=5)
+    a, b, c = store.candidates(job.id)[:3]
+    predictions = {
+        a.id: {"predicted_accuracy": 0.80, "predicted_std": 0.03, "predicted_int8_drop": 0.01,
+               "predicted_int8_drop_std": 0.004},
+        b.id: {"predicted_accuracy": 0.70, "predicted_std": 0.02},
+    }  # fmt: skip
+    ladder = [{"steps": 59, "of": 235, "accuracy": 0.61}, {"steps": 118, "of": 235, "accuracy": 0.74}]
+    int8 = {"scope": "all", "calibration_images": 256}
+    measured = Measured(c.id, 0.85, b"w", {}, accuracy_int8=0.846, int8_onnx=b"onnx", int8=int8)
+    store.update_accuracy(job.id, predictions, {}, measured, rungs={b.id: ladder})
+
+    got = {x.id: x for x in store.candidates(job.id)}
+    pa, pb, pc = got[a.id].metrics, got[b.id].metrics, got[c.id].metrics
+    assert pa["accuracy_int8"] == pytest.approx(0.79) and pa["int8_drop"] == pytest.approx(0.01)
+    assert pa["accuracy_int8_std"] == pytest.approx(math.hypot(0.03, 0.004))
+    assert pb["accuracy_int8"] is None and pb["int8_drop"] is None  # no drop predicted: no INT8 figure
+    assert pc["accuracy_int8"] == 0.846 and pc["int8_drop"] == pytest.approx(0.004) and pc["accuracy_int8_std"] is None
+    assert got[b.id].rungs == tuple(ladder) and got[a.id].rungs == ()
+    assert store.int8_model(job.id, c.id) == (b"onnx", int8)
+    assert store.int8_model(job.id, a.id) is None
+    # the INT8 fields filter like any metric: only c's drop is known and below the bound
+    assert [r.id for r in store.pareto(job.id, where=parse_bounds("int8_drop<0.005"))] == [c.id]
+    with pytest.raises(ValueError, match="predicted_bogus"):
+        store.update_accuracy(job.id, {a.id: {"predicted_bogus": 1.0}}, {})

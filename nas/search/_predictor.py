@@ -169,10 +169,13 @@ class AccuracyPredictor:
         predictions = {}
         if ids:
             mean, std = self.model.predict(self._standardised(ids), self._prior_mean(ids))
-            predictions = {i: (float(m), float(s)) for i, m, s in zip(ids, mean, std, strict=True)}
+            predictions = {
+                i: {"predicted_accuracy": float(m), "predicted_std": float(s)}
+                for i, m, s in zip(ids, mean, std, strict=True)
+            }
         self.store.update_accuracy(self.job_id, predictions, self._summary(), measured)
-        for i, (m, s) in predictions.items():
-            self.records[i] = _with_fields(self.records[i], predicted_accuracy=m, predicted_std=s)
+        for i, fields in predictions.items():
+            self.records[i] = _with_fields(self.records[i], **fields)
 
     # ---- what to train ----------------------------------------------------------------------
 

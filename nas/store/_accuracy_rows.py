@@ -5,29 +5,43 @@ results land as measured accuracies (beside the prediction) with their weights, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select, update
 
-from nas.objectives import accuracy_objective, loss_vector
+from nas.objectives import ACCURACY_FIELDS, DERIVED_FIELDS, INT8_FIELDS, loss_vector, with_accuracy
 from nas.pareto import non_dominated
 from nas.status import FINISHED, CandidateStatus, JobStatus
 from nas.store._models import CandidateModel, JobModel, WeightsModel
 from nas.store._records import Measured, NotFoundError, now
+from nas.verdict import front_bounds
+
+# what a predictor may write: FP32 accuracy, the INT8 drop, and their stds
+PREDICTED = ("predicted_accuracy", "predicted_std", "predicted_int8_drop", "predicted_int8_drop_std")
 
 
 class AccuracyRows:
     def update_accuracy(
         self,
         job_id: int,
-        predictions: Mapping[int, tuple[float, float]],
+        predictions: Mapping[int, Mapping[str, float]],
         predictor: dict,
         measured: Measured | None = None,
+        rungs: Mapping[int, Sequence[Mapping[str, Any]]] | None = None,
     ) -> None:
-        """In one transaction: store a training result (its accuracy replaces the prediction), the
-        predictor's new predictions (candidate id -> mean, std) for the candidates not measured,
-        its state and held-out errors (``predictor``); then recompute the job's front and hypervolume over them."""
+        """In one transaction: store a training result (its accuracy beside the prediction, its INT8
+        accuracy, weights and INT8 model), the predictor's new predictions (candidate id -> the
+        ``PREDICTED`` fields it sets, e.g. ``predicted_accuracy`` and ``predicted_std``), the rungs
+        of trainings (candidate id -> every rung so far), its state and held-out errors
+        (``predictor``); every derived field follows (``nas.objectives.with_accuracy``), then the
+        job's front and hypervolume."""
+        unknown = {k for fields in predictions.values() for k in fields} - set(PREDICTED)
+        if unknown:
+            raise ValueError(
+                f"predictions: {', '.join(sorted(unknown))} is not a predicted field ({', '.join(PREDICTED)})"
+            )
         with self._session() as s:
             job = self._job(s, job_id, lock=True)
             if measured is not None:
@@ -36,27 +50,35 @@ class AccuracyRows:
                     raise NotFoundError(f"job {job_id}: no candidate {measured.candidate_id} to measure")
                 job.n_trained += row.measured_accuracy is None
                 row.measured_accuracy = measured.accuracy  # its prediction stays beside it
-                row.accuracy, row.accuracy_std = accuracy_objective(
-                    row.proxy_score, row.predicted_accuracy, row.predicted_std, row.measured_accuracy
-                )
+                row.measured_accuracy_int8 = measured.accuracy_int8
+                _derive(row)
                 if measured.state_dict is not None:
                     s.merge(
                         WeightsModel(
                             candidate_id=row.id, job_id=job_id, recipe=measured.recipe,
-                            state_dict=measured.state_dict, created_at=now(),
+                            state_dict=measured.state_dict, int8_onnx=measured.int8_onnx,
+                            int8=measured.int8, created_at=now(),
                         )
                     )  # fmt: skip
+            for candidate_id, ladder in (rungs or {}).items():
+                row = s.get(CandidateModel, candidate_id)
+                if row is None or row.job_id != job_id:
+                    raise NotFoundError(f"job {job_id}: no candidate {candidate_id} to record rungs of")
+                row.rungs = [dict(r) for r in ladder]
             if predictions:
-                measured_ids = set(
-                    s.scalars(
-                        select(CandidateModel.id).where(
-                            CandidateModel.job_id == job_id, CandidateModel.measured_accuracy.is_not(None)
+                stored = ("measured_accuracy", "measured_accuracy_int8", "proxy_score", *PREDICTED)
+                held = {
+                    r[0]: dict(zip(stored, r[1:], strict=True))
+                    for r in s.execute(
+                        select(CandidateModel.id, *(getattr(CandidateModel, f) for f in stored)).where(
+                            CandidateModel.job_id == job_id, CandidateModel.id.in_(list(predictions))
                         )
                     )
-                )
-                s.execute(
-                    update(CandidateModel), [_predicted(i, *predictions[i], i in measured_ids) for i in predictions]
-                )
+                }
+                missing = set(predictions) - set(held)
+                if missing:
+                    raise NotFoundError(f"job {job_id}: no candidate {min(missing)} to predict")
+                s.execute(update(CandidateModel), [_predicted(i, held[i], predictions[i]) for i in predictions])
             version = int((job.predictor or {}).get("version", 0)) + 1
             job.predictor = {**predictor, "version": version}
             s.flush()
@@ -90,6 +112,15 @@ class AccuracyRows:
                 return None
             return row.state_dict, dict(row.recipe)
 
+    def int8_model(self, job_id: int, candidate_id: int) -> tuple[bytes, dict] | None:
+        """The INT8 ONNX model a measured candidate's INT8 accuracy was measured on, and how it was
+        quantized (None: not measured in INT8)."""
+        with self._session() as s:
+            row = s.get(WeightsModel, candidate_id)
+            if row is None or row.job_id != job_id or row.int8_onnx is None:
+                return None
+            return row.int8_onnx, dict(row.int8 or {})
+
     def has_weights(self, job_id: int, candidate_id: int) -> bool:
         """Whether the candidate has trained weights (without loading them)."""
         with self._session() as s:
@@ -112,19 +143,26 @@ class AccuracyRows:
                 job.status, job.finished_at, job.error, job.cancel_requested = JobStatus.QUEUED, None, None, False
 
 
-def _predicted(candidate_id: int, mean: float, std: float, measured: bool) -> dict:
-    """A refit's new prediction for a candidate, and its ``accuracy`` if the prediction is what that
-    is (``accuracy_objective``: a measured candidate keeps its measurement)."""
-    row = {"id": candidate_id, "predicted_accuracy": float(mean), "predicted_std": float(std)}
-    if not measured:
-        row["accuracy"], row["accuracy_std"] = accuracy_objective(None, float(mean), float(std), None)
-    return row
+def _predicted(candidate_id: int, held: Mapping[str, float | None], fields: Mapping[str, float]) -> dict:
+    """A refit's new predictions for a candidate, and every field derived from its fields so
+    (``with_accuracy``: a measured candidate keeps its measurement as its accuracy)."""
+    new = {k: float(v) for k, v in fields.items()}
+    derived = with_accuracy({**held, **new})
+    return {"id": candidate_id, **new, **{k: derived[k] for k in DERIVED_FIELDS}}
+
+
+def _derive(row: CandidateModel) -> None:
+    """Set a row's derived fields from its own (``nas.objectives.with_accuracy``)."""
+    derived = with_accuracy({f: getattr(row, f) for f in (*ACCURACY_FIELDS, *INT8_FIELDS)})
+    for name in DERIVED_FIELDS:
+        setattr(row, name, derived[name])
 
 
 def eligible(job: JobModel) -> list:
-    """The candidates a job's front is drawn from: complete, and within its accuracy bound."""
+    """The candidates a job's front is drawn from: complete, and within its scored bounds
+    (``nas.verdict.front_bounds``: minimum accuracy, maximum INT8 drop)."""
     filters = [CandidateModel.job_id == job.id, CandidateModel.status == CandidateStatus.COMPLETE]
-    bound = (job.spec.get("constraints") or {}).get("min_accuracy")
-    if bound is not None:
-        filters.append(CandidateModel.accuracy >= bound)
+    for metric, op, bound in front_bounds(job.spec.get("constraints") or {}).values():
+        column = getattr(CandidateModel, metric)
+        filters.append(column >= bound if op == ">=" else column <= bound)
     return filters

@@ -94,6 +94,13 @@ class CandidateModel(BaseModel):
     measured_accuracy: Mapped[float | None] = mapped_column(Float)  # trained under the job's recipe
     accuracy: Mapped[float | None] = mapped_column(Float)  # the objective: derived, never set on its own
     accuracy_std: Mapped[float | None] = mapped_column(Float)
+    # INT8, as the chip computes: measured on the trained network, or its drop predicted (since 0007)
+    measured_accuracy_int8: Mapped[float | None] = mapped_column(Float)
+    predicted_int8_drop: Mapped[float | None] = mapped_column(Float)
+    predicted_int8_drop_std: Mapped[float | None] = mapped_column(Float)
+    accuracy_int8: Mapped[float | None] = mapped_column(Float)  # derived (nas.objectives.int8_fields)
+    accuracy_int8_std: Mapped[float | None] = mapped_column(Float)
+    int8_drop: Mapped[float | None] = mapped_column(Float)  # derived: FP32 minus INT8
     latency_ms: Mapped[float | None] = mapped_column(Float)
     throughput_fps: Mapped[float | None] = mapped_column(Float)
     energy_mj: Mapped[float | None] = mapped_column(Float)
@@ -108,6 +115,8 @@ class CandidateModel(BaseModel):
     hardware: Mapped[dict] = mapped_column(JSON, default=dict)  # the cost report's summary (no per-layer rows)
     eval_s: Mapped[float | None] = mapped_column(Float)
     worker: Mapped[str | None] = mapped_column(String(200))  # the Ray node that evaluated it
+    # its trainings' rungs (successive halving): [{"steps", "of", "accuracy"}], the last one where it stopped
+    rungs: Mapped[list | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -144,6 +153,8 @@ class WeightsModel(BaseModel):
     job_id: Mapped[int] = mapped_column(ForeignKey("nas_jobs.id", ondelete="CASCADE"), index=True)
     recipe: Mapped[dict] = mapped_column(JSON)  # the recipe, dataset and resolution it was trained with
     state_dict: Mapped[bytes] = mapped_column(LargeBinary)  # torch.save of the state_dict
+    int8_onnx: Mapped[bytes | None] = mapped_column(LargeBinary)  # the INT8 model its INT8 accuracy was measured on
+    int8: Mapped[dict | None] = mapped_column(JSON)  # how it was quantized and calibrated (nas.int8.Int8Recipe)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -160,6 +160,8 @@ class CandidateRecord(CandidateIn):
     created_at: datetime
     metrics: dict[str, float | None]  # every one of METRIC_COLUMNS (None: not known)
     deployable: bool | None  # None: rows from before it was stored
+    # its trainings' rungs, [{"steps", "of", "accuracy"}] (successive halving): () if never trained
+    rungs: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -217,7 +219,8 @@ class TrialRecord:
 
 @dataclass(frozen=True)
 class Measured:
-    """One training result: a candidate's measured accuracy and, where kept, its trained weights."""
+    """One training result: a candidate's measured accuracy and, where kept, its trained weights;
+    with the INT8 accuracy of those weights quantized (and the INT8 model and its recipe) where measured."""
 
     candidate_id: int
     accuracy: float
@@ -225,10 +228,13 @@ class Measured:
     recipe: dict[str, Any]
     predicted: float | None = None  # what the job predicted for it just before (its held-out check)
     predicted_std: float | None = None
+    accuracy_int8: float | None = None
+    int8_onnx: bytes | None = None  # the INT8 ONNX model accuracy_int8 was measured on
+    int8: dict[str, Any] | None = None  # how it was quantized (nas.int8.Int8Recipe.describe)
 
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "=": operator.eq, "!=": operator.ne}
-_BOUND = re.compile(r"^\s*([a-z_]+)\s*(<=|>=|!=|<|>|==?)\s*(-?[\d.]+(?:e-?\d+)?)\s*$", re.IGNORECASE)
+_BOUND = re.compile(r"^\s*([a-z_][a-z0-9_]*)\s*(<=|>=|!=|<|>|==?)\s*(-?[\d.]+(?:e-?\d+)?)\s*$", re.IGNORECASE)
 FILTERABLE = (*METRIC_COLUMNS, "trial_number", "eval_s")
 COUNT_METRICS = ("params", "macs", "trial_number")  # whole numbers: `=` can match them
 ROW_FIELDS = ("id", "arch_hash", "name", "trial_number", *METRIC_COLUMNS, "deployable", "eval_s", "worker", "arch")

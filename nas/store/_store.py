@@ -44,7 +44,7 @@ from nas.store._records import (
     now,
 )
 from nas.store._service_rows import ServiceRows
-from nas.verdict import CONSTRAINT_METRIC, DUPLICATE, constraint_report
+from nas.verdict import CONSTRAINT_METRIC, DUPLICATE, constraint_report, meets_front_bounds
 
 DB_ENV = "NAS_DB_URL"
 DEFAULT_DB = "sqlite:///nas.db"  # in the working directory
@@ -378,8 +378,9 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
                 CandidateStatus.FAILED: "n_failed",
             }[CandidateStatus(candidate.status)]
             setattr(job, counter, getattr(job, counter) + 1)
-            bound = (job.spec.get("constraints") or {}).get("min_accuracy")
-            if candidate.status == CandidateStatus.COMPLETE and (bound is None or row.accuracy >= bound):
+            if candidate.status == CandidateStatus.COMPLETE and meets_front_bounds(
+                job.spec.get("constraints") or {}, metrics
+            ):
                 self._update_front(s, job, row)
             return _candidate(row)
 
