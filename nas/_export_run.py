@@ -69,5 +69,5 @@ def failure_text(err: BaseException) -> str:
 
 def _options(request: dict[str, Any]) -> dict[str, Any]:
     """``export_candidate``'s options from a stored request (older requests lack the newer keys)."""
-    keys = ("formats", "train_steps", "train_batch", "allow_untrained")
+    keys = ("formats", "train_steps", "train_batch", "allow_untrained", "int8")
     return {k: tuple(v) if k == "formats" else v for k, v in request.items() if k in keys}

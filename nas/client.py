@@ -142,6 +142,7 @@ class Client:
         train_steps: int = 0,
         train_batch: int | None = None,
         allow_untrained: bool = False,
+        int8: bool = False,
         timeout: float = 1800.0,
         poll_s: float = 1.0,
     ) -> dict[str, Any]:
@@ -152,7 +153,7 @@ class Client:
         if out is not None:
             _check_out(out)  # before the service builds anything
         body = {"candidate": candidate, "where": where, "sort": sort, "formats": formats, "train_steps": train_steps,
-                "train_batch": train_batch, "allow_untrained": allow_untrained}  # fmt: skip
+                "train_batch": train_batch, "allow_untrained": allow_untrained, "int8": int8}  # fmt: skip
         queued = self._call("POST", f"/jobs/{job_id}/export", json={k: v for k, v in body.items() if v is not None})
         record = self.wait_export(queued["id"], timeout=timeout, poll_s=poll_s)
         if record["status"] == "failed":

@@ -55,6 +55,7 @@ FILES = {
     "onnx": "model.onnx",
     "exported_program": "model.pt2",
 }
+INT8_FILE = "model.int8.onnx"
 ONNX_OPSET = 17
 AGREEMENT_TOLERANCE = 1e-3  # max |difference| of logits between formats on the check input
 CHECK_BATCH = 2  # the check input's batch: not the traced one's, so a batch size baked into a graph shows
@@ -99,12 +100,15 @@ def check_request(
     trained: bool = False,
     limits: Limits | None = None,
     allow_untrained: bool = False,
+    int8: bool = False,
+    has_int8: bool = False,
 ) -> tuple[str, ...]:
     """What an export can be refused for before anything is built or imported (``ExportError``
     naming the field): unknown formats, a candidate that is not complete, one without trained
     weights (``trained``: its job's) unless trained here (``train_steps``) or ``allow_untrained``,
     training one that has its job's trained weights or one whose job has a plug-in evaluator, and,
-    under ``limits``, a training batch over ``max_batch_pixels``. Returns the formats."""
+    under ``limits``, a training batch over ``max_batch_pixels``, and ``int8`` for a candidate
+    without an INT8 model (``has_int8``: its job measured it in INT8). Returns the formats."""
     formats = parse_formats(formats)
     if candidate.status != "complete":
         raise ExportError(
@@ -114,6 +118,8 @@ def check_request(
         )
     if train_steps < 0:
         raise ExportError("train_steps", f"must be >= 0, got {train_steps}")
+    if int8 and not has_int8:
+        raise no_int8_model(candidate)
     if not trained and not train_steps and not allow_untrained:
         raise ExportError(
             "weights",
@@ -140,6 +146,14 @@ def check_request(
     return formats
 
 
+def no_int8_model(candidate: CandidateRecord) -> ExportError:
+    return ExportError(
+        "int8",
+        f"candidate {candidate.id} has no INT8 model: its job quantizes a candidate when it trains it; measure it "
+        f"first (`nas train {candidate.job_id} --top N`, POST /jobs/{{id}}/train), or export without int8",
+    )
+
+
 def export_candidate(
     job: JobRecord,
     candidate: CandidateRecord,
@@ -150,11 +164,13 @@ def export_candidate(
     train_batch: int = 32,
     weights: tuple[bytes, dict[str, Any]] | None = None,
     allow_untrained: bool = False,
+    int8: tuple[bytes, dict[str, Any]] | None = None,
 ) -> Exported:
     """Write the export of ``candidate`` to the folder ``out`` (new or empty). ``weights``: the
     candidate's trained state_dict and recipe (``Store.weights``), shipped as they are; without
     them, ``train_steps`` trains the network here, or ``allow_untrained`` ships initialised weights
-    (the card then says its accuracy is not measured)."""
+    (the card then says its accuracy is not measured). ``int8``: the INT8 model its INT8 accuracy
+    was measured on and its quantization recipe (``Store.int8_model``), shipped as ``model.int8.onnx``."""
     import torch
 
     from nas.pricing import candidate_accelerator, price
@@ -164,6 +180,8 @@ def export_candidate(
         spec, candidate, formats=formats, train_steps=train_steps, train_batch=train_batch,
         trained=weights is not None, allow_untrained=allow_untrained,
     )  # fmt: skip
+    if int8 is not None and weights is None:
+        raise ExportError("int8", "an INT8 model ships with the trained weights it was quantized from")
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError("output", f"{out} exists and is not an empty folder; give a new one")
@@ -195,9 +213,13 @@ def export_candidate(
         (tmp / "arch.json").write_text(arch.to_json() + "\n")
         agreement, checked, fixed, runs = _write_formats(model, tmp, formats, input_shape, fixed)
         files |= {fmt: FILES[fmt] for fmt in formats}
+        int8_card = None
+        if int8 is not None:
+            int8_card = _write_int8(model, tmp / INT8_FILE, int8, candidate)
+            files["onnx_int8"] = INT8_FILE
         files["model_card"] = "model_card.json"
         shape = ExportShape(input_shape, fixed, checked, _at_training_resolution(model, runs, input_shape, trained))
-        card = model_card(job, candidate, spec, shape, files, agreement, trained, priced)
+        card = model_card(job, candidate, spec, shape, files, agreement, trained, priced, int8_card)
         (tmp / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
         (tmp / "README.md").write_text(card_readme(card))
         if out.exists():
@@ -343,10 +365,46 @@ def _first_line(err: BaseException) -> str:
 
 
 def export_stored(
-    store: Store, job: JobRecord, candidate: CandidateRecord, out: str | Path, **options: Any
+    store: Store, job: JobRecord, candidate: CandidateRecord, out: str | Path, *, int8: bool = False, **options: Any
 ) -> Exported:
-    """``export_candidate`` of a stored candidate, with its trained weights when the job measured it."""
-    return export_candidate(job, candidate, out, weights=store.weights(job.id, candidate.id), **options)
+    """``export_candidate`` of a stored candidate, with its trained weights when the job measured it
+    and, with ``int8``, the INT8 model its INT8 accuracy was measured on."""
+    model = store.int8_model(job.id, candidate.id) if int8 else None
+    if int8 and model is None:
+        raise no_int8_model(candidate)
+    return export_candidate(job, candidate, out, weights=store.weights(job.id, candidate.id), int8=model, **options)
+
+
+def _write_int8(model: Any, path: Path, int8: tuple[bytes, dict[str, Any]], candidate: CandidateRecord) -> dict:
+    """Write the stored INT8 model as it is, check that onnxruntime runs it, and describe it for
+    the card: its input, its recipe, its measured accuracy, and its logits' distance from the FP32
+    module's at the resolution it was measured at (quantization moves them: information, not a check)."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    data, recipe = int8
+    path.write_bytes(data)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    dims = session.get_inputs()[0].shape  # [batch, channels, height, width]; symbolic dims are names
+    shape = [CHECK_BATCH, *(d if isinstance(d, int) else recipe.get("resolution", 32) for d in dims[1:])]
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(2))
+    (logits,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    if not np.all(np.isfinite(logits)):
+        raise ExportError("int8", "the stored INT8 model gives non-finite logits; measure the candidate again")
+    with torch.no_grad():
+        reference = model(x)
+    m = candidate.metrics
+    return {
+        "file": path.name,
+        "input": {"name": session.get_inputs()[0].name, "shape": [d if isinstance(d, int) else str(d) for d in dims]},
+        "accuracy": m.get("measured_accuracy_int8"),
+        "fp32_accuracy": m.get("measured_accuracy"),
+        "drop": m.get("int8_drop"),
+        "quantization": recipe,
+        "max_abs_diff_from_fp32_logits": _max_diff(logits, reference),
+        "runs_in": f"onnxruntime {ort.__version__} (CPUExecutionProvider), without this package",
+    }
 
 
 def choose_candidate(

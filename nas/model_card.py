@@ -44,6 +44,7 @@ def model_card(
     agreement: dict[str, float],
     trained: dict[str, Any] | None,
     priced: Any,
+    int8: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     channels, height, width = shape.exported
     free = shape.fixed is None
@@ -89,6 +90,8 @@ def model_card(
             "as_on_front": list(shape.exported) == list(spec.input_shape),
         },
         "accuracy": _accuracy(job, c, trained, spec.seed),
+        # INT8 as the chip computes: the shipped INT8 model's measured accuracy and how it was quantized
+        "int8": int8,
         "preprocessing": _preprocessing(spec, trained),
         "scores": c.scores,
         "deployable": priced.deployable,
@@ -266,7 +269,7 @@ def card_readme(card: dict[str, Any]) -> str:
     files = card["files"]
     if files.keys() & {"torchscript", "exported_program", "state_dict"}:
         lines.append("import torch")
-    if "onnx" in files:
+    if "onnx" in files or "onnx_int8" in files:
         lines.append("import onnxruntime")
     if "exported_program" in files:
         lines.append(f"model = torch.export.load({files['exported_program']!r}).module()  # the primary format")
@@ -284,7 +287,24 @@ def card_readme(card: dict[str, Any]) -> str:
             f" img_size={tuple(card['build']['input_shape'][1:])})",
             f"net.load_state_dict(torch.load({files['state_dict']!r}))",
         ]
+    q = card.get("int8")
+    if q:
+        lines += [
+            "# INT8, as the chip computes (onnxruntime alone, no torch needed):",
+            f"int8 = onnxruntime.InferenceSession({q['file']!r})  # input {q['input']['name']!r}: {q['input']['shape']}",
+        ]
     lines += ["```", "", "Max |difference| of each format's logits from the module's on seeded inputs of shapes "
               + ", ".join("x".join(map(str, s)) for s in inp["checked_at"]) + ":", ""]  # fmt: skip
     lines += [f"- {f}: {d:.2e}" for f, d in card["agreement_max_abs_diff"].items()]
+    if q:
+        r = q["quantization"]
+        lines += [
+            "",
+            f"INT8 ({q['file']}): top-1 {q['accuracy']:.4f} measured on the same images as the FP32 accuracy"
+            f" {q['fp32_accuracy']:.4f} (drop {q['drop']:+.4f}), input {q['input']['shape']}."
+            f" Quantized after training: {r.get('method', 'post-training static quantization')},"
+            f" calibrated on {r.get('calibration_images', '?')} training images (seed {r.get('seed', '?')}),"
+            f" scope {r.get('scope', '?')} (`int8.quantization` in model_card.json). Its logits differ from the"
+            f" FP32 module's by up to {q['max_abs_diff_from_fp32_logits']:.2e} (quantization, not an error).",
+        ]
     return "\n".join(lines) + "\n"

@@ -11,7 +11,8 @@ const POLL_MS = 2000;
 // The candidate row keys the plot offers. Today's accuracy keys: accuracy (the job's value: measured where
 // trained, else predicted; a proxy score in a job that trains nothing), accuracy_std, measured_accuracy.
 // proxy_score, predicted_accuracy and predicted_std are read too where the API sends them.
-const METRICS = ["accuracy", "measured_accuracy", "accuracy_std", "proxy_score", "latency_ms", "throughput_fps", "energy_mj", "power_w", "params", "weight_mib", "macs", "utilisation", "area_mm2"];
+// accuracy_int8 (measured, else accuracy less the predicted drop) and int8_drop: the network in INT8, as the chip computes.
+const METRICS = ["accuracy", "measured_accuracy", "accuracy_std", "accuracy_int8", "int8_drop", "proxy_score", "latency_ms", "throughput_fps", "energy_mj", "power_w", "params", "weight_mib", "macs", "utilisation", "area_mm2"];
 const UNIT_COLOURS = { imc: "#2f6fde", dwpu: "#e08a1e", dpu: "#2e8b57", dma: "#8e59c7", host: "#c23b3b" };
 const FINISHED = ["completed", "cancelled", "failed", "interrupted"];
 const view = document.getElementById("view");
@@ -89,6 +90,15 @@ function accuracyText(c, kind) {
   return sd === null ? v.toFixed(4) : `${v.toFixed(4)} ± ${sd.toFixed(4)}`;
 }
 
+// A candidate's INT8 accuracy: measured on its quantized model, or its accuracy less the predicted drop, ± sd.
+function int8Text(c) {
+  const v = metric(c, "accuracy_int8");
+  if (!known(v)) return "–";
+  if (known(metric(c, "measured_accuracy_int8"))) return `${v.toFixed(4)} measured`;
+  const sd = metric(c, "accuracy_int8_std");
+  return known(sd) ? `${v.toFixed(4)} ± ${sd.toFixed(4)}` : v.toFixed(4);
+}
+
 // Where the hardware figures hold: the job's chip (or its co-design base) at its input shape.
 function pricedAt(job) {
   const spec = job.spec || {}, a = spec.accelerator;
@@ -113,6 +123,8 @@ function axisLabel(job, key) {
     case "accuracy_std": case "predicted_std": return "accuracy std (0-1, the predictor's spread)";
     case "predicted_accuracy": return `accuracy (top-1${dataset ? ` on ${dataset}` : ""}, 0-1, predicted)`;
     case "proxy_score": return "proxy score (no units, higher ranks better)";
+    case "accuracy_int8": return `INT8 accuracy (top-1${dataset ? ` on ${dataset}` : ""}, 0-1, quantized as the chip computes)`;
+    case "int8_drop": return "INT8 drop (FP32 − INT8 accuracy, 0-1)";
     case "latency_ms": return `latency (ms, ${at})`;
     case "throughput_fps": return `throughput (frames/s, ${at})`;
     case "energy_mj": return `energy per frame (mJ, ${at})`;
@@ -128,7 +140,8 @@ function axisLabel(job, key) {
 
 // Short labels for stats and table headers: the name and its unit.
 const SHORT = { latency_ms: "latency (ms)", throughput_fps: "throughput (frames/s)", energy_mj: "energy (mJ)",
-  power_w: "power (W)", params: "parameters", utilisation: "utilisation (0-1)", area_mm2: "area (mm²)" };
+  power_w: "power (W)", params: "parameters", utilisation: "utilisation (0-1)", area_mm2: "area (mm²)",
+  accuracy_int8: "INT8 accuracy (0-1)", int8_drop: "INT8 drop (0-1)" };
 function shortLabel(job, key) {
   if (key === "accuracy") return job.accuracy_kind === "score" ? "proxy score" : "accuracy (0-1)";
   return SHORT[key] || key;
@@ -440,12 +453,15 @@ function hvChart(job, history) {
 }
 
 function frontTable(job, points) {
-  const cols = ["id", "name", ...job.objectives.filter(o => o !== "params"), "params"];
+  const objectives = job.objectives.filter(o => o !== "params");
+  // a job that trains shows the INT8 accuracy beside the FP32 one, objective or not
+  if (job.accuracy_kind === "predicted" && !objectives.includes("accuracy_int8")) objectives.splice(objectives.indexOf("accuracy") + 1, 0, "accuracy_int8");
+  const cols = ["id", "name", ...objectives, "params"];
   return h("table", { id: "front" },
     h("thead", {}, h("tr", {}, cols.map(c => h("th", { class: c === "name" ? "" : "num", title: axisLabel(job, c) }, c === "accuracy" ? axisLabel(job, c) : shortLabel(job, c))))),
     h("tbody", {}, points.slice(0, 50).map(c => h("tr", {}, cols.map(k => h("td", { class: k === "name" ? "" : "num" },
       k === "name" ? h("a", { href: `#/jobs/${job.id}/candidates/${c.id}` }, c.name)
-        : k === "accuracy" ? accuracyText(c, job.accuracy_kind) : fmt(c[k])))))));
+        : k === "accuracy" ? accuracyText(c, job.accuracy_kind) : k === "accuracy_int8" ? int8Text(c) : fmt(c[k])))))));
 }
 
 // ---- candidate page ---------------------------------------------------------------------------
@@ -479,6 +495,7 @@ async function candidatePage(jobId, ref, stale) {
     c.failure ? h("p", { class: "error" }, c.failure) : null,
     h("div", { class: "card" }, h("div", { class: "grid" },
       h("div", { class: "stat", id: "candidate-accuracy" }, h("b", {}, accuracyText(c, job.accuracy_kind)), h("span", {}, axisLabel(job, "accuracy"))),
+      job.accuracy_kind === "predicted" ? h("div", { class: "stat", id: "candidate-int8" }, h("b", {}, int8Text(c)), h("span", {}, axisLabel(job, "accuracy_int8"))) : null,
       ...["latency_ms", "throughput_fps", "energy_mj", "power_w", "params", "utilisation"].map(k =>
         h("div", { class: "stat" }, h("b", {}, fmt(m[k])), h("span", { title: axisLabel(job, k) }, shortLabel(job, k))))),
       h("p", {}, button, " ", exportOut)),

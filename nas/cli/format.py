@@ -77,6 +77,17 @@ def accuracy_cell(metrics: Mapping[str, Any], kind: str) -> str:
     return f"{value:.4f} ±{std:.4f}" if std is not None else f"{value:.4f}"
 
 
+def int8_cell(metrics: Mapping[str, Any]) -> str:
+    """A candidate's INT8 accuracy: measured, or its FP32 accuracy less the predicted drop, with its spread."""
+    value = metrics.get("accuracy_int8")
+    if value is None:
+        return "-"
+    if metrics.get("measured_accuracy_int8") is not None:
+        return f"{value:.4f} measured"
+    std = metrics.get("accuracy_int8_std")
+    return f"{value:.4f} ±{std:.4f}" if std is not None else f"{value:.4f}"
+
+
 def accuracy_units(job) -> str:
     """What the job's accuracy means (a JobRecord)."""
     if job.accuracy_kind == "score":
@@ -139,12 +150,16 @@ def hypervolume_pending(job) -> str:
 
 
 def front_table(rows: Sequence[Mapping[str, Any]], kind: str) -> str:
-    """Front rows (``CandidateRecord.row()`` or the API's Pareto items) as a table with units."""
+    """Front rows (``CandidateRecord.row()`` or the API's Pareto items) as a table with units; a job
+    that trains shows the INT8 accuracy (as the chip computes) beside the FP32 one."""
+    int8 = kind == "predicted"
+    headers = ["id", "name", f"FP32 {accuracy_header(kind)}" if int8 else accuracy_header(kind)]
+    headers += ["INT8 accuracy"] if int8 else []
     return table(
-        ["id", "name", accuracy_header(kind), "latency ms", "FPS", "energy mJ", "params M", "trial"],
+        [*headers, "latency ms", "FPS", "energy mJ", "params M", "trial"],
         [
-            (r["id"], r["name"], accuracy_cell(r, kind), number(r.get("latency_ms")),
-             number(r.get("throughput_fps"), 3), number(r.get("energy_mj")),
+            (r["id"], r["name"], accuracy_cell(r, kind), *([int8_cell(r)] if int8 else []),
+             number(r.get("latency_ms")), number(r.get("throughput_fps"), 3), number(r.get("energy_mj")),
              "-" if r.get("params") is None else f"{r['params'] / 1e6:.2f}", r.get("trial_number", "-"))
             for r in rows
         ],

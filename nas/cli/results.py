@@ -59,6 +59,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="export a candidate the job never trained with initialised weights (its card says so); "
         "otherwise such an export is refused: run `nas train JOB --top N` or pass --train-steps",
     )  # fmt: skip
+    p.add_argument(
+        "--int8", action="store_true",
+        help="also write model.int8.onnx: the INT8 model the job measured the candidate's INT8 accuracy on "
+        "(runs in onnxruntime alone); the candidate must be measured (`nas train JOB --top N`)",
+    )  # fmt: skip
     add_store_options(p)
     p.set_defaults(func=cmd_export)
 
@@ -154,6 +159,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"exported candidate {card['candidate']['id']} ({card['name']}) of job {card['job']['id']} to {args.out}")
     print(f"  files: {', '.join(card['files'].values())}; max |diff| from the module: {agreement}")
     print(f"  weights: {card['weights']}")
+    if card.get("int8"):
+        q = card["int8"]
+        print(f"  INT8: {q['file']}, top-1 {q['accuracy']:.4f} measured (FP32 {q['fp32_accuracy']:.4f}), "
+              f"scope {q['quantization'].get('scope')}, {q['quantization'].get('calibration_images')} calibration images")  # fmt: skip
     return 0
 
 
@@ -164,13 +173,14 @@ def _export_local(args: argparse.Namespace) -> dict[str, Any]:
     job = store.get_job(args.job)
     c = choose_candidate(store, args.job, args.candidate, where=args.where, sort=args.sort)
     return export_stored(
-        store, job, c, args.out, formats=args.format, train_steps=args.train_steps, allow_untrained=args.allow_untrained
-    ).card
+        store, job, c, args.out, formats=args.format, train_steps=args.train_steps,
+        allow_untrained=args.allow_untrained, int8=args.int8,
+    ).card  # fmt: skip
 
 
 def _export_remote(args: argparse.Namespace) -> dict[str, Any]:
     record = client(args).export(
         args.job, args.candidate, out=args.out, where=args.where, sort=args.sort, formats=args.format,
-        train_steps=args.train_steps, allow_untrained=args.allow_untrained,
+        train_steps=args.train_steps, allow_untrained=args.allow_untrained, int8=args.int8,
     )  # fmt: skip
     return record["card"]

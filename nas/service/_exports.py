@@ -62,11 +62,12 @@ def export(
     formats = check_request(
         JobSpec.model_validate(job.spec), c, formats=request.formats, train_steps=request.train_steps,
         train_batch=request.train_batch, trained=store.has_weights(job.id, c.id), limits=limits,
-        allow_untrained=request.allow_untrained,
+        allow_untrained=request.allow_untrained, int8=request.int8,
+        has_int8=request.int8 and store.int8_model(job.id, c.id) is not None,
     )  # fmt: skip
     check_quota(store, limits, tenant)
     asked = {"formats": list(formats), "train_steps": request.train_steps, "train_batch": request.train_batch,
-             "allow_untrained": request.allow_untrained}  # fmt: skip
+             "allow_untrained": request.allow_untrained, "int8": request.int8}  # fmt: skip
     record = store.create_export(job.id, c.id, request=asked, tenant=job.tenant)
     wake(supervisor)
     return schemas.export_out(record)

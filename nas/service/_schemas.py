@@ -218,6 +218,12 @@ class ExportRequest(BaseModel):
         description="export a candidate the job never trained, with initialised weights (the card says so); "
         "otherwise refused: POST /jobs/{id}/train first, or ask train_steps",
     )
+    int8: bool = Field(
+        default=False,
+        description="also ship model.int8.onnx: the INT8 model (post-training static quantization, QDQ) the job "
+        "measured the candidate's INT8 accuracy on, which runs in onnxruntime alone; refused for a candidate the "
+        "job has not measured (POST /jobs/{id}/train first)",
+    )
 
 
 ExportOut = record_model(
