@@ -49,6 +49,9 @@ class Limits:
     """Server-side maximums. ``raise_hint`` says, in errors, how the limit is lifted."""
 
     max_workers: int = field(default_factory=cpu_count)  # Ray workers (x cpus_per_worker) per job
+    # GPUs (workers x gpus_per_worker) per job, a node's worth; 0: no job trains on a GPU. None (``nas
+    # run``): no bound here, the job's Ray cluster refuses more than it has when the job starts
+    max_gpus: int | None = 8
     max_classes: int = 100_000
     max_input_side: int = 1024  # H and W of input_shape: exports build and run the network at this size
     max_input_channels: int = 64
@@ -72,13 +75,15 @@ class Limits:
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if name != "raise_hint" and value is not None and value < 1:
-                raise ValueError(f"limits: {name} must be >= 1, got {value}")
+            least = 0 if name == "max_gpus" else 1
+            if name != "raise_hint" and value is not None and value < least:
+                raise ValueError(f"limits: {name} must be >= {least}, got {value}")
 
     @classmethod
     def local(cls, max_workers: int | None = None) -> Limits:
-        """This machine's defaults for ``nas run``: workers up to its CPUs unless raised."""
-        limits = cls(raise_hint="raise it with --max-workers if you mean it")
+        """This machine's defaults for ``nas run``: workers up to its CPUs unless raised; GPUs as
+        many as this machine's Ray finds (it refuses more when the job starts)."""
+        limits = cls(max_gpus=None, raise_hint="raise it with --max-workers if you mean it")
         return replace(limits, max_workers=max_workers) if max_workers is not None else limits
 
     def public(self) -> dict[str, Any]:
@@ -104,6 +109,9 @@ class Limits:
         if w.count is not None and w.count <= self.max_workers:
             cpus = w.count * w.cpus_per_worker
             bound("workers.cpus_per_worker", cpus, self.max_workers, "CPUs (count x cpus_per_worker)", "ask for fewer")
+        if w.gpus_per_worker and self.max_gpus is not None:  # an omitted count: one worker's share
+            gpus, fix = (w.count or 1) * w.gpus_per_worker, "ask for fewer workers or a smaller share"
+            bound("workers.gpus_per_worker", gpus, self.max_gpus, "GPUs (count x gpus_per_worker)", fix)
         out += self.input_violations(spec.input_shape, spec.num_classes, spec.batch)
         b = spec.budget
         bound("budget.trials", b.trials, self.max_trials, "trials", "split the search into jobs, or resume it")

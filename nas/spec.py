@@ -33,6 +33,7 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -220,6 +221,21 @@ class Workers(_Frozen):
     count: int | None = Field(default=None, ge=0)  # evaluations in flight; None: the CPUs Ray sees; 0: no Ray
     address: str | None = None  # a Ray cluster to join; None: RAY_ADDRESS if set, else a local Ray
     cpus_per_worker: float = Field(default=1, gt=0)
+    # GPUs Ray reserves for each worker (0.5: two workers share one); its trainings then run on
+    # that GPU (mixed precision, channels-last). 0: the worker sees no GPU at all
+    gpus_per_worker: float = Field(default=0, ge=0)
+
+    @field_validator("gpus_per_worker")
+    @classmethod
+    def _gpu_share(cls, v: float, info: ValidationInfo) -> float:
+        if v > 1 and v != int(v):
+            raise ValueError(f"{v:g}: a worker's share is a fraction of one GPU (below 1) or whole GPUs; say {v:.0f}")
+        if v > 0 and info.data.get("count") == 0:  # count is validated first: it is declared first
+            raise ValueError(
+                f"{v:g} GPUs asked, but workers.count: 0 evaluates in the job's own process, where Ray "
+                "assigns no GPU; set count >= 1 (or omit it), or gpus_per_worker: 0"
+            )
+        return v
 
 
 def _kind(default: str):

@@ -18,7 +18,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from nas.spec import JobSpec
+from nas.spec import JobSpec, SpecError
 
 
 @dataclass(frozen=True)
@@ -149,9 +149,7 @@ class _EvalActor:
             torch.set_num_threads(threads)
         except ImportError:
             pass
-        import ray
-
-        self.node = ray.get_runtime_context().get_node_id()
+        self.node = _where()  # the worker string outcomes record
 
     def ready(self) -> str:
         return self.node
@@ -164,8 +162,34 @@ class _EvalActor:
         return train(self.meter, self.space.arch_from_json(arch_json), self.node)
 
 
+def _where() -> str:
+    """Where this actor runs: its Ray node id, and the GPUs Ray assigned it (Ray's ids on that node),
+    e.g. ``<node>/gpu:1``; a CPU-only worker is its node id alone."""
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
+    gpus = ray.get_gpu_ids()
+    return f"{node}/gpu:{','.join(str(g) for g in gpus)}" if gpus else node
+
+
+def gpu_slots(nodes: list[dict[str, Any]], per: float) -> int:
+    """Workers of ``per`` GPUs each that fit on these Ray nodes (``ray.nodes()``): a share below one
+    GPU lives on one GPU, so 0.4 fits twice per GPU, not 2.5 times."""
+    slots = 0
+    for node in nodes:
+        gpus = node.get("Resources", {}).get("GPU", 0) if node.get("Alive", True) else 0
+        slots += int(gpus // per) if per >= 1 else int(gpus + 1e-9) * int(1 / per + 1e-9)
+    return slots
+
+
 class RayExecutor:
-    """``workers.count`` Ray actors; a local Ray is started unless one is running or an address is given."""
+    """``workers.count`` Ray actors; a local Ray is started unless one is running or an address is given.
+
+    With ``workers.gpus_per_worker`` each actor reserves that share of a GPU (Ray sets its
+    ``CUDA_VISIBLE_DEVICES``), and no more workers start than the cluster's GPUs hold; an actor
+    that reserves none is given no GPU (``CUDA_VISIBLE_DEVICES`` empty: Ray >= 2.60 no longer
+    hides the GPUs from it).
+    """
 
     def __init__(self, spec: JobSpec) -> None:
         import ray
@@ -180,14 +204,20 @@ class RayExecutor:
             else:
                 cpus = max(os.cpu_count() or 1, math.ceil((spec.workers.count or 0) * spec.workers.cpus_per_worker))
                 # "local": a new instance of our own, even where `ray start` left a cluster that a bare
-                # ray.init() would join (and then refuse num_cpus)
+                # ray.init() would join (and then refuse num_cpus); Ray finds this machine's GPUs itself
+                # (those CUDA_VISIBLE_DEVICES shows)
                 ray.init(address="local", num_cpus=cpus, **kwargs)
             self.started_ray = True
-        per = spec.workers.cpus_per_worker
+        per, gpus = spec.workers.cpus_per_worker, spec.workers.gpus_per_worker
         count = spec.workers.count or max(1, int(ray.cluster_resources().get("CPU", 1) // per))
+        if gpus:
+            count = self._gpu_bound(spec, count, gpu_slots(ray.nodes(), gpus))
         training = getattr(spec.evaluator, "train", None)
         self.timeouts = {"evaluate": spec.budget.trial_timeout_s, "train": training.timeout_s if training else 0}
-        self._actor_cls = ray.remote(_EvalActor).options(num_cpus=per, max_concurrency=1)
+        # an actor without a GPU share must not see one: Ray no longer empties CUDA_VISIBLE_DEVICES
+        # for it, and a worker process's environment is set before anything in it imports torch
+        hidden = {} if gpus else {"runtime_env": {"env_vars": {"CUDA_VISIBLE_DEVICES": ""}}}
+        self._actor_cls = ray.remote(_EvalActor).options(num_cpus=per, num_gpus=gpus, max_concurrency=1, **hidden)
         self._args = (spec.model_dump_json(), list(sys.path), max(1, int(per)))
         self._idle = [self._actor_cls.remote(*self._args) for _ in range(count)]
         self._running: dict[Any, tuple[int, Any, float, float]] = {}  # ref -> (ticket, actor, started, timeout)
@@ -197,6 +227,22 @@ class RayExecutor:
         except ray.exceptions.RayError as err:
             self.shutdown()
             raise RuntimeError(f"the Ray workers could not start: {_describe(err)}") from err
+
+    def _gpu_bound(self, spec: JobSpec, count: int, slots: int) -> int:
+        """The workers to start: ``count``, or as many as the cluster's GPUs hold where the spec left
+        the count to Ray; a request the cluster cannot hold fails now rather than waiting forever."""
+        if slots >= (spec.workers.count or 1):
+            return min(count, slots)
+        total = self.ray.cluster_resources().get("GPU", 0)
+        if self.started_ray:
+            self.ray.shutdown()
+        asked = f"{spec.workers.count} workers x " if spec.workers.count else ""
+        raise SpecError(
+            "workers.gpus_per_worker",
+            f"{asked}{spec.workers.gpus_per_worker:g} GPUs asked, the Ray cluster has {total:g} GPUs, room for "
+            f"{slots} such workers; ask fewer workers or a smaller share, set gpus_per_worker: 0 to train on "
+            "CPUs, or join a cluster with GPUs (workers.address)",
+        )
 
     @property
     def capacity(self) -> int:

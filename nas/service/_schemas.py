@@ -276,6 +276,7 @@ Limits = record_model(
     hidden={"raise_hint": "how an error says a limit is raised"},
     descriptions={
         "max_workers": "workers x cpus_per_worker per job",
+        "max_gpus": "GPUs per job: workers x gpus_per_worker (a count left to Ray: one worker's share); 0: none",
         "max_input_side": "H and W of input_shape",
         "max_wall_time_s": "a job's search, and any one evaluation or training in it",
         "max_jobs_per_tenant": "unfinished jobs (queued, running, interrupted) and exports (queued, running); 429"
