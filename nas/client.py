@@ -152,8 +152,9 @@ class Client:
         unpacked folder) when downloaded. Raises ``ExportFailedError`` if the export failed."""
         if out is not None:
             _check_out(out)  # before the service builds anything
+        # int8 only when asked (None is not sent): a server from before INT8 still answers the rest
         body = {"candidate": candidate, "where": where, "sort": sort, "formats": formats, "train_steps": train_steps,
-                "train_batch": train_batch, "allow_untrained": allow_untrained, "int8": int8}  # fmt: skip
+                "train_batch": train_batch, "allow_untrained": allow_untrained, "int8": int8 or None}  # fmt: skip
         queued = self._call("POST", f"/jobs/{job_id}/export", json={k: v for k, v in body.items() if v is not None})
         record = self.wait_export(queued["id"], timeout=timeout, poll_s=poll_s)
         if record["status"] == "failed":

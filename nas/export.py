@@ -149,8 +149,9 @@ def check_request(
 def no_int8_model(candidate: CandidateRecord) -> ExportError:
     return ExportError(
         "int8",
-        f"candidate {candidate.id} has no INT8 model: its job quantizes a candidate when it trains it; measure it "
-        f"first (`nas train {candidate.job_id} --top N`, POST /jobs/{{id}}/train), or export without int8",
+        f"candidate {candidate.id} has no INT8 model: a job quantizes a candidate when it trains it (since "
+        f"INT8 was measured: schema 0007); measure it first (`nas train {candidate.job_id} --top N`, POST "
+        f"/jobs/{{id}}/train; one measured before then stays without), or export without int8",
     )
 
 

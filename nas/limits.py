@@ -109,9 +109,13 @@ class Limits:
         if w.count is not None and w.count <= self.max_workers:
             cpus = w.count * w.cpus_per_worker
             bound("workers.cpus_per_worker", cpus, self.max_workers, "CPUs (count x cpus_per_worker)", "ask for fewer")
-        if w.gpus_per_worker and self.max_gpus is not None:  # an omitted count: one worker's share
-            gpus, fix = (w.count or 1) * w.gpus_per_worker, "ask for fewer workers or a smaller share"
-            bound("workers.gpus_per_worker", gpus, self.max_gpus, "GPUs (count x gpus_per_worker)", fix)
+        if w.gpus_per_worker and self.max_gpus is not None:
+            if w.count is None:  # one worker per CPU would hold as many GPUs as the cluster has
+                out.append(("workers.count", f"a job that asks GPUs states its workers here (at most {self.max_gpus}"
+                            " GPUs in all, count x gpus_per_worker); set workers.count"))  # fmt: skip
+            else:
+                gpus, fix = w.count * w.gpus_per_worker, "ask for fewer workers or a smaller share"
+                bound("workers.gpus_per_worker", gpus, self.max_gpus, "GPUs (count x gpus_per_worker)", fix)
         out += self.input_violations(spec.input_shape, spec.num_classes, spec.batch)
         b = spec.budget
         bound("budget.trials", b.trials, self.max_trials, "trials", "split the search into jobs, or resume it")

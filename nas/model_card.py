@@ -196,6 +196,15 @@ def _front_accuracy(job: JobRecord, c: CandidateRecord) -> dict[str, Any]:
         "kind": "measured" if m.get("measured_accuracy") is not None else "predicted",
         "value": m.get("accuracy"),
         "std": m.get("accuracy_std"),
+        # the same network in INT8, as the chip computes: measured on its quantized model, else predicted
+        "int8": {
+            "kind": "measured" if m.get("measured_accuracy_int8") is not None else "predicted",
+            "value": m.get("accuracy_int8"),
+            "std": m.get("accuracy_int8_std"),
+            "drop": m.get("int8_drop"),
+        }
+        if m.get("accuracy_int8") is not None
+        else None,
         "recipe": job.predictor.get("recipe"),
         "predictor_errors": {k: job.predictor.get(k) for k in ("leave_one_out", "prospective_errors")},
     }
@@ -213,6 +222,18 @@ def _accuracy_line(a: dict[str, Any]) -> str:
     if a["value"] is None:
         return f"{a['kind']} ({a['note']})"
     return f"{a['value']} ({a['kind']}{': ' + a['note'] if 'note' in a else ''})"
+
+
+def _int8_lines(q: dict[str, Any] | None) -> list[str]:
+    if not q:
+        return []
+    how = (
+        "measured on its INT8 model"
+        if q["kind"] == "measured"
+        else f"+- {q['std']:.4f}, predicted (FP32 less the predicted drop)"
+    )
+    drop = "" if q["drop"] is None else f"; drop {q['drop']:+.4f} from FP32"
+    return ["", f"INT8 accuracy (as the chip computes): {q['value']:.4f}, {how}{drop}."]
 
 
 def card_readme(card: dict[str, Any]) -> str:
@@ -239,6 +260,7 @@ def card_readme(card: dict[str, Any]) -> str:
         f"Weights: {card['weights']}.",
         "",
         f"Accuracy: {_accuracy_line(card['accuracy'])}.",
+        *_int8_lines(card["accuracy"].get("int8")),
         "",
         f"Input `image` float32 ({shape}): {inp['size']}; output `logits` (batch, {card['output']['shape'][1]}).",
         "",

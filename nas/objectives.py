@@ -102,6 +102,11 @@ def int8_fields(
     return accuracy - predicted_drop, spread, predicted_drop
 
 
+# the objectives that are accuracies (FP32 and INT8): unknown on an infeasible candidate, which is
+# told the worst seen; chance is their reference in a job that predicts them
+ACCURACY_OBJECTIVES = ("accuracy", "accuracy_int8")
+# what a job's predictor writes: FP32 accuracy, the INT8 drop, and their stds
+PREDICTED_FIELDS = ("predicted_accuracy", "predicted_std", "predicted_int8_drop", "predicted_int8_drop_std")
 # the fields a candidate's accuracy is stated in; the ones ``with_accuracy`` derives from them
 ACCURACY_FIELDS = ("proxy_score", "predicted_accuracy", "predicted_std", "measured_accuracy")
 INT8_FIELDS = ("measured_accuracy_int8", "predicted_int8_drop", "predicted_int8_drop_std")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from nas.objectives import OBJECTIVES, sign
+from nas.objectives import ACCURACY_OBJECTIVES, OBJECTIVES, sign
 from nas.pareto import hypervolume
 
 if TYPE_CHECKING:  # the store applies the warm-up rule without loading the spec's models
@@ -47,7 +47,7 @@ def bounds(spec: JobSpec, accuracy_floor: float | None) -> dict[str, float | Non
 
 def needs_samples(spec: JobSpec, accuracy_floor: float | None) -> bool:
     known = bounds(spec, accuracy_floor)
-    return any(known.get(o) is None for o in spec.objectives if o not in ("accuracy", "accuracy_int8"))
+    return any(known.get(o) is None for o in spec.objectives if o not in ACCURACY_OBJECTIVES)
 
 
 def at_submission(

@@ -228,6 +228,8 @@ class Workers(_Frozen):
     @field_validator("gpus_per_worker")
     @classmethod
     def _gpu_share(cls, v: float, info: ValidationInfo) -> float:
+        if 0 < v < 0.01:
+            raise ValueError(f"{v:g}: a share below 0.01 of a GPU is not a reservation; ask >= 0.01, or 0 for none")
         if v > 1 and v != int(v):
             raise ValueError(f"{v:g}: a worker's share is a fraction of one GPU (below 1) or whole GPUs; say {v:.0f}")
         if v > 0 and info.data.get("count") == 0:  # count is validated first: it is declared first
@@ -301,9 +303,9 @@ class JobSpec(_Frozen):
 
     @model_validator(mode="after")
     def _accuracy_bound(self) -> JobSpec:
-        if self.accuracy_kind() != "score":
+        if self.accuracy_kind() == "predicted":
             return self
-        if self.constraints.min_accuracy is not None:
+        if self.constraints.min_accuracy is not None and self.accuracy_kind() == "score":
             raise ValueError(
                 "constraints.min_accuracy: this job's accuracy is a proxy score without units; "
                 "train candidates (evaluator.train > 0) so that it is a predicted accuracy, or drop the bound"
@@ -311,8 +313,9 @@ class JobSpec(_Frozen):
         if self.constraints.max_int8_drop is not None or "accuracy_int8" in self.objectives:
             field = "constraints.max_int8_drop" if self.constraints.max_int8_drop is not None else "objectives"
             raise ValueError(
-                f"{field}: INT8 accuracy is measured on trained networks and predicted from them; this job "
-                "trains nothing: train candidates (evaluator.train > 0), or drop accuracy_int8 / max_int8_drop"
+                f"{field}: INT8 accuracy is measured on the networks a job trains and predicted from them; this "
+                "job trains none (a plug-in evaluator's or evaluator.train: 0): train candidates with the proxy "
+                "evaluator (evaluator.train > 0), or drop accuracy_int8 / max_int8_drop"
             )
         return self
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nas.objectives import values
+from nas.objectives import ACCURACY_OBJECTIVES, values
 from nas.spec import Constraints
 from nas.status import CandidateStatus
 
@@ -22,10 +22,7 @@ Excess = dict[str, float]  # constraint name -> relative excess over its bound (
 DUPLICATE = "duplicate"  # a trial's outcome when it proposed a candidate already recorded
 # known only once the candidate is scored (and moved by every refit of the predictor); the rest
 # when it is priced. constraint -> (the metric it bounds, the comparison a front member passes)
-SCORED_CONSTRAINTS: dict[str, tuple[str, str]] = {
-    "min_accuracy": ("accuracy", ">="),
-    "max_int8_drop": ("int8_drop", "<="),
-}
+SCORED_CONSTRAINTS = ("min_accuracy", "max_int8_drop")
 
 
 def constraint_names(c: Constraints) -> tuple[str, ...]:
@@ -61,8 +58,8 @@ def front_bounds(c: Mapping[str, Any]) -> dict[str, tuple[str, str, float]]:
     (metric, comparison, bound). A member's accuracy and INT8 drop move with every refit, so the
     front is drawn under these from the current values; one whose value is unknown yet is not on it."""
     return {
-        name: (metric, op, float(c[name]))
-        for name, (metric, op) in SCORED_CONSTRAINTS.items()
+        name: (CONSTRAINT_METRIC[name], ">=" if name.startswith("min_") else "<=", float(c[name]))
+        for name in SCORED_CONSTRAINTS
         if c.get(name) is not None
     }
 
@@ -180,8 +177,9 @@ def told_values(
     """What Optuna hears for a candidate of ``status``: see ``Verdict.told``."""
     if status == CandidateStatus.FAILED:
         return None
-    if status == CandidateStatus.INFEASIBLE:
-        metrics = {**metrics, "accuracy": worst_accuracy if worst_accuracy is not None else 0.0}
+    if status == CandidateStatus.INFEASIBLE:  # never scored: its accuracies are the worst seen
+        worst = worst_accuracy if worst_accuracy is not None else 0.0
+        metrics = {**metrics, **dict.fromkeys(ACCURACY_OBJECTIVES, worst)}
     return values(dict(metrics), objectives)
 
 

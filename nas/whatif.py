@@ -27,7 +27,7 @@ from nas.pareto import non_dominated
 from nas.pricing import accelerator_from_json, candidate_accelerator
 from nas.spec import FieldError, JobSpec
 from nas.store import CandidateRecord, Store
-from nas.verdict import judge
+from nas.verdict import judge, meets_front_bounds
 
 MAX_COMPARED = 20_000  # candidates one comparison re-prices (every complete one of a large job is more)
 
@@ -138,10 +138,15 @@ def _row(c: CandidateRecord, t, spec: JobSpec, area: float | None) -> dict[str, 
                "power_w": t.power_w, "utilisation": t.utilisation, "area_mm2": area}  # fmt: skip
     verdict = judge(spec.constraints, metrics, t.deployable, scored=metrics.get("accuracy") is not None)
     violated = verdict.violations
-    return {"id": c.id, "name": c.name, "accuracy": c.metrics.get("accuracy"), "params": c.metrics.get("params"),
+    # on a front only as the job's own front admits it: every objective known, the scored bounds met
+    known = all(metrics.get(o) is not None for o in spec.objectives) and meets_front_bounds(
+        spec.constraints.model_dump(), metrics
+    )
+    return {**{o: metrics.get(o) for o in spec.objectives},
+            "id": c.id, "name": c.name, "accuracy": c.metrics.get("accuracy"), "params": c.metrics.get("params"),
             "latency_ms": t.latency_ms, "throughput_fps": t.throughput_fps, "energy_mj": t.energy_mj,
             "power_w": t.power_w, "area_mm2": area, "bound": t.bound, "deployable": t.deployable,
-            "feasible": not violated, "violations": violated, "on_front": False}  # fmt: skip
+            "feasible": not violated and known, "violations": violated, "on_front": False}  # fmt: skip
 
 
 def _best(rows: list[dict[str, Any]], metric: str) -> float:

@@ -67,6 +67,10 @@ def test_the_service_bounds_gpus_per_job_and_lists_the_bound(tmp_path):
     assert store.count_jobs() == 1
     assert Limits().max_gpus >= 1 and Limits.local().max_gpus is None  # `nas run`: the job's Ray decides
     assert Limits(max_gpus=0).violations(spec(gpus_per_worker=0.5))  # an operator may forbid GPUs
+    # an omitted count would start one worker per CPU, each holding its share: the job must say how many
+    assert [loc for loc, _ in Limits(max_gpus=2).violations(spec(count=None, gpus_per_worker=0.5))] == ["workers.count"]
+    with pytest.raises(SpecError, match=r"workers\.gpus_per_worker: 0\.001: a share below 0\.01"):
+        spec(gpus_per_worker=0.001)
     with pytest.raises(ValueError, match="max_gpus must be >= 0"):
         Limits(max_gpus=-1)
 

@@ -64,7 +64,9 @@ def test_every_trained_candidate_is_measured_in_int8_beside_fp32(measured):
         model, recipe = store.int8_model(job.id, c.id)
         assert model[:4] != b"" and recipe["calibration_images"] >= 1 and "scope" in recipe
     # the unmeasured complete candidates carry a predicted drop, so an INT8 accuracy with its spread
-    predicted = [c for c in store.candidates(job.id) if c.status == "complete" and c.metrics["measured_accuracy"] is None]
+    predicted = [
+        c for c in store.candidates(job.id) if c.status == "complete" and c.metrics["measured_accuracy"] is None
+    ]
     for c in predicted:
         assert c.metrics["predicted_int8_drop"] is not None and c.metrics["accuracy_int8_std"] > 0
 
@@ -93,7 +95,9 @@ def test_the_int8_export_runs_without_the_project_at_the_stored_accuracy(measure
 
 def test_an_int8_export_of_a_candidate_never_measured_is_refused(measured, tmp_path, capsys):
     url, store, job, _, _ = measured
-    unmeasured = [c for c in store.candidates(job.id) if c.status == "complete" and c.metrics["measured_accuracy"] is None]
+    unmeasured = [
+        c for c in store.candidates(job.id) if c.status == "complete" and c.metrics["measured_accuracy"] is None
+    ]
     if not unmeasured:
         pytest.skip("every complete candidate was measured")
     code = cli(["export", str(job.id), str(unmeasured[0].id), "-o", str(tmp_path / "x"), "--int8",

@@ -59,8 +59,14 @@ def test_overrides_replace_top_level_keys():
         ({"tags": ["t"] * 33}, "tags: Tuple should have at most 32 items"),
         ({"reference_point": {"accuracy": float("nan")}}, "reference_point.accuracy: Input should be a finite number"),
         ({"seed": 2**40}, "seed: Input should be less than 2147483648"),
+        # INT8 is measured on the networks a job trains: a job that trains none cannot bound or rank by it
+        ({"evaluator": {"proxy": "default", "train": 0}, "constraints": {"max_int8_drop": 0.01}},
+         "constraints.max_int8_drop: INT8 accuracy is measured on the networks a job trains"),
+        ({"evaluator": {"plugin": "mod:Eval"}, "objectives": ["accuracy_int8", "latency_ms"]},
+         "objectives: INT8 accuracy is measured on the networks a job trains"),
+        ({"constraints": {"max_int8_drop": 1.5}}, "constraints.max_int8_drop: Input should be less than or equal to 1"),
     ],
-)
+)  # fmt: skip
 def test_errors_name_the_field(data, message):
     with pytest.raises(SpecError) as err:
         load_spec(data)
@@ -110,3 +116,8 @@ def test_an_unknown_key_far_from_every_name_gets_no_guess():
     with pytest.raises(SpecError) as err:
         load_spec({"colour": "red"})
     assert str(err.value) == "colour: Extra inputs are not permitted"
+
+
+def test_a_job_that_trains_may_rank_and_bound_by_int8_accuracy():
+    spec = load_spec({"objectives": ["accuracy_int8", "latency_ms"], "constraints": {"max_int8_drop": 0.01}})
+    assert spec.accuracy_kind() == "predicted" and spec.constraints.max_int8_drop == 0.01

@@ -1,5 +1,6 @@
 """The store's contract: every test runs on SQLite and on PostgreSQL (``db_url``)."""
 
+import dataclasses
 import itertools
 import math
 import random
@@ -569,3 +570,33 @@ def test_int8_fields_follow_measurements_and_predictions_and_rungs_are_kept(db_u
     assert [r.id for r in store.pareto(job.id, where=parse_bounds("int8_drop<0.005"))] == [c.id]
     with pytest.raises(ValueError, match="predicted_bogus"):
         store.update_accuracy(job.id, {a.id: {"predicted_bogus": 1.0}}, {})
+
+
+def test_a_front_ranked_or_bounded_by_int8_holds_only_candidates_whose_int8_figure_is_known(db_url):
+    store = Store(db_url)
+    objectives = ["accuracy_int8", "latency_ms"]
+    job = store.create_job(
+        name="int8", tags=[], accelerator={"chip": {}}, reference_point={},
+        spec={"objectives": objectives, "budget": {"trials": 10}, "constraints": {"max_int8_drop": 0.02}},
+    )  # fmt: skip
+    rng = random.Random(9)
+    int8 = [
+        {"measured_accuracy": 0.80, "measured_accuracy_int8": 0.79},  # drop 0.01: within the bound
+        {"measured_accuracy": 0.90, "measured_accuracy_int8": 0.85},  # drop 0.05: over it
+        {"predicted_accuracy": 0.95, "predicted_std": 0.01},  # no drop known yet: no INT8 figure
+        {
+            "predicted_accuracy": 0.70,
+            "predicted_std": 0.01,
+            "predicted_int8_drop": 0.0,
+            "predicted_int8_drop_std": 0.01,
+        },
+    ]
+    for i, fields in enumerate(int8):
+        c = candidate(i, rng, latency_ms=1.0 + i)
+        metrics = {k: v for k, v in c.metrics.items() if k != "accuracy"} | fields
+        store.record(job.id, i, candidate=dataclasses.replace(c, metrics=metrics), values=[0, 0], constraints={})
+    ids = [c.id for c in store.candidates(job.id)]
+    assert {c.id for c in store.pareto(job.id)} == {ids[0], ids[3]}
+    # a refit that predicts the third's drop brings it in, under the same rule
+    store.update_accuracy(job.id, {ids[2]: {"predicted_int8_drop": 0.01, "predicted_int8_drop_std": 0.005}}, {})
+    assert {c.id for c in store.pareto(job.id)} == {ids[0], ids[2]}  # 0.94 at 3 ms dominates 0.88 at 4 ms

@@ -455,7 +455,9 @@ function hvChart(job, history) {
 function frontTable(job, points) {
   const objectives = job.objectives.filter(o => o !== "params");
   // a job that trains shows the INT8 accuracy beside the FP32 one, objective or not
-  if (job.accuracy_kind === "predicted" && !objectives.includes("accuracy_int8")) objectives.splice(objectives.indexOf("accuracy") + 1, 0, "accuracy_int8");
+  if (job.accuracy_kind === "predicted") {
+    for (const k of ["accuracy", "accuracy_int8"]) if (!objectives.includes(k)) objectives.splice(k === "accuracy" ? 0 : objectives.indexOf("accuracy") + 1, 0, k);
+  }
   const cols = ["id", "name", ...objectives, "params"];
   return h("table", { id: "front" },
     h("thead", {}, h("tr", {}, cols.map(c => h("th", { class: c === "name" ? "" : "num", title: axisLabel(job, c) }, c === "accuracy" ? axisLabel(job, c) : shortLabel(job, c))))),

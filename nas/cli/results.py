@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nas.cli.common import WHERE_HELP, add_store_options, client, open_store, where_bounds
-from nas.cli.format import accuracy_cell, accuracy_units, check_top, front_table, layer_table
+from nas.cli.format import accuracy_cell, accuracy_units, check_top, front_table, int8_cell, layer_table
 from nas.export import DEFAULT_FORMATS, FORMATS
 
 FORMAT_CHOICES = ("table", "json", "csv")
@@ -129,6 +129,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"  {'why' if c.status == 'infeasible' else 'failure'}: {c.failure}")
     word = "score   " if job.accuracy_kind == "score" else "accuracy"
     print(f"  {word}     {accuracy_cell(m, job.accuracy_kind)} ({accuracy_units(job)})")
+    if job.accuracy_kind == "predicted":
+        drop = "" if m.get("int8_drop") is None else f", drop {m['int8_drop']:+.4f} from FP32"
+        print(f"  INT8         {int8_cell(m)} (the same top-1 after INT8 quantization, as the chip computes{drop})")
     print(f"  scores       {', '.join(f'{k} {v:.4g}' for k, v in c.scores.items()) or 'not scored'}")
     print(
         f"  latency      {m['latency_ms']:.4g} ms, {m['throughput_fps']:,.0f} FPS ({c.hardware.get('bound', '?')}-bound)"

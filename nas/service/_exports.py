@@ -63,7 +63,7 @@ def export(
         JobSpec.model_validate(job.spec), c, formats=request.formats, train_steps=request.train_steps,
         train_batch=request.train_batch, trained=store.has_weights(job.id, c.id), limits=limits,
         allow_untrained=request.allow_untrained, int8=request.int8,
-        has_int8=request.int8 and store.int8_model(job.id, c.id) is not None,
+        has_int8=request.int8 and store.has_int8_model(job.id, c.id),
     )  # fmt: skip
     check_quota(store, limits, tenant)
     asked = {"formats": list(formats), "train_steps": request.train_steps, "train_batch": request.train_batch,

@@ -11,15 +11,14 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select, update
 
-from nas.objectives import ACCURACY_FIELDS, DERIVED_FIELDS, INT8_FIELDS, loss_vector, with_accuracy
+from nas.objectives import ACCURACY_FIELDS, DERIVED_FIELDS, INT8_FIELDS, PREDICTED_FIELDS, loss_vector, with_accuracy
 from nas.pareto import non_dominated
 from nas.status import FINISHED, CandidateStatus, JobStatus
 from nas.store._models import CandidateModel, JobModel, WeightsModel
 from nas.store._records import Measured, NotFoundError, now
-from nas.verdict import front_bounds
+from nas.verdict import front_bounds, meets_front_bounds
 
-# what a predictor may write: FP32 accuracy, the INT8 drop, and their stds
-PREDICTED = ("predicted_accuracy", "predicted_std", "predicted_int8_drop", "predicted_int8_drop_std")
+PREDICTED = PREDICTED_FIELDS
 
 
 class AccuracyRows:
@@ -66,14 +65,16 @@ class AccuracyRows:
                     raise NotFoundError(f"job {job_id}: no candidate {candidate_id} to record rungs of")
                 row.rungs = [dict(r) for r in ladder]
             if predictions:
-                stored = ("measured_accuracy", "measured_accuracy_int8", "proxy_score", *PREDICTED)
+                stored = (*ACCURACY_FIELDS, *INT8_FIELDS, *PREDICTED)
+                # the job's rows, not an IN list of every id: PostgreSQL binds at most 65,535 parameters
                 held = {
                     r[0]: dict(zip(stored, r[1:], strict=True))
                     for r in s.execute(
                         select(CandidateModel.id, *(getattr(CandidateModel, f) for f in stored)).where(
-                            CandidateModel.job_id == job_id, CandidateModel.id.in_(list(predictions))
+                            CandidateModel.job_id == job_id
                         )
                     )
+                    if r[0] in predictions
                 }
                 missing = set(predictions) - set(held)
                 if missing:
@@ -121,6 +122,18 @@ class AccuracyRows:
                 return None
             return row.int8_onnx, dict(row.int8 or {})
 
+    def has_int8_model(self, job_id: int, candidate_id: int) -> bool:
+        """Whether the candidate has an INT8 model (without loading it)."""
+        with self._session() as s:
+            found = s.scalar(
+                select(WeightsModel.candidate_id).where(
+                    WeightsModel.candidate_id == candidate_id,
+                    WeightsModel.job_id == job_id,
+                    WeightsModel.int8_onnx.is_not(None),
+                )
+            )
+            return found is not None
+
     def has_weights(self, job_id: int, candidate_id: int) -> bool:
         """Whether the candidate has trained weights (without loading them)."""
         with self._session() as s:
@@ -162,7 +175,18 @@ def eligible(job: JobModel) -> list:
     """The candidates a job's front is drawn from: complete, and within its scored bounds
     (``nas.verdict.front_bounds``: minimum accuracy, maximum INT8 drop)."""
     filters = [CandidateModel.job_id == job.id, CandidateModel.status == CandidateStatus.COMPLETE]
+    # every objective known: an INT8 accuracy is unknown until its drop is predicted or measured
+    filters += [getattr(CandidateModel, o).is_not(None) for o in job.spec["objectives"]]
     for metric, op, bound in front_bounds(job.spec.get("constraints") or {}).values():
         column = getattr(CandidateModel, metric)
         filters.append(column >= bound if op == ">=" else column <= bound)
     return filters
+
+
+def eligible_row(job: JobModel, status: str, metrics: Mapping[str, Any]) -> bool:
+    """``eligible``'s rule for one candidate in hand (its row just written): the same three tests."""
+    return (
+        status == CandidateStatus.COMPLETE
+        and all(metrics.get(o) is not None for o in job.spec["objectives"])
+        and meets_front_bounds(job.spec.get("constraints") or {}, metrics)
+    )

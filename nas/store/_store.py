@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nas.objectives import ACCURACY_FIELDS, with_accuracy
 from nas.status import CandidateStatus, JobStatus
-from nas.store._accuracy_rows import AccuracyRows
+from nas.store._accuracy_rows import AccuracyRows, eligible_row
 from nas.store._convert import _candidate, _job
 from nas.store._front_rows import FrontRows
 from nas.store._models import CandidateModel, JobModel, TrialModel
@@ -44,7 +44,7 @@ from nas.store._records import (
     now,
 )
 from nas.store._service_rows import ServiceRows
-from nas.verdict import CONSTRAINT_METRIC, DUPLICATE, constraint_report, meets_front_bounds
+from nas.verdict import CONSTRAINT_METRIC, DUPLICATE, constraint_report
 
 DB_ENV = "NAS_DB_URL"
 DEFAULT_DB = "sqlite:///nas.db"  # in the working directory
@@ -378,9 +378,7 @@ class Store(FrontRows, ServiceRows, AccuracyRows):
                 CandidateStatus.FAILED: "n_failed",
             }[CandidateStatus(candidate.status)]
             setattr(job, counter, getattr(job, counter) + 1)
-            if candidate.status == CandidateStatus.COMPLETE and meets_front_bounds(
-                job.spec.get("constraints") or {}, metrics
-            ):
+            if eligible_row(job, candidate.status, metrics):
                 self._update_front(s, job, row)
             return _candidate(row)
 
