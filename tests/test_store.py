@@ -585,7 +585,7 @@ def test_a_front_ranked_or_bounded_by_int8_holds_only_candidates_whose_int8_figu
         {"measured_accuracy": 0.90, "measured_accuracy_int8": 0.85},  # drop 0.05: over it
         {"predicted_accuracy": 0.95, "predicted_std": 0.01},  # no drop known yet: no INT8 figure
         {
-            "predicted_accuracy": 0.70,
+            "predicted_accuracy": 0.88,
             "predicted_std": 0.01,
             "predicted_int8_drop": 0.0,
             "predicted_int8_drop_std": 0.01,
