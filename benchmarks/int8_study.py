@@ -41,10 +41,13 @@ from nas.proxies._training import Trainer, evaluate
 
 WORKDIR = Path("/tmp/int8_study")
 RESULT_CSV = Path(__file__).parent / "results" / "int8_study.csv"
-QUANTIZED_FIELDS = ["arch_hash", "name", "params", "config", "scope", "seed", "keep_fp32", "accuracy", "drop", "flips",
+QUANTIZED_FIELDS = ["arch_hash", "name", "params", "config", "scope", "seed", "keep_fp32", "images", "accuracy", "drop", "flips",
                     "logit_snr_db", "quantize_seconds", "score_seconds", "int8_ops", "torch_fp32_acc", "arch"]  # fmt: skip
 # other calibration draws of the "all" scope: how much an INT8 accuracy moves with the images alone
 CALIBRATION_SEEDS = (1, 2)
+# attribution (the "all" scope with one family in FP32) scores the first 2000 test images: what it
+# reads is the logits' error and the flipped predictions against FP32, both clear at that size
+ATTRIBUTION_IMAGES = 2000
 TRAINED_FIELDS = ["index", "arch_hash", "name", "params", "fp32_acc", "benchmark_acc", "train_seconds", "arch"]
 
 
@@ -115,13 +118,19 @@ def quantize_stage(workdir: Path) -> None:
         fp32_seconds = time.perf_counter() - start
         fp32_acc = _accuracy(reference, test)
         families = sorted({int8.family(n) for n in _nodes(fp32)} - {"other"}, key=int8.FAMILIES.index)
-        configs = [("fp32", None, (), 0)] + [(scope, scope, (), 0) for scope in int8.SCOPES]
-        configs += [(f"all@seed{seed}", "all", (), seed) for seed in CALIBRATION_SEEDS]
-        configs += [(f"all-fp32:{name}", "all", (name,), 0) for name in families]
-        rows = []
-        for config, scope, keep, seed in configs:
+        full, part = len(test), ATTRIBUTION_IMAGES
+        configs = [("fp32", None, (), 0, full)] + [(scope, scope, (), 0, full) for scope in int8.SCOPES]
+        configs += [(f"all@seed{seed}", "all", (), seed, full) for seed in CALIBRATION_SEEDS]
+        configs += [(f"all@{part}", "all", (), 0, part)]  # the attribution's baseline: "all" on its images
+        configs += [(f"all-fp32:{name}", "all", (name,), 0, part) for name in families]
+        rows, kept = [], {}
+        for config, scope, keep, seed, images in configs:
+            scored = test if images == full else test.subset(range(images))
+            ref = reference[:images]
             if scope is None:
                 logits, q_seconds, s_seconds, ops = reference, 0.0, fp32_seconds, {}
+            elif config == f"all@{part}":
+                logits, q_seconds, s_seconds, ops = kept["all"][:part], 0.0, 0.0, {}
             else:
                 recipe = int8.Int8Recipe(scope=scope, seed=seed)
                 start = time.perf_counter()
@@ -131,16 +140,17 @@ def quantize_stage(workdir: Path) -> None:
                 q_seconds = time.perf_counter() - start
                 ops = {op: [c["nodes"], c["int8_in"], c["int8_out"]] for op, c in int8.coverage(onnx).items()}
                 start = time.perf_counter()
-                logits = _logits(onnx, test, resolution)
+                logits = _logits(onnx, scored, resolution)
                 s_seconds = time.perf_counter() - start
-            accuracy = _accuracy(logits, test)
-            noise = float(((logits - reference) ** 2).sum())
-            snr = 10 * np.log10(float((reference**2).sum()) / noise) if noise > 0 else float("inf")
+            kept[config] = logits
+            accuracy = _accuracy(logits, scored)
+            noise = float(((logits - ref) ** 2).sum())
+            snr = 10 * np.log10(float((ref**2).sum()) / noise) if noise > 0 else float("inf")
             rows.append({
                 "arch_hash": row["arch_hash"], "name": row["name"], "params": row["params"], "config": config,
                 "scope": scope or "", "seed": seed, "keep_fp32": ",".join(keep), "accuracy": round(accuracy, 5),
-                "drop": round(fp32_acc - accuracy, 5),
-                "flips": round(float((logits.argmax(-1) != reference.argmax(-1)).mean()), 5),
+                "images": images, "drop": round(_accuracy(ref, scored) - accuracy, 5),
+                "flips": round(float((logits.argmax(-1) != ref.argmax(-1)).mean()), 5),
                 "logit_snr_db": round(snr, 2), "quantize_seconds": round(q_seconds, 2),
                 "score_seconds": round(s_seconds, 2),
                 "int8_ops": json.dumps(ops, separators=(",", ":")), "torch_fp32_acc": row["fp32_acc"], "arch": row["arch"],
@@ -149,7 +159,336 @@ def quantize_stage(workdir: Path) -> None:
             append_row(out, QUANTIZED_FIELDS, r)
         summary = " ".join(f"{r['config']} {r['drop']:+.4f}" for r in rows[1:])
         print(f"{row['name'][:40]:40s} fp32 {fp32_acc:.4f} (torch {row['fp32_acc']}) {summary}", flush=True)
-    RESULT_CSV.write_bytes(out.read_bytes())
+        RESULT_CSV.write_bytes(out.read_bytes())
+
+
+def networks(path: Path) -> list[dict]:
+    """One record per network of the results CSV: FP32 accuracy, the drop in each configuration,
+    the calibration seeds' drops, the attribution rows and the operations each scope made INT8."""
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    nets: dict[str, dict] = {}
+    for r in rows:
+        n = nets.setdefault(r["arch_hash"], {
+            "arch_hash": r["arch_hash"], "name": r["name"], "params": int(r["params"]), "arch": r["arch"],
+            "configs": {},
+        })  # fmt: skip
+        n["configs"][r["config"]] = {
+            "accuracy": float(r["accuracy"]), "drop": float(r["drop"]), "flips": float(r["flips"]),
+            "snr": float(r["logit_snr_db"]), "images": int(r["images"]), "ops": json.loads(r["int8_ops"] or "{}"),
+            "seconds": float(r["quantize_seconds"]) + float(r["score_seconds"]),
+        }  # fmt: skip
+    for n in nets.values():
+        c = n["configs"]
+        n["fp32"] = c["fp32"]["accuracy"]
+        n["seed_drops"] = [c[k]["drop"] for k in ("all", *(f"all@seed{s}" for s in CALIBRATION_SEEDS)) if k in c]
+    return list(nets.values())
+
+
+def measurement_noise(nets: list[dict]) -> float:
+    """The std of one INT8 drop measurement (accuracy 0-1): the spread over calibration draws
+    (pooled) and the test split's sampling of the flipped predictions (flips / images)."""
+    import numpy as np
+
+    seeds = [np.var(n["seed_drops"], ddof=1) for n in nets if len(n["seed_drops"]) > 1]
+    sampling = [n["configs"]["all"]["flips"] / n["configs"]["all"]["images"] for n in nets]
+    return float(np.sqrt((np.mean(seeds) if seeds else 0.0) + np.mean(sampling)))
+
+
+def _dominant_family(arch_json: str) -> str:
+    from nas.int8_drop import MIXER_FAMILIES
+
+    arch = ss.ArchConfig.from_json(arch_json)
+    depth = {f: sum(s.depth for s in arch.stages if s.mixer in mixers) for f, mixers in MIXER_FAMILIES.items()}
+    return max(depth, key=depth.get)
+
+
+RIDGES = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+
+
+def prior_stage(path: Path) -> None:
+    """Fit the INT8 drop predictor's prior on the study (the "all" scope's drops) and write
+    ``nas/int8_drop.json`` with its held-out errors: leave-one-mixer-family-out folds (fitted
+    without every network dominated by that family, tested on them) and leave-one-out."""
+    import numpy as np
+
+    from nas.int8 import Int8Recipe
+    from nas.int8_drop import PRIOR_JSON, DropPrior, drop_features
+    from nas.surrogate import Calibration
+
+    nets = networks(path)
+    x = np.stack([drop_features(n["arch"], n["params"]) for n in nets])
+    y = np.array([n["configs"]["all"]["drop"] for n in nets])
+    noise = measurement_noise(nets)
+    groups = np.array([_dominant_family(n["arch"]) for n in nets])
+
+    def held_out(ridge: float, folds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean, std = np.zeros(len(y)), np.zeros(len(y))
+        for g in np.unique(folds):
+            test = folds == g
+            if (~test).sum() < 3:
+                mean[test], std[test] = np.nan, np.nan
+                continue
+            model = DropPrior.fit(
+                x[~test], y[~test], ridge=ridge, noise_std=noise, fitted_on={"networks": int((~test).sum())}
+            )
+            mean[test], std[test] = model.predict(x[test])
+        return mean, std
+
+    loo_folds = np.arange(len(y))
+    ridge = min(RIDGES, key=lambda r: float(np.nanmean((held_out(r, loo_folds)[0] - y) ** 2)))
+    result = {}
+    for name, folds in (("mixer_family_folds", groups), ("leave_one_out", loo_folds)):
+        mean, std = held_out(ridge, folds)
+        cal = Calibration.of(mean, std, y)
+        result[name] = cal.to_dict() if cal else None
+    constant = Calibration.of(np.full(len(y), 0.0), np.full(len(y), noise), y)
+    result["zero_drop_baseline"] = constant.to_dict() if constant else None
+    result["by_family"] = {
+        g: {"networks": int((groups == g).sum()), "mae": round(float(np.abs(m - y)[groups == g].mean()), 5)}
+        for g in np.unique(groups)
+        for m in [held_out(ridge, groups)[0]]
+    }
+    prior = DropPrior.fit(
+        x, y, ridge=ridge, noise_std=noise,
+        fitted_on={"networks": len(y), "study": "benchmarks/results/int8_study.csv", "scope": "all",
+                   "recipe": Int8Recipe().describe(), "task": "Fashion-MNIST test top-1, 32x32, ranking benchmark truth recipe",
+                   "mean_drop": round(float(y.mean()), 5)},
+        held_out=result,
+    )  # fmt: skip
+    PRIOR_JSON.write_text(prior.to_json() + "\n")
+    print(f"prior on {len(y)} networks, ridge {ridge}, noise {noise:.5f}: {json.dumps(result)}")
+
+
+SIZES = ((0, 3e5, "< 0.3 M"), (3e5, 1e6, "0.3-1 M"), (1e6, 3e6, "1-3 M"), (3e6, 1e12, ">= 3 M"))
+
+
+def report_stage(path: Path, out: Path) -> None:
+    """docs/int8.md from the study's CSV (and the shipped prior's held-out errors)."""
+    import numpy as np
+
+    from nas.int8 import FAMILIES, SCOPES, Int8Recipe
+    from nas.int8_drop import PRIOR_JSON
+
+    nets = networks(path)
+    noise = measurement_noise(nets)
+    pts = lambda v: f"{100 * v:+.2f}"  # noqa: E731  accuracy 0-1 -> points
+    params = [n["params"] for n in nets]
+    recipe = Int8Recipe().describe()
+    lines = [
+        "# FP32 against INT8 accuracy: the ranking benchmark's networks quantized",
+        "",
+        "Printed by `python benchmarks/int8_study.py report` from `benchmarks/results/int8_study.csv`",
+        "(written by its `quantize` stage; the networks by its `train` stage). Accuracy is top-1 (0-1, shown",
+        "in points) on the full Fashion-MNIST test split (10,000 images, 32x32), FP32 and INT8 both run in",
+        f"onnxruntime on the CPU; a drop is FP32 minus INT8 (positive: INT8 is worse). {len(nets)} of the 64",
+        f"networks ({min(params) / 1e6:.2f} M to {max(params) / 1e6:.2f} M parameters) are covered, each trained",
+        "under the ranking benchmark's truth recipe (3 epochs over a fixed 10k-image subset).",
+        "",
+        "INT8 is `nas.int8`'s recipe: "
+        + ", ".join(f"{k} {v}" for k, v in recipe["method"].items())
+        + f"; {recipe['calibration_images']} calibration images drawn from the training split under seed"
+        f" {recipe['seed']}. The FP32 ONNX graph's accuracy equals the PyTorch model's on every network:"
+        f" {sum(abs(n['fp32'] - _torch_fp32(path, n['arch_hash'])) < 1e-9 for n in nets)} of {len(nets)}.",
+        "",
+        "## Headline",
+        "",
+        f"One INT8 measurement's noise is {pts(noise)[1:]} points (std): the spread of the drop over three",
+        "calibration draws (seeds 0, 1, 2) and the test split's sampling of the flipped predictions.",
+        "",
+        "| scope | median drop | mean | max | min | networks with drop > 2 noise | median flipped predictions | median logit SNR (dB) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for scope in SCOPES:
+        d = np.array([n["configs"][scope]["drop"] for n in nets])
+        flips = np.median([n["configs"][scope]["flips"] for n in nets])
+        snr = np.median([n["configs"][scope]["snr"] for n in nets])
+        lines.append(
+            f"| {scope} | {pts(np.median(d))} | {pts(d.mean())} | {pts(d.max())} | {pts(d.min())} |"
+            f" {(d > 2 * noise).sum()} of {len(d)} | {100 * flips:.2f} % | {snr:.1f} |"
+        )
+    both = np.array([n["configs"]["all"]["drop"] - n["configs"]["matmul"]["drop"] for n in nets])
+    worst = max(nets, key=lambda n: n["configs"]["all"]["drop"])
+    above = sum(n["configs"]["all"]["drop"] > 2 * noise for n in nets)
+    verdict = (
+        "On this task INT8 costs nothing measurable: every drop is within twice the noise of one measurement."
+        if above == 0
+        else f'{above} of {len(nets)} networks lose more than twice the noise in "all"; the worst is'
+        f" {worst['name']} ({pts(worst['configs']['all']['drop'])} points)."
+    )
+    lines += [
+        "",
+        verdict,
+        "",
+        f'Quantizing every tensor ("all") instead of only the convolutions and matmuls costs {pts(np.median(both))}'
+        f" points in the median network (max {pts(both.max())}).",
+        "",
+        "## Which tensors are INT8 in each scope",
+        "",
+        "Measured in the quantized graphs (onnxruntime "
+        + recipe["method"]["tool"].split("onnxruntime ")[-1].rstrip(")")
+        + "): per op type, summed over the networks, the nodes whose",
+        "data input is dequantized from INT8 (in) and whose output is quantized to INT8 (out). Weights of",
+        "Conv, MatMul and Gemm are INT8 per output channel in both scopes; a norm's scale vector is INT8 per",
+        'channel and its bias INT32 in "all". ONNX Runtime has no integer kernel for most of these ops: it',
+        "runs them in FP32 between a DequantizeLinear and a QuantizeLinear, so their inputs and outputs are",
+        "rounded to INT8 as the chip would store them (the hardware model prices every tensor at one byte).",
+        'Ops with no INT8 in "all" compute shapes (int64), not values.',
+        "",
+        "| op type | nodes (matmul / all) | matmul: in / out | all: in / out |",
+        "|---|---|---|---|",
+    ]
+    ops: dict[str, dict[str, list[int]]] = {}
+    for n in nets:
+        for scope in SCOPES:
+            for op, (count, q_in, q_out) in n["configs"][scope]["ops"].items():
+                row = ops.setdefault(op, {s: [0, 0, 0] for s in SCOPES})
+                row[scope] = [a + b for a, b in zip(row[scope], (count, q_in, q_out), strict=True)]
+    for op, row in sorted(ops.items(), key=lambda kv: -kv[1]["all"][0]):
+        m, a = row["matmul"], row["all"]
+        lines.append(f"| {op} | {m[0]} / {a[0]} | {m[1]} / {m[2]} | {a[1]} / {a[2]} |")
+    lines += ["", "## Drop by what the network contains", ""]
+    for title, key in (
+        ("token mixer (the family of most blocks)", lambda n: _dominant_family(n["arch"])),
+        ("norm", lambda n: json.loads(n["arch"])["norm"]),
+        ("activation", lambda n: json.loads(n["arch"])["act"]),
+        ("size", lambda n: next(label for lo, hi, label in SIZES if lo <= n["params"] < hi)),
+    ):
+        lines += [f"| {title} | networks | median drop matmul | median drop all | max drop all | median logit SNR all (dB) |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        groups: dict[str, list[dict]] = {}
+        for n in nets:
+            groups.setdefault(key(n), []).append(n)
+        for g, members in sorted(groups.items()):
+            dm = [m["configs"]["matmul"]["drop"] for m in members]
+            da = [m["configs"]["all"]["drop"] for m in members]
+            snr = np.median([m["configs"]["all"]["snr"] for m in members])
+            lines.append(
+                f"| {g} | {len(members)} | {pts(np.median(dm))} | {pts(np.median(da))} | {pts(max(da))} | {snr:.1f} |"
+            )
+        lines.append("")
+    lines += [
+        "## Which operations cause it",
+        "",
+        'The "all" scope with one operation family left in FP32 (`nas.int8.FAMILIES`, from the node\'s op',
+        f"type and module path), scored on the first {ATTRIBUTION_IMAGES} test images against FP32 on the same",
+        "images. What a family costs shows as the logit error it adds: the SNR gained by keeping it in FP32",
+        "(dB; higher: that family's INT8 rounding was a larger share of the error), and the flipped",
+        "predictions (share of images whose top-1 differs from FP32) that go away.",
+        "",
+        "| family left in FP32 | networks | median SNR gain (dB) | max | median flips: all -> without it | median drop change (points) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for fam in FAMILIES:
+        key = f"all-fp32:{fam}"
+        members = [n for n in nets if key in n["configs"]]
+        if not members:
+            continue
+        gain = np.array([n["configs"][key]["snr"] - n["configs"]["all"]["snr"] for n in members])
+        flips_all = np.median([n["configs"]["all"]["flips"] for n in members])
+        flips_keep = np.median([n["configs"][key]["flips"] for n in members])
+        change = np.median([n["configs"][key]["drop"] - _drop_on(n, ATTRIBUTION_IMAGES) for n in members])
+        lines.append(
+            f"| {fam} | {len(members)} | {np.median(gain):+.1f} | {gain.max():+.1f} |"
+            f" {100 * flips_all:.2f} % -> {100 * flips_keep:.2f} % | {pts(change)} |"
+        )
+    lines += ["", *_front_section(nets, noise), ""]
+    prior = json.loads(PRIOR_JSON.read_text()) if PRIOR_JSON.is_file() else None
+    lines += ["## The INT8 drop predictor (nas.int8_drop)", ""]
+    if prior:
+        h = prior["held_out"]
+        lines += [
+            f'A ridge map from {len(prior["centre"])} architecture features to the "all" scope\'s drop, fitted on'
+            f" {prior['fitted_on']['networks']} networks (ridge {prior['ridge']}; refit with `python"
+            " benchmarks/int8_study.py prior`), std at least the measurement noise above; a job's own measured"
+            " drops shift it (a Bayesian offset). Predictions of networks it did not see (points):",
+            "",
+            "| held out | networks | MAE | RMSE | Kendall tau | within 1 std | within 2 std | mean std |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name in ("mixer_family_folds", "leave_one_out", "zero_drop_baseline"):
+            c = h.get(name)
+            if c:
+                tau = "n/a" if c["kendall_tau"] is None else f"{c['kendall_tau']:.2f}"
+                lines.append(
+                    f"| {name.replace('_', ' ')} | {c['n']} | {100 * c['mae']:.3f} | {100 * c['rmse']:.3f} | {tau} |"
+                    f" {c['within_1sd']:.2f} | {c['within_2sd']:.2f} | {100 * c['mean_std']:.3f} |"
+                )
+        lines += ["", "By mixer family, held out: " + ", ".join(
+            f"{g} ({v['networks']}): MAE {100 * v['mae']:.3f}" for g, v in h.get("by_family", {}).items()) + "."]  # fmt: skip
+    lines += ["", "## Cost", ""]
+    lines += [
+        "Quantizing (export excluded: calibration and the QDQ rewrite) and scoring 10,000 test images, one",
+        "onnxruntime thread, on this machine's shared CPU (2 cores, with the study's training beside it):",
+        "",
+        '| size | networks | median quantize + score, "all" (s) | max (s) |',
+        "|---|---|---|---|",
+    ]
+    for lo, hi, label in SIZES:
+        secs = [n["configs"]["all"]["seconds"] for n in nets if lo <= n["params"] < hi]
+        if secs:
+            lines.append(f"| {label} | {len(secs)} | {np.median(secs):.1f} | {max(secs):.1f} |")
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def _drop_on(net: dict, images: int) -> float:
+    """The \"all\" scope's drop on the first ``images`` test images: its attribution rows' baseline."""
+    return net["configs"].get(f"all@{images}", net["configs"]["all"])["drop"]
+
+
+def _torch_fp32(path: Path, arch_hash: str) -> float:
+    with path.open() as f:
+        return next(float(r["torch_fp32_acc"]) for r in csv.DictReader(f) if r["arch_hash"] == arch_hash)
+
+
+def _front_section(nets: list[dict], noise: float) -> list[str]:
+    """Whether ranking by INT8 accuracy changes the front: the README job's objectives (accuracy,
+    latency, energy), each network priced as that job prices it, FP32 front against INT8 front."""
+    import numpy as np
+
+    from nas.pareto import non_dominated
+    from nas.plugins import resolve_space
+    from nas.pricing import price, resolve_accelerator
+    from nas.spec import load_spec
+
+    spec = load_spec(Path(__file__).parents[1] / "docs" / "examples" / "edge-classifier.yaml")
+    space, accelerator = resolve_space(spec), resolve_accelerator(spec)
+    priced = [price(space, space.arch_from_json(n["arch"]), spec, accelerator) for n in nets]
+    lines = [
+        "## Does ranking by INT8 accuracy change the front?",
+        "",
+        f"Each network priced as the README job prices it (`{spec.name}`: {spec.accelerator},"
+        f" input {'x'.join(map(str, spec.input_shape))}); the front over (accuracy, latency_ms, energy_mj)",
+        'by FP32 accuracy against the front by INT8 ("all") accuracy, over every covered network and over',
+        "those that meet the job's constraints.",
+        "",
+        "| networks | count | FP32 front | INT8 front | left the front | joined it | most accurate FP32 -> INT8 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, keep in (("all covered", [True] * len(nets)), ("meeting the constraints", [p.feasible for p in priced])):
+        idx = [i for i, k in enumerate(keep) if k]
+        if len(idx) < 2:
+            lines.append(f"| {label} | {len(idx)} | | | | | |")
+            continue
+        cost = np.array([[priced[i].metrics["latency_ms"], priced[i].metrics["energy_mj"]] for i in idx])
+        fronts = {}
+        for kind in ("fp32", "int8"):
+            acc = np.array([nets[i]["fp32"] if kind == "fp32" else nets[i]["configs"]["all"]["accuracy"] for i in idx])
+            mask = non_dominated(np.column_stack([-acc, cost]))
+            fronts[kind] = ({nets[idx[j]]["name"] for j in np.flatnonzero(mask)}, nets[idx[int(acc.argmax())]]["name"])
+        left = sorted(fronts["fp32"][0] - fronts["int8"][0])
+        joined = sorted(fronts["int8"][0] - fronts["fp32"][0])
+        top = (
+            fronts["fp32"][1]
+            if fronts["fp32"][1] == fronts["int8"][1]
+            else f"{fronts['fp32'][1]} -> {fronts['int8'][1]}"
+        )
+        lines.append(
+            f"| {label} | {len(idx)} | {len(fronts['fp32'][0])} | {len(fronts['int8'][0])} |"
+            f" {', '.join(left) or 'none'} | {', '.join(joined) or 'none'} | {top} |"
+        )
+    return lines
 
 
 def _nodes(onnx: bytes) -> list:
@@ -170,7 +509,9 @@ def _accuracy(logits, data) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["train", "quantize", "report"])
+    parser.add_argument("stage", choices=["train", "quantize", "prior", "report"])
+    parser.add_argument("--results", type=Path, default=RESULT_CSV, help="the study's CSV (prior, report)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "docs" / "int8.md")
     parser.add_argument("--workdir", type=Path, default=WORKDIR)
     parser.add_argument("--shard", default="0/1", help="i/k: this process takes every k-th network from i")
     parser.add_argument("--threads", type=int, default=1)
@@ -181,6 +522,10 @@ def main(argv: list[str] | None = None) -> None:
         train_stage(args.workdir, (i, k))
     elif args.stage == "quantize":
         quantize_stage(args.workdir)
+    elif args.stage == "prior":
+        prior_stage(args.results)
+    elif args.stage == "report":
+        report_stage(args.results, args.out)
 
 
 if __name__ == "__main__":
