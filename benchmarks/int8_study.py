@@ -291,6 +291,26 @@ def report_stage(path: Path, out: Path) -> None:
         f" {recipe['seed']}. The FP32 ONNX graph's accuracy equals the PyTorch model's on every network:"
         f" {sum(abs(n['fp32'] - _torch_fp32(path, n['arch_hash'])) < 1e-9 for n in nets)} of {len(nets)}.",
         "",
+        "## How an INT8 accuracy is measured (`nas.int8`)",
+        "",
+        "```python",
+        "from nas.int8 import Int8Recipe, calibration_set, quantize, onnx_accuracy",
+        'recipe = Int8Recipe()            # calibration_images=256, seed=0, scope="all"; recipe.describe() is its provenance',
+        "onnx = quantize(model, calibration_set(train, recipe), resolution=32, recipe=recipe)  # INT8 QDQ ONNX, bytes",
+        "accuracy = onnx_accuracy(onnx, test, resolution=32)                                  # top-1, 0-1",
+        "```",
+        "",
+        "The network is exported as `nas.export` exports it (TorchScript-based exporter, the same opset,",
+        "input `image` with a free batch, output `logits`), its literals made initializers, then",
+        "`onnxruntime.quantization.quantize_static` writes the QDQ graph: QuantizeLinear/DequantizeLinear",
+        "pairs around every INT8 tensor. onnxruntime's CPU provider runs DQ -> Conv/MatMul -> Q in integer",
+        "kernels where it has them; the other ops run in FP32 between the pairs, so their tensors are INT8",
+        "at their boundaries, as a chip stores them. The graph runs in plain onnxruntime. Same model and recipe give",
+        'the same bytes and the same accuracy (scored with one onnxruntime thread). `scope="matmul"`',
+        'quantizes only convolutions, matmuls and the head; `"all"` (the default: the hardware model',
+        "prices every weight and activation at one byte) every op type listed in `nas.int8.SCOPES`.",
+        '`quantize(..., keep_fp32=("norm",))` leaves an operation family in FP32 (the attribution below).',
+        "",
         "## Headline",
         "",
         f"One INT8 measurement's noise is {pts(noise)[1:]} points (std): the spread of the drop over three",
@@ -333,7 +353,9 @@ def report_stage(path: Path, out: Path) -> None:
         'channel and its bias INT32 in "all". ONNX Runtime has no integer kernel for most of these ops: it',
         "runs them in FP32 between a DequantizeLinear and a QuantizeLinear, so their inputs and outputs are",
         "rounded to INT8 as the chip would store them (the hardware model prices every tensor at one byte).",
-        'Ops with no INT8 in "all" compute shapes (int64), not values.',
+        'Ops with no INT8 in "all" compute shapes (int64), not values. A Relu whose output is quantized',
+        'is removed (its INT8 range starts at zero), so "all" has fewer Relu nodes. A matmul\'s inputs and',
+        'output are INT8 in both scopes, so in "matmul" an op right before or after one reads or writes INT8.',
         "",
         "| op type | nodes (matmul / all) | matmul: in / out | all: in / out |",
         "|---|---|---|---|",
@@ -416,6 +438,20 @@ def report_stage(path: Path, out: Path) -> None:
                 )
         lines += ["", "By mixer family, held out: " + ", ".join(
             f"{g} ({v['networks']}): MAE {100 * v['mae']:.3f}" for g, v in h.get("by_family", {}).items()) + "."]  # fmt: skip
+    lines += [
+        "",
+        "## What this does not cover",
+        "",
+        "- Calibration is MinMax on 256 images; percentile and entropy calibration were not measured (the",
+        "  drops leave nothing for them to win here). Weights are per channel, activations per tensor.",
+        "- onnxruntime runs norms, softmax, GELU and the element-wise ops in FP32 between INT8 tensors; a",
+        "  chip that computes them in integer arithmetic inside (integer softmax, LayerNorm statistics) may",
+        "  lose more than measured here.",
+        "- One task (Fashion-MNIST at 32x32, 3 epochs): small, short-trained networks with modest",
+        "  activation outliers. Longer training and larger images make outliers, which MinMax handles worst.",
+        "- The README job's own front was not quantized here (its networks are trained by the job; the",
+        "  export path writes their INT8 graphs).",
+    ]
     lines += ["", "## Cost", ""]
     lines += [
         "Quantizing (export excluded: calibration and the QDQ rewrite) and scoring 10,000 test images, one",

@@ -93,7 +93,18 @@ class DropPrior:
     held_out: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def fit(cls, x: np.ndarray, drops: Sequence[float], *, ridge: float, noise_std: float, **info: Any) -> DropPrior:
+    def fit(
+        cls,
+        x: np.ndarray,
+        drops: Sequence[float],
+        *,
+        ridge: float,
+        noise_std: float,
+        fitted_on: dict[str, Any] | None = None,
+        held_out: dict[str, Any] | None = None,
+    ) -> DropPrior:
+        """``x``: raw ``FEATURES`` per network (NaN: unknown); ``drops``: their measured drops;
+        ``noise_std``: one measurement's noise, the floor of the spread."""
         x, y = np.asarray(x, dtype=float), np.asarray(drops, dtype=float)
         if len(x) != len(y) or len(y) < 3:
             raise Int8DropError(f"drops: need at least 3 networks with features, got {len(y)}")
@@ -111,7 +122,7 @@ class DropPrior:
         residual_std = max(float(np.sqrt(np.mean(loo**2))), noise_std)
         return cls(
             centre.tolist(), scale.tolist(), coef.tolist(), intercept, ridge, residual_std, noise_std,
-            gram_inv.tolist(), dict(info.get("fitted_on", {})), dict(info.get("held_out", {})),
+            gram_inv.tolist(), dict(fitted_on or {}), dict(held_out or {}),
         )  # fmt: skip
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
