@@ -497,7 +497,9 @@ def _front_section(nets: list[dict], noise: float) -> list[str]:
         f"Each network priced as the README job prices it (`{spec.name}`: {spec.accelerator},"
         f" input {'x'.join(map(str, spec.input_shape))}); the front over (accuracy, latency_ms, energy_mj)",
         'by FP32 accuracy against the front by INT8 ("all") accuracy, over every covered network and over',
-        "those that meet the job's constraints.",
+        "those that meet the job's constraints. Each network that left or joined shows its drop (points;",
+        f"one measurement's noise is {100 * noise:.2f}): a swap between two networks whose FP32 accuracies",
+        "differ by less than the noise is a tie broken by rounding, not a verdict on INT8.",
         "",
         "| networks | count | FP32 front | INT8 front | left the front | joined it | most accurate FP32 -> INT8 |",
         "|---|---|---|---|---|---|---|",
@@ -513,8 +515,9 @@ def _front_section(nets: list[dict], noise: float) -> list[str]:
             acc = np.array([nets[i]["fp32"] if kind == "fp32" else nets[i]["configs"]["all"]["accuracy"] for i in idx])
             mask = non_dominated(np.column_stack([-acc, cost]))
             fronts[kind] = ({nets[idx[j]]["name"] for j in np.flatnonzero(mask)}, nets[idx[int(acc.argmax())]]["name"])
-        left = sorted(fronts["fp32"][0] - fronts["int8"][0])
-        joined = sorted(fronts["int8"][0] - fronts["fp32"][0])
+        drop = {n["name"]: n["configs"]["all"]["drop"] for n in nets}
+        left = [f"{m} ({100 * drop[m]:+.2f})" for m in sorted(fronts["fp32"][0] - fronts["int8"][0])]
+        joined = [f"{m} ({100 * drop[m]:+.2f})" for m in sorted(fronts["int8"][0] - fronts["fp32"][0])]
         top = (
             fronts["fp32"][1]
             if fronts["fp32"][1] == fronts["int8"][1]
