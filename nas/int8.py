@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     from nas.data import ImageData
 
 # Operation types that compute in INT8, per scope. "matmul": the weight-bearing products only
-# (convolutions, matrix products, the linear head); everything between them stays FP32.
+# (convolutions, matrix products, the linear head): their weights, inputs and outputs are INT8;
+# what lies between them (norms, activations, softmax, residual adds) computes on FP32.
 # "all": every operation the exported MetaFormer graphs contain that computes on values (norms,
 # activations and their decompositions, softmax, residual adds, scales, pooling, reshapes): each
 # one's inputs and outputs pass through INT8 (ONNX Runtime wraps the ones it has no integer kernel
