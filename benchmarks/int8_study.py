@@ -41,6 +41,9 @@ from nas.proxies._training import Trainer, evaluate
 
 WORKDIR = Path("/tmp/int8_study")
 RESULT_CSV = Path(__file__).parent / "results" / "int8_study.csv"
+README_RESULT_CSV = RESULT_CSV.with_name("int8_readme_front.csv")
+END_TO_END_CSV = RESULT_CSV.with_name("end_to_end.csv")  # benchmarks/end_to_end.py: the README job's runs
+README_JOB = Path(__file__).parents[1] / "docs" / "examples" / "edge-classifier.yaml"
 QUANTIZED_FIELDS = ["arch_hash", "name", "params", "config", "scope", "seed", "keep_fp32", "images", "accuracy", "drop", "flips",
                     "logit_snr_db", "quantize_seconds", "score_seconds", "int8_ops", "torch_fp32_acc", "arch"]  # fmt: skip
 # other calibration draws of the "all" scope: how much an INT8 accuracy moves with the images alone
@@ -95,10 +98,6 @@ def train_stage(workdir: Path, shard: tuple[int, int]) -> None:
 
 def quantize_stage(workdir: Path) -> None:
     """FP32 and INT8 test accuracy of every trained network not yet in ``quantized.csv``."""
-    import numpy as np
-
-    from nas import int8
-
     out = workdir / "quantized.csv"
     done = done_hashes(out)
     with (workdir / "trained.csv").open() as f:
@@ -108,58 +107,102 @@ def quantize_stage(workdir: Path) -> None:
         return
     train = load_dataset(split="train")
     test = load_dataset(split="test")
-    resolution = TRUTH.resolution
     for row in trained:
         model = build(ss.ArchConfig.from_json(row["arch"]))
         model.load_state_dict(torch.load(workdir / "weights" / f"{row['arch_hash']}.pt"))
-        fp32 = int8.fp32_onnx(model, resolution=resolution)
-        start = time.perf_counter()
-        reference = _logits(fp32, test, resolution)
-        fp32_seconds = time.perf_counter() - start
-        fp32_acc = _accuracy(reference, test)
-        families = sorted({int8.family(n) for n in _nodes(fp32)} - {"other"}, key=int8.FAMILIES.index)
-        full, part = len(test), ATTRIBUTION_IMAGES
-        configs = [("fp32", None, (), 0, full)] + [(scope, scope, (), 0, full) for scope in int8.SCOPES]
-        configs += [(f"all@seed{seed}", "all", (), seed, full) for seed in CALIBRATION_SEEDS]
-        configs += [(f"all@{part}", "all", (), 0, part)]  # the attribution's baseline: "all" on its images
-        configs += [(f"all-fp32:{name}", "all", (name,), 0, part) for name in families]
-        rows, kept = [], {}
-        for config, scope, keep, seed, images in configs:
-            scored = test if images == full else test.subset(range(images))
-            ref = reference[:images]
-            if scope is None:
-                logits, q_seconds, s_seconds, ops = reference, 0.0, fp32_seconds, {}
-            elif config == f"all@{part}":
-                logits, q_seconds, s_seconds, ops = kept["all"][:part], 0.0, 0.0, {}
-            else:
-                recipe = int8.Int8Recipe(scope=scope, seed=seed)
-                start = time.perf_counter()
-                onnx = int8.quantize_onnx(
-                    fp32, int8.calibration_set(train, recipe), resolution=resolution, recipe=recipe, keep_fp32=keep
-                )
-                q_seconds = time.perf_counter() - start
-                ops = {op: [c["nodes"], c["int8_in"], c["int8_out"]] for op, c in int8.coverage(onnx).items()}
-                start = time.perf_counter()
-                logits = _logits(onnx, scored, resolution)
-                s_seconds = time.perf_counter() - start
-            kept[config] = logits
-            accuracy = _accuracy(logits, scored)
-            noise = float(((logits - ref) ** 2).sum())
-            snr = 10 * np.log10(float((ref**2).sum()) / noise) if noise > 0 else float("inf")
-            rows.append({
-                "arch_hash": row["arch_hash"], "name": row["name"], "params": row["params"], "config": config,
-                "scope": scope or "", "seed": seed, "keep_fp32": ",".join(keep), "accuracy": round(accuracy, 5),
-                "images": images, "drop": round(_accuracy(ref, scored) - accuracy, 5),
-                "flips": round(float((logits.argmax(-1) != ref.argmax(-1)).mean()), 5),
-                "logit_snr_db": round(snr, 2), "quantize_seconds": round(q_seconds, 2),
-                "score_seconds": round(s_seconds, 2),
-                "int8_ops": json.dumps(ops, separators=(",", ":")), "torch_fp32_acc": row["fp32_acc"], "arch": row["arch"],
-            })  # fmt: skip
+        rows = measure(model, row, train, test)
         for r in rows:  # a network's rows together: an interrupted network is redone whole
             append_row(out, QUANTIZED_FIELDS, r)
         summary = " ".join(f"{r['config']} {r['drop']:+.4f}" for r in rows[1:])
-        print(f"{row['name'][:40]:40s} fp32 {fp32_acc:.4f} (torch {row['fp32_acc']}) {summary}", flush=True)
+        print(f"{row['name'][:40]:40s} fp32 {rows[0]['accuracy']:.4f} (torch {row['fp32_acc']}) {summary}", flush=True)
         RESULT_CSV.write_bytes(out.read_bytes())
+
+
+def readme_stage(workdir: Path) -> None:
+    """The README job's measured front (``end_to_end.csv``'s "search" networks: the front's best, which
+    the job trains at its end) trained again by the job's own meter (``nas.training.AccuracyMeter``,
+    seed 0), then measured as the study's networks are; rows to ``readme_front.csv`` in the workdir
+    and ``benchmarks/results/int8_readme_front.csv``."""
+    import io
+
+    from nas.spec import load_spec
+    from nas.training import AccuracyMeter
+
+    out = workdir / "readme_front.csv"
+    done = done_hashes(out)
+    with END_TO_END_CSV.open() as f:
+        todo = [
+            r for r in csv.DictReader(f) if r["role"] == "search" and r["seed"] == "0" and r["arch_hash"] not in done
+        ]
+    if not todo:
+        print("the README job's front is measured", flush=True)
+        return
+    meter = AccuracyMeter(load_spec(README_JOB))
+    train, test = load_dataset(split="train"), load_dataset(split="test")
+    for row in todo:
+        arch = ss.ArchConfig.from_json(row["arch"])
+        accuracy, weights = meter(arch)
+        model = ss.build_model(arch, num_classes=10, img_size=TRUTH.resolution)
+        model.load_state_dict(torch.load(io.BytesIO(weights)))
+        rows = measure(model, {**row, "fp32_acc": round(accuracy, 5)}, train, test)
+        for r in rows:
+            append_row(out, QUANTIZED_FIELDS, r)
+        summary = " ".join(f"{r['config']} {r['drop']:+.4f}" for r in rows[1:4])
+        print(f"{row['name'][:40]:40s} fp32 {accuracy:.4f} (job's run {row['accuracy']}) {summary}", flush=True)
+        README_RESULT_CSV.write_bytes(out.read_bytes())
+
+
+def measure(model: torch.nn.Module, row: dict, train, test) -> list[dict]:
+    """One network's rows: FP32, each scope, the calibration seeds and the attribution (``row``
+    gives its arch_hash, name, params, PyTorch FP32 accuracy and arch)."""
+    import numpy as np
+
+    from nas import int8
+
+    resolution = TRUTH.resolution
+    fp32 = int8.fp32_onnx(model, resolution=resolution)
+    start = time.perf_counter()
+    reference = _logits(fp32, test, resolution)
+    fp32_seconds = time.perf_counter() - start
+    families = sorted({int8.family(n) for n in _nodes(fp32)} - {"other"}, key=int8.FAMILIES.index)
+    full, part = len(test), ATTRIBUTION_IMAGES
+    configs = [("fp32", None, (), 0, full)] + [(scope, scope, (), 0, full) for scope in int8.SCOPES]
+    configs += [(f"all@seed{seed}", "all", (), seed, full) for seed in CALIBRATION_SEEDS]
+    configs += [(f"all@{part}", "all", (), 0, part)]  # the attribution's baseline: "all" on its images
+    configs += [(f"all-fp32:{name}", "all", (name,), 0, part) for name in families]
+    rows, kept = [], {}
+    for config, scope, keep, seed, images in configs:
+        scored = test if images == full else test.subset(range(images))
+        ref = reference[:images]
+        if scope is None:
+            logits, q_seconds, s_seconds, ops = reference, 0.0, fp32_seconds, {}
+        elif config == f"all@{part}":
+            logits, q_seconds, s_seconds, ops = kept["all"][:part], 0.0, 0.0, {}
+        else:
+            recipe = int8.Int8Recipe(scope=scope, seed=seed)
+            start = time.perf_counter()
+            onnx = int8.quantize_onnx(
+                fp32, int8.calibration_set(train, recipe), resolution=resolution, recipe=recipe, keep_fp32=keep
+            )
+            q_seconds = time.perf_counter() - start
+            ops = {op: [c["nodes"], c["int8_in"], c["int8_out"]] for op, c in int8.coverage(onnx).items()}
+            start = time.perf_counter()
+            logits = _logits(onnx, scored, resolution)
+            s_seconds = time.perf_counter() - start
+        kept[config] = logits
+        accuracy = _accuracy(logits, scored)
+        noise = float(((logits - ref) ** 2).sum())
+        snr = 10 * np.log10(float((ref**2).sum()) / noise) if noise > 0 else float("inf")
+        rows.append({
+            "arch_hash": row["arch_hash"], "name": row["name"], "params": row["params"], "config": config,
+            "scope": scope or "", "seed": seed, "keep_fp32": ",".join(keep), "accuracy": round(accuracy, 5),
+            "images": images, "drop": round(_accuracy(ref, scored) - accuracy, 5),
+            "flips": round(float((logits.argmax(-1) != ref.argmax(-1)).mean()), 5),
+            "logit_snr_db": round(snr, 2), "quantize_seconds": round(q_seconds, 2),
+            "score_seconds": round(s_seconds, 2),
+            "int8_ops": json.dumps(ops, separators=(",", ":")), "torch_fp32_acc": row["fp32_acc"], "arch": row["arch"],
+        })  # fmt: skip
+    return rows
 
 
 def networks(path: Path) -> list[dict]:
@@ -415,6 +458,27 @@ def report_stage(path: Path, out: Path) -> None:
             f" {100 * flips_all:.2f} % -> {100 * flips_keep:.2f} % | {pts(change)} |"
         )
     lines += ["", *_front_section(nets, noise), ""]
+    readme = path.with_name(README_RESULT_CSV.name)
+    if readme.is_file():
+        front = networks(readme)
+        lines += [
+            "## The README job's front",
+            "",
+            "The networks the README job (`docs/examples/edge-classifier.yaml`) trained at its end, its front's",
+            'best (`benchmarks/results/end_to_end.csv`, role "search"), trained again by the job\'s own meter',
+            "(seed 0) and measured as above (`python benchmarks/int8_study.py readme`; drops in points):",
+            "",
+            "| network | params (M) | FP32 | INT8 matmul | INT8 all | drop matmul | drop all | calibration seeds' drops (all) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for n in front:
+            c = n["configs"]
+            lines.append(
+                f"| {n['name']} | {n['params'] / 1e6:.2f} | {n['fp32']:.4f} | {c['matmul']['accuracy']:.4f} |"
+                f" {c['all']['accuracy']:.4f} | {pts(c['matmul']['drop'])} | {pts(c['all']['drop'])} |"
+                f" {', '.join(pts(d) for d in n['seed_drops'])} |"
+            )
+        lines.append("")
     prior = json.loads(PRIOR_JSON.read_text()) if PRIOR_JSON.is_file() else None
     lines += ["## The INT8 drop predictor (nas.int8_drop)", ""]
     if prior:
@@ -449,8 +513,6 @@ def report_stage(path: Path, out: Path) -> None:
         "  lose more than measured here.",
         "- One task (Fashion-MNIST at 32x32, 3 epochs): small, short-trained networks with modest",
         "  activation outliers. Longer training and larger images make outliers, which MinMax handles worst.",
-        "- The README job's own front was not quantized here (its networks are trained by the job; the",
-        "  export path writes their INT8 graphs).",
     ]
     lines += ["", "## Cost", ""]
     lines += [
@@ -488,7 +550,7 @@ def _front_section(nets: list[dict], noise: float) -> list[str]:
     from nas.pricing import price, resolve_accelerator
     from nas.spec import load_spec
 
-    spec = load_spec(Path(__file__).parents[1] / "docs" / "examples" / "edge-classifier.yaml")
+    spec = load_spec(README_JOB)
     space, accelerator = resolve_space(spec), resolve_accelerator(spec)
     priced = [price(space, space.arch_from_json(n["arch"]), spec, accelerator) for n in nets]
     lines = [
@@ -548,7 +610,7 @@ def _accuracy(logits, data) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["train", "quantize", "prior", "report"])
+    parser.add_argument("stage", choices=["train", "quantize", "readme", "prior", "report"])
     parser.add_argument("--results", type=Path, default=RESULT_CSV, help="the study's CSV (prior, report)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "docs" / "int8.md")
     parser.add_argument("--workdir", type=Path, default=WORKDIR)
@@ -561,6 +623,8 @@ def main(argv: list[str] | None = None) -> None:
         train_stage(args.workdir, (i, k))
     elif args.stage == "quantize":
         quantize_stage(args.workdir)
+    elif args.stage == "readme":
+        readme_stage(args.workdir)
     elif args.stage == "prior":
         prior_stage(args.results)
     elif args.stage == "report":
