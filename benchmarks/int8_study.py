@@ -424,7 +424,8 @@ def report_stage(path: Path, out: Path) -> None:
         groups: dict[str, list[dict]] = {}
         for n in nets:
             groups.setdefault(key(n), []).append(n)
-        for g, members in sorted(groups.items()):
+        order = [label for _, _, label in SIZES]  # sizes small to large, the rest by name
+        for g, members in sorted(groups.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else 0, kv[0])):
             dm = [m["configs"]["matmul"]["drop"] for m in members]
             da = [m["configs"]["all"]["drop"] for m in members]
             snr = np.median([m["configs"]["all"]["snr"] for m in members])
