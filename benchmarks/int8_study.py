@@ -501,6 +501,19 @@ def report_stage(path: Path, out: Path) -> None:
                     f"| {name.replace('_', ' ')} | {c['n']} | {100 * c['mae']:.3f} | {100 * c['rmse']:.3f} | {tau} |"
                     f" {c['within_1sd']:.2f} | {c['within_2sd']:.2f} | {100 * c['mean_std']:.3f} |"
                 )
+        folds, zero = h.get("mixer_family_folds"), h.get("zero_drop_baseline")
+        if folds and zero:
+            lines += [
+                "",
+                "What the features say beyond the noise: nothing measurable."
+                if folds["mae"] >= 0.9 * zero["mae"]
+                else f"The features cut the held-out error to {folds['mae'] / zero['mae']:.0%} of predicting no drop.",
+                f"The prior's mean drop is {100 * prior['fitted_on'].get('mean_drop', 0):+.3f} points and its std"
+                f" {100 * prior['residual_std']:.3f} (the noise floor {100 * prior['noise_std']:.3f}); held out by mixer"
+                f" family it errs by {100 * folds['mae']:.3f} points on average against {100 * zero['mae']:.3f} for"
+                " predicting no drop at all. It is honest rather than informative here: its spread covers what",
+                "is measured, and a job whose networks do lose accuracy in INT8 moves it with its own drops.",
+            ]
         lines += ["", "By mixer family, held out: " + ", ".join(
             f"{g} ({v['networks']}): MAE {100 * v['mae']:.3f}" for g, v in h.get("by_family", {}).items()) + "."]  # fmt: skip
     lines += [
