@@ -381,9 +381,10 @@ def report_stage(path: Path, out: Path) -> None:
         f" ({pts(worst['configs']['all']['drop'])} points)."
     )
     d = np.array([n["configs"]["all"]["drop"] for n in nets])
+    se = d.std(ddof=1) / np.sqrt(len(d))
     verdict += (
-        f' The mean drop in "all" is {pts(d.mean())} +- {100 * d.std(ddof=1) / np.sqrt(len(d)):.2f} points'
-        " (standard error over networks): INT8 loses at most a few hundredths of a point on this task."
+        f' The mean drop in "all" is {pts(d.mean())} +- {100 * se:.2f} points (standard error over networks):'
+        f" on average INT8 loses less than {100 * (d.mean() + 2 * se):.2f} points on this task (two standard errors)."
     )
     lines += [
         "",
