@@ -279,13 +279,15 @@ def fp32_onnx(model: torch.nn.Module, *, resolution: int) -> bytes:
 
     was_training = model.training
     model.eval()
+    first = next(model.parameters(), None)  # a model trained on a GPU exports from there
+    device = first.device if first is not None else torch.device("cpu")
     buffer = io.BytesIO()
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(None), torch.no_grad():
             warnings.simplefilter("ignore")  # the TorchScript-based exporter is deprecated; see nas.export
             torch.onnx.export(
                 model,
-                (torch.zeros(1, 3, resolution, resolution),),
+                (torch.zeros(1, 3, resolution, resolution, device=device),),
                 buffer,
                 dynamo=False,
                 opset_version=ONNX_OPSET,
