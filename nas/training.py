@@ -9,6 +9,7 @@ at the evaluator's resolution. Its defaults are the ranking benchmark's truth re
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,8 @@ class AccuracyMeter:
 
     ``through_rungs``: the candidate trains through the job's rungs (``Training.rungs``), one run: the recipe's cosine
     spans all its steps, so the accuracy at the last rung is the one a training without rungs
-    measures. At each earlier rung it is scored on the test images, and stops there if below that
+    measures. Each rung states its steps, of how many, the accuracy there and the seconds the
+    training had run (scoring included). At each earlier rung it is scored on the test images, and stops there if below that
     rung's bar (``bars[i]``, None: go on); a stopped training keeps no weights."""
 
     def __init__(self, spec: JobSpec) -> None:
@@ -125,17 +127,17 @@ class AccuracyMeter:
         torch.manual_seed(self.spec.seed)  # the initialisation the proxies scored, and the benchmark's
         model = build_model(arch, num_classes=self.spec.num_classes, img_size=self.recipe.resolution).to(self.device)
         trainer = Trainer(model, self.train_set, self.recipe)
-        total, rungs = self.recipe.steps, []
+        total, rungs, start = self.recipe.steps, [], time.perf_counter()
         for i, steps in enumerate(self.steps[:-1]):
             trainer.advance(steps - trainer.step)
             accuracy = evaluate(model, self.test_set, resolution=self.recipe.resolution)
-            rungs.append({"steps": steps, "of": total, "accuracy": accuracy})
+            rungs.append({"steps": steps, "of": total, "accuracy": accuracy, "seconds": _since(start)})
             bar = bars[i] if bars is not None and i < len(bars) else None
             if bar is not None and accuracy < bar:
                 return rungs, None
         trainer.advance(total - trainer.step)
         accuracy, weights = self.scored(model)
-        rungs.append({"steps": total, "of": total, "accuracy": accuracy})
+        rungs.append({"steps": total, "of": total, "accuracy": accuracy, "seconds": _since(start)})
         return rungs, weights
 
     def scored(self, model: torch.nn.Module) -> tuple[float, bytes]:
@@ -144,3 +146,7 @@ class AccuracyMeter:
         buffer = io.BytesIO()
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
         return accuracy, buffer.getvalue()
+
+
+def _since(start: float) -> float:
+    return round(time.perf_counter() - start, 3)

@@ -2,6 +2,8 @@
 and 7; docs/training_schedule.md): real jobs on SQLite in one process, real Fashion-MNIST, a tiny
 recipe."""
 
+import itertools
+
 import pytest
 
 from nas.search import _predictor, run, submit
@@ -54,10 +56,15 @@ def test_rungs_are_one_run_and_a_hopeless_training_stops_at_its_first_rung(meter
     assert weights is not None
     accuracy, _ = meter(arch)  # the full training without rungs scores the same network the same
     assert rungs[-1]["accuracy"] == accuracy
+    assert all(0 < a["seconds"] <= b["seconds"] for a, b in itertools.pairwise(rungs))
     stopped, none = meter.through_rungs(arch, [rungs[0]["accuracy"] + 0.01, None])
-    assert stopped == rungs[:1] and none is None  # below its bar at the first rung: stops, keeps nothing
+    assert _accuracies(stopped) == _accuracies(rungs[:1]) and none is None  # below its bar: stops, keeps nothing
     passed, kept = meter.through_rungs(arch, [rungs[0]["accuracy"] - 0.01, rungs[1]["accuracy"] + 0.01])
-    assert passed == rungs[:2] and kept is None
+    assert _accuracies(passed) == _accuracies(rungs[:2]) and kept is None
+
+
+def _accuracies(rungs):
+    return [(r["steps"], r["of"], r["accuracy"]) for r in rungs]
 
 
 def test_rungs_must_increase_to_the_whole_recipe():

@@ -346,6 +346,11 @@ class AccuracyPredictor:
             self.ladders[candidate_id] = [dict(r) for r in rungs]
         ladder = {candidate_id: self.ladders[candidate_id]} if rungs else None
         if accuracy is None and failure is None and rungs:  # stopped early: stays predicted
+            if predicted is not None:  # the prediction before its rungs, to check what they taught
+                self.prospective.append(
+                    {"candidate": candidate_id, "predicted": round(predicted, 5), "std": round(std or 0.0, 5),
+                     "stopped_at": rungs[-1]["steps"], "rung_accuracy": round(rungs[-1]["accuracy"], 5)}
+                )  # fmt: skip
             self.publish(rungs=ladder)
             return
         if accuracy is None:

@@ -1,0 +1,201 @@
+"""Successive halving of a job's trainings against today's full training, and whether anything
+the final front left unmeasured beats the job's best measured network (issue 22, items 6 and 7).
+
+    python benchmarks/training_schedule.py run [--seeds 0 1] [--trials N] [--wall S] [--timeout S]
+    python benchmarks/training_schedule.py report > docs/training_schedule.md
+
+``run`` runs the README job (docs/examples/edge-classifier.yaml; ``--trials``/``--wall`` override its
+budget, stated in the report) once per seed and mode, sequentially, each in its own process under
+``--timeout``: ``full`` (``train.rungs: [1]``, every training to the end) and ``halving``
+(``train.rungs: [0.25, 0.5, 1]``). Then, in the same process, every unmeasured member of the final
+front, and every candidate stopped early, is trained to the end with the job's own recipe and seed
+(``nas.training.AccuracyMeter``, the code path of the job's trainings). One JSON per job goes to
+``results/training_schedule/``; ``report`` prints the figures from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).parents[1]
+README_JOB = ROOT / "docs" / "examples" / "edge-classifier.yaml"
+RESULTS = Path(__file__).parent / "results" / "training_schedule"
+MODES = {"full": [1], "halving": [0.25, 0.5, 1]}
+
+
+def job_spec(mode: str, seed: int, trials: int | None, wall: float | None) -> dict:
+    spec = yaml.safe_load(README_JOB.read_text())
+    spec["seed"] = seed
+    spec["evaluator"]["train"]["rungs"] = MODES[mode]
+    if trials is not None:
+        spec["budget"]["trials"] = trials
+    if wall is not None:
+        spec["budget"]["wall_time_s"] = wall
+    return spec
+
+
+def one_job(mode: str, seed: int, trials: int | None, wall: float | None, out: Path) -> None:
+    """Run one job, then train what its front left unmeasured and what it stopped; write its JSON."""
+    from nas.search import run, submit
+    from nas.spec import load_spec
+    from nas.store import Store
+    from nas.training import AccuracyMeter
+    from search_spaces import ArchConfig
+
+    db = out.with_suffix(".db")
+    db.unlink(missing_ok=True)
+    store = Store(f"sqlite:///{db}")
+    spec = load_spec(job_spec(mode, seed, trials, wall))
+    start = time.perf_counter()
+    job = run(store, submit(store, spec).id)
+    job_s = time.perf_counter() - start
+    trained = [c for c in store.candidates(job.id, status="complete") if c.rungs]
+    front = store.pareto(job.id, sort="accuracy", descending=True)
+    measured_front = [c.metrics["measured_accuracy"] for c in front if c.metrics["measured_accuracy"] is not None]
+    stopped = [c for c in trained if c.rungs[-1]["steps"] < c.rungs[-1]["of"]]
+    prospective = {p["candidate"]: p for p in store.get_job(job.id).predictor.get("prospective", []) if "stopped_at" in p}
+    meter = AccuracyMeter(spec)
+    after = []  # trained afterwards: the front's unmeasured members and the stopped candidates
+    for c in [c for c in front if c.metrics["measured_accuracy"] is None] + [c for c in stopped if c not in front]:
+        t = time.perf_counter()
+        accuracy, _ = meter(ArchConfig.from_json(c.arch))
+        before = prospective.get(c.id, {})
+        after.append({
+            "id": c.id, "name": c.name, "on_front": c in front, "stopped": c in stopped, "truth": accuracy,
+            "predicted": c.metrics["predicted_accuracy"], "std": c.metrics["predicted_std"],
+            "predicted_before_rungs": before.get("predicted"), "latency_ms": c.metrics["latency_ms"],
+            "energy_mj": c.metrics["energy_mj"], "seconds": time.perf_counter() - t,
+        })  # fmt: skip
+    result = {
+        "mode": mode, "seed": seed, "rungs": MODES[mode], "status": job.status, "job_s": job_s,
+        "trials": job.n_trials, "budget": spec.budget.model_dump(mode="json"),
+        "trainings": len(trained), "stopped": len(stopped), "measured": len([c for c in trained if c not in stopped]),
+        "train_s": sum(c.rungs[-1]["seconds"] for c in trained), "sgd_steps": sum(c.rungs[-1]["steps"] for c in trained),
+        "hypervolume": job.hypervolume, "front": len(front), "front_measured": len(measured_front),
+        "best_measured": max(measured_front, default=None),
+        "best": {"name": front[0].name, "accuracy": front[0].metrics["accuracy"],
+                 "measured": front[0].metrics["measured_accuracy"]} if front else None,
+        "after": after,
+    }  # fmt: skip
+    out.write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if k != "after"}), flush=True)
+
+
+def run_all(args: argparse.Namespace) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for seed in args.seeds:
+        for mode in MODES:
+            out = RESULTS / f"{mode}_seed{seed}.json"
+            command = [sys.executable, __file__, "job", mode, str(seed), str(out)]
+            command += ["--trials", str(args.trials)] if args.trials else []
+            command += ["--wall", str(args.wall)] if args.wall else []
+            print(f"{mode} seed {seed} ...", flush=True)
+            try:
+                subprocess.run(command, check=True, timeout=args.timeout)
+            except (subprocess.TimeoutExpired, subprocess.CalledProcessError) as err:
+                print(f"{mode} seed {seed}: {err}", flush=True)
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def report() -> None:
+    rows = {(r["mode"], r["seed"]): r for r in (json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json")))}
+    seeds = sorted({s for _, s in rows})
+    budget = next(iter(rows.values()))["budget"] if rows else {}
+    print("# Successive halving of a job's trainings, and a measured top of the front\n")
+    print("Printed by `python benchmarks/training_schedule.py report` from the JSONs `run` wrote")
+    print("(`benchmarks/results/training_schedule/`). The README job (docs/examples/edge-classifier.yaml) under")
+    print(f"seeds {', '.join(map(str, seeds))}, budget {budget.get('trials')} trials / {budget.get('wall_time_s')} s wall,")
+    print("2 Ray workers, on a shared 2-core CPU machine also running other trainings (so seconds are noisy;")
+    print("SGD steps are exact). `full`: `train.rungs: [1]` (every training to the end, as before);")
+    print("`halving`: `train.rungs: [0.25, 0.5, 1]`. Both modes choose what to train and measure the whole final")
+    print("front when cheap in the same way (docs/training_schedule.md); only the rungs differ.\n")
+    print("| mode | seed | trials | trainings (stopped early) | training worker-s | SGD steps | front hypervolume | front (measured) | best measured accuracy |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (mode, seed), r in sorted(rows.items()):
+        best = f"{r['best_measured']:.4f}" if r["best_measured"] is not None else "-"
+        print(f"| {mode} | {seed} | {r['trials']} | {r['trainings']} ({r['stopped']}) | {r['train_s']:.0f} | "
+              f"{r['sgd_steps']} | {r['hypervolume']:.5f} | {r['front']} ({r['front_measured']}) | {best} |")  # fmt: skip
+    both = [s for s in seeds if ("full", s) in rows and ("halving", s) in rows]
+    if both:
+        def mean(mode: str, key: str) -> float:
+            return statistics.mean(rows[(mode, s)][key] for s in both)
+
+        spread = {m: max(rows[(m, s)]["best_measured"] or 0 for s in both) - min(rows[(m, s)]["best_measured"] or 0 for s in both) for m in MODES}  # fmt: skip
+        print(f"\nOver seeds {', '.join(map(str, both))} (means), halving against full:\n")
+        print(f"- training worker-seconds: {1 - mean('halving', 'train_s') / mean('full', 'train_s'):+.1%} less "
+              f"({mean('full', 'train_s'):.0f} -> {mean('halving', 'train_s'):.0f}); target >= 50 % less")  # fmt: skip
+        print(f"- SGD steps: {1 - mean('halving', 'sgd_steps') / mean('full', 'sgd_steps'):+.1%} less "
+              f"({mean('full', 'sgd_steps'):.0f} -> {mean('halving', 'sgd_steps'):.0f})")  # fmt: skip
+        print(f"- front hypervolume: {mean('halving', 'hypervolume') / mean('full', 'hypervolume') - 1:+.2%} "
+              f"({mean('full', 'hypervolume'):.5f} -> {mean('halving', 'hypervolume'):.5f}); target >= -1 %")  # fmt: skip
+        print(f"- best measured accuracy: {mean('full', 'best_measured'):.4f} -> {mean('halving', 'best_measured'):.4f} "
+              f"(seed spread {spread['full']:.4f} full, {spread['halving']:.4f} halving)")  # fmt: skip
+    print("\n## What the final front left unmeasured, trained afterwards (item 7)\n")
+    print("Every unmeasured member of each final front, trained to the end with the job's own recipe and seed")
+    print("(`AccuracyMeter`, the job's code path): does one beat the job's best measured network?\n")
+    print("| mode | seed | unmeasured front members | best of them, trained | job's best measured | beaten by |")
+    print("|---|---|---|---|---|---|")
+    seed_spread = max(
+        [abs(rows[(m, seeds[0])]["best_measured"] - rows[(m, s)]["best_measured"]) for m in MODES for s in seeds
+         if (m, seeds[0]) in rows and (m, s) in rows and rows[(m, s)]["best_measured"] and rows[(m, seeds[0])]["best_measured"]],
+        default=0.0,
+    )  # fmt: skip
+    for (mode, seed), r in sorted(rows.items()):
+        members = [a for a in r["after"] if a["on_front"]]
+        top = max(members, key=lambda a: a["truth"], default=None)
+        margin = (top["truth"] - r["best_measured"]) if top and r["best_measured"] is not None else None
+        best_of = "-"
+        if top:
+            best_of = f"{top['name']} {top['truth']:.4f} (predicted {top['predicted']:.4f} +- {top['std']:.4f})"
+        beaten = f"{margin:+.4f}" if margin is not None else "-"
+        job_best = f"{r['best_measured']:.4f}" if r["best_measured"] is not None else "-"
+        print(f"| {mode} | {seed} | {len(members)} | {best_of} | {job_best} | {beaten} |")
+    print(f"\nSeed spread (largest difference of best measured accuracy between seeds, either mode): {seed_spread:.4f}.")
+    stopped = [a for r in rows.values() for a in r["after"] if a["stopped"] and a["predicted_before_rungs"] is not None]
+    if stopped:
+        before = [abs(a["predicted_before_rungs"] - a["truth"]) for a in stopped]
+        after = [abs(a["predicted"] - a["truth"]) for a in stopped]
+        print("\n## Does a stopped training teach the predictor? (held out: trained to the end afterwards)\n")
+        print(f"{len(stopped)} candidates stopped early, trained to the end afterwards: median |prediction - truth| "
+              f"{_median(before):.4f} before their rungs, {_median(after):.4f} at the job's end with their rungs "
+              f"(the end's prediction also saw later trainings); truth below the prediction before rungs in "
+              f"{sum(a['truth'] < a['predicted_before_rungs'] for a in stopped)} of {len(stopped)}.")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="stage", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    r.add_argument("--trials", type=int)
+    r.add_argument("--wall", type=float)
+    r.add_argument("--timeout", type=float, default=900)
+    j = sub.add_parser("job")
+    j.add_argument("mode", choices=list(MODES))
+    j.add_argument("seed", type=int)
+    j.add_argument("out", type=Path)
+    j.add_argument("--trials", type=int)
+    j.add_argument("--wall", type=float)
+    sub.add_parser("report")
+    args = parser.parse_args(argv)
+    if args.stage == "run":
+        run_all(args)
+    elif args.stage == "job":
+        one_job(args.mode, args.seed, args.trials, args.wall, args.out)
+    else:
+        report()
+
+
+if __name__ == "__main__":
+    main()
