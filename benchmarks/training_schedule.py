@@ -8,7 +8,7 @@ the final front left unmeasured beats the job's best measured network (issue 22,
 budget, stated in the report) once per seed and mode, sequentially, each in its own process under
 ``--timeout``: ``full`` (``train.rungs: [1]``, every training to the end) and ``halving``
 (``train.rungs: [0.25, 0.5, 1]``). Then, in the same process, every unmeasured member of the final
-front, and every candidate stopped early, is trained to the end with the job's own recipe and seed
+front, and up to 3 candidates stopped early, are trained to the end with the job's own recipe and seed
 (``nas.training.AccuracyMeter``, the code path of the job's trainings). One JSON per job goes to
 ``results/training_schedule/``; ``report`` prints the figures from them.
 """
@@ -29,6 +29,7 @@ ROOT = Path(__file__).parents[1]
 README_JOB = ROOT / "docs" / "examples" / "edge-classifier.yaml"
 RESULTS = Path(__file__).parent / "results" / "training_schedule"
 MODES = {"full": [1], "halving": [0.25, 0.5, 1]}
+STOPPED_CHECKED = 3  # stopped candidates trained to the end afterwards, per job (the predictor's check)
 
 
 def job_spec(mode: str, seed: int, trials: int | None, wall: float | None) -> dict:
@@ -61,10 +62,13 @@ def one_job(mode: str, seed: int, trials: int | None, wall: float | None, out: P
     front = store.pareto(job.id, sort="accuracy", descending=True)
     measured_front = [c.metrics["measured_accuracy"] for c in front if c.metrics["measured_accuracy"] is not None]
     stopped = [c for c in trained if c.rungs[-1]["steps"] < c.rungs[-1]["of"]]
-    prospective = {p["candidate"]: p for p in store.get_job(job.id).predictor.get("prospective", []) if "stopped_at" in p}
+    prospective = {
+        p["candidate"]: p for p in store.get_job(job.id).predictor.get("prospective", []) if "stopped_at" in p
+    }
     meter = AccuracyMeter(spec)
     after = []  # trained afterwards: the front's unmeasured members and the stopped candidates
-    for c in [c for c in front if c.metrics["measured_accuracy"] is None] + [c for c in stopped if c not in front]:
+    unmeasured = [c for c in front if c.metrics["measured_accuracy"] is None]
+    for c in unmeasured + [c for c in stopped if c not in front][:STOPPED_CHECKED]:
         t = time.perf_counter()
         accuracy, _ = meter(ArchConfig.from_json(c.arch))
         before = prospective.get(c.id, {})
@@ -89,11 +93,45 @@ def one_job(mode: str, seed: int, trials: int | None, wall: float | None, out: P
     print(json.dumps({k: v for k, v in result.items() if k != "after"}), flush=True)
 
 
+DESIGN = """\
+## How a job trains now
+
+**Successive halving** (`evaluator.train.rungs`, shares of the recipe's steps; `[1]`, the default,
+is the full training of before). A training runs its recipe once (the cosine spans every step, so
+stopping to score at a rung and going on is the same run: the last rung's accuracy equals a
+training without rungs) and is scored on the test images at each rung. The driver sends each
+training with a bar per early rung: the accuracy it needs at the end to be non-dominated by the
+current front at its own latency, energy and other objectives (the best accuracy of the front
+members at least as good on all of them; `AccuracyPredictor.required_accuracy`), minus the most it
+could still gain from that rung (`gain_bound`: `0.4 x (1 - share)` until 3 full trainings have
+shown their gains, then the largest gain seen from that rung plus 0.02). Below its bar, the worker
+stops the training and sends its rungs back: no weights are kept. The front's best (`train.final`)
+always train to the end (their weights are exported). Every rung is stored (`CandidateRecord.rungs`:
+steps, of, accuracy, seconds).
+
+**The predictor learns from a stopped training**: its final accuracy is taken as its last rung's
+plus the mean gain full trainings showed from that rung, an observation with extra variance (the
+spread of those gains) in the Gaussian process (`AccuracySurrogate.fit(extra_var=...)`); the
+candidate stays predicted, conditioned on it.
+
+**What to train** during the search (after the initial design): the candidate whose measurement is
+likeliest to change the front or its best, from its predicted mean and std: the chance it beats the
+front's best measured accuracy plus how undecided its membership of the front is (min(p, 1 - p),
+p the chance it beats its `required_accuracy`). **At the end**, the front's top `train.final` train
+fully, and where the unmeasured members' trainings (the median training so far, over the workers)
+fit in a quarter of the search's wall time, every other unmeasured member of the front trains too
+(through the rungs), in up to 3 rounds, since a measurement reorders the front.
+"""
+
+
 def run_all(args: argparse.Namespace) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         for mode in MODES:
             out = RESULTS / f"{mode}_seed{seed}.json"
+            if out.is_file() and not args.again:
+                print(f"{mode} seed {seed}: done ({out.name}); --again reruns it", flush=True)
+                continue
             command = [sys.executable, __file__, "job", mode, str(seed), str(out)]
             command += ["--trials", str(args.trials)] if args.trials else []
             command += ["--wall", str(args.wall)] if args.wall else []
@@ -113,14 +151,19 @@ def report() -> None:
     seeds = sorted({s for _, s in rows})
     budget = next(iter(rows.values()))["budget"] if rows else {}
     print("# Successive halving of a job's trainings, and a measured top of the front\n")
+    print(DESIGN)
     print("Printed by `python benchmarks/training_schedule.py report` from the JSONs `run` wrote")
     print("(`benchmarks/results/training_schedule/`). The README job (docs/examples/edge-classifier.yaml) under")
-    print(f"seeds {', '.join(map(str, seeds))}, budget {budget.get('trials')} trials / {budget.get('wall_time_s')} s wall,")
+    print(
+        f"seeds {', '.join(map(str, seeds))}, budget {budget.get('trials')} trials / {budget.get('wall_time_s')} s wall,"
+    )
     print("2 Ray workers, on a shared 2-core CPU machine also running other trainings (so seconds are noisy;")
     print("SGD steps are exact). `full`: `train.rungs: [1]` (every training to the end, as before);")
     print("`halving`: `train.rungs: [0.25, 0.5, 1]`. Both modes choose what to train and measure the whole final")
     print("front when cheap in the same way (docs/training_schedule.md); only the rungs differ.\n")
-    print("| mode | seed | trials | trainings (stopped early) | training worker-s | SGD steps | front hypervolume | front (measured) | best measured accuracy |")
+    print(
+        "| mode | seed | trials | trainings (stopped early) | training worker-s | SGD steps | front hypervolume | front (measured) | best measured accuracy |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for (mode, seed), r in sorted(rows.items()):
         best = f"{r['best_measured']:.4f}" if r["best_measured"] is not None else "-"
@@ -128,14 +171,15 @@ def report() -> None:
               f"{r['sgd_steps']} | {r['hypervolume']:.5f} | {r['front']} ({r['front_measured']}) | {best} |")  # fmt: skip
     both = [s for s in seeds if ("full", s) in rows and ("halving", s) in rows]
     if both:
+
         def mean(mode: str, key: str) -> float:
             return statistics.mean(rows[(mode, s)][key] for s in both)
 
         spread = {m: max(rows[(m, s)]["best_measured"] or 0 for s in both) - min(rows[(m, s)]["best_measured"] or 0 for s in both) for m in MODES}  # fmt: skip
         print(f"\nOver seeds {', '.join(map(str, both))} (means), halving against full:\n")
-        print(f"- training worker-seconds: {1 - mean('halving', 'train_s') / mean('full', 'train_s'):+.1%} less "
+        print(f"- training worker-seconds: {1 - mean('halving', 'train_s') / mean('full', 'train_s'):.1%} less "
               f"({mean('full', 'train_s'):.0f} -> {mean('halving', 'train_s'):.0f}); target >= 50 % less")  # fmt: skip
-        print(f"- SGD steps: {1 - mean('halving', 'sgd_steps') / mean('full', 'sgd_steps'):+.1%} less "
+        print(f"- SGD steps: {1 - mean('halving', 'sgd_steps') / mean('full', 'sgd_steps'):.1%} less "
               f"({mean('full', 'sgd_steps'):.0f} -> {mean('halving', 'sgd_steps'):.0f})")  # fmt: skip
         print(f"- front hypervolume: {mean('halving', 'hypervolume') / mean('full', 'hypervolume') - 1:+.2%} "
               f"({mean('full', 'hypervolume'):.5f} -> {mean('halving', 'hypervolume'):.5f}); target >= -1 %")  # fmt: skip
@@ -161,7 +205,9 @@ def report() -> None:
         beaten = f"{margin:+.4f}" if margin is not None else "-"
         job_best = f"{r['best_measured']:.4f}" if r["best_measured"] is not None else "-"
         print(f"| {mode} | {seed} | {len(members)} | {best_of} | {job_best} | {beaten} |")
-    print(f"\nSeed spread (largest difference of best measured accuracy between seeds, either mode): {seed_spread:.4f}.")
+    print(
+        f"\nSeed spread (largest difference of best measured accuracy between seeds, either mode): {seed_spread:.4f}."
+    )
     stopped = [a for r in rows.values() for a in r["after"] if a["stopped"] and a["predicted_before_rungs"] is not None]
     if stopped:
         before = [abs(a["predicted_before_rungs"] - a["truth"]) for a in stopped]
@@ -180,7 +226,8 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     r.add_argument("--trials", type=int)
     r.add_argument("--wall", type=float)
-    r.add_argument("--timeout", type=float, default=900)
+    r.add_argument("--timeout", type=float, default=1800)
+    r.add_argument("--again", action="store_true", help="rerun jobs whose results exist")
     j = sub.add_parser("job")
     j.add_argument("mode", choices=list(MODES))
     j.add_argument("seed", type=int)

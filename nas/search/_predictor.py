@@ -199,17 +199,18 @@ class AccuracyPredictor:
         sd = float(np.std(gains, ddof=1)) if len(gains) > 1 else prior / 2
         return min(1.0, last["accuracy"] + float(np.mean(gains))), max(sd, GAIN_SD_FLOOR)
 
-    def required_accuracy(self, record: CandidateRecord) -> float | None:
+    def required_accuracy(self, record: CandidateRecord, front: list[CandidateRecord] | None = None) -> float | None:
         """The accuracy ``record`` must beat to be on the current front at its other objectives (its
         latency, energy, ...): the best of the front members at least as good on all of them
-        (measured, else predicted mean); None where none is, or accuracy is not an objective."""
+        (measured, else predicted mean); None where none is, or accuracy is not an objective.
+        ``front``: the job's front, where the caller read it already."""
         objectives = self.spec.objectives
         if "accuracy" not in objectives:
             return None
         k = objectives.index("accuracy")
         own = loss_vector(record.metrics, objectives)
         bar = None
-        for member in self.store.pareto(self.job_id):
+        for member in self.store.pareto(self.job_id) if front is None else front:
             if member.id == record.id or member.metrics.get("accuracy") is None:
                 continue
             loss = loss_vector(member.metrics, objectives)
@@ -303,7 +304,7 @@ class AccuracyPredictor:
             return float(norm.sf((bar - mean) / std))
 
         def value(i: int) -> float:
-            p = chance(i, self.required_accuracy(self.records[i]))
+            p = chance(i, self.required_accuracy(self.records[i], front))
             best = chance(i, measured_best) if measured_best is not None else p
             return best + min(p, 1 - p)
 
