@@ -214,8 +214,8 @@ def report() -> None:
         print(f"- best measured accuracy: {mean('full', 'best_measured'):.4f} -> {mean('halving', 'best_measured'):.4f} "
               f"(seed spread {spread['full']:.4f} full, {spread['halving']:.4f} halving)")  # fmt: skip
     print("\n## What the final front left unmeasured, trained afterwards (item 7)\n")
-    print("The unmeasured members of each final front with the highest predicted accuracy (`run --check-top`,")
-    print("3 by default: on this loaded machine a training took 50-150 s, so not every member), trained to the")
+    print("The unmeasured members of each final front with the highest predicted accuracy (`check MODE SEED --top N`;")
+    print("not every member: on this loaded machine a training took 50-150 s), trained to the")
     print("end with the job's own recipe and seed (`AccuracyMeter`, the job's code path): does one beat the")
     print("job's best measured network?\n")
     print(
