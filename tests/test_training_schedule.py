@@ -92,6 +92,7 @@ def halving(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_predictor, "PRIOR_GAIN", 0.0)
         patch.setattr(_predictor, "LADDERS_TO_LEARN", 10**6)
+        patch.setattr(_predictor, "OPTIMISM", -10.0)  # nor any for what the prediction says
         return _job(tmp_path_factory.mktemp("halving"), SPEC)
 
 

@@ -16,7 +16,8 @@ Training happens in three places, all on the job's workers:
 Successive halving (``train.rungs``, docs/training_schedule.md): every training but the front's
 best is scored at each rung and stops where even an optimistic extrapolation to the end (the
 largest gain seen from that rung, plus a margin) cannot reach the accuracy that would put it on
-the current front at its own latency, energy, ...: its ``bars``. A stopped candidate stays
+the current front at its own latency, energy, ...: its ``bars``; only a candidate whose prediction
+(two stds up) cannot reach it either gets bars. A stopped candidate stays
 predicted, its prediction conditioned on its last rung (a noisy observation of its final accuracy:
 the rung's accuracy plus the mean gain seen from there, with their spread as extra variance).
 
@@ -66,6 +67,10 @@ PRIOR_GAIN = 0.4
 LADDERS_TO_LEARN = 3
 GAIN_MARGIN = 0.02
 GAIN_SD_FLOOR = 0.01
+# ... and only where the prediction, OPTIMISM stds above its mean, cannot reach the front either: an
+# early rung can sit near chance for a network that ends on the front (the README job: 0.21 at a
+# quarter of its steps, 0.863 at the end; docs/training_schedule.md)
+OPTIMISM = 2.0
 
 
 def arch_encoding(arch_json: str) -> list[float]:
@@ -226,6 +231,9 @@ class AccuracyPredictor:
         need = self.required_accuracy(record)
         if need is None:
             return None
+        m = self.records[record.id].metrics if record.id in self.records else record.metrics
+        if (m.get("accuracy") or 0.0) + OPTIMISM * (m.get("accuracy_std") or 0.0) >= need:
+            return None  # the prediction says it may reach the front: an early rung alone cannot overrule it
         return [need - self.gain_bound(s, steps[-1]) for s in steps[:-1]]
 
     def _summary(self) -> dict[str, Any]:
