@@ -174,8 +174,34 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def stopped_truths(halving_json: Path, seed: int) -> list[dict]:
+    """The candidates a halving job stopped early that the full job of the same seed trained to the
+    end (same network, recipe and seed: the same run): what each would have reached."""
+    from nas.store import Store
+
+    full_db = RESULTS / f"full_seed{seed}.db"
+    if not full_db.is_file() or not halving_json.with_suffix(".db").is_file():
+        return []
+    full = Store(f"sqlite:///{full_db}")
+    truth = {
+        c.arch_hash: c.metrics["measured_accuracy"]
+        for c in full.candidates(full.list_jobs()[0].id, status="complete")
+        if c.metrics["measured_accuracy"] is not None
+    }
+    store = Store(f"sqlite:///{halving_json.with_suffix('.db')}")
+    job = store.list_jobs()[0]
+    before = {p["candidate"]: p.get("predicted") for p in job.predictor.get("prospective", []) if "stopped_at" in p}
+    return [
+        {"name": c.name, "rung": c.rungs[-1], "truth": truth[c.arch_hash], "predicted": c.metrics["predicted_accuracy"],
+         "std": c.metrics["predicted_std"], "before": before.get(c.id)}
+        for c in store.candidates(job.id, status="complete")
+        if c.rungs and c.rungs[-1]["steps"] < c.rungs[-1]["of"] and c.arch_hash in truth
+    ]  # fmt: skip
+
+
 def report() -> None:
     rows = {(r["mode"], r["seed"]): r for r in (json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json")))}
+    first = [json.loads(p.read_text()) for p in sorted((RESULTS / "first_rule").glob("*.json"))]
     seeds = sorted({s for _, s in rows})
     budget = next(iter(rows.values()))["budget"] if rows else {}
     print("# Successive halving of a job's trainings, and a measured top of the front\n")
@@ -197,6 +223,15 @@ def report() -> None:
         best = f"{r['best_measured']:.4f}" if r["best_measured"] is not None else "-"
         print(f"| {mode} | {seed} | {r['trials']} | {r['trainings']} ({r['stopped']}) | {r['train_s']:.0f} | "
               f"{r['sgd_steps']} | {r['hypervolume']:.5f} | {r['front']} ({r['front_measured']}) | {best} |")  # fmt: skip
+    for r in first:
+        best = f"{r['best_measured']:.4f}" if r["best_measured"] is not None else "-"
+        print(f"| halving, first rule* | {r['seed']} | {r['trials']} | {r['trainings']} ({r['stopped']}) | {r['train_s']:.0f} | "
+              f"{r['sgd_steps']} | {r['hypervolume']:.5f} | {r['front']} ({r['front_measured']}) | {best} |")  # fmt: skip
+    if first:
+        print("\n\\* the first rule stopped a training on its rungs alone; it stopped networks that end on the front")
+        print(
+            "(below), so a training now gets bars only where its prediction, two stds up, cannot reach the front either."
+        )
     both = [s for s in seeds if ("full", s) in rows and ("halving", s) in rows]
     if both:
 
@@ -242,6 +277,39 @@ def report() -> None:
     print(
         f"\nSeed spread (largest difference of best measured accuracy between seeds, either mode): {seed_spread:.4f}."
     )
+    checked = [
+        (
+            f"halving, first rule, seed {r['seed']}",
+            stopped_truths(RESULTS / "first_rule" / f"halving_seed{r['seed']}.json", r["seed"]),
+        )
+        for r in first
+    ]
+    checked += [
+        (f"halving, seed {seed}", stopped_truths(RESULTS / f"halving_seed{seed}.json", seed))
+        for m, seed in rows
+        if m == "halving"
+    ]
+    checked = [(label, found) for label, found in checked if found]
+    if checked:
+        print("\n## What the stopped trainings would have reached\n")
+        print(
+            "Candidates a halving job stopped early that the full job of the same seed trained to the end (the same run):\n"
+        )
+        print(
+            "| job | candidate | stopped at (steps of, accuracy) | would have reached | predicted before its rungs | predicted after |"
+        )
+        print("|---|---|---|---|---|---|")
+        for label, found in checked:
+            for f in found:
+                before = f"{f['before']:.4f}" if f["before"] is not None else "-"
+                print(f"| {label} | {f['name']} | {f['rung']['steps']} of {f['rung']['of']}, {f['rung']['accuracy']:.4f} | "
+                      f"{f['truth']:.4f} | {before} | {f['predicted']:.4f} +- {f['std']:.4f} |")  # fmt: skip
+        pairs = [f for _, found in checked for f in found if f["before"] is not None]
+        if pairs:
+            b = _median([abs(f["before"] - f["truth"]) for f in pairs])
+            a_ = _median([abs(f["predicted"] - f["truth"]) for f in pairs])
+            print(f"\nMedian |prediction - truth| over these {len(pairs)}: {b:.4f} before their rungs, {a_:.4f} at the job's end "
+                  "with them (the end's prediction also saw the trainings after).")  # fmt: skip
     stopped = [a for r in rows.values() for a in r["after"] if a["stopped"] and a["predicted_before_rungs"] is not None]
     if stopped:
         before = [abs(a["predicted_before_rungs"] - a["truth"]) for a in stopped]
