@@ -139,6 +139,19 @@ class Training(_Frozen):
     final: int = Field(default=3, ge=0, le=100)
     recipe: TrainingRecipe = TrainingRecipe()
     timeout_s: float = Field(default=1800, gt=0)  # one training running longer is recorded as failed
+    # successive halving (docs/training_schedule.md): the shares of the recipe's steps at which a
+    # training is scored; it stops at a rung where even an optimistic extrapolation cannot reach the
+    # front. [1]: today's full training, scored once. The front's best always train to the end.
+    rungs: tuple[float, ...] = (1.0,)
+
+    @field_validator("rungs")
+    @classmethod
+    def _rungs(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not v or list(v) != sorted(set(v)) or v[0] <= 0 or v[-1] != 1:
+            raise ValueError(
+                f"list increasing shares of the recipe's steps in (0, 1], ending at 1 (e.g. [0.25, 0.5, 1]); got {list(v)}"
+            )
+        return tuple(float(r) for r in v)
 
     @property
     def enabled(self) -> bool:

@@ -15,7 +15,8 @@ The model (numpy and scipy only, so it runs in the job's driver without torch):
 - ``t0`` lets the job move the whole map (another dataset or recipe), ``t1`` tilt it along the
   proxy score ``s``, ``sf`` and ``l`` learn what the score misses from the standardised features ``u``
   (the score, log parameters, log MACs and the architecture's encoding);
-- the noise is the seed-to-seed spread of one training run.
+- the noise is the seed-to-seed spread of one training run, plus, for a training stopped at an
+  early rung (successive halving), the spread of its extrapolation to the end (``extra_var``).
 
 Hyperparameters are the maximum a posteriori under weak log-normal priors centred on the values
 below (with few trained candidates the priors dominate, as they should). ``loo`` gives the
@@ -57,11 +58,19 @@ class AccuracySurrogate:
 
     @classmethod
     def fit(
-        cls, x: np.ndarray, measured: Sequence[float], prior_mean: np.ndarray, *, offset: float | None = None
+        cls,
+        x: np.ndarray,
+        measured: Sequence[float],
+        prior_mean: np.ndarray,
+        *,
+        offset: float | None = None,
+        extra_var: Sequence[float] | None = None,
     ) -> AccuracySurrogate:
         """``x``: standardised features of the trained candidates (score first); ``prior_mean``: m0
         there; ``offset``: the prior's standard deviation of the whole map's offset (``t0``), wider
-        where the prior mean was fitted on other data or another recipe."""
+        where the prior mean was fitted on other data or another recipe; ``extra_var``: each value's
+        variance beyond a full training's noise (0 for a measurement; an extrapolated partial
+        training's spread for a stopped one)."""
         x = np.asarray(x, dtype=float).reshape(len(measured), -1) if len(measured) else np.zeros((0, 1))
         x = np.clip(x, -CLIP, CLIP)
         residual = np.asarray(measured, dtype=float) - np.asarray(prior_mean, dtype=float)
@@ -69,9 +78,10 @@ class AccuracySurrogate:
         if offset is not None:
             centres["t0"] = offset
         theta = dict(centres)
+        extra = np.zeros(len(residual)) if extra_var is None else np.asarray(extra_var, dtype=float)
         if len(residual) >= MIN_FIT:
-            theta = _map_estimate(x, residual, centres)
-        chol = np.linalg.cholesky(_kernel(x, x, theta) + theta["noise"] ** 2 * np.eye(len(x)))
+            theta = _map_estimate(x, residual, centres, extra)
+        chol = np.linalg.cholesky(_kernel(x, x, theta) + np.diag(theta["noise"] ** 2 + extra))
         alpha = _solve(chol, residual)
         model = cls(x, residual, theta, alpha, chol)
         if len(residual) < MIN_FIT:
@@ -181,9 +191,11 @@ def _solve(chol: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.linalg.solve(chol.T, np.linalg.solve(chol, b))
 
 
-def _neg_log_posterior(log_theta: np.ndarray, x: np.ndarray, y: np.ndarray, centres: np.ndarray) -> float:
+def _neg_log_posterior(
+    log_theta: np.ndarray, x: np.ndarray, y: np.ndarray, centres: np.ndarray, extra: np.ndarray
+) -> float:
     t = dict(zip(HYPERPARAMETERS, np.exp(log_theta), strict=True))
-    k = _kernel(x, x, t) + t["noise"] ** 2 * np.eye(len(x))
+    k = _kernel(x, x, t) + np.diag(t["noise"] ** 2 + extra)
     try:
         chol = np.linalg.cholesky(k)
     except np.linalg.LinAlgError:
@@ -193,9 +205,9 @@ def _neg_log_posterior(log_theta: np.ndarray, x: np.ndarray, y: np.ndarray, cent
     return float(nll + 0.5 * (((log_theta - centres) / PRIOR_LOG_SD) ** 2).sum())
 
 
-def _map_estimate(x: np.ndarray, y: np.ndarray, centres: dict[str, float]) -> dict[str, float]:
+def _map_estimate(x: np.ndarray, y: np.ndarray, centres: dict[str, float], extra: np.ndarray) -> dict[str, float]:
     bounds = [(math.log(lo), math.log(hi)) for _, lo, hi in HYPERPARAMETERS.values()]
     start = np.log(list(centres.values()))
-    result = minimize(_neg_log_posterior, start, args=(x, y, start), method="L-BFGS-B", bounds=bounds)
+    result = minimize(_neg_log_posterior, start, args=(x, y, start, extra), method="L-BFGS-B", bounds=bounds)
     best = result.x if np.isfinite(result.fun) else start
     return dict(zip(HYPERPARAMETERS, (float(v) for v in np.exp(best)), strict=True))

@@ -9,6 +9,8 @@ at the evaluator's resolution. Its defaults are the ranking benchmark's truth re
 from __future__ import annotations
 
 import io
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,20 +93,60 @@ def training_sets(spec: JobSpec) -> tuple[ImageData, ImageData]:
     return train_set, test_set
 
 
+def rung_steps(total: int, shares: Sequence[float]) -> list[int]:
+    """The steps at which a training is scored (``Training.rungs``: shares of the recipe's ``total``
+    steps), increasing, the last one ``total``."""
+    return sorted({max(1, min(total, round(total * share))) for share in shares} | {total})
+
+
 class AccuracyMeter:
-    """``meter(arch) -> (accuracy, state_dict bytes)``: built once per worker (the data loads here)."""
+    """``meter(arch) -> (accuracy, state_dict bytes)``, a full training; ``meter.through_rungs(arch,
+    bars) -> (rungs, state_dict bytes or None)``, successive halving's. Built once per worker (the
+    data loads here).
+
+    ``through_rungs``: the candidate trains through the job's rungs (``Training.rungs``), one run: the recipe's cosine
+    spans all its steps, so the accuracy at the last rung is the one a training without rungs
+    measures. Each rung states its steps, of how many, the accuracy there and the seconds the
+    training had run (scoring included). At each earlier rung it is scored on the test images, and stops there if below that
+    rung's bar (``bars[i]``, None: go on); a stopped training keeps no weights."""
 
     def __init__(self, spec: JobSpec) -> None:
         self.spec = spec
         self.train_set, self.test_set = training_sets(spec)
         self.recipe = trainer_recipe(spec.evaluator, spec.seed)
+        self.steps = rung_steps(self.recipe.steps, spec.evaluator.train.rungs)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     def __call__(self, arch: ArchConfig) -> tuple[float, bytes]:
+        rungs, weights = self.through_rungs(arch)
+        return rungs[-1]["accuracy"], weights
+
+    def through_rungs(
+        self, arch: ArchConfig, bars: Sequence[float | None] | None = None
+    ) -> tuple[list[dict[str, Any]], bytes | None]:
         torch.manual_seed(self.spec.seed)  # the initialisation the proxies scored, and the benchmark's
         model = build_model(arch, num_classes=self.spec.num_classes, img_size=self.recipe.resolution).to(self.device)
-        Trainer(model, self.train_set, self.recipe).advance(self.recipe.steps)
+        trainer = Trainer(model, self.train_set, self.recipe)
+        total, rungs, start = self.recipe.steps, [], time.perf_counter()
+        for i, steps in enumerate(self.steps[:-1]):
+            trainer.advance(steps - trainer.step)
+            accuracy = evaluate(model, self.test_set, resolution=self.recipe.resolution)
+            rungs.append({"steps": steps, "of": total, "accuracy": accuracy, "seconds": _since(start)})
+            bar = bars[i] if bars is not None and i < len(bars) else None
+            if bar is not None and accuracy < bar:
+                return rungs, None
+        trainer.advance(total - trainer.step)
+        accuracy, weights = self.scored(model)
+        rungs.append({"steps": total, "of": total, "accuracy": accuracy, "seconds": _since(start)})
+        return rungs, weights
+
+    def scored(self, model: torch.nn.Module) -> tuple[float, bytes]:
+        """A fully trained model's result: its accuracy on the test images and its weights."""
         accuracy = evaluate(model, self.test_set, resolution=self.recipe.resolution)
         buffer = io.BytesIO()
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
         return accuracy, buffer.getvalue()
+
+
+def _since(start: float) -> float:
+    return round(time.perf_counter() - start, 3)

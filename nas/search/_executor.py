@@ -15,6 +15,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -28,7 +29,10 @@ class Outcome:
     failure: str | None = None
     eval_s: float = 0.0
     worker: str | None = None
-    artifact: bytes | None = None  # a training's state_dict (torch.save)
+    artifact: bytes | None = None  # a training's state_dict (torch.save), kept only when fully trained
+    # a training's rungs, [{"steps", "of", "accuracy"}]: scores["accuracy"] is the last one's where it
+    # trained to the end; a training stopped at an earlier rung (successive halving) has none
+    rungs: tuple[dict[str, Any], ...] = ()
 
 
 TASKS = ("evaluate", "train")
@@ -43,8 +47,9 @@ class Executor(Protocol):
         """Tasks it can take now (idle slots)."""
         ...
 
-    def submit(self, arch_json: str, task: str = "evaluate") -> int:
-        """Start ``task`` (one of ``TASKS``) on a network; returns its ticket. Needs ``capacity > 0``."""
+    def submit(self, arch_json: str, task: str = "evaluate", bars: Sequence[float | None] | None = None) -> int:
+        """Start ``task`` (one of ``TASKS``) on a network; returns its ticket. Needs ``capacity > 0``.
+        ``bars``: a training's accuracy bars at its rungs before the last (``nas.training.AccuracyMeter``)."""
         ...
 
     def wait(self, timeout: float) -> list[tuple[int, Outcome]]:
@@ -73,14 +78,19 @@ def evaluate(evaluator: Any, arch: Any, worker: str | None) -> Outcome:
     return Outcome(True, scores=scores, eval_s=time.perf_counter() - start, worker=worker)
 
 
-def train(meter: Any, arch: Any, worker: str | None) -> Outcome:
-    """Train and measure one candidate (``nas.training.AccuracyMeter``); failures are outcomes."""
+def train(meter: Any, arch: Any, worker: str | None, bars: Sequence[float | None] | None = None) -> Outcome:
+    """Train and measure one candidate (``nas.training.AccuracyMeter``) through its rungs, stopping
+    at one below its bar; failures are outcomes."""
     start = time.perf_counter()
     try:
-        accuracy, weights = meter(arch)
+        rungs, weights = meter.through_rungs(arch, bars)
     except Exception as err:
         return Outcome(False, failure=_failure(err), eval_s=time.perf_counter() - start)
-    return Outcome(True, {"accuracy": accuracy}, eval_s=time.perf_counter() - start, worker=worker, artifact=weights)
+    last = rungs[-1]
+    scores = {"accuracy": last["accuracy"]} if last["steps"] == last["of"] else {}
+    return Outcome(
+        True, scores, eval_s=time.perf_counter() - start, worker=worker, artifact=weights, rungs=tuple(rungs)
+    )
 
 
 def _failure(err: Exception) -> str:
@@ -108,12 +118,12 @@ class InlineExecutor:
     def capacity(self) -> int:
         return 1 - len(self._done)
 
-    def submit(self, arch_json: str, task: str = "evaluate") -> int:
+    def submit(self, arch_json: str, task: str = "evaluate", bars: Sequence[float | None] | None = None) -> int:
         ticket, self._next = self._next, self._next + 1
         arch = self.space.arch_from_json(arch_json)
         if task == "train":
             self._meter = self._meter or _meter(self.spec)
-            self._done.append((ticket, train(self._meter, arch, "inline")))
+            self._done.append((ticket, train(self._meter, arch, "inline", bars)))
         else:
             self._done.append((ticket, evaluate(self.evaluator, arch, "inline")))
         return ticket
@@ -157,9 +167,9 @@ class _EvalActor:
     def evaluate(self, arch_json: str) -> Outcome:
         return evaluate(self.evaluator, self.space.arch_from_json(arch_json), self.node)
 
-    def train(self, arch_json: str) -> Outcome:
+    def train(self, arch_json: str, bars: list[float | None] | None = None) -> Outcome:
         self.meter = self.meter or _meter(self.spec)
-        return train(self.meter, self.space.arch_from_json(arch_json), self.node)
+        return train(self.meter, self.space.arch_from_json(arch_json), self.node, bars)
 
 
 def _where() -> str:
@@ -248,11 +258,11 @@ class RayExecutor:
     def capacity(self) -> int:
         return len(self._idle)
 
-    def submit(self, arch_json: str, task: str = "evaluate") -> int:
+    def submit(self, arch_json: str, task: str = "evaluate", bars: Sequence[float | None] | None = None) -> int:
         actor = self._idle.pop()
         ticket, self._next = self._next, self._next + 1
-        method = actor.train if task == "train" else actor.evaluate
-        self._running[method.remote(arch_json)] = (ticket, actor, time.monotonic(), self.timeouts[task])
+        ref = actor.train.remote(arch_json, list(bars or [])) if task == "train" else actor.evaluate.remote(arch_json)
+        self._running[ref] = (ticket, actor, time.monotonic(), self.timeouts[task])
         return ticket
 
     def wait(self, timeout: float) -> list[tuple[int, Outcome]]:

@@ -10,7 +10,16 @@ Training happens in three places, all on the job's workers:
    would join the front if they were two standard deviations better than predicted (else the
    front member with the widest spread);
 3. **the front's best** at the end: the top ``train.final`` by accuracy (or as many as asked on
-   demand with ``nas train``), whose weights are kept for export.
+   demand with ``nas train``), whose weights are kept for export, and, where trainings are cheap
+   (the runner decides), every other unmeasured member of the front.
+
+Successive halving (``train.rungs``, docs/training_schedule.md): every training but the front's
+best is scored at each rung and stops where even an optimistic extrapolation to the end (the
+largest gain seen from that rung, plus a margin) cannot reach the accuracy that would put it on
+the current front at its own latency, energy, ...: its ``bars``; only a candidate whose prediction
+(two stds up) cannot reach it either gets bars. A stopped candidate stays
+predicted, its prediction conditioned on its last rung (a noisy observation of its final accuracy:
+the rung's accuracy plus the mean gain seen from there, with their spread as extra variance).
 
 Each result is a held-out check of the predictor: the prediction made just before the candidate
 was measured is stored beside the measurement (``JobRecord.predictor["prospective"]``), with the
@@ -28,9 +37,9 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from scipy.stats import norm
 
 from nas.objectives import loss_vector, with_accuracy
-from nas.pareto import dominates
 from nas.proxies._default import feature, load_default
 from nas.spec import JobSpec, TrainingRecipe
 from nas.status import CandidateStatus
@@ -50,6 +59,18 @@ MIXER_FAMILIES = {
 PRIOR_SETUP = ("fashion-mnist", 32, TrainingRecipe(), 10)
 UNKNOWN_OFFSET = 0.2  # prior spread of the accuracy level where no shipped map applies
 PROSPECTIVE_KEPT = 200  # prospective (predicted, measured) pairs kept in the job's predictor record
+# successive halving: the gain from a rung at share r of the steps to the end is bounded by
+# PRIOR_GAIN * (1 - r) until LADDERS_TO_LEARN full trainings have shown it, then by the largest gain
+# seen from that rung plus GAIN_MARGIN; a stopped candidate's final accuracy is its rung's plus the
+# mean gain, with the gains' spread (at least GAIN_SD_FLOOR; PRIOR_GAIN * (1 - r) / 2 before any)
+PRIOR_GAIN = 0.4
+LADDERS_TO_LEARN = 3
+GAIN_MARGIN = 0.02
+GAIN_SD_FLOOR = 0.01
+# ... and only where the prediction, OPTIMISM stds above its mean, cannot reach the front either: an
+# early rung can sit near chance for a network that ends on the front (the README job: 0.21 at a
+# quarter of its steps, 0.863 at the end; docs/training_schedule.md)
+OPTIMISM = 2.0
 
 
 def arch_encoding(arch_json: str) -> list[float]:
@@ -93,12 +114,15 @@ class AccuracyPredictor:
         self.measured: dict[int, float] = {}
         self.in_flight: dict[int, tuple[float, float]] = {}  # candidate -> prediction when it was sent
         self.gave_up: set[int] = set()  # trainings that failed: not tried again in this run
+        self.ladders: dict[int, list[dict]] = {}  # candidate -> its training's rungs
         self.prospective: list[dict] = list(job.predictor.get("prospective", []))
         for record in known.values():
             if record.status == CandidateStatus.COMPLETE:
                 self.remember(record)
                 if record.metrics.get("measured_accuracy") is not None:
                     self.measured[record.id] = float(record.metrics["measured_accuracy"])
+                if record.rungs:
+                    self.ladders[record.id] = [dict(r) for r in record.rungs]
         self._fit()
 
     # ---- predictions ------------------------------------------------------------------------
@@ -137,18 +161,87 @@ class AccuracyPredictor:
         ids = list(self.raw)
         self.centre, self.scale = standardise(np.array([self.raw[i] for i in ids])) if ids else (0.0, 1.0)
         trained = list(self.measured)
+        extrapolated = {i: self.extrapolated(i) for i in self.stopped}
+        fitted = trained + list(extrapolated)
         self.model = AccuracySurrogate.fit(
-            self._standardised(trained),
-            [self.measured[i] for i in trained],
-            self._prior_mean(trained),
+            self._standardised(fitted),
+            [self.measured[i] for i in trained] + [m for m, _ in extrapolated.values()],
+            self._prior_mean(fitted),
             offset=None if self.prior is not None else UNKNOWN_OFFSET,
+            extra_var=[0.0] * len(trained) + [sd**2 for _, sd in extrapolated.values()],
         )
+
+    # ---- successive halving -----------------------------------------------------------------
+
+    @property
+    def stopped(self) -> list[int]:
+        """Candidates whose training stopped at an early rung (and were not measured since)."""
+        return [i for i, ladder in self.ladders.items() if i not in self.measured and i in self.raw and ladder
+                and ladder[-1]["steps"] < ladder[-1]["of"]]  # fmt: skip
+
+    def _gains(self, steps: int) -> list[float]:
+        """Final minus rung accuracy, at ``steps``, over the full trainings' ladders."""
+        gains = []
+        for ladder in self.ladders.values():
+            if ladder and ladder[-1]["steps"] == ladder[-1]["of"]:
+                gains += [ladder[-1]["accuracy"] - r["accuracy"] for r in ladder[:-1] if r["steps"] == steps]
+        return gains
+
+    def gain_bound(self, steps: int, of: int) -> float:
+        """The most a training scored at ``steps`` of ``of`` can still gain by its end (optimistic)."""
+        gains = self._gains(steps)
+        if len(gains) < LADDERS_TO_LEARN:
+            return PRIOR_GAIN * (1 - steps / of)
+        return max(gains) + GAIN_MARGIN
+
+    def extrapolated(self, candidate_id: int) -> tuple[float, float]:
+        """A stopped candidate's final accuracy from its last rung: (mean, std)."""
+        last = self.ladders[candidate_id][-1]
+        gains = self._gains(last["steps"])
+        prior = PRIOR_GAIN * (1 - last["steps"] / last["of"])
+        if not gains:
+            return min(1.0, last["accuracy"] + prior / 2), prior / 2
+        sd = float(np.std(gains, ddof=1)) if len(gains) > 1 else prior / 2
+        return min(1.0, last["accuracy"] + float(np.mean(gains))), max(sd, GAIN_SD_FLOOR)
+
+    def required_accuracy(self, record: CandidateRecord, front: list[CandidateRecord] | None = None) -> float | None:
+        """The accuracy ``record`` must beat to be on the current front at its other objectives (its
+        latency, energy, ...): the best of the front members at least as good on all of them
+        (measured, else predicted mean); None where none is, or accuracy is not an objective.
+        ``front``: the job's front, where the caller read it already."""
+        objectives = self.spec.objectives
+        if "accuracy" not in objectives:
+            return None
+        k = objectives.index("accuracy")
+        own = loss_vector(record.metrics, objectives)
+        bar = None
+        for member in self.store.pareto(self.job_id) if front is None else front:
+            if member.id == record.id or member.metrics.get("accuracy") is None:
+                continue
+            loss = loss_vector(member.metrics, objectives)
+            if all(loss[j] <= own[j] for j in range(len(objectives)) if j != k):
+                bar = max(bar or 0.0, float(member.metrics["accuracy"]))
+        return bar
+
+    def bars_for(self, record: CandidateRecord, steps: list[int]) -> list[float | None] | None:
+        """A training's bar at each rung before the last (``steps``, the recipe's rungs): the
+        accuracy needed there for an optimistic extrapolation to reach the front; None: no bars."""
+        if len(steps) < 2:
+            return None
+        need = self.required_accuracy(record)
+        if need is None:
+            return None
+        m = self.records[record.id].metrics if record.id in self.records else record.metrics
+        if (m.get("accuracy") or 0.0) + OPTIMISM * (m.get("accuracy_std") or 0.0) >= need:
+            return None  # the prediction says it may reach the front: an early rung alone cannot overrule it
+        return [need - self.gain_bound(s, steps[-1]) for s in steps[:-1]]
 
     def _summary(self) -> dict[str, Any]:
         """The predictor as the job's record keeps it: what it is, its prior, its held-out errors."""
         trained = list(self.measured)
-        loo_mean, loo_std = self.model.loo(self._prior_mean(trained))
-        loo = Calibration.of(loo_mean, loo_std, [self.measured[i] for i in trained])
+        loo_mean, loo_std = self.model.loo(self._prior_mean(trained + self.stopped))
+        n = len(trained)
+        loo = Calibration.of(loo_mean[:n], loo_std[:n], [self.measured[i] for i in trained])
         pairs = [(p["predicted"], p["std"], p["measured"]) for p in self.prospective if "measured" in p]
         pro = Calibration.of(*zip(*pairs, strict=True)) if len(pairs) >= 2 else None
         return {
@@ -156,14 +249,16 @@ class AccuracyPredictor:
             "prior": self.prior.accuracy_prior["fitted_on"] if self.prior else "none: the mean of measured accuracies",
             "recipe": self.recipe,
             "measured": len(self.measured),
+            "stopped_early": len(self.stopped),
             **self.model.summary(),
             "leave_one_out": loo.to_dict() if loo else None,
             "prospective": self.prospective[-PROSPECTIVE_KEPT:],
             "prospective_errors": pro.to_dict() if pro else None,
         }
 
-    def publish(self, measured: Measured | None = None) -> None:
-        """Refit on everything measured and write every unmeasured candidate's new prediction."""
+    def publish(self, measured: Measured | None = None, rungs: dict[int, list[dict]] | None = None) -> None:
+        """Refit on everything measured (and stopped early) and write every unmeasured candidate's
+        new prediction, with a training's ``rungs``."""
         self._fit()
         ids = [i for i in self.raw if i not in self.measured]
         predictions = {}
@@ -173,7 +268,7 @@ class AccuracyPredictor:
                 i: {"predicted_accuracy": float(m), "predicted_std": float(s)}
                 for i, m, s in zip(ids, mean, std, strict=True)
             }
-        self.store.update_accuracy(self.job_id, predictions, self._summary(), measured)
+        self.store.update_accuracy(self.job_id, predictions, self._summary(), measured, rungs=rungs)
         for i, fields in predictions.items():
             self.records[i] = _with_fields(self.records[i], **fields)
 
@@ -181,7 +276,7 @@ class AccuracyPredictor:
 
     @property
     def trained_for_fit(self) -> int:
-        return len(self.measured) + len(self.in_flight) + len(self.gave_up)
+        return len(self.measured) + len(self.in_flight) + len(self.gave_up) + len(self.stopped)
 
     def next_for_search(self, progress: float) -> CandidateRecord | None:
         """The candidate to train now during the search (None: none is due). ``progress``: the
@@ -191,7 +286,8 @@ class AccuracyPredictor:
         if spent >= budget:
             return None
         initial = max(1, math.ceil(budget / 2))
-        open_ids = [i for i in self.raw if i not in self.measured and i not in self.in_flight and i not in self.gave_up]
+        done = set(self.measured) | set(self.in_flight) | self.gave_up | set(self.stopped)
+        open_ids = [i for i in self.raw if i not in done]
         if not open_ids:
             return None
         if spent < initial:
@@ -202,34 +298,70 @@ class AccuracyPredictor:
         return self.records[self._most_informative(open_ids)]
 
     def _most_informative(self, open_ids: list[int]) -> int:
-        objectives = self.spec.objectives
+        """The candidate whose measurement is likeliest to change the front or its best: the chance
+        it beats the best measured accuracy on the front, plus how undecided its own membership is
+        (min(p, 1 - p), p the chance it beats ``required_accuracy``), from its predicted mean and std."""
         front = self.store.pareto(self.job_id)
-        losses = [loss_vector(r.metrics, objectives) for r in front]
+        measured_best = max((self.measured[r.id] for r in front if r.id in self.measured), default=None)
 
-        def optimistic(i: int) -> tuple[float, ...]:
-            r = self.records[i]
-            spread = r.metrics.get("accuracy_std") or 0.0
-            boosted = {**r.metrics, "accuracy": (r.metrics["accuracy"] or 0.0) + 2 * spread}
-            return loss_vector(boosted, objectives)
+        def chance(i: int, bar: float | None) -> float:
+            m = self.records[i].metrics
+            if bar is None:
+                return 1.0
+            mean, std = m.get("accuracy") or 0.0, max(m.get("accuracy_std") or 0.0, 1e-6)
+            return float(norm.sf((bar - mean) / std))
 
-        contenders = [i for i in open_ids if not any(dominates(f, optimistic(i)) for f in losses)]
-        pool = contenders or [r.id for r in front if r.id in open_ids] or open_ids
-        return max(pool, key=lambda i: self.records[i].metrics.get("accuracy_std") or 0.0)
+        def value(i: int) -> float:
+            p = chance(i, self.required_accuracy(self.records[i], front))
+            best = chance(i, measured_best) if measured_best is not None else p
+            return best + min(p, 1 - p)
 
-    def final_choice(self, top: int) -> list[CandidateRecord]:
-        """The front's ``top`` best by accuracy that are not measured yet (nor given up on)."""
-        front = self.store.pareto(self.job_id, sort="accuracy", descending=True, limit=top)
-        return [
-            r for r in front if r.id not in self.measured and r.id not in self.in_flight and r.id not in self.gave_up
-        ]
+        return max(open_ids, key=value)
+
+    def final_choice(self, top: int, whole_front: bool = False) -> list[tuple[CandidateRecord, bool]]:
+        """What the end measures, each with whether it must train to the end: the front's ``top``
+        best by accuracy that are not measured yet (nor given up on), fully (their weights are
+        kept); with ``whole_front``, every other unmeasured member too, through the rungs (one
+        stopped early already is not tried again)."""
+        busy = set(self.measured) | set(self.in_flight) | self.gave_up
+        front = self.store.pareto(self.job_id, sort="accuracy", descending=True)
+        best = [(r, True) for r in front[:top] if r.id not in busy]
+        if not whole_front:
+            return best
+        stopped = set(self.stopped)
+        return best + [(r, False) for r in front[top:] if r.id not in busy and r.id not in stopped]
+
+    def unmeasured_front(self) -> int:
+        """Members of the front neither measured nor being measured."""
+        return sum(r.id not in self.measured and r.id not in self.in_flight for r in self.store.pareto(self.job_id))
 
     # ---- results ----------------------------------------------------------------------------
 
     def sent(self, record: CandidateRecord) -> None:
         self.in_flight[record.id] = (record.metrics.get("predicted_accuracy"), record.metrics.get("predicted_std"))
 
-    def result(self, candidate_id: int, accuracy: float | None, weights: bytes | None, failure: str | None) -> None:
+    def result(
+        self,
+        candidate_id: int,
+        accuracy: float | None,
+        weights: bytes | None,
+        failure: str | None,
+        rungs: tuple[dict, ...] | list[dict] = (),
+    ) -> None:
+        """A training's end: measured (``accuracy``), stopped at an early rung (``rungs`` only), or
+        failed (``failure``)."""
         predicted, std = self.in_flight.pop(candidate_id, (None, None))
+        if rungs:
+            self.ladders[candidate_id] = [dict(r) for r in rungs]
+        ladder = {candidate_id: self.ladders[candidate_id]} if rungs else None
+        if accuracy is None and failure is None and rungs:  # stopped early: stays predicted
+            if predicted is not None:  # the prediction before its rungs, to check what they taught
+                self.prospective.append(
+                    {"candidate": candidate_id, "predicted": round(predicted, 5), "std": round(std or 0.0, 5),
+                     "stopped_at": rungs[-1]["steps"], "rung_accuracy": round(rungs[-1]["accuracy"], 5)}
+                )  # fmt: skip
+            self.publish(rungs=ladder)
+            return
         if accuracy is None:
             self.gave_up.add(candidate_id)
             self.prospective.append({"candidate": candidate_id, "failed": failure})
@@ -241,7 +373,7 @@ class AccuracyPredictor:
                  "measured": round(accuracy, 5)}
             )  # fmt: skip
         self.records[candidate_id] = _with_fields(self.records[candidate_id], measured_accuracy=accuracy)
-        self.publish(Measured(candidate_id, accuracy, weights, self.recipe, predicted, std))
+        self.publish(Measured(candidate_id, accuracy, weights, self.recipe, predicted, std), rungs=ladder)
 
 
 def _with_fields(record: CandidateRecord, **fields: float | None) -> CandidateRecord:

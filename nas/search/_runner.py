@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from nas.search._predictor import AccuracyPredictor
 
 FINAL_ROUNDS = 3  # rounds of measuring the front's best: a measurement can promote an unmeasured one
+# the whole final front is measured where its unmeasured members' trainings (the median so far, on
+# the job's workers) fit in this share of the search's wall time (docs/training_schedule.md)
+WHOLE_FRONT_SHARE = 0.25
 STARTUP_S = 300.0  # loading data, starting Ray and its workers, before the search's clock runs
 Progress = Callable[[JobRecord], None]
 log = logging.getLogger("nas.search")
@@ -151,6 +154,7 @@ class _Loop:
         if spec.accuracy_kind() == "predicted":
             self.predictor = _accuracy_predictor(store, job, spec, self.known)
         self.training: dict[int, int] = {}  # executor ticket -> candidate id being trained
+        self.full_training_s: list[float] = []  # the seconds of each training run to its end
         self.workers = 1  # the executor's slots (run() reads them)
 
     def _study(self) -> optuna.Study:
@@ -272,33 +276,53 @@ class _Loop:
                 return
             self._send(executor, pick)
 
-    def _send(self, executor: Executor, record: CandidateRecord) -> None:
+    def _send(self, executor: Executor, record: CandidateRecord, full: bool = False) -> None:
+        """Train ``record``: through the rungs with its bars (successive halving), or, ``full``, to the end."""
+        from nas.training import rung_steps
+
+        train = self.spec.evaluator.train
+        steps = rung_steps(train.recipe.steps, train.rungs)
+        bars = None if full else self.predictor.bars_for(record, steps)
         self.predictor.sent(record)
-        self.training[executor.submit(record.arch, "train")] = record.id
+        self.training[executor.submit(record.arch, "train", bars=bars)] = record.id
 
     def _trained(self, ticket: int, outcome: Outcome) -> None:
         candidate_id = self.training.pop(ticket)
-        if outcome.ok:
-            self.predictor.result(candidate_id, outcome.scores["accuracy"], outcome.artifact, None)
+        if outcome.ok and "accuracy" in outcome.scores:
+            self.full_training_s.append(outcome.eval_s)
+            self.predictor.result(candidate_id, outcome.scores["accuracy"], outcome.artifact, None, outcome.rungs)
+        elif outcome.ok:  # stopped at an early rung
+            self.predictor.result(candidate_id, None, None, None, outcome.rungs)
         else:
             self.predictor.result(candidate_id, None, None, outcome.failure)
         self._report()
 
+    def _whole_front_is_cheap(self) -> bool:
+        """Whether training every unmeasured front member (the median full training so far, spread
+        over the workers) fits in ``WHOLE_FRONT_SHARE`` of the search's wall time."""
+        wall = self.spec.budget.wall_time_s
+        if wall is None or not self.full_training_s:
+            return False
+        median = sorted(self.full_training_s)[len(self.full_training_s) // 2]
+        return median * self.predictor.unmeasured_front() / max(1, self.workers) <= WHOLE_FRONT_SHARE * wall
+
     def _final_phase(self, executor: Executor, job_id: int) -> str:
         """Finish the trainings in flight and what is left of the predictor's budget, then measure
-        the front's best (``JobRecord.train_final``), in rounds until the top ones are all measured,
-        since a measurement can reorder the front."""
+        the front's best (``JobRecord.train_final``), and the whole front where that is cheap
+        (``_whole_front_is_cheap``), in rounds until the top ones are all measured, since a
+        measurement can reorder the front."""
         top = self.store.get_job(job_id).train_final
         rounds = 0
-        queue: list[CandidateRecord] = []
+        queue: list[tuple[CandidateRecord, bool]] = []
         while True:
             if self.cancelled.is_set():
                 return JobStatus.CANCELLED
             self._train_due(executor, 1.0, slots=self.workers)  # what is left of the predictor's budget
             if not queue and not self.training and top > 0 and rounds < FINAL_ROUNDS:
-                queue, rounds = self.predictor.final_choice(top), rounds + 1
+                whole = self._whole_front_is_cheap()
+                queue, rounds = self.predictor.final_choice(top, whole_front=whole), rounds + 1
             while queue and executor.capacity > 0:
-                self._send(executor, queue.pop(0))
+                self._send(executor, *queue.pop(0))
             if not queue and not self.training:
                 return JobStatus.COMPLETED
             for ticket, outcome in executor.wait(timeout=0.5):
