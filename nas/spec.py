@@ -130,6 +130,17 @@ class TrainingRecipe(_Frozen):
         return max(1, -(-int(self.epochs * self.images) // self.batch_size))
 
 
+class Int8Measurement(_Frozen):
+    """How a trained candidate is also measured in INT8, as the chip computes (``nas.int8``):
+    post-training static quantization (onnxruntime, QDQ, per-channel INT8 weights, INT8 activations
+    calibrated on ``calibration_images`` training images drawn under the job's seed) in ``scope``:
+    every tensor the chip computes in INT8 (``all``), or only convolutions and matmuls (``matmul``)."""
+
+    measure: bool = True
+    calibration_images: int = Field(default=256, ge=1, le=10_000)
+    scope: Literal["all", "matmul"] = "all"
+
+
 class Training(_Frozen):
     """Candidates really trained by the job: ``candidates`` to calibrate its accuracy predictor
     (an initial design, then the ones whose prediction would move the front most), and the top
@@ -143,6 +154,7 @@ class Training(_Frozen):
     # training is scored; it stops at a rung where even an optimistic extrapolation cannot reach the
     # front. [1]: today's full training, scored once. The front's best always train to the end.
     rungs: tuple[float, ...] = (1.0,)
+    int8: Int8Measurement = Int8Measurement()  # each fully trained candidate measured in INT8 too
 
     @field_validator("rungs")
     @classmethod

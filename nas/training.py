@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,29 +102,34 @@ def rung_steps(total: int, shares: Sequence[float]) -> list[int]:
 
 class AccuracyMeter:
     """``meter(arch) -> (accuracy, state_dict bytes)``, a full training; ``meter.through_rungs(arch,
-    bars) -> (rungs, state_dict bytes or None)``, successive halving's. Built once per worker (the
+    bars) -> (rungs, Scored or None)``, successive halving's. Built once per worker (the
     data loads here).
 
     ``through_rungs``: the candidate trains through the job's rungs (``Training.rungs``), one run: the recipe's cosine
     spans all its steps, so the accuracy at the last rung is the one a training without rungs
     measures. Each rung states its steps, of how many, the accuracy there and the seconds the
     training had run (scoring included). At each earlier rung it is scored on the test images, and stops there if below that
-    rung's bar (``bars[i]``, None: go on); a stopped training keeps no weights."""
+    rung's bar (``bars[i]``, None: go on); a stopped training keeps no weights. A full training is
+    ``scored``: FP32 and INT8."""
 
     def __init__(self, spec: JobSpec) -> None:
         self.spec = spec
         self.train_set, self.test_set = training_sets(spec)
         self.recipe = trainer_recipe(spec.evaluator, spec.seed)
         self.steps = rung_steps(self.recipe.steps, spec.evaluator.train.rungs)
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.int8 = int8_recipe(spec)
+        # a GPU only where the job reserved one (Ray then shows this worker its share alone): a job
+        # process, or a worker that asked none, never trains on a GPU it happens to see
+        gpu = spec.workers.gpus_per_worker > 0 and torch.cuda.is_available()
+        self.device = torch.device("cuda" if gpu else "cpu")
 
     def __call__(self, arch: ArchConfig) -> tuple[float, bytes]:
-        rungs, weights = self.through_rungs(arch)
-        return rungs[-1]["accuracy"], weights
+        _, result = self.through_rungs(arch)
+        return result.accuracy, result.weights
 
     def through_rungs(
         self, arch: ArchConfig, bars: Sequence[float | None] | None = None
-    ) -> tuple[list[dict[str, Any]], bytes | None]:
+    ) -> tuple[list[dict[str, Any]], Scored | None]:
         torch.manual_seed(self.spec.seed)  # the initialisation the proxies scored, and the benchmark's
         model = build_model(arch, num_classes=self.spec.num_classes, img_size=self.recipe.resolution).to(self.device)
         trainer = Trainer(model, self.train_set, self.recipe)
@@ -136,16 +142,59 @@ class AccuracyMeter:
             if bar is not None and accuracy < bar:
                 return rungs, None
         trainer.advance(total - trainer.step)
-        accuracy, weights = self.scored(model)
-        rungs.append({"steps": total, "of": total, "accuracy": accuracy, "seconds": _since(start)})
-        return rungs, weights
+        result = self.scored(model)
+        rungs.append({"steps": total, "of": total, "accuracy": result.accuracy, "seconds": _since(start)})
+        return rungs, result
 
-    def scored(self, model: torch.nn.Module) -> tuple[float, bytes]:
-        """A fully trained model's result: its accuracy on the test images and its weights."""
+    def scored(self, model: torch.nn.Module) -> Scored:
+        """A fully trained model's result: its accuracy on the test images, its weights, and the same
+        network quantized to INT8 (``nas.int8``) scored on the same images. A quantization that fails
+        leaves the INT8 figure to the predictor and says why; the FP32 result stands."""
         accuracy = evaluate(model, self.test_set, resolution=self.recipe.resolution)
         buffer = io.BytesIO()
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
-        return accuracy, buffer.getvalue()
+        result = Scored(accuracy, buffer.getvalue(), precision=_precision(self.device))
+        if self.int8 is None:
+            return result
+        from nas.int8 import calibration_set, onnx_accuracy, quantize
+
+        provenance = self.int8.describe()
+        try:
+            onnx = quantize(
+                model, calibration_set(self.train_set, self.int8), resolution=self.recipe.resolution, recipe=self.int8
+            )
+            int8 = onnx_accuracy(onnx, self.test_set, resolution=self.recipe.resolution)
+        except Exception as err:
+            return replace(result, int8={**provenance, "failed": f"{type(err).__name__}: {err}"[:500]})
+        return replace(result, accuracy_int8=int8, int8_onnx=onnx, int8=provenance)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A fully trained candidate, measured: FP32 top-1 and its weights (trained in ``precision``),
+    and its INT8 top-1 on the same images with the INT8 model and how it was quantized."""
+
+    accuracy: float
+    weights: bytes
+    precision: str = "float32"
+    accuracy_int8: float | None = None
+    int8_onnx: bytes | None = None
+    int8: dict[str, Any] | None = None  # nas.int8.Int8Recipe.describe(), with "failed" where it failed
+
+
+def int8_recipe(spec: JobSpec) -> Any:
+    """The job's INT8 recipe (``nas.int8.Int8Recipe``), None where it measures no INT8."""
+    settings = spec.evaluator.train.int8
+    if not settings.measure:
+        return None
+    from nas.int8 import Int8Recipe
+
+    return Int8Recipe(calibration_images=settings.calibration_images, seed=spec.seed, scope=settings.scope)
+
+
+def _precision(device: torch.device) -> str:
+    """What a training computed in (``nas.proxies._training``): bfloat16 autocast on CUDA."""
+    return "bfloat16 autocast (CUDA), scored in float32" if device.type == "cuda" else "float32"
 
 
 def _since(start: float) -> float:

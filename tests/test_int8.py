@@ -170,3 +170,12 @@ def test_drop_predictor_contract():
 def test_drop_predictor_imports_no_torch():
     code = "import sys, nas.int8_drop; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_one_collapsed_network_does_not_move_every_prediction():
+    archs = [ARCH.to_json()] * 9
+    predictor = Int8DropPredictor()
+    before, _ = predictor.predict(archs[:1], [1e5])
+    predictor.fit(archs, [1e5] * 9, [float(before[0])] * 8 + [0.76])  # eight as predicted, one collapse
+    after, _ = predictor.predict(archs[:1], [1e5])
+    assert abs(float(after[0]) - float(before[0])) < 1e-3

@@ -33,6 +33,11 @@ class Outcome:
     # a training's rungs, [{"steps", "of", "accuracy"}]: scores["accuracy"] is the last one's where it
     # trained to the end; a training stopped at an earlier rung (successive halving) has none
     rungs: tuple[dict[str, Any], ...] = ()
+    # a full training's INT8 model (ONNX) and how it was quantized (nas.int8; "failed" where it did);
+    # its INT8 accuracy is scores["accuracy_int8"]
+    int8_onnx: bytes | None = None
+    int8: dict[str, Any] | None = None
+    precision: str | None = None  # what the training computed in (float32; bfloat16 autocast on CUDA)
 
 
 TASKS = ("evaluate", "train")
@@ -83,14 +88,19 @@ def train(meter: Any, arch: Any, worker: str | None, bars: Sequence[float | None
     at one below its bar; failures are outcomes."""
     start = time.perf_counter()
     try:
-        rungs, weights = meter.through_rungs(arch, bars)
+        rungs, result = meter.through_rungs(arch, bars)
     except Exception as err:
         return Outcome(False, failure=_failure(err), eval_s=time.perf_counter() - start)
-    last = rungs[-1]
-    scores = {"accuracy": last["accuracy"]} if last["steps"] == last["of"] else {}
+    elapsed = time.perf_counter() - start
+    if result is None:  # stopped at an early rung: no scores, no weights
+        return Outcome(True, {}, eval_s=elapsed, worker=worker, rungs=tuple(rungs))
+    scores = {"accuracy": result.accuracy}
+    if result.accuracy_int8 is not None:
+        scores["accuracy_int8"] = result.accuracy_int8
     return Outcome(
-        True, scores, eval_s=time.perf_counter() - start, worker=worker, artifact=weights, rungs=tuple(rungs)
-    )
+        True, scores, eval_s=elapsed, worker=worker, artifact=result.weights, rungs=tuple(rungs),
+        int8_onnx=result.int8_onnx, int8=result.int8, precision=result.precision,
+    )  # fmt: skip
 
 
 def _failure(err: Exception) -> str:

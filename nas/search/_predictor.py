@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import norm
 
+from nas.int8_drop import Int8DropPredictor
 from nas.objectives import loss_vector, with_accuracy
 from nas.proxies._default import feature, load_default
 from nas.spec import JobSpec, TrainingRecipe
@@ -115,12 +116,16 @@ class AccuracyPredictor:
         self.in_flight: dict[int, tuple[float, float]] = {}  # candidate -> prediction when it was sent
         self.gave_up: set[int] = set()  # trainings that failed: not tried again in this run
         self.ladders: dict[int, list[dict]] = {}  # candidate -> its training's rungs
+        self.drops: dict[int, float] = {}  # candidate -> its measured INT8 drop (FP32 - INT8)
+        self.int8 = Int8DropPredictor()  # the INT8 drop from what the network contains (nas.int8_drop)
         self.prospective: list[dict] = list(job.predictor.get("prospective", []))
         for record in known.values():
             if record.status == CandidateStatus.COMPLETE:
                 self.remember(record)
                 if record.metrics.get("measured_accuracy") is not None:
                     self.measured[record.id] = float(record.metrics["measured_accuracy"])
+                if record.metrics.get("measured_accuracy_int8") is not None and record.id in self.measured:
+                    self.drops[record.id] = self.measured[record.id] - float(record.metrics["measured_accuracy_int8"])
                 if record.rungs:
                     self.ladders[record.id] = [dict(r) for r in record.rungs]
         self._fit()
@@ -132,6 +137,18 @@ class AccuracyPredictor:
         raw = self._features(scores, metrics, arch_json)
         mean, std = self.model.predict((raw[None, :] - self.centre) / self.scale, self._prior_from([raw[0]]))
         return float(mean[0]), float(std[0])
+
+    def predict_drops(self, arch_jsons: list[str], params: list[float | None]) -> list[dict[str, float]]:
+        """The INT8 drop (``predicted_int8_drop`` and its std) of each network, from what it contains
+        and the job's measured drops; {} for a network the drop model cannot read (a plug-in space's)."""
+        try:
+            mean, std = self.int8.predict(arch_jsons, params)
+        except Exception:
+            return [{} for _ in arch_jsons]
+        return [
+            {"predicted_int8_drop": float(m), "predicted_int8_drop_std": float(s)}
+            for m, s in zip(mean, std, strict=True)
+        ]
 
     def remember(self, record: CandidateRecord) -> None:
         """A recorded complete candidate: a candidate to train, and one the next refit predicts."""
@@ -170,6 +187,11 @@ class AccuracyPredictor:
             offset=None if self.prior is not None else UNKNOWN_OFFSET,
             extra_var=[0.0] * len(trained) + [sd**2 for _, sd in extrapolated.values()],
         )
+        quantized = [i for i in self.drops if i in self.records]
+        if quantized:  # the job's own drops move the drop model's prior (nas.int8_drop)
+            self.int8.fit([self.records[i].arch for i in quantized],
+                          [self.records[i].metrics.get("params") for i in quantized],
+                          [self.drops[i] for i in quantized])  # fmt: skip
 
     # ---- successive halving -----------------------------------------------------------------
 
@@ -244,6 +266,10 @@ class AccuracyPredictor:
         loo = Calibration.of(loo_mean[:n], loo_std[:n], [self.measured[i] for i in trained])
         pairs = [(p["predicted"], p["std"], p["measured"]) for p in self.prospective if "measured" in p]
         pro = Calibration.of(*zip(*pairs, strict=True)) if len(pairs) >= 2 else None
+        drop_pairs = [
+            (p["predicted_drop"], p["drop_std"], p["measured_drop"]) for p in self.prospective if "measured_drop" in p
+        ]
+        drop_errors = Calibration.of(*zip(*drop_pairs, strict=True)) if len(drop_pairs) >= 2 else None
         return {
             "kind": "gaussian process over the proxy score, log params, log MACs and the architecture's encoding",
             "prior": self.prior.accuracy_prior["fitted_on"] if self.prior else "none: the mean of measured accuracies",
@@ -254,6 +280,7 @@ class AccuracyPredictor:
             "leave_one_out": loo.to_dict() if loo else None,
             "prospective": self.prospective[-PROSPECTIVE_KEPT:],
             "prospective_errors": pro.to_dict() if pro else None,
+            "int8": {**self.int8.summary(), "prospective_errors": drop_errors.to_dict() if drop_errors else None},
         }
 
     def publish(self, measured: Measured | None = None, rungs: dict[int, list[dict]] | None = None) -> None:
@@ -261,13 +288,19 @@ class AccuracyPredictor:
         new prediction, with a training's ``rungs``."""
         self._fit()
         ids = [i for i in self.raw if i not in self.measured]
-        predictions = {}
+        predictions: dict[int, dict[str, float]] = {}
         if ids:
             mean, std = self.model.predict(self._standardised(ids), self._prior_mean(ids))
             predictions = {
                 i: {"predicted_accuracy": float(m), "predicted_std": float(s)}
                 for i, m, s in zip(ids, mean, std, strict=True)
             }
+        unquantized = [i for i in self.raw if i not in self.drops]  # its INT8 accuracy not measured
+        drops = self.predict_drops([self.records[i].arch for i in unquantized],
+                                   [self.records[i].metrics.get("params") for i in unquantized])  # fmt: skip
+        for i, fields in zip(unquantized, drops, strict=True):
+            if fields:
+                predictions[i] = {**predictions.get(i, {}), **fields}
         self.store.update_accuracy(self.job_id, predictions, self._summary(), measured, rungs=rungs)
         for i, fields in predictions.items():
             self.records[i] = _with_fields(self.records[i], **fields)
@@ -347,9 +380,12 @@ class AccuracyPredictor:
         weights: bytes | None,
         failure: str | None,
         rungs: tuple[dict, ...] | list[dict] = (),
+        int8: tuple[float | None, bytes | None, dict | None] = (None, None, None),
+        precision: str | None = None,
     ) -> None:
         """A training's end: measured (``accuracy``), stopped at an early rung (``rungs`` only), or
-        failed (``failure``)."""
+        failed (``failure``). ``int8``: a measured training's INT8 accuracy, INT8 model and how it was
+        quantized; ``precision``: what it trained in."""
         predicted, std = self.in_flight.pop(candidate_id, (None, None))
         if rungs:
             self.ladders[candidate_id] = [dict(r) for r in rungs]
@@ -367,13 +403,25 @@ class AccuracyPredictor:
             self.prospective.append({"candidate": candidate_id, "failed": failure})
             return
         self.measured[candidate_id] = accuracy
+        accuracy_int8, onnx, quantized = int8
+        before = self.records[candidate_id].metrics
+        entry = {"candidate": candidate_id, "measured": round(accuracy, 5)}
         if predicted is not None:
-            self.prospective.append(
-                {"candidate": candidate_id, "predicted": round(predicted, 5), "std": round(std or 0.0, 5),
-                 "measured": round(accuracy, 5)}
-            )  # fmt: skip
-        self.records[candidate_id] = _with_fields(self.records[candidate_id], measured_accuracy=accuracy)
-        self.publish(Measured(candidate_id, accuracy, weights, self.recipe, predicted, std), rungs=ladder)
+            entry |= {"predicted": round(predicted, 5), "std": round(std or 0.0, 5)}
+        if accuracy_int8 is not None:
+            self.drops[candidate_id] = accuracy - accuracy_int8
+            if before.get("predicted_int8_drop") is not None:  # the INT8 drop model's held-out check
+                entry |= {"predicted_drop": round(before["predicted_int8_drop"], 5),
+                          "drop_std": round(before.get("predicted_int8_drop_std") or 0.0, 5),
+                          "measured_drop": round(accuracy - accuracy_int8, 5)}  # fmt: skip
+        if len(entry) > 2:
+            self.prospective.append(entry)
+        self.records[candidate_id] = _with_fields(
+            self.records[candidate_id], measured_accuracy=accuracy, measured_accuracy_int8=accuracy_int8
+        )
+        recipe = {**self.recipe, "precision": precision or "float32"}
+        measured = Measured(candidate_id, accuracy, weights, recipe, predicted, std, accuracy_int8, onnx, quantized)
+        self.publish(measured, rungs=ladder)
 
 
 def _with_fields(record: CandidateRecord, **fields: float | None) -> CandidateRecord:

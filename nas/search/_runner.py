@@ -290,7 +290,11 @@ class _Loop:
         candidate_id = self.training.pop(ticket)
         if outcome.ok and "accuracy" in outcome.scores:
             self.full_training_s.append(outcome.eval_s)
-            self.predictor.result(candidate_id, outcome.scores["accuracy"], outcome.artifact, None, outcome.rungs)
+            self.predictor.result(
+                candidate_id, outcome.scores["accuracy"], outcome.artifact, None, outcome.rungs,
+                int8=(outcome.scores.get("accuracy_int8"), outcome.int8_onnx, outcome.int8),
+                precision=outcome.precision,
+            )  # fmt: skip
         elif outcome.ok:  # stopped at an early rung
             self.predictor.result(candidate_id, None, None, None, outcome.rungs)
         else:
@@ -371,6 +375,7 @@ class _Loop:
             fields["predicted_accuracy"], fields["predicted_std"] = self.predictor.predict(
                 outcome.scores, metrics, arch.to_json()
             )
+            fields |= self.predictor.predict_drops([arch.to_json()], [metrics.get("params")])[0]
         return with_accuracy(fields)
 
     def _tell_duplicate(self, trial: optuna.Trial, original: CandidateRecord) -> None:
