@@ -198,7 +198,9 @@ def test_an_export_is_only_queued_by_the_request_then_run_apart_and_downloaded(f
     queued = response.json()
     best = store.pareto(job_id, where=_bounds(f"latency_ms<={bound}"), limit=1)[0]
     assert queued["candidate_id"] == best.id and queued["status"] == "queued" and queued["files"] == {}
-    assert queued["request"] == {"formats": ["onnx"], "train_steps": 0, "train_batch": 32, "allow_untrained": True}
+    assert queued["request"] == {
+        "formats": ["onnx"], "train_steps": 0, "train_batch": 32, "allow_untrained": True, "int8": False,
+    }  # fmt: skip
     waiting = client.get(queued["url"])
     assert waiting.status_code == 409 and "queued" in waiting.json()["detail"]
     assert client.get(queued["card_url"]).json()["status"] == "queued"
