@@ -264,7 +264,9 @@ class AccuracyPredictor:
         loo_mean, loo_std = self.model.loo(self._prior_mean(trained + self.stopped))
         n = len(trained)
         loo = Calibration.of(loo_mean[:n], loo_std[:n], [self.measured[i] for i in trained])
-        pairs = [(p["predicted"], p["std"], p["measured"]) for p in self.prospective if "measured" in p]
+        pairs = [
+            (p["predicted"], p["std"], p["measured"]) for p in self.prospective if "measured" in p and "predicted" in p
+        ]
         pro = Calibration.of(*zip(*pairs, strict=True)) if len(pairs) >= 2 else None
         drop_pairs = [
             (p["predicted_drop"], p["drop_std"], p["measured_drop"]) for p in self.prospective if "measured_drop" in p
