@@ -211,7 +211,9 @@ def report() -> None:
     print(
         f"seeds {', '.join(map(str, seeds))}, budget {budget.get('trials')} trials / {budget.get('wall_time_s')} s wall,"
     )
-    print("2 Ray workers, on a shared 2-core CPU machine (seconds are noisy, the first rule's run had other trainings beside it;")
+    print(
+        "2 Ray workers, on a shared 2-core CPU machine (seconds are noisy, the first rule's run had other trainings beside it;"
+    )
     print("SGD steps are exact). `full`: `train.rungs: [1]` (every training to the end, as before);")
     print("`halving`: `train.rungs: [0.25, 0.5, 1]`. Both modes choose what to train and measure the whole final")
     print("front when cheap in the same way (docs/training_schedule.md); only the rungs differ.\n")
