@@ -1,0 +1,53 @@
+"""The vision tasks a job can search networks for, and the metric each one is judged by.
+
+A job's quality metric is stored in the candidate's accuracy fields whatever the task (measured,
+or predicted with its std, 0-1, under the job's dataset and recipe); the task says what that number
+is and what it is called: top-1 accuracy, COCO mAP@[.5:.95] or mean IoU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    metric: str  # the objective and constraint name users write for the task's quality metric
+    label: str  # how the metric is shown, units included
+    extra: tuple[str, ...]  # measured beside it on every trained candidate, also 0-1
+    description: str
+
+
+TASKS: dict[str, Task] = {
+    "classification": Task(
+        "classification",
+        "accuracy",
+        "top-1 accuracy",
+        (),
+        "one label per image; top-1 accuracy on the test split",
+    ),
+    "detection": Task(
+        "detection",
+        "map",
+        "mAP@[.5:.95]",
+        ("map50",),
+        "boxes and classes of the objects in an image; COCO mAP averaged over IoU 0.50:0.95 (map50 at 0.50)",
+    ),
+    "segmentation": Task(
+        "segmentation",
+        "miou",
+        "mIoU",
+        ("pixel_accuracy",),
+        "a class for every pixel (semantic); mean IoU over the classes, background included",
+    ),
+}
+TASK_NAMES = tuple(TASKS)
+DENSE_TASKS = ("detection", "segmentation")
+
+
+def get_task(name: str) -> Task:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; known: {', '.join(TASK_NAMES)}") from None
