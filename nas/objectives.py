@@ -7,9 +7,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from nas.tasks import get_task
+
 # objective -> direction. "accuracy" is the value ``accuracy_objective`` defines from a candidate's
-# three accuracy fields: top-1 accuracy (0-1) under the job's training recipe, measured or else
-# predicted; in a job that trains nothing, a proxy's ranking score (JobSpec.accuracy_kind says which).
+# three accuracy fields: the task's metric (nas.tasks: top-1 accuracy, mAP, mIoU; 0-1) under the
+# job's training recipe, measured or else predicted; in a job that trains nothing, a proxy's ranking
+# score (JobSpec.accuracy_kind says which). A dense job's spec may name it by its metric (map, miou).
 OBJECTIVES: dict[str, str] = {
     "accuracy": "maximize",
     "accuracy_int8": "maximize",  # the same top-1 of the network quantized as the chip computes (INT8)
@@ -63,6 +66,14 @@ ACCURACY_KINDS: dict[str, str] = {
 
 # What a job's `accuracy` is called where it is shown, by its kind: a score is not an accuracy.
 ACCURACY_LABELS: dict[str, str] = {"predicted": "accuracy", "score": "proxy score", "evaluator": "accuracy"}
+
+
+def accuracy_label(kind: str, task: str = "classification") -> str:
+    """What a job's ``accuracy`` is called where it is shown: a proxy's ranking is a score; a measured
+    or predicted one is the task's metric (``nas.tasks``: accuracy, mAP@[.5:.95], mIoU)."""
+    if kind == "score" or task == "classification":
+        return ACCURACY_LABELS[kind]
+    return get_task(task).label
 
 
 def accuracy_objective(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from nas.objectives import ACCURACY_OBJECTIVES, OBJECTIVES, sign
 from nas.pareto import hypervolume
+from nas.tasks import get_task
 
 if TYPE_CHECKING:  # the store applies the warm-up rule without loading the spec's models
     from nas.spec import JobSpec
@@ -37,9 +38,10 @@ def bounds(spec: JobSpec, accuracy_floor: float | None) -> dict[str, float | Non
         "params": c.max_params,
         "area_mm2": c.max_area_mm2,
     }
-    if spec.accuracy_kind() == "predicted":  # an accuracy: chance is its floor, in FP32 and INT8
-        out["accuracy"] = c.min_accuracy if c.min_accuracy is not None else 1.0 / spec.num_classes
-        out["accuracy_int8"] = 1.0 / spec.num_classes
+    if spec.accuracy_kind() == "predicted":  # the task's metric: chance is its floor, in FP32 and INT8
+        chance = get_task(spec.task).chance(spec.num_classes)
+        out["accuracy"] = c.min_accuracy if c.min_accuracy is not None else chance
+        out["accuracy_int8"] = chance
     else:
         out["accuracy"] = accuracy_floor
     return {**out, **{o: float(v) for o, v in spec.reference_point.items()}}

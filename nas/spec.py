@@ -1,9 +1,10 @@
 """The job spec: everything a search needs, validated once at the edge.
 
     name: edge-classifier
+    task: classification               # or detection (judged by map), segmentation (by miou)
     space: metaformer                  # a registered space, a space YAML, an inline space, or a plug-in
     input_shape: [3, 224, 224]         # deployment input (C, H, W): the hardware cost is priced here
-    num_classes: 10
+    num_classes: 10                    # detection: object classes; segmentation: background included
     accelerator: metis-like            # a name (`nas hw list`) or an accelerator YAML; or co-design:
                                        # {base: metis-like, search: {cores: [1, 2, 4], l2_mib: [8, 16, 32]}}
     objectives: [accuracy, latency_ms, energy_mj]
@@ -40,6 +41,7 @@ from pydantic import (
 
 from hwmodels import KNOBS, MAX_VARIANTS
 from nas.objectives import OBJECTIVES, check_objectives
+from nas.tasks import DENSE_TASKS, TASK_NAMES, TASKS
 from search_spaces import SearchSpace
 
 MAX_OPTIONS_BYTES = 64 << 10  # a plug-in's options, as JSON: settings, not data
@@ -291,9 +293,17 @@ AcceleratorField = Annotated[
 _TAGS = {"name", "inline", "plugin", "proxy", "search"}
 
 
+# a dense task's evaluator defaults, where classification's would not do: the generated scenes
+# (nas.tasks.scenes), trained and scored at their canvas size
+DENSE_EVALUATOR_DEFAULTS = {"data": "fashion-mnist-scenes", "resolution": 128}
+
+
 class JobSpec(_Frozen):
     name: str = Field(default="search", min_length=1, max_length=200)
     tags: tuple[Annotated[str, Field(min_length=1, max_length=100)], ...] = Field(default=(), max_length=32)
+    # what the networks do (nas.tasks): the job's `accuracy` objective is the task's metric, which the
+    # spec may name as such (`map`, `miou`; `min_map`, `min_miou`)
+    task: Literal[TASK_NAMES] = "classification"  # type: ignore[valid-type]
     space: SpaceField = "metaformer"
     input_shape: tuple[int, int, int] = (3, 224, 224)
     num_classes: int = Field(default=10, ge=1)
@@ -308,6 +318,70 @@ class JobSpec(_Frozen):
     sampler: Literal[SAMPLERS] = DEFAULT_SAMPLER  # type: ignore[valid-type]
     seed: int = Field(default=0, ge=0, lt=2**31)
     workers: Workers = Workers()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_metric_names(cls, data: Any) -> Any:
+        """The task's metric by its own name (objective ``map``, constraint ``min_map``) is the job's
+        ``accuracy``, stored and ranked as such; another task's metric name is an error."""
+        if not isinstance(data, dict):
+            return data
+        task = TASKS.get(str(data.get("task", "classification")))
+        if task is None:
+            return data  # the field's own check names the tasks
+        own = task.metric
+        if task.name in DENSE_TASKS:  # the evaluator's defaults are classification's: a dense task has its own
+            evaluator = data.get("evaluator", {})
+            if isinstance(evaluator, dict) and "plugin" not in evaluator:
+                data = {**data, "evaluator": {**DENSE_EVALUATOR_DEFAULTS, **evaluator}}
+        others = {t.metric: t.name for t in TASKS.values() if t.metric not in (own, "accuracy")}
+        objectives = data.get("objectives")
+        if isinstance(objectives, (list, tuple)):
+            for name in objectives:
+                if name in others:
+                    raise ValueError(
+                        f"objectives: {name} is the metric of {others[name]}; set task: {others[name]}, "
+                        f"or name this {task.name} job's metric {own}"
+                    )
+            data = {**data, "objectives": ["accuracy" if o == own else o for o in objectives]}
+        constraints = data.get("constraints")
+        if isinstance(constraints, dict):
+            for name, owner in others.items():
+                if f"min_{name}" in constraints:
+                    raise ValueError(
+                        f"constraints.min_{name}: {name} is the metric of {owner}; set task: {owner}, "
+                        f"or bound this {task.name} job's metric with min_{own}"
+                    )
+            if own != "accuracy" and f"min_{own}" in constraints:
+                if "min_accuracy" in constraints:
+                    raise ValueError(f"constraints: min_{own} and min_accuracy are one bound here; give one")
+                constraints = {k: v for k, v in constraints.items() if k != f"min_{own}"}
+                data = {**data, "constraints": {**constraints, "min_accuracy": data["constraints"][f"min_{own}"]}}
+        return data
+
+    @model_validator(mode="after")
+    def _dense_task(self) -> JobSpec:
+        if self.task not in DENSE_TASKS:
+            return self
+        metric = TASKS[self.task].metric
+        if isinstance(self.space, PluginRef) or isinstance(self.evaluator, PluginRef):
+            field = "space" if isinstance(self.space, PluginRef) else "evaluator"
+            raise ValueError(
+                f"{field}: a {self.task} job searches the MetaFormer space's dense networks with the proxy "
+                "evaluator; plug-ins serve classification jobs. Use a MetaFormer space, or task: classification"
+            )
+        if self.constraints.max_int8_drop is not None or "accuracy_int8" in self.objectives:
+            field = "constraints.max_int8_drop" if self.constraints.max_int8_drop is not None else "objectives"
+            raise ValueError(
+                f"{field}: INT8 {metric} is not measured for {self.task} yet (INT8 is measured on classifiers); "
+                "drop accuracy_int8 / max_int8_drop"
+            )
+        if self.evaluator.data == "fashion-mnist":
+            raise ValueError(
+                f"evaluator.data: fashion-mnist is a classification set; a {self.task} job trains on "
+                "fashion-mnist-scenes (generated here) or a folder in COCO / mask format (docs/dense_data.md)"
+            )
+        return self
 
     @field_validator("input_shape")
     @classmethod

@@ -4,6 +4,9 @@ The recipe (``evaluator.train.recipe``) is what a job's accuracies are stated un
 dataset's test split after ``epochs`` over a fixed, seeded subset of ``images`` training images,
 at the evaluator's resolution. Its defaults are the ranking benchmark's truth recipe
 (docs/proxy_ranking.md), so a job on Fashion-MNIST measures what that benchmark measured.
+
+A detection or segmentation job (``nas.tasks``) states its mAP or mIoU the same way: after the
+recipe over a subset of its folder's ``train`` split, on its ``val`` split.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ import torch
 from nas.data import ImageData, load_once
 from nas.proxies._training import Trainer, TrainRecipe, evaluate
 from nas.spec import JobSpec, ProxyEvaluatorSpec, SpecError
+from nas.tasks import DENSE_TASKS, get_task
 from search_spaces import ArchConfig, build_model
 
 HELD_OUT_DEFAULT = 2000  # images held out of the training split where a dataset has no test split
@@ -44,7 +48,7 @@ def trainer_recipe(evaluator: ProxyEvaluatorSpec, seed: int) -> TrainRecipe:
 def describe_recipe(spec: JobSpec) -> dict[str, Any]:
     """The recipe as the store and the model card state it: the units of a job's accuracies."""
     e = spec.evaluator
-    return {
+    recipe = {
         "dataset": e.data,
         "resolution": e.resolution,
         **e.train.recipe.model_dump(mode="json"),
@@ -52,6 +56,10 @@ def describe_recipe(spec: JobSpec) -> dict[str, Any]:
         "seed": spec.seed,
         "scored_on": "the test split" if e.data == "fashion-mnist" else "the test split, else held-out training images",
     }
+    if spec.task in DENSE_TASKS:  # classification's record stays as it was
+        task = get_task(spec.task)
+        return {"task": task.name, "metric": task.label, **recipe, "scored_on": "the val split"}
+    return recipe
 
 
 def measurement_sets(spec: JobSpec) -> tuple[ImageData, ImageData]:
@@ -80,11 +88,40 @@ def _test_split(e: ProxyEvaluatorSpec) -> ImageData | None:
     return load_once(str(folder), split="test") if (folder / "test").is_dir() else None
 
 
-def training_sets(spec: JobSpec) -> tuple[ImageData, ImageData]:
-    """``measurement_sets`` after checking that the job can train at all; a ``SpecError`` names the field."""
+def dense_sets(spec: JobSpec) -> tuple[Any, Any]:
+    """(training subset, test set) of a detection or segmentation job: its folder's ``train`` and
+    ``val`` splits (``nas.tasks.datasets``; the generated scenes for ``fashion-mnist-scenes``), at the
+    evaluator's resolution, the subset drawn as ``measurement_sets`` draws it."""
+    from nas.tasks.datasets import load_detection, load_segmentation
+
+    e = spec.evaluator
+    r = e.train.recipe
+    load = load_detection if spec.task == "detection" else load_segmentation
+    root = dataset_root(spec)
+    train = load(root, "train", resolution=e.resolution)
+    if len(train) < r.images:
+        raise SpecError(
+            "evaluator.train.recipe.images", f"{r.images} asked, {e.data} has {len(train)} training images; ask fewer"
+        )
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
+    return train.subset(order[: r.images]), load(root, "val", resolution=e.resolution, limit=r.test_images)
+
+
+def dataset_root(spec: JobSpec) -> Path:
+    """The folder a dense job's data is in: the generated scenes, written on first use, or the user's."""
+    if spec.evaluator.data == "fashion-mnist-scenes":
+        from nas.tasks.scenes import scenes_dir
+
+        return scenes_dir(data_dir=spec.evaluator.data_dir)
+    return Path(spec.evaluator.data).expanduser()
+
+
+def training_sets(spec: JobSpec) -> tuple[Any, Any]:
+    """``measurement_sets`` (``dense_sets`` for a dense task) after checking that the job can train at
+    all; a ``SpecError`` names the field."""
     if not hasattr(spec.evaluator, "train"):
         raise SpecError("evaluator", "only the proxy evaluator trains candidates; a plug-in measures its own")
-    train_set, test_set = measurement_sets(spec)
+    train_set, test_set = dense_sets(spec) if spec.task in DENSE_TASKS else measurement_sets(spec)
     if train_set.num_classes != spec.num_classes:
         raise SpecError(
             "num_classes",
@@ -118,6 +155,7 @@ class AccuracyMeter:
         self.recipe = trainer_recipe(spec.evaluator, spec.seed)
         self.steps = rung_steps(self.recipe.steps, spec.evaluator.train.rungs)
         self.int8 = int8_recipe(spec)
+        self.metric = get_task(spec.task).metric
         # a GPU only where the job reserved one (Ray then shows this worker its share alone): a job
         # process, or a worker that asked none, never trains on a GPU it happens to see
         gpu = spec.workers.gpus_per_worker > 0 and torch.cuda.is_available()
@@ -132,28 +170,48 @@ class AccuracyMeter:
     ) -> tuple[list[dict[str, Any]], Scored | None]:
         torch.manual_seed(self.spec.seed)  # the initialisation the proxies scored, and the benchmark's
         model = build_model(arch, num_classes=self.spec.num_classes, img_size=self.recipe.resolution).to(self.device)
-        trainer = Trainer(model, self.train_set, self.recipe)
+        trainer = self._trainer(model)
         total, rungs, start = self.recipe.steps, [], time.perf_counter()
         for i, steps in enumerate(self.steps[:-1]):
             trainer.advance(steps - trainer.step)
-            accuracy = evaluate(model, self.test_set, resolution=self.recipe.resolution)
-            rungs.append({"steps": steps, "of": total, "accuracy": accuracy, "seconds": _since(start)})
+            measured = self.measure(model)
+            accuracy = measured.pop(self.metric)
+            rungs.append({"steps": steps, "of": total, "accuracy": accuracy, **measured, "seconds": _since(start)})
             bar = bars[i] if bars is not None and i < len(bars) else None
             if bar is not None and accuracy < bar:
                 return rungs, None
         trainer.advance(total - trainer.step)
         result = self.scored(model)
-        rungs.append({"steps": total, "of": total, "accuracy": result.accuracy, "seconds": _since(start)})
+        rungs.append(
+            {"steps": total, "of": total, "accuracy": result.accuracy, **result.extra, "seconds": _since(start)}
+        )
         return rungs, result
 
+    def _trainer(self, model: torch.nn.Module) -> Any:
+        if self.spec.task in DENSE_TASKS:
+            from nas.tasks.training import DenseTrainer
+
+            return DenseTrainer(model, self.train_set, self.recipe)
+        return Trainer(model, self.train_set, self.recipe)
+
+    def measure(self, model: torch.nn.Module) -> dict[str, float]:
+        """The task's metric (``nas.tasks``: top-1, mAP, mIoU) and those measured beside it, on the test set."""
+        if self.spec.task in DENSE_TASKS:
+            from nas.tasks.training import evaluate_dense
+
+            return {k: float(v) for k, v in evaluate_dense(model, self.test_set).items()}
+        return {self.metric: evaluate(model, self.test_set, resolution=self.recipe.resolution)}
+
     def scored(self, model: torch.nn.Module) -> Scored:
-        """A fully trained model's result: its accuracy on the test images, its weights, and the same
-        network quantized to INT8 (``nas.int8``) scored on the same images. A quantization that fails
-        leaves the INT8 figure to the predictor and says why; the FP32 result stands."""
-        accuracy = evaluate(model, self.test_set, resolution=self.recipe.resolution)
+        """A fully trained model's result: the task's metric on the test set (and those beside it),
+        its weights, and, for a classifier, the same network quantized to INT8 (``nas.int8``) scored
+        on the same images. A quantization that fails leaves the INT8 figure to the predictor and
+        says why; the FP32 result stands."""
+        extra = self.measure(model)
+        accuracy = extra.pop(self.metric)
         buffer = io.BytesIO()
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
-        result = Scored(accuracy, buffer.getvalue(), precision=_precision(self.device))
+        result = Scored(accuracy, buffer.getvalue(), precision=_precision(self.device), extra=extra)
         if self.int8 is None:
             return result
         from nas.int8 import calibration_set, onnx_accuracy, quantize
@@ -171,12 +229,13 @@ class AccuracyMeter:
 
 @dataclass(frozen=True)
 class Scored:
-    """A fully trained candidate, measured: FP32 top-1 and its weights (trained in ``precision``),
+    """A fully trained candidate, measured: its FP32 metric and its weights (trained in ``precision``),
     and its INT8 top-1 on the same images with the INT8 model and how it was quantized."""
 
-    accuracy: float
+    accuracy: float  # the task's metric (nas.tasks): top-1, mAP@[.5:.95] or mIoU, 0-1
     weights: bytes
     precision: str = "float32"
+    extra: dict[str, float] = field(default_factory=dict)  # measured beside it (the task's extra: map50, ...)
     accuracy_int8: float | None = None
     int8_onnx: bytes | None = None
     int8: dict[str, Any] | None = None  # nas.int8.Int8Recipe.describe(), with "failed" where it failed
@@ -185,7 +244,7 @@ class Scored:
 def int8_recipe(spec: JobSpec) -> Any:
     """The job's INT8 recipe (``nas.int8.Int8Recipe``), None where it measures no INT8."""
     settings = spec.evaluator.train.int8
-    if not settings.measure:
+    if not settings.measure or spec.task in DENSE_TASKS:  # INT8 is measured on classifiers so far
         return None
     from nas.int8 import Int8Recipe
 

@@ -107,10 +107,23 @@ function pricedAt(job) {
   return `${chip} at ${shape}`;
 }
 
+// INT8 accuracy is measured on classifiers (a dense job's INT8 metric is not yet)
+function isClassification(job) { return !job.task || job.task === "classification"; }
+
 // A metric's name for people: what it is, its units, and where it was measured or predicted.
 function axisLabel(job, key) {
   const at = pricedAt(job);
   const dataset = ((job.predictor || {}).recipe || {}).dataset;
+  // a detection or segmentation job's accuracy fields hold its task's metric (mAP, mIoU), 0-1
+  const dense = !isClassification(job);
+  const metric = job.accuracy_label;
+  if (dense && ["accuracy", "measured_accuracy", "predicted_accuracy", "accuracy_std", "predicted_std"].includes(key)) {
+    if (job.accuracy_kind === "score") return "proxy score (no units, higher ranks better)";
+    const on = dataset ? ` on ${dataset}` : "";
+    if (key === "measured_accuracy") return `${metric} (${job.task}${on}, 0-1, measured)`;
+    if (key === "accuracy_std" || key === "predicted_std") return `${metric} std (0-1, the predictor's spread)`;
+    return `${metric} (${job.task}${on}, 0-1, ${key === "accuracy" ? "measured or predicted" : "predicted"})`;
+  }
   switch (key) {
     case "accuracy": {
       if (job.accuracy_kind === "score") return "proxy score (no units, higher ranks better)";
@@ -143,7 +156,7 @@ const SHORT = { latency_ms: "latency (ms)", throughput_fps: "throughput (frames/
   power_w: "power (W)", params: "parameters", utilisation: "utilisation (0-1)", area_mm2: "area (mm²)",
   accuracy_int8: "INT8 accuracy (0-1)", int8_drop: "INT8 drop (0-1)" };
 function shortLabel(job, key) {
-  if (key === "accuracy") return job.accuracy_kind === "score" ? "proxy score" : "accuracy (0-1)";
+  if (key === "accuracy") return job.accuracy_kind === "score" ? "proxy score" : `${job.accuracy_label || "accuracy"} (0-1)`;
   return SHORT[key] || key;
 }
 
@@ -454,8 +467,8 @@ function hvChart(job, history) {
 
 function frontTable(job, points) {
   const objectives = job.objectives.filter(o => o !== "params");
-  // a job that trains shows the INT8 accuracy beside the FP32 one, objective or not
-  if (job.accuracy_kind === "predicted") {
+  // a classification job that trains shows the INT8 accuracy beside the FP32 one, objective or not
+  if (job.accuracy_kind === "predicted" && isClassification(job)) {
     for (const k of ["accuracy", "accuracy_int8"]) if (!objectives.includes(k)) objectives.splice(k === "accuracy" ? 0 : objectives.indexOf("accuracy") + 1, 0, k);
   }
   const cols = ["id", "name", ...objectives, "params"];
@@ -497,7 +510,7 @@ async function candidatePage(jobId, ref, stale) {
     c.failure ? h("p", { class: "error" }, c.failure) : null,
     h("div", { class: "card" }, h("div", { class: "grid" },
       h("div", { class: "stat", id: "candidate-accuracy" }, h("b", {}, accuracyText(c, job.accuracy_kind)), h("span", {}, axisLabel(job, "accuracy"))),
-      job.accuracy_kind === "predicted" ? h("div", { class: "stat", id: "candidate-int8" }, h("b", {}, int8Text(c)), h("span", {}, axisLabel(job, "accuracy_int8"))) : null,
+      job.accuracy_kind === "predicted" && isClassification(job) ? h("div", { class: "stat", id: "candidate-int8" }, h("b", {}, int8Text(c)), h("span", {}, axisLabel(job, "accuracy_int8"))) : null,
       ...["latency_ms", "throughput_fps", "energy_mj", "power_w", "params", "utilisation"].map(k =>
         h("div", { class: "stat" }, h("b", {}, fmt(m[k])), h("span", { title: axisLabel(job, k) }, shortLabel(job, k))))),
       h("p", {}, button, " ", exportOut)),

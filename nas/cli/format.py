@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hwmodels import CostReport
-from nas.objectives import ACCURACY_LABELS
+from nas.objectives import accuracy_label
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -53,15 +53,15 @@ def duration(seconds: float) -> str:
 # ---- a job's accuracy, counts and hypervolume ---------------------------------------------------
 
 
-def accuracy_word(kind: str) -> str:
-    """What a job's `accuracy` objective is called where it is printed (``nas.objectives.ACCURACY_LABELS``:
-    a proxy's ranking is a score)."""
-    return ACCURACY_LABELS[kind]
+def accuracy_word(kind: str, task: str = "classification") -> str:
+    """What a job's `accuracy` objective is called where it is printed (``nas.objectives.accuracy_label``:
+    a proxy's ranking is a score; else the task's metric)."""
+    return accuracy_label(kind, task)
 
 
-def accuracy_header(kind: str) -> str:
+def accuracy_header(kind: str, task: str = "classification") -> str:
     """The accuracy column's header: a score has no units."""
-    return f"{accuracy_word(kind)} (no units)" if kind == "score" else accuracy_word(kind)
+    return f"{accuracy_word(kind)} (no units)" if kind == "score" else accuracy_word(kind, task)
 
 
 def accuracy_cell(metrics: Mapping[str, Any], kind: str) -> str:
@@ -95,6 +95,9 @@ def accuracy_units(job) -> str:
     if job.accuracy_kind == "evaluator":
         return "as the plug-in evaluator returns it"
     r = job.predictor.get("recipe") or {}
+    if job.task != "classification":
+        return (f"{job.accuracy_label} on {r.get('dataset', '?')}'s val split at {r.get('resolution', '?')}px after"
+                f" {r.get('epochs', '?')} epochs over {r.get('images', '?')} images")  # fmt: skip
     return (f"top-1 on {r.get('dataset', '?')} at {r.get('resolution', '?')}px after {r.get('epochs', '?')} epochs"
             f" over {r.get('images', '?')} images")  # fmt: skip
 
@@ -149,11 +152,13 @@ def hypervolume_pending(job) -> str:
     return "the front does not yet improve on the reference point anywhere"
 
 
-def front_table(rows: Sequence[Mapping[str, Any]], kind: str) -> str:
-    """Front rows (``CandidateRecord.row()`` or the API's Pareto items) as a table with units; a job
-    that trains shows the INT8 accuracy (as the chip computes) beside the FP32 one."""
-    int8 = kind == "predicted"
-    headers = ["id", "name", f"FP32 {accuracy_header(kind)}" if int8 else accuracy_header(kind)]
+def front_table(rows: Sequence[Mapping[str, Any]], kind: str, task: str = "classification") -> str:
+    """Front rows (``CandidateRecord.row()`` or the API's Pareto items) as a table with units; a
+    classification job that trains shows the INT8 accuracy (as the chip computes) beside the FP32 one;
+    a dense job's column is its metric (mAP, mIoU)."""
+    int8 = kind == "predicted" and task == "classification"
+    header = accuracy_header(kind, task)
+    headers = ["id", "name", f"FP32 {header}" if int8 else header]
     headers += ["INT8 accuracy"] if int8 else []
     return table(
         [*headers, "latency ms", "FPS", "energy mJ", "params M", "trial"],

@@ -129,13 +129,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.server:
         c = client(args)
         result = c.compare(job_id, names, every_candidate=args.all)
-        kind = c.job(job_id)["accuracy_kind"] if not args.json else ""
+        job = c.job(job_id) if not args.json else {}
+        kind, task = job.get("accuracy_kind", ""), job.get("task", "classification")
     else:
         from nas.whatif import compare_job
 
         store = open_store(args)
         result = compare_job(store, job_id, names, every_candidate=args.all)
-        kind = store.get_job(job_id).accuracy_kind
+        record = store.get_job(job_id)
+        kind, task = record.accuracy_kind, record.task
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -152,7 +154,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for a in result["accelerators"]:
         front = sorted((r for r in a["rows"] if r["on_front"]), key=lambda r: -(r["accuracy"] or 0))
         print(f"\nfront on {a['accelerator']}:")
-        print(table(["id", "name", accuracy_header(kind), "latency ms", "FPS", "energy mJ", "bound"],
+        print(table(["id", "name", accuracy_header(kind, task), "latency ms", "FPS", "energy mJ", "bound"],
                     [(r["id"], r["name"], number(r["accuracy"]), number(r["latency_ms"]),
                       number(r["throughput_fps"]), number(r["energy_mj"]), r["bound"]) for r in front]))  # fmt: skip
     return 0

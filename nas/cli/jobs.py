@@ -141,7 +141,7 @@ def _run(store, job_id: int, args: argparse.Namespace, *, resume: bool, training
         print(
             f"\nPareto front ({job.n_front} candidates{'; the first ' + str(args.top) if job.n_front > args.top else ''}):"
         )
-        print(front_table([c.row() for c in front], job.accuracy_kind))
+        print(front_table([c.row() for c in front], job.accuracy_kind, job.task))
         print(f"\n`nas pareto {job_id}` filters and sorts it; `nas show {job_id} ID` details one candidate")
     for line in constraint_advice(job):
         print(line)

@@ -36,7 +36,7 @@ class ProgressBar:
         """``trainings``: how many this run trains (default: what the job has left of its
         predictor's budget and its final ``train_final``)."""
         self.store = store
-        self.kind = job.accuracy_kind
+        self.kind, self.task = job.accuracy_kind, job.task
         self.objective = job.spec["objectives"][0]
         self.wall = job.spec["budget"]["wall_time_s"]
         self.best = ""
@@ -65,7 +65,7 @@ class ProgressBar:
         if job.hypervolume != self.hypervolume or (job.n_front and not self.best):  # the front moved
             self.hypervolume = job.hypervolume
             top = self.store.pareto(job.id, limit=1)  # best first objective, from the maintained front
-            word = accuracy_word(self.kind) if self.objective == "accuracy" else self.objective
+            word = accuracy_word(self.kind, self.task) if self.objective == "accuracy" else self.objective
             self.best = f"best {word} {top[0].metrics[self.objective]:.4g}" if top else ""
         self.trials.set_postfix_str(self._postfix(job), refresh=False)
         self.trials.update(job.n_trials - self.trials.n)

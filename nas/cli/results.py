@@ -13,6 +13,7 @@ from typing import Any
 from nas.cli.common import WHERE_HELP, add_store_options, client, open_store, where_bounds
 from nas.cli.format import accuracy_cell, accuracy_units, check_top, front_table, int8_cell, layer_table
 from nas.export import DEFAULT_FORMATS, FORMATS
+from nas.tasks import task_extras
 
 FORMAT_CHOICES = ("table", "json", "csv")
 
@@ -78,18 +79,20 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         page = c.pareto(args.job, where=args.where, sort=args.sort, descending=args.desc, limit=args.limit or 50,
                         offset=args.offset)  # fmt: skip
         rows = page["items"]
-        kind = c.job(args.job)["accuracy_kind"] if args.format == "table" else ""
+        job = c.job(args.job) if args.format == "table" else {}
+        kind, task = job.get("accuracy_kind", ""), job.get("task", "classification")
     else:
         store = open_store(args)
         front = store.pareto(args.job, where=bounds, sort=args.sort, descending=args.desc, limit=args.limit,
                              offset=args.offset)  # fmt: skip
         rows = [c.row() for c in front]
-        kind = store.get_job(args.job).accuracy_kind if args.format == "table" else ""
-    _print_rows(rows, args, kind)
+        record = store.get_job(args.job) if args.format == "table" else None
+        kind, task = (record.accuracy_kind, record.task) if record else ("", "classification")
+    _print_rows(rows, args, kind, task)
     return 0
 
 
-def _print_rows(rows: Sequence[Mapping[str, Any]], args: argparse.Namespace, kind: str) -> None:
+def _print_rows(rows: Sequence[Mapping[str, Any]], args: argparse.Namespace, kind: str, task: str) -> None:
     if args.format == "json":
         print(json.dumps(list(rows), indent=2))
     elif args.format == "csv":
@@ -100,7 +103,7 @@ def _print_rows(rows: Sequence[Mapping[str, Any]], args: argparse.Namespace, kin
         writer.writerows({**r, "arch": json.dumps(r.get("arch"))} for r in rows)
         print(out.getvalue(), end="")
     elif rows:
-        print(front_table(rows, kind))
+        print(front_table(rows, kind, task))
     else:
         print(f"job {args.job}: no feasible candidate{' within ' + ', '.join(args.where) if args.where else ''} yet")
 
@@ -127,9 +130,11 @@ def cmd_show(args: argparse.Namespace) -> int:
           f"{', on the Pareto front' if c.on_front else ''}")  # fmt: skip
     if c.failure:
         print(f"  {'why' if c.status == 'infeasible' else 'failure'}: {c.failure}")
-    word = "score   " if job.accuracy_kind == "score" else "accuracy"
-    print(f"  {word}     {accuracy_cell(m, job.accuracy_kind)} ({accuracy_units(job)})")
-    if job.accuracy_kind == "predicted":
+    word = "score" if job.accuracy_kind == "score" else job.metric
+    print(f"  {word:<12} {accuracy_cell(m, job.accuracy_kind)} ({accuracy_units(job)})")
+    for name, value in task_extras(c.rungs).items():
+        print(f"  {name:<12} {value:.4f} measured beside it")
+    if job.accuracy_kind == "predicted" and job.task == "classification":
         drop = "" if m.get("int8_drop") is None else f", drop {m['int8_drop']:+.4f} from FP32"
         print(f"  INT8         {int8_cell(m)} (the same top-1 after INT8 quantization, as the chip computes{drop})")
     print(f"  scores       {', '.join(f'{k} {v:.4g}' for k, v in c.scores.items()) or 'not scored'}")

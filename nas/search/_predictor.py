@@ -140,7 +140,10 @@ class AccuracyPredictor:
 
     def predict_drops(self, arch_jsons: list[str], params: list[float | None]) -> list[dict[str, float]]:
         """The INT8 drop (``predicted_int8_drop`` and its std) of each network, from what it contains
-        and the job's measured drops; {} for a network the drop model cannot read (a plug-in space's)."""
+        and the job's measured drops; {} for a network the drop model cannot read (a plug-in space's),
+        and in a dense job, whose INT8 metric is not measured (the drop model knows classifiers)."""
+        if self.spec.task != "classification":
+            return [{} for _ in arch_jsons]
         try:
             mean, std = self.int8.predict(arch_jsons, params)
         except Exception:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from nas.objectives import ACCURACY_LABELS, METRICS
+from nas.objectives import METRICS, accuracy_label
 from nas.status import (  # noqa: F401 - the statuses' tuples are re-exported by nas.store
     CANDIDATE_STATUSES,
     JOB_STATUSES,
@@ -18,6 +18,7 @@ from nas.status import (  # noqa: F401 - the statuses' tuples are re-exported by
     ExportStatus,
     JobStatus,
 )
+from nas.tasks import get_task
 
 METRIC_COLUMNS = tuple(m for m in METRICS if m not in ("trial_number", "eval_s"))
 
@@ -93,10 +94,20 @@ class JobRecord:
         return "predicted" if train.get("candidates", 0) > 0 or train.get("final", 0) > 0 else "score"
 
     @property
+    def task(self) -> str:
+        """What its networks do (``nas.tasks``): classification, detection or segmentation."""
+        return self.spec.get("task") or "classification"
+
+    @property
+    def metric(self) -> str:
+        """The name of its task's metric, which its ``accuracy`` fields hold: accuracy, map or miou."""
+        return get_task(self.task).metric
+
+    @property
     def accuracy_label(self) -> str:
-        """What this job's ``accuracy`` is called where it is shown (``nas.objectives.ACCURACY_LABELS``):
-        "proxy score" in a job that trains nothing, else "accuracy"."""
-        return ACCURACY_LABELS[self.accuracy_kind]
+        """What this job's ``accuracy`` is called where it is shown (``nas.objectives.accuracy_label``):
+        "proxy score" in a job that trains nothing, else its task's metric ("accuracy", "mAP@[.5:.95]", "mIoU")."""
+        return accuracy_label(self.accuracy_kind, self.task)
 
     @property
     def trainings_planned(self) -> int:

@@ -7,7 +7,9 @@ is and what it is called: top-1 accuracy, COCO mAP@[.5:.95] or mean IoU.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,10 @@ class Task:
     label: str  # how the metric is shown, units included
     extra: tuple[str, ...]  # measured beside it on every trained candidate, also 0-1
     description: str
+
+    def chance(self, num_classes: int) -> float:
+        """The metric of a network that has learnt nothing: 1/K for top-1; 0 for mAP and mIoU."""
+        return 1.0 / num_classes if self.name == "classification" else 0.0
 
 
 TASKS: dict[str, Task] = {
@@ -51,3 +57,12 @@ def get_task(name: str) -> Task:
         return TASKS[name]
     except KeyError:
         raise ValueError(f"unknown task {name!r}; known: {', '.join(TASK_NAMES)}") from None
+
+
+def task_extras(rungs: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """What a fully trained candidate measured beside its metric (``Task.extra``: map50, pixel
+    accuracy): the figures of its training's last rung, where that rung is the training's end."""
+    last = rungs[-1] if rungs else {}
+    if not last or last.get("steps") != last.get("of"):
+        return {}
+    return {name: last[name] for task in TASKS.values() for name in task.extra if last.get(name) is not None}
