@@ -294,8 +294,23 @@ _TAGS = {"name", "inline", "plugin", "proxy", "search"}
 
 
 # a dense task's evaluator defaults, where classification's would not do: the generated scenes
-# (nas.tasks.scenes), trained and scored at their canvas size
-DENSE_EVALUATOR_DEFAULTS = {"data": "fashion-mnist-scenes", "resolution": 128}
+# (nas.tasks.scenes: 2000 training scenes), trained and scored at their canvas size
+DENSE_EVALUATOR_DEFAULTS: dict[str, Any] = {
+    "data": "fashion-mnist-scenes",
+    "resolution": 128,
+    "train": {"recipe": {"images": 2000}},
+}
+
+
+def _with_defaults(given: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``given`` with ``defaults`` filled in where it says nothing, nested mappings merged."""
+    out = dict(given)
+    for key, value in defaults.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(value, dict) and isinstance(out[key], dict):
+            out[key] = _with_defaults(out[key], value)
+    return out
 
 
 class JobSpec(_Frozen):
@@ -333,7 +348,7 @@ class JobSpec(_Frozen):
         if task.name in DENSE_TASKS:  # the evaluator's defaults are classification's: a dense task has its own
             evaluator = data.get("evaluator", {})
             if isinstance(evaluator, dict) and "plugin" not in evaluator:
-                data = {**data, "evaluator": {**DENSE_EVALUATOR_DEFAULTS, **evaluator}}
+                data = {**data, "evaluator": _with_defaults(evaluator, DENSE_EVALUATOR_DEFAULTS)}
         others = {t.metric: t.name for t in TASKS.values() if t.metric not in (own, "accuracy")}
         objectives = data.get("objectives")
         if isinstance(objectives, (list, tuple)):
