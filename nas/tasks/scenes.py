@@ -70,7 +70,7 @@ def make_scenes(
     counts = {"train": _bounded("train", train, 1, MAX_IMAGES), "val": _bounded("val", val, 1, MAX_IMAGES)}
     size = _bounded("size", size, MIN_SIZE, MAX_SIZE)
     objects = _bounded_range("objects", objects, 1, MAX_OBJECTS)
-    scale = _bounded_range("scale", scale if scale is not None else (size // 8, size // 2), MIN_SCALE, size)
+    scale = _bounded_range("scale", scale if scale is not None else (max(MIN_SCALE, size // 8), size // 2), MIN_SCALE, size)
     clutter = _bounded_range("clutter", clutter, 0, MAX_OBJECTS)
     if not 0.0 <= max_occlusion < 1.0:
         raise ValueError(f"max_occlusion: must be in [0, 1), got {max_occlusion}")
@@ -80,7 +80,9 @@ def make_scenes(
         raise ValueError(f"seed: must be an integer >= 0, got {seed!r}")
     out = Path(out_dir).expanduser()
     if out.exists() and not overwrite:
-        raise FileExistsError(f"out_dir: {out} exists; remove it, choose another folder or pass overwrite=True")
+        raise FileExistsError(
+            f"out_dir: {out} exists; remove it, choose another folder or overwrite it (overwrite=True, `--overwrite`)"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     params = {
         "objects": list(objects),
