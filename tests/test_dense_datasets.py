@@ -145,6 +145,7 @@ DETECTION_ERRORS = [
     ("box of three numbers", _set(["annotations", 1, "bbox"], [1, 1, 2]), "annotations[1].bbox"),
     ("box not numbers", _set(["annotations", 1, "bbox"], ["1", 1, 2, 2]), "annotations[1].bbox"),
     ("unknown category id", _set(["annotations", 1, "category_id"], 4), "annotations[1].category_id"),
+    ("category id not an integer", _set(["annotations", 1, "category_id"], [3]), "annotations[1].category_id"),
     ("unknown image id", _set(["annotations", 2, "image_id"], 9), "annotations[2].image_id"),
     ("annotation without bbox", lambda c: c["annotations"][0].pop("bbox"), "annotations[0].bbox"),
     ("image file missing", _set(["images", 1, "file_name"], "c.png"), "images[1].file_name"),
@@ -256,3 +257,31 @@ def test_a_missing_split_folder_is_data_not_found(tmp_path):
     _user_set(tmp_path)
     with pytest.raises(DataNotFoundError, match="val"):
         load_detection(tmp_path, "val", resolution=20)
+
+
+# ---- the CLI --------------------------------------------------------------------------------------
+
+
+def test_nas_data_scenes_then_check(tmp_path, capsys):
+    from nas.cli import main
+
+    out = tmp_path / "set"
+    assert main(["data", "scenes", "--out", str(out), "--train", "3", "--val", "2", "--size", "32"]) == 0
+    printed = capsys.readouterr().out
+    assert str(out) in printed and "fashion-mnist test split" in printed and "10 classes" in printed
+    assert main(["data", "check", str(out), "--task", "segmentation", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["split"] for r in report] == ["train", "val"] and report[1]["images"] == 2
+    assert main(["data", "check", str(out), "--task", "detection", "--split", "val"]) == 0
+    assert "OK as a detection data set" in capsys.readouterr().out
+
+
+def test_nas_data_check_reports_the_field_and_exits_2(tmp_path, capsys):
+    from nas.cli import main
+
+    _user_set(tmp_path)
+    _edit_json(tmp_path, _set(["annotations", 0, "bbox"], [30, 5, 15, 5]))
+    assert main(["data", "check", str(tmp_path), "--task", "detection"]) == 2
+    assert "annotations[0].bbox" in capsys.readouterr().err
+    assert main(["data", "scenes", "--out", str(tmp_path), "--train", "0"]) == 2
+    assert "train:" in capsys.readouterr().err

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nas.tasks.scenes import FOREGROUND_THRESHOLD, make_scenes, read_manifest, scenes_dir
+from nas.data import DataNotFoundError
+from nas.tasks.scenes import FOREGROUND_THRESHOLD, dataset_path, make_scenes, read_manifest, scenes_dir
 
 SMALL = {"train": 12, "val": 4, "size": 64, "seed": 3}
 
@@ -161,6 +162,8 @@ def test_bounds_name_the_argument(tmp_path, kwargs, name):
 
 def test_scenes_dir_generates_once_under_the_cache_root_and_env(tmp_path, monkeypatch):
     small = {"train": 3, "val": 2, "size": 32}
+    killed = tmp_path / ".fashion-mnist-scenes-v1-32px-3-2-seed0.tmp-1-abcdef12"  # a killed run's folder
+    (killed / "train").mkdir(parents=True)
     results = []
     workers = [threading.Thread(target=lambda: results.append(scenes_dir(root=tmp_path, **small))) for _ in range(2)]
     for w in workers:
@@ -174,3 +177,9 @@ def test_scenes_dir_generates_once_under_the_cache_root_and_env(tmp_path, monkey
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".") and "tmp" in p.name] == []
     monkeypatch.setenv("NAS_SCENES_DIR", str(tmp_path / "env"))
     assert scenes_dir(**small).parent == tmp_path / "env"
+
+
+def test_dataset_path_names_the_scenes_or_a_users_folder(tmp_path, monkeypatch, scenes):
+    assert dataset_path(scenes) == scenes
+    with pytest.raises(DataNotFoundError, match="nas data scenes"):
+        dataset_path(tmp_path / "nothing")
