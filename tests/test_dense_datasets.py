@@ -33,6 +33,7 @@ def test_detection_round_trip(scenes):
     coco = json.loads((scenes / "train/annotations.json").read_text())
     data = load_detection(scenes, "train", resolution=SIZE)
     assert isinstance(data, DetectionSet) and len(data) == 8 and data.num_classes == 10
+    assert data.name == "fashion-mnist-scenes"
     assert data.classes == tuple(c["name"] for c in coco["categories"])
     assert data.images.dtype == torch.uint8 and data.images.shape == (8, 3, SIZE, SIZE)
     for i, img in enumerate(coco["images"]):
@@ -114,6 +115,7 @@ def _user_set(root: Path) -> Path:
 
 def test_a_users_set_loads_with_contiguous_labels_in_the_categories_order(tmp_path):
     data = load_detection(_user_set(tmp_path), "train", resolution=20)
+    assert data.name == tmp_path.name
     assert data.classes == ("hat", "boot") and data.labels[0].tolist() == [0, 1] and data.labels[1].tolist() == [1]
     # 40 x 30 stretched to 20 x 20: x halves, y scales by 2/3; the crowd box is left out
     assert torch.allclose(data.boxes[1], torch.tensor([[5.25, 1.5, 7.25, 4.1666665]]))

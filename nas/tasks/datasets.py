@@ -434,7 +434,11 @@ def _stats(x: torch.Tensor, stats) -> tuple[tuple[float, ...], tuple[float, ...]
 
 
 def _name(path) -> str:
-    return Path(path).expanduser().resolve().name
+    """The data set's name: the generator's for generated scenes, else the folder's."""
+    from nas.tasks.scenes import read_manifest
+
+    manifest = read_manifest(Path(path).expanduser()) or {}
+    return str(manifest.get("dataset") or Path(path).expanduser().resolve().name)
 
 
 __all__ = ["AnnotationError", "DetectionSet", "SegmentationSet", "load_detection", "load_segmentation"]
