@@ -42,6 +42,10 @@ def submit(
     accepted it neither imports a tenant's plug-in nor spends its CPU on a tenant's space."""
     if limits is not None:
         limits.check(spec)
+    if spec.task != "classification":
+        from nas.training import check_dense_data  # torch: only for a dense job's own folder
+
+        check_dense_data(spec)
     accelerator = resolve_accelerator(spec)
     point = {} if managed else reference_point(spec, resolve_space(spec), accelerator)
     return store.create_job(

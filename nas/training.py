@@ -93,27 +93,36 @@ def dense_sets(spec: JobSpec) -> tuple[Any, Any]:
     ``val`` splits (``nas.tasks.datasets``; the generated scenes for ``fashion-mnist-scenes``), at the
     evaluator's resolution, the subset drawn as ``measurement_sets`` draws it."""
     from nas.tasks.datasets import load_detection, load_segmentation
+    from nas.tasks.scenes import dataset_path
 
     e = spec.evaluator
     r = e.train.recipe
     load = load_detection if spec.task == "detection" else load_segmentation
-    root = dataset_root(spec)
+    root = dataset_path(e.data, data_dir=e.data_dir)
     train = load(root, "train", resolution=e.resolution)
     if len(train) < r.images:
         raise SpecError(
             "evaluator.train.recipe.images", f"{r.images} asked, {e.data} has {len(train)} training images; ask fewer"
         )
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
-    return train.subset(order[: r.images]), load(root, "val", resolution=e.resolution, limit=r.test_images)
+    # the val images normalised as the training images are: the network sees one preprocessing
+    test = load(root, "val", resolution=e.resolution, limit=r.test_images, stats=(train.mean, train.std))
+    return train.subset(order[: r.images]), test
 
 
-def dataset_root(spec: JobSpec) -> Path:
-    """The folder a dense job's data is in: the generated scenes, written on first use, or the user's."""
-    if spec.evaluator.data == "fashion-mnist-scenes":
-        from nas.tasks.scenes import scenes_dir
+def check_dense_data(spec: JobSpec) -> None:
+    """A dense job's own folder read whole (at a small size) as its trainings will read it, so a
+    bad annotation is the spec's error (``evaluator.data``, 422 over HTTP) before the job exists."""
+    if spec.task not in DENSE_TASKS or spec.evaluator.data == "fashion-mnist-scenes":
+        return
+    from nas.tasks.datasets import AnnotationError, load_detection, load_segmentation
 
-        return scenes_dir(data_dir=spec.evaluator.data_dir)
-    return Path(spec.evaluator.data).expanduser()
+    load = load_detection if spec.task == "detection" else load_segmentation
+    for split in ("train", "val"):
+        try:
+            load(spec.evaluator.data, split, resolution=16)
+        except (AnnotationError, FileNotFoundError) as err:  # DataNotFoundError: no such folder or split
+            raise SpecError("evaluator.data", f"{split} split: {err}") from err
 
 
 def training_sets(spec: JobSpec) -> tuple[Any, Any]:

@@ -21,7 +21,9 @@ from hwmodels import accelerator_names
 from nas.spec import FieldError, JobSpec, PluginRef, SpecError
 from search_spaces import space_names
 
-DATASETS = ("fashion-mnist",)  # the datasets a name selects; other data is a folder under a data root
+# the datasets a name selects (the scenes are generated on the service's disk); other data is a
+# folder under a data root
+DATASETS = ("fashion-mnist", "fashion-mnist-scenes")
 
 
 @dataclass(frozen=True)
