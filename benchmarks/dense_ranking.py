@@ -55,13 +55,10 @@ METRIC = {"detection": ("map", "map50"), "segmentation": ("miou", "pixel_accurac
 _DATA: dict = {}  # per process: (task, scenes) -> (train set, val set)
 
 
-def scenes_path(root: Path) -> Path:
-    from nas.tasks.scenes import make_scenes
+def scenes_path(root: Path | None) -> Path:
+    from nas.tasks.scenes import scenes_dir
 
-    out = root / f"scenes-{SCENES['size']}px-{SCENES['train']}-{SCENES['val']}-seed{SCENES['seed']}"
-    if not (out / "val" / "annotations.json").is_file():
-        make_scenes(out, train=SCENES["train"], val=SCENES["val"], size=SCENES["size"], seed=SCENES["seed"])
-    return out
+    return scenes_dir(train=SCENES["train"], val=SCENES["val"], size=SCENES["size"], seed=SCENES["seed"], root=root)
 
 
 def data(task: str, scenes: Path):
@@ -299,7 +296,9 @@ if __name__ == "__main__":
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=WORKDIR)
-    parser.add_argument("--scenes", type=Path, default=Path.home() / ".cache" / "nas" / "dense_ranking")
+    parser.add_argument(
+        "--scenes", type=Path, default=None, help="the scenes' cache folder (default: nas.tasks.scenes')"
+    )
     args = parser.parse_args()
     if args.stage == "run":
         run_stage(args)
