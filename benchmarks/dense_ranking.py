@@ -25,19 +25,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import search_spaces as ss
+from nas.proxies import TrainRecipe, score
+from nas.tasks.training import as_classifier, evaluate_dense, proxy_batch, short_dense_training
 
-import search_spaces as ss  # noqa: E402
-from nas.proxies import TrainRecipe, score  # noqa: E402
-from nas.tasks.training import as_classifier, evaluate_dense, proxy_batch, short_dense_training  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = ROOT / "benchmarks" / "results"
 WORKDIR = RESULTS / "dense_ranking"
@@ -45,7 +43,7 @@ DOC = ROOT / "docs" / "dense_ranking.md"
 SUMMARY = RESULTS / "dense_ranking_summary.json"
 RESOLUTION = 96
 SCENES = {"train": 1024, "val": 256, "size": RESOLUTION, "seed": 0}
-SHORT = TrainRecipe(steps=60, batch_size=16, resolution=RESOLUTION, lr=2e-3, warmup_steps=6, decay_steps=60)
+SHORT = TrainRecipe(steps=60, batch_size=8, resolution=RESOLUTION, lr=3e-3, warmup_steps=6, decay_steps=60)
 LONG_FACTOR = 5
 LONG = replace(SHORT, steps=SHORT.steps * LONG_FACTOR, decay_steps=SHORT.steps * LONG_FACTOR, warmup_steps=30)
 PROXY_NAMES = ("default", "params", "flops")
@@ -94,10 +92,10 @@ def run_one(job: tuple) -> str:
     """One candidate's run: "short" (with its proxies), "long" or "seed1"; skipped when its file exists."""
     task, index, run, workdir, scenes = job
     path = result_path(workdir, task, index, run)
-    if path.is_file():
+    arch = candidates(task, index + 1)[index]
+    if path.is_file() and json.loads(path.read_text())["arch_hash"] == arch.arch_hash:
         return f"[{index:3d}] {run}: done before"
     train_set, val_set = data(task, scenes)
-    arch = candidates(task, index + 1)[index]
     recipe = {"short": SHORT, "long": LONG, "seed1": replace(SHORT, seed=1)}[run]
     record = {"index": index, "run": run, "arch_hash": arch.arch_hash, "name": arch.name, "recipe": asdict(recipe)}
     record["scenes"] = {**SCENES, "dataset": "fashion-mnist-scenes", "scored_on": "val"}
@@ -152,11 +150,13 @@ def run_stage(args: argparse.Namespace) -> None:
             print(line, flush=True)
 
 
-def load_results(workdir: Path, task: str) -> dict[str, dict[int, dict]]:
+def load_results(workdir: Path, task: str, n: int) -> dict[str, dict[int, dict]]:
+    hashes = {i: arch.arch_hash for i, arch in enumerate(candidates(task, n))}
     runs: dict[str, dict[int, dict]] = {"short": {}, "long": {}, "seed1": {}}
     for path in sorted((workdir / task).glob("*.json")):
         record = json.loads(path.read_text())
-        runs[record["run"]][record["index"]] = record
+        if record["arch_hash"] == hashes.get(record["index"]):  # a result of another space's sample is stale
+            runs[record["run"]][record["index"]] = record
     return runs
 
 
@@ -303,7 +303,7 @@ if __name__ == "__main__":
     if args.stage == "run":
         run_stage(args)
     elif args.stage == "report":
-        print(report(load_results(args.workdir, args.task), args))
+        print(report(load_results(args.workdir, args.task, args.n), args))
     else:
         import tempfile
 
@@ -313,4 +313,4 @@ if __name__ == "__main__":
         with tempfile.TemporaryDirectory() as tmp:
             args.workdir, args.scenes, args.n, args.long, args.repeats, args.procs = Path(tmp), Path(tmp), 2, 1, 1, 1
             run_stage(args)
-            print(len(list((Path(tmp) / args.task).glob("*.json"))), "results")
+            print(report(load_results(args.workdir, args.task, args.n), args))
