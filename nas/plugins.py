@@ -56,14 +56,15 @@ class Evaluator(Protocol):
 
 
 class MetaFormerSpace:
-    """The shipped MetaFormer spaces, seen through the plug-in protocol."""
+    """The shipped MetaFormer spaces, seen through the plug-in protocol; a dense ``task`` samples
+    the space's hierarchical backbones with its necks and the task's heads."""
 
-    def __init__(self, space: SearchSpace) -> None:
-        self.space = space
+    def __init__(self, space: SearchSpace, task: str = "classification") -> None:
+        self.space, self.task = space, task
         self.name = space.name
 
     def sample(self, trial: Any) -> ArchConfig:
-        return self.space.sample(trial)
+        return self.space.sample(trial, task=self.task)
 
     def lower(self, arch: ArchConfig, input_shape: Sequence[int], num_classes: int) -> list[Layer]:
         return lower(arch, input_shape, num_classes=num_classes)
@@ -113,12 +114,12 @@ def resolve_space(spec: JobSpec) -> Space:
             missing = [m for m in ("name", "sample", "lower", "arch_from_json") if not hasattr(space, m)]
             raise SpecError("space.plugin", f"{spec.space.plugin} lacks {', '.join(missing)} (see nas.plugins)")
         return space
-    if isinstance(spec.space, SearchSpace):
-        return MetaFormerSpace(spec.space)
     try:
-        return MetaFormerSpace(get_space(spec.space))
-    except (KeyError, ValueError) as err:
+        space = spec.space if isinstance(spec.space, SearchSpace) else get_space(spec.space)
+        space.check_task(spec.task)
+    except (KeyError, ValueError) as err:  # SpaceError is a ValueError: an unknown name, or no dense part
         raise SpecError("space", f"{err}") from err
+    return MetaFormerSpace(space, spec.task)
 
 
 def make_evaluator(spec: JobSpec) -> Evaluator:
@@ -137,6 +138,12 @@ def make_evaluator(spec: JobSpec) -> Evaluator:
     from nas.evaluators import ProxyEvaluator  # torch loads here, in the worker
 
     e = spec.evaluator
+    dense_data = None
+    if spec.task != "classification":  # the task's own images, from its folder (the scenes: made on first use)
+        from nas.tasks.scenes import dataset_path
+
+        dense_data = dataset_path(e.data, data_dir=e.data_dir)
     return ProxyEvaluator(
-        proxy=e.proxy, data=e.data, data_dir=e.data_dir, resolution=e.resolution, batch=e.batch, seed=spec.seed
-    )
+        proxy=e.proxy, data=e.data, data_dir=e.data_dir, resolution=e.resolution, batch=e.batch, seed=spec.seed,
+        task=spec.task, dense_data=dense_data,
+    )  # fmt: skip
