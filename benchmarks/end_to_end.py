@@ -4,12 +4,24 @@
     python benchmarks/end_to_end.py search      # the README job, then its top 3 by accuracy, 2 seeds
     python benchmarks/end_to_end.py report --out docs/end_to_end.md
 
+    # the same for the detector job; its baselines add a hand-designed network (HAND_DESIGNED)
+    python benchmarks/end_to_end.py baselines --job docs/examples/edge-detector.yaml --random 6
+    python benchmarks/end_to_end.py search --job docs/examples/edge-detector.yaml
+    python benchmarks/end_to_end.py report --job docs/examples/edge-detector.yaml --out docs/end_to_end_detector.md
+
 Every network is trained with the job's recipe (the ranking benchmark's truth recipe: 3 epochs over
 a fixed 10k-image subset of Fashion-MNIST's training split at 32x32, scored on the 10k test
 images) under seeds 0 and 1 (initialisation and batch order), and priced on the job's accelerator
 at its deployment shape. The baselines: random networks of the space drawn (seed 1) until 300 meet
 the README job's constraints; the first 10 of them, and the largest by parameters of all 300.
-Rows are appended to ``results/end_to_end.csv`` as they finish, so an interrupted stage resumes.
+Rows are appended to ``results/end_to_end.csv`` (``end_to_end_<job name>.csv`` for another job)
+as they finish, so an interrupted stage resumes.
+
+A dense job's figure is its task's metric (mAP, mIoU) under its own recipe; its baselines add a
+hand-designed network of the same family (``hand_designed``): a MobileNetV2-style backbone (the
+space's MBConv blocks, MobileNetV2's widths and expansion 6, BatchNorm, ReLU) at the widest of its
+width multipliers that fits the job, with the neck and head of the search's best, so the comparison
+is of what the search chose against a well-known design.
 """
 
 from __future__ import annotations
@@ -31,7 +43,9 @@ from nas.pricing import resolve_accelerator
 from nas.search import price, run, submit
 from nas.spec import JobSpec, load_spec
 from nas.store import Store
-from nas.training import AccuracyMeter
+from nas.tasks import get_task
+from nas.training import AccuracyMeter, describe_recipe
+from search_spaces import ArchConfig
 
 ROOT = Path(__file__).parents[1]
 README_JOB = ROOT / "docs" / "examples" / "edge-classifier.yaml"
@@ -41,6 +55,29 @@ FIELDS = ["role", "arch_hash", "name", "seed", "accuracy", "predicted", "predict
           "latency_ms", "energy_mj", "train_seconds", "arch"]  # fmt: skip
 SEEDS = (0, 1)
 RANDOM_FEASIBLE, POOL, MAX_DRAWS = 10, 300, 20_000
+ROLES = ("search", "random", "largest", "hand")
+# MobileNetV2's stages after its stem, as (depth, width): strides 4, 8, 16, 32 (its 24/32/96/320 widths)
+HAND_DESIGNED = ((2, 24), (3, 32), (7, 96), (4, 320))
+
+
+def csv_for(spec: JobSpec) -> Path:
+    return CSV if spec.name == "edge-classifier" else RESULTS / f"end_to_end_{spec.name}.csv"
+
+
+WIDTH_MULTIPLIERS = (1.0, 0.75, 0.5, 0.35)  # MobileNetV2's published ones
+
+
+def hand_designed(best: ArchConfig, width: float = 1.0) -> ArchConfig:
+    """A MobileNetV2-style backbone at ``width`` (its width multiplier, widths rounded to 8 as
+    MobileNetV2 does) with ``best``'s neck and head (a dense network's)."""
+    stages = [
+        {"mixer": "mbconv", "depth": d, "dim": max(8, round(w * width / 8) * 8), "kernel_size": 3, "mlp_ratio": 6}
+        for d, w in HAND_DESIGNED
+    ]
+    return ArchConfig.model_validate(
+        {"stages": stages, "norm": "batchnorm", "act": "relu", "downsample_norm": "batchnorm",
+         "neck": best.neck, "task_head": best.task_head}
+    )  # fmt: skip
 
 
 def feasible_pool(spec: JobSpec, n: int = POOL, seed: int = 1) -> list[tuple[object, dict]]:
@@ -89,19 +126,35 @@ def train_rows(spec: JobSpec, networks: list[tuple[str, object, dict, dict]], pa
             print(f"{role:8s} {arch.name[:48]:48s} seed {seed}: {accuracy:.4f}", flush=True)
 
 
-def baselines_stage(path: Path) -> None:
-    spec = load_spec(README_JOB)
+def baselines_stage(spec: JobSpec, path: Path, n_random: int = RANDOM_FEASIBLE) -> None:
     pool = feasible_pool(spec)
     largest = max(pool, key=lambda p: p[1]["params"])
-    networks = [("random", a, m, {}) for a, m in pool[:RANDOM_FEASIBLE]] + [("largest", *largest, {})]
+    networks = [("random", a, m, {}) for a, m in pool[:n_random]] + [("largest", *largest, {})]
     train_rows(spec, networks, path)
 
 
-def search_stage(path: Path, workdir: Path, top: int = 3) -> None:
-    """Run the README job as `make demo` does (its own database under ``workdir``), then train its
-    top ``top`` by accuracy under every seed."""
+def hand_stage(spec: JobSpec, path: Path, workdir: Path) -> None:
+    """The hand-designed network with the neck and head of the search's best (run ``search`` first)."""
+    store = Store(f"sqlite:///{workdir / 'end_to_end.db'}")
+    job = store.list_jobs(status="completed")[0]
+    best = ArchConfig.from_json(store.pareto(job.id, sort="accuracy", descending=True, limit=1)[0].arch)
+    space, accelerator = resolve_space(spec), resolve_accelerator(spec)
+    # the widest of MobileNetV2's width multipliers that meets the job's constraints (else the narrowest)
+    for width in WIDTH_MULTIPLIERS:
+        arch = hand_designed(best, width)
+        priced = price(space, arch, spec, accelerator)
+        if priced.feasible:
+            break
+    print(f"hand-designed {arch.name}: {'meets' if priced.feasible else 'does NOT meet'} the job's constraints "
+          f"({priced.metrics['throughput_fps']:.0f} FPS, {priced.metrics['energy_mj']:.2f} mJ, "
+          f"{priced.metrics['params'] / 1e6:.2f} M params)", flush=True)  # fmt: skip
+    train_rows(spec, [("hand", arch, priced.metrics, {})], path)
+
+
+def search_stage(spec: JobSpec, path: Path, workdir: Path, top: int = 3) -> None:
+    """Run the job as `nas run` does (its own database under ``workdir``), then train its top
+    ``top`` by accuracy under every seed."""
     workdir.mkdir(parents=True, exist_ok=True)
-    spec = load_spec(README_JOB)
     store = Store(f"sqlite:///{workdir / 'end_to_end.db'}")
     jobs = store.list_jobs(status="completed")
     job = jobs[0] if jobs else None
@@ -121,7 +174,7 @@ def search_stage(path: Path, workdir: Path, top: int = 3) -> None:
     train_rows(spec, networks, path)
 
 
-def report(path: Path) -> str:
+def report(spec: JobSpec, path: Path) -> str:
     with path.open() as f:
         rows = list(csv.DictReader(f))
     nets: dict[tuple[str, str], dict] = {}
@@ -132,7 +185,10 @@ def report(path: Path) -> str:
     for n in complete:
         n["mean"] = statistics.fmean(n["runs"].values())
     spread = statistics.fmean(abs(n["runs"]["0"] - n["runs"]["1"]) for n in complete)
-    by_role = {role: [n for n in complete if n["role"] == role] for role in ("search", "random", "largest")}
+    by_role = {role: [n for n in complete if n["role"] == role] for role in ROLES}
+    if spec.task != "classification":
+        return dense_report(spec, path, complete, by_role, spread)
+    by_role.pop("hand")
     lines = [
         "# End to end: the search's winner against networks picked without NAS",
         "",
@@ -145,23 +201,8 @@ def report(path: Path) -> str:
         f" {', '.join(map(str, SEEDS))}; hardware",
         "priced on metis-like at 3x224x224. *predicted*: the job's prediction (mean +- std) when it finished.",
         "",
-        "| role | network | params (M) | FPS | energy (mJ) | predicted | seed 0 | seed 1 | mean |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        *table(by_role),
     ]
-    for role in by_role:
-        for n in sorted(by_role[role], key=lambda n: -n["mean"]):
-            pred = ""
-            if n["predicted"]:
-                std = n["predicted_std"]
-                pred = (
-                    f"{float(n['predicted']):.4f} +- {float(std):.4f}"
-                    if std
-                    else f"measured {float(n['predicted']):.4f}"
-                )
-            lines.append(
-                f"| {role} | {n['name']} | {int(n['params']) / 1e6:.2f} | {float(n['throughput_fps']):.0f} |"
-                f" {float(n['energy_mj']):.3f} | {pred} | {n['runs']['0']:.4f} | {n['runs']['1']:.4f} | {n['mean']:.4f} |"
-            )
     if not all(by_role.values()):
         return "\n".join([*lines, "", "Incomplete: run every stage."]) + "\n"
     best = max(by_role["search"], key=lambda n: n["mean"])
@@ -195,21 +236,105 @@ def report(path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def table(by_role: dict[str, list[dict]]) -> list[str]:
+    lines = [
+        "| role | network | params (M) | FPS | energy (mJ) | predicted | seed 0 | seed 1 | mean |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for role in by_role:
+        for n in sorted(by_role[role], key=lambda n: -n["mean"]):
+            pred = ""
+            if n["predicted"]:
+                std = n["predicted_std"]
+                pred = (
+                    f"{float(n['predicted']):.4f} +- {float(std):.4f}"
+                    if std
+                    else f"measured {float(n['predicted']):.4f}"
+                )
+            lines.append(
+                f"| {role} | {n['name']} | {int(n['params']) / 1e6:.2f} | {float(n['throughput_fps']):.0f} |"
+                f" {float(n['energy_mj']):.3f} | {pred} | {n['runs']['0']:.4f} | {n['runs']['1']:.4f} | {n['mean']:.4f} |"
+            )
+    return lines
+
+
+def dense_report(spec: JobSpec, path: Path, complete: list[dict], by_role: dict[str, list[dict]], spread: float) -> str:
+    task = get_task(spec.task)
+    r = describe_recipe(spec)
+    name = path.name
+    lines = [
+        f"# End to end: the search's best {spec.task} network against networks picked without NAS",
+        "",
+        f"Printed by `benchmarks/end_to_end.py report --job {spec.name}.yaml` from `benchmarks/results/{name}`.",
+        "",
+        f"The {spec.name} job ({task.label} on {r['dataset']}'s val split after {r['epochs']:g} epochs over"
+        f" {r['images']} training images at {r['resolution']}x{r['resolution']}), as `nas run` runs it; its top 3",
+        f"by {task.metric}, {len(by_role['random'])} random networks of its space that meet its constraints, the"
+        f" largest (by parameters) of {POOL} random feasible ones, and a hand-designed network: a MobileNetV2-style",
+        "backbone with the neck and head of the search's best. Each trained with the job's recipe under seeds"
+        f" {', '.join(map(str, SEEDS))}; hardware priced on {spec.accelerator_name} at"
+        f" {'x'.join(map(str, spec.input_shape))} (the network whole: backbone, neck and head).",
+        "*predicted*: the job's prediction (mean +- std) when it finished; *mean*: the two seeds' mean "
+        f"{task.metric} (0-1).",
+        "",
+        *table(by_role),
+    ]
+    if not all(by_role[role] for role in ("search", "random", "largest")):
+        return "\n".join([*lines, "", "Incomplete: run every stage."]) + "\n"
+    best = max(by_role["search"], key=lambda n: n["mean"])
+    median_random = statistics.median(n["mean"] for n in by_role["random"])
+    largest = by_role["largest"][0]["mean"]
+    margin = best["mean"] - median_random
+    lines += [
+        "",
+        f"- seed-to-seed spread (mean |seed 0 - seed 1| over all {len(complete)} networks): {spread:.4f}",
+        f"- the search's best ({best['name']}): {best['mean']:.4f}; median random feasible network:"
+        f" {median_random:.4f}; margin {margin:+.4f}: "
+        + (
+            "**beats it by more than the spread**"
+            if margin > spread
+            else "**does NOT beat it by more than the spread**"
+        ),
+        f"- the largest network that fits: {largest:.4f} ({best['mean'] - largest:+.4f} from the search's best)",
+    ]
+    for hand in by_role["hand"]:
+        fits = all(
+            v is None or ok
+            for v, ok in (
+                (spec.constraints.min_fps, float(hand["throughput_fps"]) >= (spec.constraints.min_fps or 0)),
+                (spec.constraints.max_energy_mj, float(hand["energy_mj"]) <= (spec.constraints.max_energy_mj or 0)),
+                (spec.constraints.max_params, int(hand["params"]) <= (spec.constraints.max_params or 0)),
+            )
+        )
+        lines.append(
+            f"- the hand-designed network ({hand['name']}, {'within' if fits else 'OUTSIDE'} the job's constraints):"
+            f" {hand['mean']:.4f} ({best['mean'] - hand['mean']:+.4f} from the search's best)"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=["baselines", "search", "report"])
-    parser.add_argument("--csv", type=Path, default=CSV)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/end_to_end"))
+    parser.add_argument("stage", choices=["baselines", "search", "hand", "report"])
+    parser.add_argument("--job", type=Path, default=README_JOB, help="the job spec (default: the README job)")
+    parser.add_argument("--csv", type=Path, help="default: results/end_to_end.csv, or end_to_end_<job name>.csv")
+    parser.add_argument("--random", type=int, default=RANDOM_FEASIBLE, help="random feasible networks trained")
+    parser.add_argument("--workdir", type=Path, help="the search's database (default /tmp/end_to_end[_<name>])")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--out", type=Path, help="report: a markdown copy")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    spec = load_spec(args.job)
+    path = args.csv or csv_for(spec)
+    workdir = args.workdir or Path("/tmp/end_to_end" + ("" if spec.name == "edge-classifier" else f"_{spec.name}"))
     if args.stage == "baselines":
-        baselines_stage(args.csv)
+        baselines_stage(spec, path, args.random)
     elif args.stage == "search":
-        search_stage(args.csv, args.workdir)
+        search_stage(spec, path, workdir)
+    elif args.stage == "hand":
+        hand_stage(spec, path, workdir)
     else:
-        text = report(args.csv)
+        text = report(spec, path)
         print(text)
         if args.out:
             args.out.write_text(text)
