@@ -13,7 +13,7 @@ from nas.cli.format import front_table
 from nas.search import run, submit
 from nas.service import create_app
 from nas.spec import SpecError, load_spec
-from nas.store import Store
+from nas.store import Store, parse_bounds
 from nas.tasks import get_task, task_extras
 from nas.tasks.scenes import make_scenes
 
@@ -62,6 +62,8 @@ def test_a_dense_job_measures_its_metric_on_the_front(tmp_path, scenes, task):
         extras = task_extras(c.rungs)
         assert set(extras) == set(info.extra) and all(0.0 <= v <= 1.0 for v in extras.values())
         assert c.metrics["accuracy_int8"] is None  # INT8 is measured on classifiers only, and never made up
+    by_name = store.pareto(job.id, where=parse_bounds(f"{info.metric}>=0"), sort=info.metric)
+    assert [c.id for c in by_name] == [c.id for c in store.pareto(job.id, sort="accuracy")]  # its metric by its name
     table = front_table([c.row() for c in store.pareto(job.id)], job.accuracy_kind, job.task)
     assert info.label in table.splitlines()[0] and "INT8" not in table
 

@@ -71,3 +71,13 @@ def test_a_trained_candidates_extras_are_its_last_rung_at_the_end():
     assert task_extras(done) == {"map50": 0.5}
     assert task_extras(done[:1]) == {}  # stopped at a rung: nothing measured at the end
     assert task_extras([]) == {}
+
+
+def test_queries_name_a_dense_jobs_metric_by_its_own_name():
+    from nas.store import parse_bounds
+
+    assert [(b.metric, b.op, b.value) for b in parse_bounds("map>=0.3,latency_ms<2")] == [
+        ("accuracy", ">=", 0.3),
+        ("latency_ms", "<", 2.0),
+    ]
+    assert parse_bounds("miou>0.5")[0].metric == "accuracy"

@@ -19,6 +19,7 @@ from nas.store._accuracy_rows import eligible
 from nas.store._convert import _candidate
 from nas.store._models import CandidateModel, HypervolumeModel, JobModel
 from nas.store._records import _OPS, FILTERABLE, Bound, CandidateRecord, JobRecord, now
+from nas.tasks import METRIC_ALIASES
 
 FRONT_CACHE_SIZE = 256  # recomputed fronts kept per Store (a few kB each)
 
@@ -114,7 +115,7 @@ class FrontRows:
                         while len(self._fronts) > FRONT_CACHE_SIZE:
                             self._fronts.popitem(last=False)
                 base = [CandidateModel.id.in_(ids)] if ids else [CandidateModel.id.is_(None)]
-            sort = sort or objectives[0]
+            sort = METRIC_ALIASES.get(sort, sort) if sort else objectives[0]  # `map`, `miou`: the job's accuracy
             if sort not in FILTERABLE:
                 raise ValueError(f"sort: unknown metric {sort!r}; known: {', '.join(FILTERABLE)}")
             if descending is None:

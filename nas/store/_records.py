@@ -18,7 +18,7 @@ from nas.status import (  # noqa: F401 - the statuses' tuples are re-exported by
     ExportStatus,
     JobStatus,
 )
-from nas.tasks import get_task
+from nas.tasks import METRIC_ALIASES, get_task
 
 METRIC_COLUMNS = tuple(m for m in METRICS if m not in ("trial_number", "eval_s"))
 
@@ -271,7 +271,7 @@ def parse_bounds(text: str | list[str] | tuple[str, ...] | None) -> list[Bound]:
         m = _BOUND.match(part)
         if not m:
             raise ValueError(f"where: cannot read {part.strip()!r}; write METRIC OP NUMBER, e.g. 'latency_ms<2'")
-        metric, op, value = m.group(1), m.group(2), float(m.group(3))
+        metric, op, value = METRIC_ALIASES.get(m.group(1), m.group(1)), m.group(2), float(m.group(3))
         if metric not in FILTERABLE:
             raise ValueError(f"where: unknown metric {metric!r}; known: {', '.join(FILTERABLE)}")
         op = "=" if op == "==" else op

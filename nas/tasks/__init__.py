@@ -49,6 +49,8 @@ TASKS: dict[str, Task] = {
     ),
 }
 TASK_NAMES = tuple(TASKS)
+# a dense task's metric by its own name, where a query names a candidate's number: its accuracy fields
+METRIC_ALIASES = {t.metric: "accuracy" for t in TASKS.values() if t.metric != "accuracy"}
 DENSE_TASKS = ("detection", "segmentation")
 
 
