@@ -107,6 +107,15 @@ function pricedAt(job) {
   return `${chip} at ${shape}`;
 }
 
+// What a trained dense candidate measured beside its metric (nas.tasks.task_extras): its training's
+// last rung, where that rung is the training's end.
+const EXTRAS = { map50: "mAP@.5 (0-1, measured)", pixel_accuracy: "pixel accuracy (0-1, measured)" };
+function taskExtras(c) {
+  const last = (c.rungs || [])[(c.rungs || []).length - 1];
+  if (!last || last.steps !== last.of) return [];
+  return Object.keys(EXTRAS).filter(k => known(last[k])).map(k => [k, last[k]]);
+}
+
 // INT8 accuracy is measured on classifiers (a dense job's INT8 metric is not yet)
 function isClassification(job) { return !job.task || job.task === "classification"; }
 
@@ -510,6 +519,7 @@ async function candidatePage(jobId, ref, stale) {
     c.failure ? h("p", { class: "error" }, c.failure) : null,
     h("div", { class: "card" }, h("div", { class: "grid" },
       h("div", { class: "stat", id: "candidate-accuracy" }, h("b", {}, accuracyText(c, job.accuracy_kind)), h("span", {}, axisLabel(job, "accuracy"))),
+      ...taskExtras(c).map(([k, v]) => h("div", { class: "stat" }, h("b", {}, `${v.toFixed(4)} measured`), h("span", {}, EXTRAS[k]))),
       job.accuracy_kind === "predicted" && isClassification(job) ? h("div", { class: "stat", id: "candidate-int8" }, h("b", {}, int8Text(c)), h("span", {}, axisLabel(job, "accuracy_int8"))) : null,
       ...["latency_ms", "throughput_fps", "energy_mj", "power_w", "params", "utilisation"].map(k =>
         h("div", { class: "stat" }, h("b", {}, fmt(m[k])), h("span", { title: axisLabel(job, k) }, shortLabel(job, k))))),
