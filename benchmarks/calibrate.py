@@ -269,7 +269,8 @@ def behaviours(acc: Accelerator, nets: dict[str, list], scale: float) -> str:
         "",
         f"EfficientNet-B0: {len(se_pools)} squeeze-excite pools drain the pipeline ({acc.chip.sync_overhead_us:.2f} us "
         f"each: {len(se_pools) * acc.chip.sync_overhead_us / (eff.latency_ms * 1e3):.1%} of the frame); its "
-        f"{len(silu)} SiLUs, emulated as Sigmoid + Mul, take {sum(r.time_us for r in silu) / (eff.latency_ms * 1e3):.1%}.",
+        f"{len(silu)} SiLUs, emulated as Sigmoid + Mul ({sum(r.mapping == 'fused' for r in silu)} of them fused into "
+        f"their producer's stream), take {sum(r.time_us for r in silu) / (eff.latency_ms * 1e3):.1%}.",
         "",
         "### Weights past the arrays stream every frame; past L2 they fall off a further cliff",
         "",

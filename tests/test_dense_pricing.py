@@ -9,15 +9,15 @@ import pytest
 
 pytest.importorskip("ultralytics", reason="the zoo extra is not installed: pip install -e '.[zoo]'")
 
-import torch  # noqa: E402
+import torch
 
-import search_spaces as ss  # noqa: E402
-from hwmodels import estimate, load_accelerator  # noqa: E402
+import search_spaces as ss
+from hwmodels import estimate, load_accelerator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from dense_models import build_dense  # noqa: E402
-from dense_pricing import before_structure, price, published_ratio, summary, without_lifetimes  # noqa: E402
-from metis_published import DENSE_ZOO  # noqa: E402
+from dense_models import build_dense
+from dense_pricing import before_structure, price, published_ratio, summary, without_lifetimes
+from metis_published import DENSE_ZOO
 
 pytestmark = pytest.mark.slow
 SIZE = 640
