@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup data browser demo test lint bench bench-search clean
+.PHONY: setup zoo data browser demo test lint bench bench-search bench-dense clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# The zoo extra (ultralytics, AGPL; ~300 MB with opencv and polars, so not in `setup`): the dense
+# networks of tests/test_dense_pricing.py (which skips without it) and benchmarks/dense_pricing.py.
+zoo: setup
+	$(BIN)/python -m pip install --quiet -e '.[zoo]'
 
 # Fashion-MNIST for the proxies, from Debian (as root, or through sudo; skipped if already there).
 data: $(FASHION_MNIST)/t10k-labels-idx1-ubyte.gz
@@ -55,6 +60,10 @@ bench: setup
 	$(BIN)/python benchmarks/api_pareto_latency.py --workdir /tmp --out docs/api_pareto_latency.md
 	$(BIN)/python benchmarks/api_during_search.py --out docs/api_during_search.md
 	$(BIN)/python benchmarks/tenant_requests.py --out docs/tenant_requests.md
+
+# The chip model held against the zoo's dense networks (about 15 minutes on two cores).
+bench-dense: zoo
+	$(BIN)/python benchmarks/dense_pricing.py --out docs/dense_pricing.md
 
 # The samplers' efficiency: about an hour on two cores (runs are resumable in WORKDIR).
 WORKDIR ?= /tmp/search_efficiency

@@ -159,10 +159,11 @@ def _init(nets: dict) -> None:
     _NETS.update(nets)
 
 
-def _held_out(args: tuple[str, float, dict[str, float] | None]) -> float:
-    """The left-out network's zoo FPS, predicted by constants (and scale) fitted without it."""
-    left_out, prior_weight, without = args
-    base = load_accelerator("metis-like")
+def _held_out(args: tuple) -> float:
+    """The left-out network's zoo FPS, predicted by constants (and scale) fitted without it:
+    ``(left_out, prior_weight, without[, base])``, ``base`` the model's structure (default: shipped)."""
+    left_out, prior_weight, without, *rest = args
+    base = rest[0] if rest else load_accelerator("metis-like")
     names = [n for n in FITTED_ZOO if n != left_out]
     f = fit(base, _NETS, names, prior_weight, without)
     acc = with_constants(base, f.values)
@@ -186,8 +187,10 @@ class Errors(NamedTuple):
         return math.exp(math.sqrt(statistics.fmean(math.log(self.factor(n)) ** 2 for n in names)))
 
 
-def leave_one_out(pool, prior_weight: float, without: dict[str, float] | None = None) -> Errors:
-    jobs = [(n, prior_weight, without) for n in FITTED_ZOO]
+def leave_one_out(
+    pool, prior_weight: float, without: dict[str, float] | None = None, base: Accelerator | None = None
+) -> Errors:
+    jobs = [(n, prior_weight, without, *([base] if base else [])) for n in FITTED_ZOO]
     return Errors(dict(zip(FITTED_ZOO, pool.map(_held_out, jobs), strict=True)))
 
 
@@ -266,7 +269,8 @@ def behaviours(acc: Accelerator, nets: dict[str, list], scale: float) -> str:
         "",
         f"EfficientNet-B0: {len(se_pools)} squeeze-excite pools drain the pipeline ({acc.chip.sync_overhead_us:.2f} us "
         f"each: {len(se_pools) * acc.chip.sync_overhead_us / (eff.latency_ms * 1e3):.1%} of the frame); its "
-        f"{len(silu)} SiLUs, emulated as Sigmoid + Mul, take {sum(r.time_us for r in silu) / (eff.latency_ms * 1e3):.1%}.",
+        f"{len(silu)} SiLUs, emulated as Sigmoid + Mul ({sum(r.mapping == 'fused' for r in silu)} of them fused into "
+        f"their producer's stream), take {sum(r.time_us for r in silu) / (eff.latency_ms * 1e3):.1%}.",
         "",
         "### Weights past the arrays stream every frame; past L2 they fall off a further cliff",
         "",

@@ -3,14 +3,19 @@ with its source, and the networks measured, as layer IRs.
 
 Sources (cited in docs/calibration.md):
 - ISSCC24: Hager et al., "Metis AIPU: A 12nm 15TOPS/W 209.6TOPS SoC ...", ISSCC 2024, paper 11.3:
-  ResNet-50 on the chip, 4 cores, 2502 FPS at 354 FPS/W (7.07 W). YOLOv5s (497 FPS) is not used:
-  its resolution is not stated.
+  ResNet-50 on the chip, 4 cores, 2502 FPS at 354 FPS/W (7.07 W). YOLOv5s (497 FPS, 10.9 mJ per
+  frame) is not fitted: its resolution is not stated (benchmarks/dense_pricing.py shows it beside the
+  dense points, assuming the zoo's 640x640).
 - ZOO: Voyager SDK v1.2.5, docs/reference/model_zoo.md (github.com/axelera-ai-hub/voyager-sdk,
   commit 59c4894b), "Ref PCIe FPS": host-side frames per second of an i9-13900K with one Metis PCIe
   card, decoding a 720p video. They include the host pipeline, so they are used as relative speeds
   (one shared scale, fitted), never as absolute chip figures. Every image classifier of the table
   is here; ResNet-50 v1.0 (Keras) is left out as the same network as v1.5 spelled by another exporter.
   The M.2 column (a weaker host on PCIe Gen3 x2) is not used.
+- DENSE_ZOO: the same table's "Object Detection", "Instance Segmentation" and "Keypoint Detection"
+  rows (same commit, same column) for the networks a registry package builds offline without
+  weights: ultralytics' YAMLs (YOLOv5 v7.0's backbone and neck, YOLOv8 and its -seg / -pose heads).
+  They are never fitted: benchmarks/dense_pricing.py holds the chip model against them.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 ISSCC_RESNET50_FPS, ISSCC_RESNET50_W = 2502.0, 7.07
+ISSCC_YOLOV5S_FPS, ISSCC_YOLOV5S_MJ = 497.0, 10.9  # resolution not stated
 
 
 class ZooPoint(NamedTuple):
@@ -56,6 +62,33 @@ REFERENCE = "ResNet-50 v1.5"  # the network the ISSCC figures were measured on
 UNEXPLAINED = {"SqueezeNet 1.0": "7x slower than SqueezeNet 1.1 with 2.4x its MACs and the same operators"}
 
 
+class DensePoint(NamedTuple):
+    name: str  # as the model zoo names it
+    yaml: str  # the ultralytics model YAML and its scale, e.g. "yolov8.yaml:n"
+    head: str  # "v5": YOLOv5 v7.0's anchor-based head (three 1x1 convs); "ultralytics": the YAML's own
+    resolution: int
+    fps: float  # Ref PCIe FPS
+
+
+DENSE_ZOO = (
+    DensePoint("YOLOv5n", "yolov5.yaml:n", "v5", 640, 915),
+    DensePoint("YOLOv5s", "yolov5.yaml:s", "v5", 640, 789),
+    DensePoint("YOLOv5s-Relu", "yolov5.yaml:s:relu", "v5", 640, 753),
+    DensePoint("YOLOv5m", "yolov5.yaml:m", "v5", 640, 411),
+    DensePoint("YOLOv5l", "yolov5.yaml:l", "v5", 640, 263),
+    DensePoint("YOLOv8n", "yolov8.yaml:n", "ultralytics", 640, 714),
+    DensePoint("YOLOv8s", "yolov8.yaml:s", "ultralytics", 640, 556),
+    DensePoint("YOLOv8m", "yolov8.yaml:m", "ultralytics", 640, 220),
+    DensePoint("YOLOv8l", "yolov8.yaml:l", "ultralytics", 640, 170),
+    DensePoint("YOLOv8n-seg", "yolov8-seg.yaml:n", "ultralytics", 640, 521),
+    DensePoint("YOLOv8s-seg", "yolov8-seg.yaml:s", "ultralytics", 640, 428),
+    DensePoint("YOLOv8l-seg", "yolov8-seg.yaml:l", "ultralytics", 640, 145),
+    DensePoint("YOLOv8n-pose", "yolov8-pose.yaml:n", "ultralytics", 640, 700),
+    DensePoint("YOLOv8s-pose", "yolov8-pose.yaml:s", "ultralytics", 640, 533),
+    DensePoint("YOLOv8l-pose", "yolov8-pose.yaml:l", "ultralytics", 640, 164),
+)
+
+
 def zoo_networks(threads: int = 2) -> dict[str, list]:
     """Each zoo network's layer IR at its measured resolution (untrained weights: offline)."""
     import timm
@@ -73,3 +106,16 @@ def zoo_networks(threads: int = 2) -> dict[str, list]:
             model = timm.create_model(point.model, pretrained=False)
         nets[point.name] = ss.trace(model, (3, point.resolution, point.resolution))
     return nets
+
+
+def dense_networks(names=None, threads: int = 2) -> dict[str, list]:
+    """Each dense zoo network's layer IR at its measured resolution, built by ultralytics (AGPL, the
+    ``zoo`` extra; benchmarks and tests only) from its YAML with untrained weights: offline."""
+    import torch
+    from dense_models import build_dense
+
+    import search_spaces as ss
+
+    torch.set_num_threads(threads)
+    points = [p for p in DENSE_ZOO if names is None or p.name in names]
+    return {p.name: ss.trace(build_dense(p.yaml, p.head), (3, p.resolution, p.resolution)) for p in points}

@@ -147,6 +147,9 @@ class MappingPolicy(_Frozen):
     emulation_passes: dict[str, PositiveFloat]  # function -> DPU passes per element when emulated
     default_emulation_passes: PositiveFloat
     fusable: tuple[OpKind, ...]  # op kinds the DPU applies on a producer's output stream for free
+    # emulated functions the compiler still applies on a producer's output stream, with their passes
+    # (SiLU exported as Sigmoid + Mul: a LUT and a multiply on the conv's output, no memory round trip)
+    fused_emulation: tuple[str, ...] = ()
     matmul_array_rewrite: bool  # may attention's dynamic matmuls be written into the arrays instead
     # most copies of a small layer's weights the compiler lays block-diagonally in one array, each
     # computing another output pixel in the same MVM (1: none)

@@ -10,6 +10,8 @@ Conventions:
 - ``macs`` counts multiply-accumulates of the ops that have them (conv, linear, depthwise conv,
   matmul); element-wise work (norms, activations, adds, pooling) has ``macs == 0`` and is priced by
   the cost model from its activation sizes.
+- ``held_bytes`` is what a linear list cannot show: tensors produced earlier and consumed later
+  (skips, feature maps awaiting a concat) that stay in memory while this op runs.
 - A static-weight op records its matrix view in ``gemm`` as ``(batch, m, k, n)``: ``batch``
   independent products of an ``m x k`` activation matrix with a ``k x n`` operand. For a conv,
   ``m`` is the number of output pixels, ``k = in_channels / groups * kh * kw`` (im2col rows) and
@@ -20,7 +22,7 @@ Conventions:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -70,6 +72,10 @@ class Layer(NamedTuple):
     stage: int | None = None  # None: stem, head or a layer outside any stage
     block: int | None = None  # None: not inside a block (downsampling, stem, head)
     fn: str = ""  # the function within the kind: "gelu", "layernorm", "avgpool", "roll", ...
+    # bytes of earlier outputs that stay alive across this op for a later consumer (a skip, a branch
+    # awaiting its concat), its own inputs aside; they share the on-chip memory with its activations.
+    # 0: not known (a producer that does not track lifetimes) or none.
+    held_bytes: int = 0
 
     @property
     def weight_bytes(self) -> int:
@@ -95,3 +101,25 @@ def total_params(layers: Iterable[Layer]) -> int:
 
 def op_counts(layers: Iterable[Layer]) -> Counter[OpKind]:
     return Counter(layer.op for layer in layers)
+
+
+def held_bytes(
+    producer: Sequence[int], last_use: Sequence[int], size: Sequence[int], reads: Sequence[Sequence[int]] = ()
+) -> list[int]:
+    """Per op of the list, the bytes of the tensors alive across it: tensor ``t`` is written by op
+    ``producer[t]`` and last read by op ``last_use[t]`` (op indices; ``size[t]`` bytes); it is held
+    across each op strictly between the two, except where that op reads it (``reads[i]``: the tensors
+    op ``i`` reads; there it is an input, already counted as one)."""
+    n = 1 + max((*producer, *last_use), default=-1)
+    delta = [0] * (n + 1)
+    for p, u, b in zip(producer, last_use, size, strict=True):
+        if u > p + 1:
+            delta[p + 1] += b
+            delta[u] -= b
+    held, running = [], 0
+    for d in delta[:n]:
+        running += d
+        held.append(running)
+    for i, tensors in enumerate(reads):
+        held[i] -= sum(size[t] for t in set(tensors) if producer[t] < i < last_use[t])
+    return held

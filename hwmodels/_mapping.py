@@ -55,8 +55,10 @@ class Routes(dict):
         op, fn = key
         unit_name, mapping_name, passes = route(self.policy, op, fn)
         unit, mapping = UNITS.index(unit_name), MAPPINGS.index(mapping_name)
-        feeds = unit not in (DMA, HOST) and mapping != EMULATED
-        rides = mapping == NATIVE and unit == DPU and op in self.policy.fusable
+        fusable = unit == DPU and op in self.policy.fusable
+        # an emulated function the compiler fuses (fused_emulation) rides the stream with its passes
+        rides = fusable and (mapping == NATIVE or (mapping == EMULATED and fn in self.policy.fused_emulation))
+        feeds = unit not in (DMA, HOST) and (mapping != EMULATED or rides)
         value = self[key] = Route(unit, mapping, passes, feeds, rides)
         return value
 

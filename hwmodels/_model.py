@@ -254,9 +254,10 @@ class FrameSums(NamedTuple):
 
 
 def own_costs(c: ChipConstants, xp, replication: int, batch: int) -> Callable[..., tuple]:
-    """``cost(unit, rewrite, macs, params, read, out_bytes, g, m, k, n, work, src)``: a layer's costs on
+    """``cost(unit, rewrite, macs, params, read, out_bytes, g, m, k, n, work, src, held)``: a layer's costs on
     its own, before fusion, as OWN_COSTS names them, on the chip(s) of ``c``. ``unit``: code into UNITS;
-    ``rewrite``: a dynamic matmul the arrays may take; ``src``: where its weights live (SOURCES). The
+    ``rewrite``: a dynamic matmul the arrays may take; ``src``: where its weights live (SOURCES); ``held``:
+    bytes of other tensors alive across it (``Layer.held_bytes``), which take their room in L1. The
     figures are numbers for one layer on one chip (``xp`` = ``OneChip``); on many chips (``ManyChips``,
     the chip figures ``(chips,)`` arrays), the quantities of layers sharing unit and rewrite may come as
     ``(layers, 1)`` columns and ``src`` as ``(layers, chips)``: the figures are then (layers, chips) grids."""
@@ -267,7 +268,7 @@ def own_costs(c: ChipConstants, xp, replication: int, batch: int) -> Callable[..
     weight_us_per_byte, weight_pj_per_byte, dram_pj = c.weight_us_per_byte, c.weight_pj_per_byte, c.dram_pj
     dwpu_rate, dwpu_pj, dpu_rate, dpu_pj = c.dwpu_rate, c.dwpu_pj, c.dpu_rate, c.dpu_pj
 
-    def cost(unit, rewrite, macs, params, read, out_bytes, g, m, k, n, work, src) -> tuple:
+    def cost(unit, rewrite, macs, params, read, out_bytes, g, m, k, n, work, src, held=0) -> tuple:
         # Compute on the unit the layer runs on.
         compute_pj = utilisation = 0.0
         rewritten = False
@@ -304,9 +305,11 @@ def own_costs(c: ChipConstants, xp, replication: int, batch: int) -> Callable[..
             cycles = (c.host_round_trip_s + moved / c.host_link_bps + out_bytes / c.host_bps) * c.hz
             compute_pj = moved * c.host_link_pj
 
-        # Activations at the memory level their size fits (0: L1, 1: L2, 2: DRAM).
-        in_level = (read > l1_tensor) * (1 + (read > l2_bytes))
-        out_level = (out_bytes > l1_tensor) * (1 + (out_bytes > l2_bytes))
+        # Activations at the memory level their size fits (0: L1, 1: L2, 2: DRAM); tensors held for a
+        # later consumer (skips, concats) occupy their share of L1 first.
+        l1_room = l1_tensor - held * 0.5
+        in_level = (read > l1_room) * (1 + (read > l2_bytes))
+        out_level = (out_bytes > l1_room) * (1 + (out_bytes > l2_bytes))
         in_pj, in_us = levels[in_level]
         out_pj, out_us = levels[out_level]
         act_pj = read * in_pj + out_bytes * out_pj
@@ -438,7 +441,7 @@ def _walk(
     stream_us = 0.0  # time of the producer's output stream still free to hide fused DPU work
     prev_out, prev_feeds, prev_j = -1, False, -1
     for layer, placed, source_key in zip(layers, source, keys, strict=True):
-        name, op, _, out_shape, macs, params, in_bytes, out_bytes, gemm, kernel, _, _, _, fn = layer  # hot loop
+        name, op, _, out_shape, macs, params, in_bytes, out_bytes, gemm, kernel, _, _, _, fn, held = layer  # hot loop
         unit, mapping, passes, feeds, rides = route[op, fn]
         if mapping != NATIVE:
             odd_ops[mapping].append(name)
@@ -448,7 +451,7 @@ def _walk(
         # it does not read from memory.
         fused = prev_feeds and rides and out_bytes == prev_out and in_bytes >= prev_out
         read = in_bytes - prev_out if fused else in_bytes
-        key = (op, fn, macs, params, read, out_bytes, gemm, kernel, source_key)  # what decides its own costs
+        key = (op, fn, macs, params, read, out_bytes, gemm, kernel, source_key, held)  # what decides its own costs
         j = index.get(key)
         if j is None:
             j = index[key] = len(own)
@@ -456,7 +459,7 @@ def _walk(
             # DWPU work: MACs, or a pooling window per output; DPU work: MACs or elements, x passes
             work = (macs or out_bytes * kernel[0] * kernel[1]) if unit == DWPU else (macs or out_bytes) * passes
             rewrite = unit == DPU and op is OpKind.MATMUL and rewrite_matmuls
-            own.append(cost(unit, rewrite, macs, params, read, out_bytes, g, m, k, n, work, placed))
+            own.append(cost(unit, rewrite, macs, params, read, out_bytes, g, m, k, n, work, placed, held))
             unfused.append(0)
             riding.append(0)
             unwritten.append(0)
@@ -513,8 +516,10 @@ def _grid(distinct: list[tuple], c: ChipConstants, replication: int, batch: int)
     for (unit, rewrite), members in groups.items():
         q = np.array([distinct[j][2:11] for j in members], float).T[:, :, None]  # (quantities, layers, 1)
         src = np.array([distinct[j][11] for j in members])  # (layers, chips)
+        held = np.array([distinct[j][12] for j in members], float)[:, None]  # (layers, 1)
         shape = (len(members), chips)
-        parts.append([f if np.shape(f) == shape else f + full[: len(members)] for f in cost(unit, rewrite, *q, src)])
+        figures = cost(unit, rewrite, *q, src, held)
+        parts.append([f if np.shape(f) == shape else f + full[: len(members)] for f in figures])
         order += members
     columns = [np.concatenate(column) if len(parts) > 1 else column[0] for column in zip(*parts, strict=True)]
     own: list = [None] * len(distinct)

@@ -14,6 +14,9 @@ sees fused attention, which fvcore misses. Rules:
 - Views cost nothing and are skipped; copies that move data (a materialised transpose, pad, roll,
   concat) are RESHAPE.
 - A fused attention kernel is spelled out as what it computes: scale, Q.K^T, mask, softmax, A.V.
+- Lifetimes: each recorded op's output is followed (through views, by its storage) to the last op
+  that reads it; ``Layer.held_bytes`` is what stays alive across an op for a later one (a skip, a
+  branch awaiting its concat).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakIdKeyDictionary
 
-from hwmodels import STATIC_WEIGHT_KINDS, Layer, OpKind, conv_kind
+from hwmodels import STATIC_WEIGHT_KINDS, Layer, OpKind, conv_kind, held_bytes
 from search_spaces._lower import parse_input_shape
 
 aten = torch.ops.aten
@@ -198,6 +201,14 @@ def _stage_block(module: str) -> tuple[int | None, int | None]:
     return None, None
 
 
+def _storage(t: torch.Tensor) -> int:
+    """What a tensor and its views share (0 for tensors without memory of their own)."""
+    try:
+        return t.untyped_storage().data_ptr() if t.numel() else 0
+    except (RuntimeError, NotImplementedError):  # tensor subclasses without a storage
+        return 0
+
+
 def _frame_shape(t: torch.Tensor) -> tuple[int, ...]:
     """Per-frame shape: the trace runs at batch 1, whose leading 1 is dropped."""
     shape = tuple(t.shape)
@@ -219,6 +230,12 @@ class _Recorder(TorchDispatchMode):
         self.module_stack: list[str] = []
         self.names: dict[str, int] = {}
         self.last_out: int | None = None  # id() of the last record's output, for bias folding
+        # lifetimes: storage -> tensor number; per tensor: producing op, last reading op, bytes
+        self.tensor_of: dict[int, int] = {}
+        self.producer: list[int] = []
+        self.last_use: list[int] = []
+        self.size: list[int] = []
+        self.reads: list[list[int]] = []  # per op, the tensors it reads
 
     # -- bookkeeping -------------------------------------------------------------------------
     def _params(self, statics: list[torch.Tensor]) -> int:
@@ -288,6 +305,30 @@ class _Recorder(TorchDispatchMode):
             if outputs and self.last_out == id(dynamic[0]):
                 self.last_out = id(outputs[0])  # a view of the last output can still take its bias
             return out
+        recorded = len(self.layers)
+        self._record(func, args, kwargs, out, statics, dynamic, outputs)
+        if len(self.layers) > recorded or self.last_out == id(outputs[0]):  # a new op, or a bias folded in
+            self._lifetimes(dynamic, outputs[0], len(self.layers) - 1)
+        return out
+
+    def _lifetimes(self, dynamic: list[torch.Tensor], out: torch.Tensor, op: int) -> None:
+        """Op ``op`` reads ``dynamic`` and writes ``out``: extend its inputs' lives, start its output's."""
+        while len(self.reads) <= op:
+            self.reads.append([])
+        for t in dynamic:
+            known = self.tensor_of.get(_storage(t))
+            if known is not None:
+                self.last_use[known] = op
+                self.reads[op].append(known)
+        key = _storage(out)
+        if key:
+            self.tensor_of[key] = len(self.producer)
+            self.producer.append(op)
+            self.last_use.append(op)
+            self.size.append(out.numel())
+
+    def _record(self, func, args, kwargs, out, statics, dynamic, outputs) -> None:
+        packet = func.overloadpacket
         name = packet.__name__
         main_out = outputs[0]
         if packet is aten.convolution:
@@ -299,9 +340,9 @@ class _Recorder(TorchDispatchMode):
         elif packet in _ELEMENTWISE:
             op = _ELEMENTWISE[packet]
             if op is OpKind.RESHAPE and packet is aten.clone and dynamic[0].is_contiguous():
-                return out  # a copy of an already-contiguous tensor moves nothing new
+                return  # a copy of an already-contiguous tensor moves nothing new
             if op is OpKind.ADD and statics and len(dynamic) == 1 and self._fold_bias(dynamic[0], main_out, statics):
-                return out
+                return
             kernel = _pool_kernel(packet, args) if op is OpKind.POOL else (1, 1)
             act_in = sum(t.numel() for t in dynamic)
             self._emit(op, name, dynamic[0], main_out, params=self._params(statics), act_in=act_in, kernel=kernel)
@@ -314,7 +355,6 @@ class _Recorder(TorchDispatchMode):
                 params=self._params(statics),
                 act_in=sum(t.numel() for t in dynamic),
             )
-        return out
 
     def _fold_bias(self, x: torch.Tensor, out: torch.Tensor, statics: list[torch.Tensor]) -> bool:
         last = self.layers[-1] if self.layers else None
@@ -485,4 +525,8 @@ def trace(module: nn.Module, input_shape: Sequence[int]) -> list[Layer]:
         module.train(was_training)
         for handle in handles:
             handle.remove()
-    return recorder.layers
+    layers = recorder.layers
+    if recorder.producer:
+        held = held_bytes(recorder.producer, recorder.last_use, recorder.size, recorder.reads)
+        layers = [layer._replace(held_bytes=h) if h else layer for layer, h in zip(layers, held, strict=False)]
+    return layers

@@ -11,10 +11,13 @@ import pytest
 
 import search_spaces as ss
 from hwmodels import (
+    Accelerator,
     AcceleratorError,
     Layer,
     OpKind,
+    chip_grid,
     estimate,
+    estimate_many,
     imc_tiles,
     load_accelerator,
 )
@@ -117,6 +120,57 @@ def test_weights_past_l2_without_dram_are_not_deployable(tmp_path):
     assert no_dram.chip.cores == 4  # the rest comes from the base
     assert estimate(_mlp(8), no_dram).deployable
     assert not estimate(_mlp(48), no_dram).deployable
+
+
+# -- activations in memory: large maps and the tensors held for later ----------------------------
+
+
+def conv3x3(name: str, hw: int, cin: int, cout: int, *, held: int = 0) -> Layer:
+    """A 3x3 conv over a `hw` x `hw` map, `held` bytes of other tensors alive across it."""
+    return Layer(name, OpKind.CONV, (cin, hw, hw), (cout, hw, hw), hw * hw * cin * cout * 9, cin * cout * 9,
+                 cin * hw * hw, cout * hw * hw, (1, hw * hw, cin * 9, cout), (3, 3), fn="conv", held_bytes=held)  # fmt: skip
+
+
+def test_a_tensor_held_for_a_later_concat_pushes_a_large_map_out_of_l1():
+    # 160x160x48 maps: 1.2 MB each, in L1 on their own (half of its 4 MiB per tensor)
+    alone = [conv3x3("a", 160, 48, 48), conv3x3("b", 160, 48, 48)]
+    skip = 2 * 2**20  # a 2 MiB branch awaiting its concat, alive across both
+    held = [layer._replace(held_bytes=skip) for layer in alone]
+    free, crowded = estimate(alone, ACC), estimate(held, ACC)
+    assert {r.act_level for r in free.layers} == {"l1"}
+    assert {r.act_level for r in crowded.layers} == {"l2"}  # the held branch leaves no room in L1
+    assert crowded.energy_split_mj["activations"] > 3 * free.energy_split_mj["activations"]  # L2's pJ per byte
+    assert crowded.latency_ms >= free.latency_ms  # its traffic at L2's bandwidth (hidden here behind compute)
+    # small maps stay in L1 whatever is held beside them
+    small = [conv3x3("s", 20, 48, 48, held=skip)]
+    assert row(estimate(small, ACC), "s").act_level == "l1"
+    # nothing held (the field left out, as lowering and older IRs do) prices as before
+    assert estimate([conv3x3("a", 160, 48, 48, held=0)], ACC) == estimate([alone[0]], ACC)
+
+
+def test_a_held_tensor_prices_alike_on_one_chip_and_on_many():
+    layers = [conv3x3("a", 160, 48, 48, held=2**21), conv3x3("b", 160, 48, 48), conv3x3("c", 80, 48, 96, held=2**22)]
+    accs = [ACC, *(acc for _, acc in chip_grid(ACC, {"l1_mib": [1, 8]}))]
+    for acc, many in zip(accs, estimate_many([layers], accs)[0], strict=True):
+        one = estimate(layers, acc)
+        assert many.latency_ms == pytest.approx(one.latency_ms, rel=1e-9)
+        assert many.energy_mj == pytest.approx(one.energy_mj, rel=1e-9)
+
+
+def test_silu_rides_its_producers_stream_when_the_policy_fuses_it():
+    c, hw = 64, 80
+    conv = conv3x3("conv", hw, c, c)
+    silu = Layer("silu", OpKind.ACT, (c, hw, hw), (c, hw, hw), act_in_bytes=c * hw * hw, act_out_bytes=c * hw * hw,
+                 fn="silu")  # fmt: skip
+    assert "silu" in ACC.mapping.fused_emulation  # the shipped policy: the SDK fuses Conv-Sigmoid-Mul
+    unfused_policy = Accelerator(ACC.chip, ACC.mapping.model_copy(update={"fused_emulation": ()}))
+    fused, unfused = estimate([conv, silu], ACC), estimate([conv, silu], unfused_policy)
+    assert row(fused, "silu").mapping == "fused" and row(unfused, "silu").mapping == "emulated"
+    assert fused.emulated_ops == unfused.emulated_ops == ("silu",)  # still emulated: Sigmoid + Mul
+    assert row(fused, "conv").act_level == "stream"  # the conv's output is not written before the SiLU
+    assert fused.latency_ms < unfused.latency_ms  # no kernel of its own, no memory round trip
+    # on its own (nothing to ride) it is its own kernel either way
+    assert row(estimate([silu], ACC), "silu").mapping == "emulated"
 
 
 # -- the mapping policy ---------------------------------------------------------------------------

@@ -2,7 +2,7 @@ import subprocess
 import sys
 
 import search_spaces as ss
-from hwmodels import STATIC_WEIGHT_KINDS, OpKind, conv_kind, op_counts, total_macs, total_params
+from hwmodels import STATIC_WEIGHT_KINDS, OpKind, conv_kind, held_bytes, op_counts, total_macs, total_params
 
 
 def test_conv_kinds():
@@ -73,3 +73,39 @@ def test_hwmodels_and_lowering_do_not_import_torch():
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- tensor lifetimes ---------------------------------------------------------------------------
+
+
+def test_held_bytes_counts_what_lives_across_an_op_but_not_what_it_reads():
+    # tensor 0 (100 B) from op 0, last read by op 4 (and read by op 2 on the way); tensor 1 (10 B) op 1 -> 2
+    held = held_bytes([0, 1], [4, 2], [100, 10], reads=[[], [0], [0, 1], [], [0]])
+    assert held == [0, 0, 0, 100, 0]  # op 1 and op 2 read it; op 3 runs while it waits for op 4
+    assert held_bytes([0, 1], [1, 2], [5, 5]) == [0, 0, 0]  # consumed at once: nothing held
+    assert held_bytes([], [], []) == []
+
+
+def test_trace_holds_a_skip_and_a_concat_branch_across_the_ops_between():
+    import torch
+    from torch import nn
+
+    class Branches(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b, self.c = (nn.Conv2d(8, 8, 3, padding=1) for _ in range(3))
+
+        def forward(self, x):
+            y = self.a(x)  # kept for the concat
+            z = self.c(torch.relu(self.b(y)))
+            return torch.cat([y, z], 1)
+
+    layers = ss.trace(Branches(), (8, 16, 16))
+    by_name = {layer.name.split(":")[0]: layer for layer in layers}
+    y_bytes = 8 * 16 * 16
+    assert by_name["b"].held_bytes == 0  # b reads y: an input, not a held tensor
+    assert by_name["relu"].held_bytes == by_name["c"].held_bytes == y_bytes
+    assert by_name["cat"].held_bytes == 0 and by_name["a"].held_bytes == 0
+    # a chain without skips holds nothing, and lowering (which does not track lifetimes) leaves 0
+    assert all(layer.held_bytes == 0 for layer in ss.trace(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), (3, 8, 8)))
+    assert all(layer.held_bytes == 0 for layer in ss.lower(ss.get_preset("poolformer_s12"), (3, 64, 64)))
