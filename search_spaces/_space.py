@@ -33,6 +33,7 @@ from pydantic import (
 from search_spaces._arch import (
     DENSE_TASKS,
     MAX_RATIO,
+    MAX_SIZE,
     MIXER_OPTIONS,
     TASKS,
     Act,
@@ -196,8 +197,8 @@ class IsotropicSpace(_Frozen):
 
 
 def _positive(values: tuple[int, ...] | None, field: str) -> tuple[int, ...] | None:
-    if values is not None and min(_nonempty(values)) < 1:
-        raise ValueError(f"{field}: choices must be >= 1, got {list(values)}")
+    if values is not None and not 1 <= min(_nonempty(values)) <= max(values) <= MAX_SIZE:
+        raise ValueError(f"{field}: choices must be >= 1 and <= {MAX_SIZE}, got {list(values)}")
     return values
 
 

@@ -208,7 +208,11 @@ def test_unknown_task_is_refused():
     [
         ("dense: {neck: {kind: [fpn]}, detection_head: {width: [8], depth: [1]}}", "need `width` and `depth`"),
         ("dense: {neck: {kind: [none]}}", "give `detection_head`, `segmentation_head` or both"),
-        ("dense: {neck: {kind: [none]}, detection_head: {width: [0], depth: [1]}}", "choices must be >= 1"),
+        ("dense: {neck: {kind: [none]}, detection_head: {width: [0], depth: [1]}}", "width: choices must be >= 1"),
+        (
+            "dense: {neck: {kind: [fpn], width: [8], depth: [2000000]}, detection_head: {width: [8], depth: [1]}}",
+            "<= 1048576",
+        ),
         ("dense: {neck: {kind: [bifpn]}, detection_head: {width: [8], depth: [1]}}", r"dense\.neck\.kind"),
         ("dense: {neck: {kind: [none]}, segmentation_head: {kind: [mlp], width: []}}", "at least one choice"),
     ],
