@@ -227,6 +227,20 @@ def test_dense_sampling_skips_stage_counts_that_could_be_single_scale(tmp_path):
     space = SearchSpace.from_yaml(_space_yaml(tmp_path, body + DENSE_SECTION))
     assert {len(a.stages) for a in ss.sample_archs(space, 30, seed=0)} == {1, 2}
     assert {len(a.stages) for a in ss.sample_archs(space, 30, seed=0, task="detection")} == {2}
+    assert space.size() == 2 and space.size("detection") == 1  # one network, or it with its one neck and head
+
+
+def test_dense_size_counts_every_neck_and_head(tmp_path):
+    body = """
+    dense:
+      neck: {kind: [none, fpn], width: [16, 32], depth: [1]}
+      detection_head: {width: [16], depth: [1, 2]}
+      segmentation_head: {kind: [fpn_fuse, mlp], width: [8, 16, 32]}
+    """
+    space = SearchSpace.from_yaml(_space_yaml(tmp_path, HIER + body))
+    assert (space.size("detection"), space.size("segmentation")) == (3 * 2, 3 * 6)  # necks: none, fpn x 2 widths
+    for task in DENSE:
+        assert len(set(ss.sample_archs(space, 300, seed=0, task=task))) == space.size(task)
 
 
 @pytest.mark.parametrize("name", SPACES)
@@ -237,6 +251,8 @@ def test_dense_sampling_draws_hierarchical_networks_with_their_parts(name, task)
     assert {a.neck.kind for a in archs} == {"none", "fpn", "pan"}
     assert len({a.arch_hash for a in archs}) > 190
     assert ss.sample_archs(ss.get_space(name), 5, seed=5, task=task) == archs[:5]  # seeded
+    space = ss.get_space(name)
+    assert len({a.arch_hash for a in archs}) <= space.size(task)
 
 
 # -- built networks -------------------------------------------------------------------------------
