@@ -88,6 +88,10 @@ DENSE_ZOO = (
     DensePoint("YOLOv8l-pose", "yolov8-pose.yaml:l", "ultralytics", 640, 164),
 )
 
+# Same table, not buildable offline (its repository is no registry package): a MobileNet-0.25 face
+# detector at 640x640 that runs as fast as YOLOv5n. dense_pricing.py cites it, never fits it.
+RETINAFACE_MB025 = DensePoint("RetinaFace - mb0.25", "", "", 640, 914)
+
 
 def zoo_networks(threads: int = 2) -> dict[str, list]:
     """Each zoo network's layer IR at its measured resolution (untrained weights: offline)."""
