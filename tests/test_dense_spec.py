@@ -81,3 +81,11 @@ def test_queries_name_a_dense_jobs_metric_by_its_own_name():
         ("latency_ms", "<", 2.0),
     ]
     assert parse_bounds("miou>0.5")[0].metric == "accuracy"
+
+
+def test_a_dense_jobs_objectives_and_bounds_are_shown_by_its_metric_name():
+    from nas.tasks import spec_name
+
+    assert [spec_name(o, "detection") for o in ("accuracy", "latency_ms")] == ["map", "latency_ms"]
+    assert spec_name("min_accuracy", "segmentation") == "min_miou"
+    assert spec_name("accuracy", "classification") == "accuracy"

@@ -27,6 +27,7 @@ from nas.cli.format import (
 )
 from nas.spec import SAMPLERS
 from nas.status import JOB_STATUSES
+from nas.tasks import spec_name
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -239,10 +240,11 @@ def _job_detail(store, args: argparse.Namespace) -> int:
         return _print_json({**job.to_dict(), "hypervolume_history": hv})
     spec = job.spec
     print(f"job {job.id}: {job.name} [{job.status}]{' tags ' + ','.join(job.tags) if job.tags else ''}")
-    print(f"  space {spec['space'] if isinstance(spec['space'], str) else '(inline/plug-in)'}, "
+    print(f"  task {job.task}, space {spec['space'] if isinstance(spec['space'], str) else '(inline/plug-in)'}, "
           f"input {'x'.join(map(str, spec['input_shape']))}, accelerator {_accelerator_text(spec['accelerator'])}, sampler {spec['sampler']}")  # fmt: skip
-    print(f"  objectives {', '.join(spec['objectives'])}; constraints "
-          f"{', '.join(f'{k}={v}' for k, v in spec['constraints'].items() if v not in (None, False)) or 'none'}")  # fmt: skip
+    named = {k: v for k, v in spec["constraints"].items() if v not in (None, False)}
+    print(f"  objectives {', '.join(spec_name(o, job.task) for o in spec['objectives'])}; constraints "
+          f"{', '.join(f'{spec_name(k, job.task)}={v}' for k, v in named.items()) or 'none'}")  # fmt: skip
     print(f"  trials {job.n_trials}/{job.budget_trials or '∞'}: {counts(job)}")
     print(f"  ran {job.run_seconds:.0f} s, evaluations {job.eval_seconds:.0f} s of worker time")
     if job.error:

@@ -61,6 +61,13 @@ def get_task(name: str) -> Task:
         raise ValueError(f"unknown task {name!r}; known: {', '.join(TASK_NAMES)}") from None
 
 
+def spec_name(name: str, task: str) -> str:
+    """An objective or constraint as a ``task`` job's spec names it: ``accuracy`` -> ``map``,
+    ``min_accuracy`` -> ``min_map`` in a detection job; anything else as it is."""
+    metric = get_task(task).metric
+    return {"accuracy": metric, "min_accuracy": f"min_{metric}"}.get(name, name)
+
+
 def task_extras(rungs: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """What a fully trained candidate measured beside its metric (``Task.extra``: map50, pixel
     accuracy): the figures of its training's last rung, where that rung is the training's end."""
