@@ -245,3 +245,22 @@ def test_the_proxy_scores_a_dense_network_whole_as_a_classifier(scenes):
     scores = score(view, x, y, names=["default", "params"])
     assert scores["params"] == sum(p.numel() for p in model.parameters())  # neck and head included
     assert scores == score(as_classifier(model), x, y, names=["default", "params"])  # repeatable
+
+
+def test_decode_dense_exports_to_onnx_and_runs_in_onnxruntime():
+    import io
+
+    ort = pytest.importorskip("onnxruntime")
+
+    class Head(torch.nn.Module):
+        def forward(self, a, b, c):
+            return decode_dense([a, b, c], STRIDES)
+
+    outputs = tuple(torch.randn(1, 5 + K, SIZE // s, SIZE // s) for s in STRIDES)
+    buffer = io.BytesIO()
+    torch.onnx.export(Head(), outputs, buffer, input_names=["a", "b", "c"], dynamo=False)
+    session = ort.InferenceSession(buffer.getvalue())
+    boxes, scores = session.run(None, {n: o.numpy() for n, o in zip("abc", outputs, strict=True)})
+    eager_boxes, eager_scores = decode_dense(list(outputs), STRIDES)
+    torch.testing.assert_close(torch.from_numpy(boxes), eager_boxes, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(torch.from_numpy(scores), eager_scores, atol=1e-5, rtol=1e-5)
