@@ -179,6 +179,42 @@ def _ranks(xs: list[float], ys: list[float]) -> tuple[float | None, float | None
     return float(spearmanr(xs, ys).statistic), float(kendalltau(xs, ys).statistic)
 
 
+def reading(rows: list[tuple], short_vs_long: tuple, noise: dict | None, n_long: int) -> list[str]:
+    """What the figures say, in words made from the figures themselves."""
+    scored = [(name, rho) for name, rho, *_ in rows if rho is not None]
+    if not scored:
+        return []
+    best = max(scored, key=lambda r: r[1])
+    default = dict(scored).get("default")
+    out = [
+        f"Reading: of the three, {best[0]} ranks the short-trained networks best (Spearman {_fmt(best[1])}); "
+        f"the default proxy's Spearman is {_fmt(default)}"
+        + (
+            f", {'above' if default > max(v for n, v in scored if n != 'default') else 'not above'} "
+            "the params / FLOPs baselines."
+            if default is not None and len(scored) > 1
+            else "."
+        )
+    ]
+    if short_vs_long[0] is not None:
+        out.append(
+            f"The short recipe orders {n_long} networks as the {LONG_FACTOR}x longer one does with Spearman "
+            f"{_fmt(short_vs_long[0])} (Kendall {_fmt(short_vs_long[1])})."
+        )
+    if noise:
+        ratio = noise["mean_abs_diff"] / noise["spread_std"] if noise["spread_std"] else float("nan")
+        out.append(
+            f"A second seed moves a network's metric by {_fmt(ratio, 2)}x the spread between networks "
+            f"({noise['networks']} networks): "
+            + (
+                "the short metric is mostly seed noise."
+                if ratio > 0.5
+                else "the networks differ by more than the noise."
+            )
+        )
+    return [" ".join(out), ""]
+
+
 def report(runs: dict[str, dict[int, dict]], args: argparse.Namespace) -> str:
     """The figures as markdown (also written to docs/dense_ranking.md and the summary JSON)."""
     import statistics
@@ -260,6 +296,9 @@ def report(runs: dict[str, dict[int, dict]], args: argparse.Namespace) -> str:
             "spearman_long": rho_l,
             "kendall_long": tau_l,
         }
+    truth2 = [short[i]["metrics"][second] for i in idx]
+    by_second = {name: _ranks([short[i]["proxies"][name] for i in idx], truth2)[0] for name in PROXY_NAMES}
+    summary["spearman_vs_short_" + second] = by_second
     li = sorted(set(long) & set(short))
     rho_sl, tau_sl = _ranks([short[i]["metrics"][metric] for i in li], [long[i]["metrics"][metric] for i in li])
     summary["short_vs_long"] = {"networks": len(li), "spearman": rho_sl, "kendall": tau_sl}
@@ -271,6 +310,11 @@ def report(runs: dict[str, dict[int, dict]], args: argparse.Namespace) -> str:
         *(f"| {n} | {_fmt(a)} | {_fmt(b)} | {_fmt(c)} | {_fmt(d)} |" for n, a, b, c, d in rows),
         f"| short recipe ({s.steps} steps) | | | {_fmt(rho_sl)} | {_fmt(tau_sl)} |",
         "",
+        f"Against the short recipe's {second} instead: Spearman "
+        + ", ".join(f"{n} {_fmt(v)}" for n, v in by_second.items())
+        + ".",
+        "",
+        *reading(rows, (rho_sl, tau_sl), summary.get("seed_noise"), len(li)),
         "## Every network",
         "",
         f"| # | network | params (M) | MACs @{RESOLUTION} (M) | default proxy | short {metric} | short {second} "
