@@ -196,6 +196,12 @@ def reading(rows: list[tuple], short_vs_long: tuple, noise: dict | None, n_long:
             else "."
         )
     ]
+    backwards = [f"{n} ({_fmt(v)})" for n, v in scored if v < -0.3]
+    if backwards:
+        out.append(
+            f"Ranked backwards: {', '.join(backwards)}; higher scores went with lower metrics, the smaller networks "
+            "having learned more in the budget."
+        )
     if short_vs_long[0] is not None:
         out.append(
             f"The short recipe orders {n_long} networks as the {LONG_FACTOR}x longer one does with Spearman "
