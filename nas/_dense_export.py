@@ -109,18 +109,37 @@ class Detections(nn.Module):
         """How far the ONNX file's outputs ``got`` are from this module's ``expected`` on ``image``:
         the largest |difference| of the cells' scores (0-1) and boxes (over the image's longer side),
         inf unless ``got``'s detections are what ``select`` makes of ``got``'s own cells. (Comparing the
-        detections themselves would fail on near-ties: scores a rounding apart swap places at a cut.)"""
-        import numpy as np
-
+        detections themselves would fail on near-ties: scores a rounding apart swap places at a cut.)
+        Where two candidates have the very same score, NMS may keep either: then only the cells count."""
         side = max(image.shape[2], image.shape[3])
         cells = max(_max_abs(got[5], expected[5]), _max_abs(got[4], expected[4]) / side)
+        own = self.own_selection(got)
+        if own is None:
+            return cells if self.tied(got[5]) else float("inf")
+        return max(cells, _max_abs(got[1], own[1]), _max_abs(got[0], own[0]) / side)
+
+    def own_selection(self, got: Any) -> tuple[torch.Tensor, ...] | None:
+        """``select`` of the file's own cells, if its detections are those (same number, classes and
+        images, in the same order), else None."""
+        import numpy as np
+
         with torch.no_grad():
             own = self.select(torch.as_tensor(got[4]), torch.as_tensor(got[5]))
         if not all(np.shape(g) == tuple(o.shape) for g, o in zip(got[:4], own, strict=True)):
-            return float("inf")
+            return None
         if not (np.array_equal(got[2], own[2].numpy()) and np.array_equal(got[3], own[3].numpy())):
-            return float("inf")
-        return max(cells, _max_abs(got[1], own[1]), _max_abs(got[0], own[0]) / side)
+            return None
+        return own
+
+    def tied(self, cell_scores: Any) -> bool:
+        """Whether two candidates of an image (above the threshold) have the very same score."""
+        import numpy as np
+
+        for scores in np.asarray(cell_scores):
+            kept = scores[scores > self.score_thresh]
+            if len(np.unique(kept)) < len(kept):
+                return True
+        return False
 
 
 class ClassMap(nn.Module):
@@ -169,7 +188,8 @@ def agreement_text(task: str) -> str:
         return (
             "model.onnx: the largest |difference| from the PyTorch network + decoding of every cell's scores (0-1) and "
             "boxes (over the image's longer side); its detections are what the PyTorch selection (threshold, NMS, "
-            "max per image) makes of its own cells"
+            "max per image) makes of its own cells (where two candidates have the very same score, NMS may keep "
+            "either: `onnx_without_project.tied_scores`, and only the cells are compared)"
         )
     return "model.onnx: the share of pixels (0-1) whose class differs from the PyTorch network + post-processing's"
 
@@ -276,14 +296,19 @@ def check_without_project(
     with torch.no_grad():
         expected = module(image)
     expected = expected if isinstance(expected, tuple) else (expected,)
+    names, tied = list(module.onnx_outputs), False
     if task == "detection":  # the detections PyTorch selects from the file's own cells (Detections.agreement)
         import onnxruntime as ort
 
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-        cells = session.run(["cell_boxes", "cell_scores"], {"image": image.numpy()})
-        with torch.no_grad():
-            expected = (*module.select(*(torch.from_numpy(c) for c in cells)), *expected[4:])
-    names = list(module.onnx_outputs)
+        here = session.run(names, {"image": image.numpy()})
+        own = module.own_selection(here)
+        tied = own is None and module.tied(here[5])
+        # with tied scores (NMS may keep either), the file's detections as onnxruntime gives them here
+        selected = [torch.from_numpy(h) for h in here[:4]] if tied else own
+        if selected is None:
+            return {"ok": False, "problems": ["its detections are not what PyTorch selects from its own cells"]}
+        expected = (*selected, *expected[4:])
     settings = decode_settings() if task == "detection" else {}
     paths = list(dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib")))
     with tempfile.TemporaryDirectory(prefix="nas-onnx-check-") as work:
@@ -306,7 +331,7 @@ def check_without_project(
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return {"ok": False, "problems": [f"the check did not run: {tail[:300]}"]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "tied_scores": tied}
 
 
 def dense_card(

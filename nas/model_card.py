@@ -73,7 +73,9 @@ def model_card(
             "checked_at": shape.checked,
             "at_training_resolution": shape.at_training,
         },
-        "output": dense["outputs"] if dense else {"shape": ["batch", spec.num_classes], "name": "logits"},
+        "output": {f: o for f, o in dense["outputs"].items() if f in files}
+        if dense
+        else {"shape": ["batch", spec.num_classes], "name": "logits"},
         "primary_format": "exported_program" if "exported_program" in files else None,
         "build": {
             "space": spec.space.plugin
@@ -214,9 +216,10 @@ def _accuracy(
     from nas.tasks import get_task
 
     t, m = get_task(task), c.metrics
-    beside = {e: m.get(f"measured_{e}", m.get(e)) for e in t.extra}
-    measured = a["kind"] == "measured" and trained is not None
-    return {"metric": t.metric, "label": t.label, "units": "0-1", **a, "beside": beside if measured else None}
+    # measured beside the metric (map50, pixel_accuracy), where these weights were measured
+    beside = {e: m.get(f"measured_{e}", m.get(e)) for e in t.extra} if trained is not None else {}
+    beside = {k: v for k, v in beside.items() if v is not None} or None
+    return {"metric": t.metric, "label": t.label, "units": "0-1", **a, "beside": beside}
 
 
 def _classification_accuracy(
@@ -296,6 +299,14 @@ def _int8_lines(q: dict[str, Any] | None) -> list[str]:
     return ["", f"INT8 accuracy (as the chip computes): {q['value']:.4f}, {how}{drop}."]
 
 
+def _metric_key(key: str, card: dict[str, Any]) -> str:
+    """A metric's name as the README shows it: a dense task's metric is kept in the accuracy fields."""
+    a = card["accuracy"]
+    if "metric" in a and (key == "accuracy" or key.startswith(("accuracy_", "measured_accuracy"))):
+        return key.replace("accuracy", a["metric"], 1)
+    return key
+
+
 def _metric_name(card: dict[str, Any]) -> str:
     a = card["accuracy"]
     return f"{a['label']} ({a['metric']}, 0-1)" if "label" in a else "Accuracy"
@@ -322,15 +333,21 @@ def _dense_lines(card: dict[str, Any]) -> list[str]:
         "Outputs:",
         "",
     ]
-    network = out["exported_program"]
-    lines.append(f"- model.pt2, state_dict.pt (the network): `{network['name']}`, {network['format']}.")
-    onnx = {k: v for k, v in out["onnx"].items() if isinstance(v, dict)}
-    lines.append(
-        "- model.onnx (network + host): "
-        + "; ".join(f"`{k}` {v['dtype']} ({', '.join(map(str, v['shape']))}): {v['format']}" for k, v in onnx.items())
-        + (f"; {out['onnx']['order']}" if "order" in out["onnx"] else "")
-        + "."
-    )
+    files = card["files"]
+    network = [f"{files[f]}" for f in ("exported_program", "state_dict", "torchscript") if f in out]
+    if network:
+        net = out[next(f for f in ("exported_program", "state_dict", "torchscript") if f in out)]
+        lines.append(f"- {', '.join(network)} (the network): `{net['name']}`, {net['format']}.")
+    if "onnx" in out:
+        onnx = {k: v for k, v in out["onnx"].items() if isinstance(v, dict)}
+        lines.append(
+            f"- {files['onnx']} (network + host): "
+            + "; ".join(
+                f"`{k}` {v['dtype']} ({', '.join(map(str, v['shape']))}): {v['format']}" for k, v in onnx.items()
+            )
+            + (f"; {out['onnx']['order']}" if "order" in out["onnx"] else "")
+            + "."
+        )
     check = card.get("onnx_without_project")
     if check:
         lines += ["", f"model.onnx checked in {check['runs_in']}: outputs {check['outputs']}; agrees with PyTorch "
@@ -357,7 +374,7 @@ def card_readme(card: dict[str, Any]) -> str:
         "",
         "| metric | value |",
         "|---|---|",
-        *(f"| {k} | {v:.6g} |" for k, v in m.items() if isinstance(v, int | float)),
+        *(f"| {_metric_key(k, card)} | {v:.6g} |" for k, v in m.items() if isinstance(v, int | float)),
         "",
         f"Weights: {card['weights']}.",
         "",
@@ -371,6 +388,8 @@ def card_readme(card: dict[str, Any]) -> str:
         *_dense_lines(card),
     ]
     pre = card["preprocessing"]
+    if pre and "note" in pre:
+        lines += [f"Preprocessing of {pre.get('dataset')}: {pre['note']}.", ""]
     if pre and "classes" in pre:
         r = pre["resize"]
         lines += [
@@ -426,7 +445,8 @@ def card_readme(card: dict[str, Any]) -> str:
             "# INT8, as the chip computes (onnxruntime alone, no torch needed):",
             f"int8 = onnxruntime.InferenceSession({q['file']!r})  # input {q['input']['name']!r}: {q['input']['shape']}",
         ]
-    lines += ["```", "", "Max |difference| of each format's logits from the module's on seeded inputs of shapes "
+    what = "logits" if card.get("task", "classification") == "classification" else "outputs (`agreement_measures`)"
+    lines += ["```", "", f"Max |difference| of each format's {what} from the module's on seeded inputs of shapes "
               + ", ".join("x".join(map(str, s)) for s in inp["checked_at"]) + ":", ""]  # fmt: skip
     lines += [f"- {f}: {d:.2e}" for f, d in card["agreement_max_abs_diff"].items()]
     if q:

@@ -78,13 +78,17 @@ def _arch(task):
 
 
 def _trained(arch, task):
-    """Weights a job could have trained: the network's own, moved by seeded noise so that its scores
-    spread (an initialised detector's sit at its prior, a rounding apart), and the recipe stored with them."""
+    """Weights a job could have trained: the network's own moved by seeded noise, a detector's class
+    predictors (its convolutions to K channels) made sharper so that its scores spread beyond its
+    prior, and the recipe stored with them."""
     net = ss.build_model(arch, num_classes=K, img_size=64)
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in net.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.2)
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+        for m in net.modules():
+            if task == "detection" and isinstance(m, torch.nn.Conv2d) and m.out_channels == K:
+                m.weight.mul_(30)
     buffer = io.BytesIO()
     torch.save(net.state_dict(), buffer)
     recipe = {"dataset": "fashion-mnist-scenes", "resolution": TRAINED_AT, "steps": 10, "batch_size": 8}
