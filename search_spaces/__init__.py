@@ -1,5 +1,6 @@
 """The MetaFormer search space: architecture configs, spaces, presets, the model builder and the
-layer IR producers.
+layer IR producers; classifiers, and detection / segmentation networks (a neck and a head on a
+hierarchical backbone).
 
 Importing this package does not import torch: ``build_model`` and ``trace`` load it on first call,
 so pricing a config (``lower``) stays light.
@@ -10,7 +11,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from search_spaces._arch import ACTS, MIXERS, NORMS, ArchConfig, StageConfig
+from search_spaces._arch import (
+    ACTS,
+    DENSE_TASKS,
+    MIXERS,
+    NORMS,
+    TASKS,
+    ArchConfig,
+    DetectionHeadConfig,
+    NeckConfig,
+    SegmentationHeadConfig,
+    StageConfig,
+)
 from search_spaces._catalog import DEFAULT_SPACE, get_space, register_space, sample_archs, space_names
 from search_spaces._errors import SpaceError, UnknownNameError, describe_validation_error
 from search_spaces._lower import lower
@@ -40,11 +52,16 @@ def trace(module: nn.Module, input_shape: Sequence[int]) -> list[Layer]:
 __all__ = [
     "ACTS",
     "DEFAULT_SPACE",
+    "DENSE_TASKS",
     "MIXERS",
     "NORMS",
     "PRESETS",
+    "TASKS",
     "ArchConfig",
+    "DetectionHeadConfig",
+    "NeckConfig",
     "SearchSpace",
+    "SegmentationHeadConfig",
     "SpaceError",
     "StageConfig",
     "UnknownNameError",

@@ -1,7 +1,9 @@
 """ArchConfig: one MetaFormer-family network, as data.
 
 A network is a stem, then stages (each: downsampling, then ``depth`` blocks of one kind), then a
-classification head. A MetaFormer block is norm -> token mixer -> residual, norm -> MLP -> residual;
+classification head, or, for a dense task, a neck over the stages' outputs and a detection or
+segmentation head (``neck``, ``task_head``; both None for a classifier, whose JSON, hash and name
+do not mention them). A MetaFormer block is norm -> token mixer -> residual, norm -> MLP -> residual;
 an ``mbconv`` stage uses MobileNetV2 inverted-residual blocks instead (the hybrid conv stages).
 
 The config is canonical on construction: options a mixer does not use are rejected, the ones it
@@ -16,14 +18,18 @@ import hashlib
 import json
 import math
 from functools import cached_property
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 Mixer = Literal["identity", "pooling", "sepconv", "dwconv", "spatial_mlp", "attention", "window_attention", "mbconv"]
 Norm = Literal["layernorm", "layernorm_nobias", "groupnorm1", "groupnorm1_nobias", "batchnorm"]
 Act = Literal["gelu", "starrelu", "relu"]
 
+Task = Literal["classification", "detection", "segmentation"]
+
+TASKS: tuple[str, ...] = Task.__args__
+DENSE_TASKS: tuple[str, ...] = ("detection", "segmentation")
 MIXERS: tuple[str, ...] = Mixer.__args__
 NORMS: tuple[str, ...] = Norm.__args__
 ACTS: tuple[str, ...] = Act.__args__
@@ -46,6 +52,7 @@ MIXER_OPTIONS: dict[str, dict[str, Any]] = {
 # every check on a config (and its error message) cheap, whatever number it is given.
 MAX_SIZE = 1 << 20
 MAX_RATIO = 64.0  # an MLP's hidden width over its input's
+MIN_DETECTION_STRIDE = 8  # detection levels: the stage outputs at strides >= 8 (8, 16, 32 in the shipped spaces)
 _OPTION_NAMES = ("kernel_size", "window_size", "head_dim", "token_mlp_ratio")
 
 NAME_HASH_DIGITS = 6  # of arch_hash, after a name whose readable part does not pin the network down
@@ -125,6 +132,62 @@ class StageConfig(_Frozen):
         return f"{abbr}{self.depth}x{self.dim}"
 
 
+class NeckConfig(_Frozen):
+    """What joins the backbone's stage outputs before a dense head: ``none`` (the head reads them
+    as they are), ``fpn`` (1x1 laterals to ``width``, top-down nearest upsampling and adds, then
+    ``depth`` 3x3 conv-BN-ReLU per level) or ``pan`` (FPN, then a bottom-up path of stride-2 convs
+    and adds, ``depth`` 3x3 convs per level again)."""
+
+    kind: Literal["none", "fpn", "pan"]
+    width: int | None = Field(default=None, ge=1, le=MAX_SIZE)
+    depth: int | None = Field(default=None, ge=1, le=MAX_SIZE)
+
+    @model_validator(mode="after")
+    def _check(self) -> NeckConfig:
+        given = self.width is not None and self.depth is not None
+        if self.kind == "none" and (self.width is not None or self.depth is not None):
+            raise ValueError("neck: kind 'none' has no width or depth; remove them, or choose kind fpn or pan")
+        if self.kind != "none" and not given:
+            raise ValueError(f"neck: kind {self.kind!r} needs a width and a depth (e.g. width: 64, depth: 1)")
+        return self
+
+    def short_name(self) -> str:
+        return "" if self.kind == "none" else f"{self.kind}{self.width}x{self.depth}"
+
+
+class DetectionHeadConfig(_Frozen):
+    """Anchor-free, decoupled (YOLOX / YOLOv8 style): per level a 1x1 conv to ``width``, then a
+    class branch and a box branch of ``depth`` 3x3 conv-BN-ReLU each; the box branch predicts 4
+    distances and a centerness logit, the class branch one logit per class."""
+
+    task: Literal["detection"] = "detection"
+    width: int = Field(ge=1, le=MAX_SIZE)
+    depth: int = Field(ge=1, le=MAX_SIZE)
+
+    def short_name(self) -> str:
+        return f"det{self.width}x{self.depth}"
+
+
+class SegmentationHeadConfig(_Frozen):
+    """A light decoder to stride-4 class logits: ``fpn_fuse`` (per level a 3x3 conv-BN-ReLU to
+    ``width``, upsample, sum, 3x3 conv-BN-ReLU, 1x1 classifier; Panoptic-FPN's semantic branch, lighter)
+    or ``mlp`` (SegFormer's all-MLP decoder: per level a 1x1 projection to ``width``, upsample,
+    concat, 1x1 conv-BN-ReLU fuse, 1x1 classifier)."""
+
+    task: Literal["segmentation"] = "segmentation"
+    kind: Literal["fpn_fuse", "mlp"]
+    width: int = Field(ge=1, le=MAX_SIZE)
+
+    def short_name(self) -> str:
+        return f"seg{'fpn' if self.kind == 'fpn_fuse' else 'mlp'}{self.width}"
+
+
+TaskHead = Annotated[DetectionHeadConfig | SegmentationHeadConfig, Field(discriminator="task")]
+DENSE_FIELDS = ("neck", "task_head")  # absent from a classifier's JSON, so its hash never changed
+# A dense network has no classifier: these stay at their defaults (one network, one hash).
+_CLASSIFIER_DEFAULTS = {"head": "linear", "head_norm": "layernorm"}
+
+
 class ArchConfig(_Frozen):
     """A whole network. Frozen and hashable; ``arch_hash`` is the canonical identity."""
 
@@ -139,6 +202,41 @@ class ArchConfig(_Frozen):
     layer_scale: float | None = Field(default=None, gt=0)  # LayerScale init value; None: off
     head: Literal["linear", "mlp"] = "linear"  # mlp: Linear(4x) -> SquaredReLU -> LayerNorm -> Linear
     head_norm: Norm | None = "layernorm"  # on the pooled features
+    neck: NeckConfig | None = None  # dense networks only
+    task_head: TaskHead | None = None  # dense networks only; its kind is the task
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_dense_parts(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        for key in DENSE_FIELDS:
+            if data.get(key, 0) is None:
+                del data[key]
+        return data
+
+    @model_validator(mode="after")
+    def _check_dense(self) -> ArchConfig:
+        if (self.neck is None) != (self.task_head is None):
+            raise ValueError("neck, task_head: a dense network needs both (a classifier neither)")
+        if self.task_head is None:
+            return self
+        task = self.task_head.task
+        if self.isotropic:
+            raise ValueError(
+                f"task_head: a {task} head needs multi-scale features (stage outputs at strides 4 to 32), "
+                f"and this network is isotropic (one stage, at stride {self.stem_stride}); use a "
+                "hierarchical network of 2 or more stages for a dense task"
+            )
+        if task == "detection" and not any(s >= MIN_DETECTION_STRIDE for s in self.stage_strides):
+            raise ValueError(
+                f"task_head: detection reads the stage outputs at strides >= {MIN_DETECTION_STRIDE}, and this "
+                f"network's are at {list(self.stage_strides)}; add a stage or use a larger stem stride"
+            )
+        for field, default in _CLASSIFIER_DEFAULTS.items():
+            if getattr(self, field) != default:
+                raise ValueError(
+                    f"{field}: a {task} network has no classifier head; leave {field} at its default {default!r}"
+                )
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -160,6 +258,16 @@ class ArchConfig(_Frozen):
         return len(self.stages) == 1
 
     @property
+    def task(self) -> str:
+        """``classification``, or the dense task its head is for."""
+        return "classification" if self.task_head is None else self.task_head.task
+
+    @property
+    def stage_strides(self) -> tuple[int, ...]:
+        """Each stage's output stride relative to the input (the stem's, then x2 per stage)."""
+        return tuple(self.stem_stride * 2**i for i in range(len(self.stages)))
+
+    @property
     def name(self) -> str:
         """Short, human-readable and unique per network, for tables and logs.
 
@@ -167,8 +275,11 @@ class ArchConfig(_Frozen):
         patch-4 stem, ``c8-`` a stride-8 conv stem, none the stride-4 conv stem). It is the whole
         name only when every field it does not show has its default; otherwise ``.`` and the first
         six digits of ``arch_hash`` follow, so two networks that read alike never print alike
-        (``p4-id1x64-mb1x96.3f9a0c``). ``arch_hash`` stays the identity."""
-        readable = self._readable_name()
+        (``p4-id1x64-mb1x96.3f9a0c``). A dense network's neck and head follow
+        (``...-fpn64x2-det64x2``, ``...-segmlp128``). ``arch_hash`` stays the identity."""
+        readable = self._readable_name() + "".join(
+            f"-{part.short_name()}" for part in (self.neck, self.task_head) if part is not None and part.short_name()
+        )
         return readable if self == self._bare() else f"{readable}.{self.arch_hash[:NAME_HASH_DIGITS]}"
 
     def _readable_name(self) -> str:
@@ -193,6 +304,8 @@ class ArchConfig(_Frozen):
                     )
                     for s in self.stages
                 ],
+                neck=self.neck,
+                task_head=self.task_head,
             )
         except ValueError:  # e.g. the default head_dim does not divide the width: not this network
             return None

@@ -2,7 +2,7 @@
 
 Module names are the contract with the analytical lowering (``_lower.py``): ``stem.conv``,
 ``stages.{i}.downsample.{norm,conv}``, ``stages.{i}.blocks.{j}.{norm1,mixer,ls1,rs1,norm2,mlp,...}``,
-``head.{norm,fc}``.
+``head.{norm,fc}``; a dense network's ``neck.*`` and ``head.*`` are in ``_dense.py``.
 """
 
 from __future__ import annotations
@@ -101,21 +101,12 @@ class MetaFormerStage(nn.Module):
         return self.blocks(x)
 
 
-class MetaFormerNet(nn.Module):
-    """A network of the MetaFormer search space. ``arch`` is kept for export and reporting."""
+class MetaFormerTrunk(nn.Module):
+    """The stem and stages every network of the space shares; its stage outputs are the
+    multi-scale features a dense head reads (``feature_info`` as timm's ``features_only`` gives)."""
 
-    def __init__(
-        self,
-        arch: ArchConfig,
-        *,
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        img_size: int | tuple[int, int] = 224,
-        drop_path_rate: float = 0.0,
-    ) -> None:
-        super().__init__()
-        img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-        self.arch, self.num_classes = arch, num_classes
+    def _init_trunk(self, arch: ArchConfig, *, in_chans: int, img_size: tuple[int, int], drop_path_rate: float) -> int:
+        """Build ``stem`` and ``stages`` (in that order: the state_dict's keys); return the last width."""
         sizes = stage_feature_sizes(arch, img_size)
         g = stem_geometry(arch)
         self.stem = nn.Sequential(
@@ -137,6 +128,39 @@ class MetaFormerNet(nn.Module):
             )
             in_dim, in_size = stage.dim, size
         self.stages = nn.Sequential(*stages)
+        self.feature_info = [
+            {"num_chs": stage.dim, "reduction": stride, "module": f"stages.{i}"}
+            for i, (stage, stride) in enumerate(zip(arch.stages, arch.stage_strides, strict=True))
+        ]
+        return in_dim
+
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every stage's output, NCHW, at the strides of ``feature_info``."""
+        x, features = self.stem(x), []
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return features
+
+
+class MetaFormerNet(MetaFormerTrunk):
+    """A classifier of the MetaFormer search space. ``arch`` is kept for export and reporting."""
+
+    task = "classification"
+
+    def __init__(
+        self,
+        arch: ArchConfig,
+        *,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        img_size: int | tuple[int, int] = 224,
+        drop_path_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        self.arch, self.num_classes = arch, num_classes
+        in_dim = self._init_trunk(arch, in_chans=in_chans, img_size=img_size, drop_path_rate=drop_path_rate)
         self.num_features = in_dim
         self.head = nn.Sequential(
             OrderedDict(
@@ -175,8 +199,10 @@ def build_model(
     in_chans: int = 3,
     img_size: int | tuple[int, int] = 224,
     drop_path_rate: float = 0.0,
-) -> MetaFormerNet:
-    """Build ``arch`` as a freshly initialised ``nn.Module``.
+) -> nn.Module:
+    """Build ``arch`` as a freshly initialised ``nn.Module``: a ``MetaFormerNet`` classifier, or
+    for a detection / segmentation arch a ``DenseNet`` (``search_spaces._dense``), whose
+    ``num_classes`` are the object classes (detection) or the classes with background (segmentation).
 
     ``img_size`` fixes what depends on the map size (the spatial MLP's token count, the clamped
     window); every other mixer runs at any resolution. Build under ``torch.device("meta")`` to get
@@ -188,6 +214,12 @@ def build_model(
         raise ValueError(f"num_classes: must be >= 0 (0: no classifier, features only); got {num_classes}")
     if in_chans < 1:
         raise ValueError(f"in_chans: must be >= 1; got {in_chans}")
+    if arch.task != "classification":
+        from search_spaces._dense import DenseNet
+
+        return DenseNet(
+            arch, num_classes=num_classes, in_chans=in_chans, img_size=img_size, drop_path_rate=drop_path_rate
+        )
     return MetaFormerNet(
         arch, num_classes=num_classes, in_chans=in_chans, img_size=img_size, drop_path_rate=drop_path_rate
     )

@@ -48,15 +48,19 @@ def get_space(name: str = DEFAULT_SPACE) -> SearchSpace:
     raise UnknownNameError(f"unknown search space {name[:100]!r}; known: {', '.join(space_names())} (or a YAML path)")
 
 
-def sample_archs(space: SearchSpace, n: int, *, seed: int = 0) -> list[ArchConfig]:
-    """``n`` architectures drawn uniformly (Optuna's RandomSampler) — reproducible under ``seed``."""
+def sample_archs(space: SearchSpace, n: int, *, seed: int = 0, task: str = "classification") -> list[ArchConfig]:
+    """``n`` architectures for ``task`` drawn uniformly (Optuna's RandomSampler) — reproducible
+    under ``seed``. A dense task on a space that cannot give it raises ``SpaceError`` saying why."""
     if n < 0:
         raise ValueError(f"n: must be >= 0, got {n}")
+    if task != "classification" and hasattr(space, "check_task"):  # a plugin space checks in its sample()
+        space.check_task(task)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     archs = []
     for _ in range(n):
         trial = study.ask()
-        archs.append(space.sample(trial))
+        # a space's sample(trial) from before dense tasks still serves classification
+        archs.append(space.sample(trial) if task == "classification" else space.sample(trial, task=task))
         study.tell(trial, 0.0)
     return archs

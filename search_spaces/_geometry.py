@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from search_spaces._arch import ArchConfig, StageConfig
+from search_spaces._arch import MIN_DETECTION_STRIDE, ArchConfig, StageConfig
 
 
 class ConvGeometry(NamedTuple):
@@ -92,3 +92,21 @@ def mlp_hidden(stage: StageConfig) -> int:
 def token_mlp_hidden(stage: StageConfig) -> int:
     """Hidden width of a spatial-MLP token mixer; 0 means a single Linear over the tokens."""
     return int((stage.token_mlp_ratio or 0.0) * stage.dim)
+
+
+BOX_CHANNELS = 4 + 1  # a detection level's l, t, r, b distances and centerness logit, before the class logits
+
+
+def dense_levels(arch: ArchConfig) -> tuple[int, ...]:
+    """The stages whose outputs a dense network's neck reads: every stage for segmentation (its
+    logits come out at the finest, stride 4), those at strides >= 8 for detection (8, 16, 32 in the
+    shipped spaces; a 2-stage backbone gives the one level at stride 8)."""
+    strides = arch.stage_strides
+    if arch.task == "detection":
+        return tuple(i for i, s in enumerate(strides) if s >= MIN_DETECTION_STRIDE)
+    return tuple(range(len(strides)))
+
+
+def bottom_up_geometry() -> ConvGeometry:
+    """PAN's stride-2 conv from one level to the next coarser one."""
+    return ConvGeometry(3, 2, 1)

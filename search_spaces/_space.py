@@ -6,6 +6,11 @@ where the sampled network uses it, and a choice list of one value is fixed rathe
 Every rule that could make a sample invalid (a head_dim that does not divide a width, a stage count
 whose stages could all be empty, an option a mixer does not take) is checked when the space is
 loaded, so every sample builds.
+
+A space may declare a ``dense:`` section (neck, detection head, segmentation head choices); a
+detection or segmentation task samples hierarchical networks only, with their neck and head under
+``neck.*``, ``detection_head.*`` and ``segmentation_head.*``. Classification draws exactly what
+it drew before the section existed.
 """
 
 from __future__ import annotations
@@ -15,9 +20,27 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
-from search_spaces._arch import MAX_RATIO, MIXER_OPTIONS, Act, ArchConfig, Mixer, Norm, StageConfig
+from search_spaces._arch import (
+    DENSE_TASKS,
+    MAX_RATIO,
+    MIXER_OPTIONS,
+    TASKS,
+    Act,
+    ArchConfig,
+    Mixer,
+    Norm,
+    StageConfig,
+)
 from search_spaces._errors import SpaceError, describe_validation_error
 
 
@@ -172,6 +195,63 @@ class IsotropicSpace(_Frozen):
         return len(self.patch_size) * self.stage.size()
 
 
+def _positive(values: tuple[int, ...] | None, field: str) -> tuple[int, ...] | None:
+    if values is not None and min(_nonempty(values)) < 1:
+        raise ValueError(f"{field}: choices must be >= 1, got {list(values)}")
+    return values
+
+
+class NeckSpace(_Frozen):
+    kind: tuple[Literal["none", "fpn", "pan"], ...]
+    width: tuple[int, ...] | None = None  # needed unless kind is only `none`
+    depth: tuple[int, ...] | None = None
+
+    @model_validator(mode="after")
+    def _valid_by_construction(self) -> NeckSpace:
+        _nonempty(self.kind)
+        _positive(self.width, "width")
+        _positive(self.depth, "depth")
+        if set(self.kind) - {"none"} and (self.width is None or self.depth is None):
+            raise ValueError("kind: fpn and pan need `width` and `depth` choices (e.g. width: [64], depth: [1])")
+        return self
+
+
+class DetectionHeadSpace(_Frozen):
+    width: tuple[int, ...]
+    depth: tuple[int, ...]
+
+    @model_validator(mode="after")
+    def _valid_by_construction(self) -> DetectionHeadSpace:
+        _positive(self.width, "width")
+        _positive(self.depth, "depth")
+        return self
+
+
+class SegmentationHeadSpace(_Frozen):
+    kind: tuple[Literal["fpn_fuse", "mlp"], ...]
+    width: tuple[int, ...]
+
+    @model_validator(mode="after")
+    def _valid_by_construction(self) -> SegmentationHeadSpace:
+        _nonempty(self.kind)
+        _positive(self.width, "width")
+        return self
+
+
+class DenseSpace(_Frozen):
+    """The necks and heads a dense task may put on a hierarchical backbone."""
+
+    neck: NeckSpace
+    detection_head: DetectionHeadSpace | None = None
+    segmentation_head: SegmentationHeadSpace | None = None
+
+    @model_validator(mode="after")
+    def _some_head(self) -> DenseSpace:
+        if self.detection_head is None and self.segmentation_head is None:
+            raise ValueError("give `detection_head`, `segmentation_head` or both")
+        return self
+
+
 class SearchSpace(_Frozen):
     """A declarative MetaFormer search space. Network-wide choices apply to every block."""
 
@@ -186,6 +266,14 @@ class SearchSpace(_Frozen):
     downsample_norm: tuple[Norm | None, ...] = ("layernorm_nobias",)
     head: tuple[Literal["linear", "mlp"], ...] = ("linear",)
     head_norm: tuple[Norm | None, ...] = ("layernorm",)
+    dense: DenseSpace | None = None  # necks and heads for detection / segmentation
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_dense(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("dense", 0) is None:
+            del data["dense"]  # a space without one reads as it did before dense tasks existed
+        return data
 
     @field_validator("norm", "act", "bias", "layer_scale", "downsample_norm", "head", "head_norm")
     @classmethod
@@ -196,7 +284,37 @@ class SearchSpace(_Frozen):
     def _some_hierarchy(self) -> SearchSpace:
         if self.hierarchical is None and self.isotropic is None:
             raise ValueError("give `hierarchical`, `isotropic` or both")
+        if self.dense is not None and not self._dense_num_stages():
+            raise ValueError(
+                "dense: a dense head needs multi-scale features, and no `hierarchical.num_stages` choice "
+                "guarantees 2 or more non-empty stages; add one (with stages whose depth choices exclude 0)"
+            )
         return self
+
+    def _dense_num_stages(self) -> list[int]:
+        """The ``num_stages`` choices whose every sample keeps >= 2 stages (multi-scale features)."""
+        h = self.hierarchical
+        if h is None:
+            return []
+        return [n for n in h.num_stages if sum(0 not in stage.depth for stage in h.stages[:n]) >= 2]
+
+    def check_task(self, task: str) -> None:
+        """Raise ``SpaceError`` saying why this space cannot sample networks for ``task``."""
+        if task not in TASKS:
+            raise SpaceError(f"task: unknown {task!r}; one of {', '.join(TASKS)}")
+        if task not in DENSE_TASKS:
+            return
+        if self.hierarchical is None:
+            raise SpaceError(
+                f"space {self.name!r}: has no hierarchical networks, and a {task} head needs multi-scale "
+                "features (stage outputs at strides 4 to 32); add a `hierarchical` section"
+            )
+        head = "detection_head" if task == "detection" else "segmentation_head"
+        if self.dense is None or getattr(self.dense, head) is None:
+            raise SpaceError(
+                f"space {self.name!r}: has no `dense.{head}` section, so it cannot sample {task} networks; "
+                f"add `dense:` with `neck` and `{head}` choices (see the shipped metaformer.yaml)"
+            )
 
     def size(self) -> int:
         """Number of distinct configs the space can sample (depth-0 stages counted as written)."""
@@ -206,14 +324,17 @@ class SearchSpace(_Frozen):
         globals_ = (self.norm, self.act, self.bias, self.layer_scale, self.downsample_norm, self.head, self.head_norm)
         return structures * math.prod(len(c) for c in globals_)
 
-    def sample(self, trial: Any) -> ArchConfig:
-        """Draw one architecture from an Optuna trial (``optuna.Trial`` or anything with
-        ``suggest_categorical``)."""
+    def sample(self, trial: Any, task: str = "classification") -> ArchConfig:
+        """Draw one architecture for ``task`` from an Optuna trial (``optuna.Trial`` or anything
+        with ``suggest_categorical``). A dense task draws a hierarchical network, then its neck and
+        head; classification draws what it always did."""
+        self.check_task(task)
+        dense = task in DENSE_TASKS
         hierarchies = [h for h in ("hierarchical", "isotropic") if getattr(self, h) is not None]
-        hierarchy = _choose(trial, "hierarchy", hierarchies)
+        hierarchy = "hierarchical" if dense else _choose(trial, "hierarchy", hierarchies)
         if hierarchy == "hierarchical":
             h = self.hierarchical
-            n = _choose(trial, "num_stages", h.num_stages)
+            n = _choose(trial, "num_stages", self._dense_num_stages() if dense else h.num_stages)
             structure: dict[str, Any] = {
                 "stem": _choose(trial, "stem", h.stem),
                 "stem_stride": 4,
@@ -227,10 +348,11 @@ class SearchSpace(_Frozen):
                 "stem_stride": _choose(trial, "iso.patch_size", iso.patch_size),
                 "stages": [_sample_stage(trial, "iso", iso.stage)],
             }
-        fixed = {
-            field: _choose(trial, field, getattr(self, field))
-            for field in ("norm", "act", "bias", "layer_scale", "downsample_norm", "head", "head_norm")
-        }
+        network_wide = ("norm", "act", "bias", "layer_scale", "downsample_norm")
+        classifier = () if dense else ("head", "head_norm")  # a dense network has no classifier head
+        fixed = {field: _choose(trial, field, getattr(self, field)) for field in (*network_wide, *classifier)}
+        if dense:
+            fixed |= _sample_dense(trial, self.dense, task)
         return ArchConfig(**structure, **fixed)
 
     @classmethod
@@ -267,3 +389,28 @@ def _sample_stage(trial: Any, prefix: str, space: StageSpace) -> StageConfig:
         res_scale=_choose(trial, f"{prefix}.res_scale", space.res_scale),
         **options,
     )
+
+
+def _sample_dense(trial: Any, space: DenseSpace, task: str) -> dict[str, Any]:
+    kind = _choose(trial, "neck.kind", space.neck.kind)
+    neck: dict[str, Any] = {"kind": kind}
+    if kind != "none":
+        neck |= {
+            "width": _choose(trial, "neck.width", space.neck.width),
+            "depth": _choose(trial, "neck.depth", space.neck.depth),
+        }
+    if task == "detection":
+        d = space.detection_head
+        head = {
+            "task": task,
+            "width": _choose(trial, "detection_head.width", d.width),
+            "depth": _choose(trial, "detection_head.depth", d.depth),
+        }
+    else:
+        g = space.segmentation_head
+        head = {
+            "task": task,
+            "kind": _choose(trial, "segmentation_head.kind", g.kind),
+            "width": _choose(trial, "segmentation_head.width", g.width),
+        }
+    return {"neck": neck, "task_head": head}
