@@ -180,3 +180,87 @@ def test_dominant_labels_take_the_largest_box_and_the_commonest_object_class():
     masks[1, :] = IGNORE
     masks[2, 0, 0] = 1
     assert dominant_labels(masks, "segmentation").tolist() == [2, -1, 1]
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    from nas.tasks.scenes import make_scenes
+
+    return make_scenes(tmp_path_factory.mktemp("scenes") / "s", train=256, val=64, size=64, seed=0)
+
+
+def _tiny_dense(task: str, num_classes: int):
+    import search_spaces as ss
+
+    arch = ss.sample_archs(ss.get_space("metaformer-tiny"), 1, seed=0, task=task)[0]
+    torch.manual_seed(0)
+    return ss.build_model(arch, num_classes=num_classes, img_size=64)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("task", "metric"), [("detection", "map50"), ("segmentation", "miou")])
+def test_a_tiny_dense_network_of_the_space_learns_the_scenes(scenes, task, metric):
+    from nas.proxies import TrainRecipe
+    from nas.tasks.datasets import load_detection, load_segmentation
+    from nas.tasks.training import DenseTrainer, evaluate_dense
+
+    load = load_detection if task == "detection" else load_segmentation
+    train_set, val_set = (load(scenes, split, resolution=64) for split in ("train", "val"))
+    model = _tiny_dense(task, train_set.num_classes)
+    assert model.task == task
+    before = evaluate_dense(model, val_set)
+    trainer = DenseTrainer(model, train_set, TrainRecipe(steps=80, batch_size=16, resolution=64, lr=3e-3))
+    trainer.advance(80)
+    after = evaluate_dense(model, val_set)
+    assert set(after) == ({"map", "map50"} if task == "detection" else {"miou", "pixel_accuracy"})
+    assert all(0.0 <= v <= 1.0 for v in after.values())
+    assert after[metric] > before[metric] + 0.05, (before, after)
+    assert trainer.accuracy(val_set) == pytest.approx(after["map" if task == "detection" else "miou"])
+
+
+def test_the_trainer_refuses_a_set_loaded_at_another_resolution(scenes):
+    from nas.proxies import TrainRecipe
+    from nas.tasks.datasets import load_segmentation
+    from nas.tasks.training import DenseTrainer
+
+    train_set = load_segmentation(scenes, "val", resolution=64)
+    model = _tiny_dense("segmentation", train_set.num_classes)
+    with pytest.raises(ValueError, match="resolution=32"):
+        DenseTrainer(model, train_set, TrainRecipe(steps=1, batch_size=4, resolution=32)).advance(1)
+    with pytest.raises(ValueError, match="dense network"):
+        DenseTrainer(torch.nn.Linear(2, 2), train_set, TrainRecipe())
+
+
+def test_the_proxy_scores_a_dense_network_whole_as_a_classifier(scenes):
+    from nas.proxies import score
+    from nas.tasks.datasets import load_detection
+    from nas.tasks.training import as_classifier, proxy_batch
+
+    data = load_detection(scenes, "val", resolution=64)
+    x, y = proxy_batch(data, batch=16, seed=0)
+    assert x.shape == (16, 3, 64, 64) and ((y >= 0) & (y < data.num_classes)).all()
+    model = _tiny_dense("detection", data.num_classes)
+    view = as_classifier(model)
+    assert view(x).shape == (16, data.num_classes)
+    scores = score(view, x, y, names=["default", "params"])
+    assert scores["params"] == sum(p.numel() for p in model.parameters())  # neck and head included
+    assert scores == score(as_classifier(model), x, y, names=["default", "params"])  # repeatable
+
+
+def test_decode_dense_exports_to_onnx_and_runs_in_onnxruntime():
+    import io
+
+    ort = pytest.importorskip("onnxruntime")
+
+    class Head(torch.nn.Module):
+        def forward(self, a, b, c):
+            return decode_dense([a, b, c], STRIDES)
+
+    outputs = tuple(torch.randn(1, 5 + K, SIZE // s, SIZE // s) for s in STRIDES)
+    buffer = io.BytesIO()
+    torch.onnx.export(Head(), outputs, buffer, input_names=["a", "b", "c"], dynamo=False)
+    session = ort.InferenceSession(buffer.getvalue())
+    boxes, scores = session.run(None, {n: o.numpy() for n, o in zip("abc", outputs, strict=True)})
+    eager_boxes, eager_scores = decode_dense(list(outputs), STRIDES)
+    torch.testing.assert_close(torch.from_numpy(boxes), eager_boxes, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(torch.from_numpy(scores), eager_scores, atol=1e-5, rtol=1e-5)

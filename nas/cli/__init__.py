@@ -7,6 +7,7 @@
     space     nas space list | sample | show                 search spaces and architectures
     hw        nas hw estimate | list | compare | sweep       hardware costs
     proxy     nas proxy list | score                         accuracy proxies
+    data      nas data scenes | check                        dense data: generated scenes, a data set's check
 
 ``common`` holds what they share (the database and service options, the store, network loading),
 ``format`` the tables and numbers, ``progress`` the bars of `nas run`. Entry points: the ``nas``
@@ -23,12 +24,12 @@ import sys
 from pydantic import ValidationError
 
 from hwmodels import AcceleratorError
-from nas.cli import hw, jobs, proxy, results, service, space
+from nas.cli import data, hw, jobs, proxy, results, service, space
 from nas.client import ClientError, ExportFailedError
 from nas.store import StoreError
 from search_spaces import SpaceError, UnknownNameError, describe_validation_error
 
-GROUPS = (jobs, results, service, space, hw, proxy)
+GROUPS = (jobs, results, service, space, hw, proxy, data)
 INTERNAL = ("export-run",)  # run by the service's supervisor, not listed
 
 

@@ -150,6 +150,9 @@ def load_detection(
                 raise AnnotationError(
                     f"{where}.{key}", "missing; every annotation needs image_id, category_id and bbox"
                 )
+        for key in ("image_id", "category_id"):
+            if isinstance(ann[key], bool) or not isinstance(ann[key], int):
+                raise AnnotationError(f"{where}.{key}", f"must be an integer, got {ann[key]!r}")
         if ann["image_id"] not in ids:
             raise AnnotationError(f"{where}.image_id", f"{ann['image_id']!r} is not the id of any entry in images")
         if ann["category_id"] not in categories:
@@ -431,7 +434,11 @@ def _stats(x: torch.Tensor, stats) -> tuple[tuple[float, ...], tuple[float, ...]
 
 
 def _name(path) -> str:
-    return Path(path).expanduser().resolve().name
+    """The data set's name: the generator's for generated scenes, else the folder's."""
+    from nas.tasks.scenes import read_manifest
+
+    manifest = read_manifest(Path(path).expanduser()) or {}
+    return str(manifest.get("dataset") or Path(path).expanduser().resolve().name)
 
 
 __all__ = ["AnnotationError", "DetectionSet", "SegmentationSet", "load_detection", "load_segmentation"]

@@ -54,7 +54,7 @@ def size_ranges(strides: Sequence[int]) -> list[tuple[float, float]]:
 def _check_outputs(outputs: Sequence[torch.Tensor], strides: Sequence[int]) -> int:
     if len(outputs) != len(strides) or not outputs:
         raise ValueError(f"outputs: expected one tensor per stride {tuple(strides)}, got {len(outputs)}")
-    channels = {o.shape[1] for o in outputs}
+    channels = {int(o.shape[1]) for o in outputs}  # int: ONNX tracing gives shapes as tensors
     if len(channels) != 1 or any(o.ndim != 4 for o in outputs) or next(iter(channels)) < 6:
         shapes = [tuple(o.shape) for o in outputs]
         raise ValueError(f"outputs: expected B x (4 + 1 + classes) x h x w per level, got {shapes}")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nas.data import FASHION_MNIST, FASHION_MNIST_CLASSES, load_dataset
+from nas.data import FASHION_MNIST, FASHION_MNIST_CLASSES, DataNotFoundError, load_dataset
 
 SCENES_DATASET = "fashion-mnist-scenes"
 SCENES_DIR_ENV = "NAS_SCENES_DIR"
@@ -70,7 +70,9 @@ def make_scenes(
     counts = {"train": _bounded("train", train, 1, MAX_IMAGES), "val": _bounded("val", val, 1, MAX_IMAGES)}
     size = _bounded("size", size, MIN_SIZE, MAX_SIZE)
     objects = _bounded_range("objects", objects, 1, MAX_OBJECTS)
-    scale = _bounded_range("scale", scale if scale is not None else (size // 8, size // 2), MIN_SCALE, size)
+    scale = _bounded_range(
+        "scale", scale if scale is not None else (max(MIN_SCALE, size // 8), size // 2), MIN_SCALE, size
+    )
     clutter = _bounded_range("clutter", clutter, 0, MAX_OBJECTS)
     if not 0.0 <= max_occlusion < 1.0:
         raise ValueError(f"max_occlusion: must be in [0, 1), got {max_occlusion}")
@@ -80,7 +82,9 @@ def make_scenes(
         raise ValueError(f"seed: must be an integer >= 0, got {seed!r}")
     out = Path(out_dir).expanduser()
     if out.exists() and not overwrite:
-        raise FileExistsError(f"out_dir: {out} exists; remove it, choose another folder or pass overwrite=True")
+        raise FileExistsError(
+            f"out_dir: {out} exists; remove it, choose another folder or overwrite it (overwrite=True, `--overwrite`)"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     params = {
         "objects": list(objects),
@@ -155,9 +159,26 @@ def scenes_dir(
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if not _complete(path):  # another worker may have made it while we waited
+                for debris in base.glob(f".{name}.tmp-*"):  # a killed generation's (we hold the lock)
+                    shutil.rmtree(debris, ignore_errors=True)
                 make_scenes(path, train=train, val=val, size=size, seed=seed, data_dir=data_dir, overwrite=True)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+    return path
+
+
+def dataset_path(source: str | os.PathLike[str], *, data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The folder a dense job's ``data`` names: ``fashion-mnist-scenes`` is the default scenes'
+    cache folder (made on first use), anything else a user's folder, which must exist."""
+    if str(source) == SCENES_DATASET:
+        return scenes_dir(data_dir=data_dir)
+    path = Path(source).expanduser()
+    if not path.is_dir():
+        raise DataNotFoundError(
+            f"data: {str(source)!r} is neither {SCENES_DATASET!r} nor a folder; give a folder with train/ and "
+            "val/ in the format of docs/dense_data.md (check it with `nas data check`), or generate one "
+            "with `nas data scenes --out DIR`"
+        )
     return path
 
 
@@ -306,6 +327,7 @@ __all__ = [
     "GENERATOR_VERSION",
     "SCENES_DATASET",
     "SCENES_DIR_ENV",
+    "dataset_path",
     "make_scenes",
     "read_manifest",
     "scenes_dir",
