@@ -421,12 +421,17 @@ def card_readme(card: dict[str, Any]) -> str:
         lines.append(f"model = torch.export.load({files['exported_program']!r}).module()  # the primary format")
     if "onnx" in files:
         lines.append(f"session = onnxruntime.InferenceSession({files['onnx']!r})")
+        if card.get("task", "classification") != "classification":
+            lines += [
+                "import numpy",
+                f"x = numpy.zeros((1, {c}, {h}, {w}), numpy.float32)  # a batch of images, preprocessed as above",
+            ]
         if card.get("task") == "detection":
-            lines.append("boxes, scores, classes, batch_index = session.run(None, {'image': x})  # x: float32 batch")
-        elif card.get("task") == "segmentation":
             lines.append(
-                "(class_map,) = session.run(None, {'image': x})  # x: float32 batch; class_map int64 B x H x W"
+                "boxes, scores, classes, batch_index, cell_boxes, cell_scores = session.run(None, {'image': x})"
             )
+        elif card.get("task") == "segmentation":
+            lines.append("(class_map,) = session.run(None, {'image': x})  # int64, batch x height x width")
     if "torchscript" in files:
         lines.append(
             f"model = torch.jit.load({files['torchscript']!r})  # TorchScript: deprecated, kept while torch ships it"

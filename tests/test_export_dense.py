@@ -54,18 +54,6 @@ print(json.dumps({{o.name: [str(v.dtype), list(v.shape)] for o, v in zip(session
 """
 
 
-def _traces(task):
-    """Whether the task's decoding runs under the TorchScript-based ONNX exporter the export uses."""
-    if task != "detection":
-        return True
-    levels = [torch.zeros(1, 5 + K, 8 // s, 8 // s) for s in (1, 2, 4)]
-    try:
-        torch.jit.trace(lambda *o: decode_dense(list(o), (8, 16, 32)), tuple(levels), check_trace=False)
-    except Exception as err:
-        return f"nas.tasks.detection.decode_dense does not trace ({str(err)[:120]})"
-    return True
-
-
 @pytest.fixture(scope="module")
 def job(tmp_path_factory):
     store = Store(f"sqlite:///{tmp_path_factory.mktemp('dense') / 'nas.db'}")
@@ -98,9 +86,6 @@ def _trained(arch, task):
 @pytest.fixture(scope="module", params=["detection", "segmentation"])
 def exported(request, job, tmp_path_factory):
     task = request.param
-    traces = _traces(task)
-    if traces is not True:
-        pytest.skip(traces)
     store, record = job
     c = store.pareto(record.id, limit=1)[0]
     arch = _arch(task)
@@ -210,6 +195,11 @@ def test_the_card_names_the_task_its_metric_and_what_runs_on_the_host(exported):
     ops = "non-maximum suppression" if task == "detection" else "argmax over the classes"
     assert any(ops in op for op in card["host"]["on_host"]) and ops in readme
     assert "in no figure of this card" in readme
+    # the README's snippet is what a user pastes: it runs in the export's folder, in a fresh interpreter
+    snippet = readme.split("```python\n", 1)[1].split("```", 1)[0] + "print(len(session.run(None, {'image': x})))\n"
+    ran = subprocess.run([sys.executable, "-c", snippet], cwd=out, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    assert int(ran.stdout.split()[-1]) == len(card["output"]["onnx"]) - (task == "detection")  # less "order"
     if task == "detection":
         assert card["output"]["onnx"]["boxes"]["format"] == "x1, y1, x2, y2 in input pixels"
         assert card["output"]["exported_program"]["shape"][0] == ["batch", 5 + K, "height / 8", "width / 8"]
@@ -219,9 +209,6 @@ def test_the_card_names_the_task_its_metric_and_what_runs_on_the_host(exported):
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["detection", "segmentation"])
 def test_an_untrained_dense_export_says_its_metric_is_not_measured(job, tmp_path, task):
-    traces = _traces(task)
-    if traces is not True:
-        pytest.skip(traces)
     store, record = job
     c = store.pareto(record.id, limit=1)[0]
     dense = dataclasses.replace(c, arch=_arch(task).to_json())
