@@ -16,6 +16,12 @@ One folder (and a zip of it) per export:
   provenance, the preprocessing and class names of the dataset its weights were trained on, the
   job, versions, and the formats' agreement with the module, measured here.
 
+A detector's or segmenter's export (the arch's ``task``): ``state_dict.pt`` and ``model.pt2`` hold the
+network with its head (raw head outputs: what the chip is priced for); ``model.onnx`` holds the network
+and what the host does after it (box decoding and NMS, or upsampling and argmax: ``nas._dense_export``),
+so onnxruntime returns boxes, scores and classes, or a class map; it is run once more in an interpreter
+that cannot import this project. The card names the task, its metric and the host's ops the price leaves out.
+
 The network is built at the priced shape. Trained weights that depend on the input size (a spatial
 MLP's token count, a clamped attention window) fit only a network of the size they were trained
 at: such a network is exported at that size, and its card says so and prices it there.
