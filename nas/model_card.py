@@ -213,12 +213,17 @@ def _accuracy(
     a = _classification_accuracy(job, c, trained, seed)
     if task == "classification":
         return a
+    from nas import tasks
     from nas.tasks import get_task
 
     t, m = get_task(task), c.metrics
-    # measured beside the metric (map50, pixel_accuracy), where these weights were measured
-    beside = {e: m.get(f"measured_{e}", m.get(e)) for e in t.extra} if trained is not None else {}
-    beside = {k: v for k, v in beside.items() if v is not None} or None
+    # measured beside the metric (map50, pixel_accuracy) by the training of these weights: its last
+    # rung's (nas.tasks.task_extras), else where the candidate's metrics keep them
+    extras = getattr(tasks, "task_extras", None)
+    beside = extras(c.rungs) if extras and c.rungs else {}
+    beside = beside or {e: m.get(f"measured_{e}", m.get(e)) for e in t.extra}
+    beside = {k: v for k, v in beside.items() if v is not None} if trained is not None else {}
+    beside = beside or None
     return {"metric": t.metric, "label": t.label, "units": "0-1", **a, "beside": beside}
 
 
