@@ -40,6 +40,7 @@ CHECK_TIMEOUT_S = 300
 # The ONNX file's boxes are compared with the module's in units of the image's longer side, so one
 # tolerance (``nas.export.AGREEMENT_TOLERANCE``) serves scores (0-1) and boxes alike.
 DETECTION_OUTPUTS = ("boxes", "scores", "classes", "batch_index")
+SAME = 1e-6  # detections gathered from the very same cells agree to rounding (boxes: relative to the image)
 
 
 class DenseCheckError(ValueError):
@@ -113,14 +114,13 @@ class Detections(nn.Module):
         Where two candidates have the very same score, NMS may keep either: then only the cells count."""
         side = max(image.shape[2], image.shape[3])
         cells = max(_max_abs(got[5], expected[5]), _max_abs(got[4], expected[4]) / side)
-        own = self.own_selection(got)
-        if own is None:
+        if self.own_selection(got) is None:
             return cells if self.tied(got[5]) else float("inf")
-        return max(cells, _max_abs(got[1], own[1]), _max_abs(got[0], own[0]) / side)
+        return cells
 
     def own_selection(self, got: Any) -> tuple[torch.Tensor, ...] | None:
-        """``select`` of the file's own cells, if its detections are those (same number, classes and
-        images, in the same order), else None."""
+        """``select`` of the file's own cells, if its detections are those (the same number, classes,
+        images, scores and boxes, in the same order: they are gathered from the same cells), else None."""
         import numpy as np
 
         with torch.no_grad():
@@ -129,6 +129,8 @@ class Detections(nn.Module):
             return None
         if not (np.array_equal(got[2], own[2].numpy()) and np.array_equal(got[3], own[3].numpy())):
             return None
+        if _max_abs(got[1], own[1]) > SAME or _max_abs(got[0], own[0]) > SAME * max(1.0, float(np.max(got[4]))):
+            return None  # another cell of the same class and score: a tie NMS broke the other way
         return own
 
     def tied(self, cell_scores: Any) -> bool:

@@ -140,12 +140,19 @@ def _preprocessing(spec: JobSpec, trained: dict[str, Any] | None, task: str) -> 
     if trained is None or isinstance(spec.evaluator, PluginRef):
         return None
     if task != "classification":
-        r = trained.get("resolution")
-        return trained.get("preprocessing") or {
-            "dataset": trained.get("dataset", getattr(spec.evaluator, "data", None)),
-            "resize": [r, r] if r else None,
-            "note": "not described: the job stored no preprocessing with these weights",
-        }
+        if trained.get("preprocessing"):
+            return trained["preprocessing"]
+        try:  # the job's training set, loaded as its training loaded it: its statistics normalised the inputs
+            from nas import training
+
+            return training.dense_sets(spec)[0].preprocessing()
+        except Exception as err:  # e.g. the dataset is gone since, or a tree without dense jobs
+            r = trained.get("resolution")
+            return {
+                "dataset": trained.get("dataset", getattr(spec.evaluator, "data", None)),
+                "resize": [r, r] if r else None,
+                "note": f"not described: the job's training set cannot be read here ({type(err).__name__}: {err})",
+            }
     try:
         return describe_preprocessing(
             spec.evaluator.data,
@@ -307,7 +314,9 @@ def _int8_lines(q: dict[str, Any] | None) -> list[str]:
 def _metric_key(key: str, card: dict[str, Any]) -> str:
     """A metric's name as the README shows it: a dense task's metric is kept in the accuracy fields."""
     a = card["accuracy"]
-    if "metric" in a and (key == "accuracy" or key.startswith(("accuracy_", "measured_accuracy"))):
+    if "metric" in a and (
+        key == "accuracy" or key.startswith(("accuracy_", "measured_accuracy", "predicted_accuracy"))
+    ):
         return key.replace("accuracy", a["metric"], 1)
     return key
 
