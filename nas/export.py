@@ -16,6 +16,12 @@ One folder (and a zip of it) per export:
   provenance, the preprocessing and class names of the dataset its weights were trained on, the
   job, versions, and the formats' agreement with the module, measured here.
 
+A detector's or segmenter's export (the arch's ``task``): ``state_dict.pt`` and ``model.pt2`` hold the
+network with its head (raw head outputs: what the chip is priced for); ``model.onnx`` holds the network
+and what the host does after it (box decoding and NMS, or upsampling and argmax: ``nas._dense_export``),
+so onnxruntime returns boxes, scores and classes, or a class map; it is run once more in an interpreter
+that cannot import this project. The card names the task, its metric and the host's ops the price leaves out.
+
 The network is built at the priced shape. Trained weights that depend on the input size (a spatial
 MLP's token count, a clamped attention window) fit only a network of the size they were trained
 at: such a network is exported at that size, and its card says so and prices it there.
@@ -29,21 +35,22 @@ processes of their own (``nas._export_run``).
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import shutil
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas._export_formats import ONNX_OPSET as ONNX_OPSET  # where nas.int8 reads it
+from nas._export_formats import WRITERS, OnnxCheckError, max_diff
 from nas.limits import Limits
 from nas.model_card import ExportShape, card_readme, model_card
 from nas.plugins import resolve_space
 from nas.spec import FieldError, JobSpec, PluginRef
 from nas.store import CandidateRecord, JobRecord, NotFoundError, Store, parse_bounds
+from nas.tasks import DENSE_TASKS
 
 FORMATS = ("state_dict", "exported_program", "onnx", "torchscript")
 # What an export writes unless asked otherwise ("default"); "all" adds TorchScript, which torch has
@@ -56,7 +63,6 @@ FILES = {
     "exported_program": "model.pt2",
 }
 INT8_FILE = "model.int8.onnx"
-ONNX_OPSET = 17
 AGREEMENT_TOLERANCE = 1e-3  # max |difference| of logits between formats on the check input
 CHECK_BATCH = 2  # the check input's batch: not the traced one's, so a batch size baked into a graph shows
 # The second check input is this many pixels taller and wider than the exported shape: every stage's
@@ -132,6 +138,17 @@ def check_request(
         raise ExportError(
             "train_steps", "the candidate has trained weights from its job; export it without train_steps"
         )
+    task = getattr(spec, "task", None) or "classification"
+    if train_steps and task in DENSE_TASKS:
+        raise ExportError(
+            "train_steps",
+            f"training in the export is for classifiers; a {task} candidate ships the weights its job trained: "
+            f"measure it first (`nas train {candidate.job_id} --top N`) and export without train_steps",
+        )
+    if int8 and task in DENSE_TASKS:
+        raise ExportError(
+            "int8", f"INT8 models are measured for classifiers only; export the {task} candidate without int8"
+        )
     if train_steps and isinstance(spec.evaluator, PluginRef):
         raise ExportError(
             "train_steps", "the job's evaluator is a plug-in; training needs the proxy evaluator's dataset"
@@ -144,6 +161,12 @@ def check_request(
             f"limit of {limits.max_batch_pixels:g} (max_batch_pixels, GET /limits); train with a smaller batch",
         )
     return formats
+
+
+def task_of(arch: Any, spec: JobSpec) -> str:
+    """The task a candidate is exported for: its architecture's (a dense one carries its head), else
+    its job's (``spec.task``), classification when neither says."""
+    return getattr(arch, "task", None) or getattr(spec, "task", None) or "classification"
 
 
 def no_int8_model(candidate: CandidateRecord) -> ExportError:
@@ -195,6 +218,7 @@ def export_candidate(
     arch = space.arch_from_json(candidate.arch)
     torch.manual_seed(spec.seed)
     model, input_shape, fixed = _build(space, arch, spec, weights)
+    task = task_of(arch, spec)
     if weights is not None:
         trained = {**weights[1], "measured_accuracy": candidate.metrics.get("measured_accuracy")}
     else:
@@ -212,15 +236,26 @@ def export_candidate(
     try:
         files = {"arch": "arch.json"}
         (tmp / "arch.json").write_text(arch.to_json() + "\n")
-        agreement, checked, fixed, runs = _write_formats(model, tmp, formats, input_shape, fixed)
+        targets = _targets(model, formats, task)
+        agreement, checked, fixed, runs = _write_formats(targets, tmp, formats, input_shape, fixed)
         files |= {fmt: FILES[fmt] for fmt in formats}
         int8_card = None
         if int8 is not None:
             int8_card = _write_int8(model, tmp / INT8_FILE, int8, candidate)
             files["onnx_int8"] = INT8_FILE
         files["model_card"] = "model_card.json"
-        shape = ExportShape(input_shape, fixed, checked, _at_training_resolution(model, runs, input_shape, trained))
-        card = model_card(job, candidate, spec, shape, files, agreement, trained, priced, int8_card)
+        at_training = _at_training_resolution(targets, runs, input_shape, trained)
+        shape = ExportShape(input_shape, fixed, checked, at_training)
+        dense = None
+        if task in DENSE_TASKS:
+            from nas._dense_export import DenseCheckError, dense_card
+
+            onnx = (tmp / FILES["onnx"], targets["onnx"].module) if "onnx" in targets else None
+            try:
+                dense = dense_card(model, task, spec.num_classes, input_shape, onnx, AGREEMENT_TOLERANCE)
+            except DenseCheckError as err:
+                raise ExportError("onnx", str(err)) from err
+        card = model_card(job, candidate, spec, shape, files, agreement, trained, priced, int8_card, dense)
         (tmp / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
         (tmp / "README.md").write_text(card_readme(card))
         if out.exists():
@@ -268,13 +303,38 @@ class _SizeFixed(Exception):
     """A format did not run, or disagreed, at another height and width than it was traced at."""
 
 
+@dataclass(frozen=True)
+class _Target:
+    """What a format's file holds and how its outputs are compared with that module's."""
+
+    module: Any
+    diff: Any  # (the file's outputs, the module's, the input) -> a distance, <= AGREEMENT_TOLERANCE to agree
+
+
+def _targets(model: Any, formats: tuple[str, ...], task: str) -> dict[str, _Target]:
+    """Every format holds the network, compared output by output; a dense network's ONNX file holds
+    its host post-processing too (``nas._dense_export``), compared as detections or a class map."""
+    network = _Target(model, lambda got, reference, x: max_diff(got, reference))
+    if task not in DENSE_TASKS or "onnx" not in formats:
+        return {fmt: network for fmt in formats}
+    from nas._dense_export import deployed
+
+    host = deployed(model, task)
+    host = _Target(host, host.agreement)
+    return {fmt: host if fmt == "onnx" else network for fmt in formats}
+
+
 def _write_formats(
-    model: Any, folder: Path, formats: tuple[str, ...], input_shape: tuple[int, ...], fixed: str | None
+    targets: dict[str, _Target],
+    folder: Path,
+    formats: tuple[str, ...],
+    input_shape: tuple[int, ...],
+    fixed: str | None,
 ) -> tuple[dict[str, float], list[list[int]], str | None, dict[str, Any]]:
-    """Write every format into ``folder`` and compare each with the module: at the exported shape
+    """Write every format into ``folder`` and compare each with its module: at the exported shape
     and, unless the size is fixed, at one ``SIZE_CHECK_STEP`` pixels larger each way, with a free
-    height and width. If the module or a format does not run (or agree) there, every format is
-    written again at the fixed size. Returns (max |difference| per format, the inputs compared at,
+    height and width. If a module or a format does not run (or agree) there, every format is
+    written again at the fixed size. Returns (the distance per format, the inputs compared at,
     why the size is fixed or None, each format's file loaded back as a callable)."""
     import torch
 
@@ -283,22 +343,27 @@ def _write_formats(
     if fixed is None:
         c, h, w = input_shape
         checks.append(torch.randn(CHECK_BATCH + 1, c, h + SIZE_CHECK_STEP, w + SIZE_CHECK_STEP, generator=g))
+    modules = {id(t.module): t.module for t in targets.values()}
     with torch.no_grad():
-        references = [model(checks[0])]
+        references = {k: [m(checks[0])] for k, m in modules.items()}
         if fixed is None:
             try:
-                references.append(model(checks[1]))
+                for k, m in modules.items():
+                    references[k].append(m(checks[1]))
             except Exception as err:  # e.g. a spatial MLP, built for one token count
                 fixed, checks = f"the network runs at {input_shape[1]}x{input_shape[2]} px only ({err})", checks[:1]
+                references = {k: r[:1] for k, r in references.items()}
     runs = {}
     try:
         for fmt in formats:
-            runs[fmt] = _write(fmt, model, folder, input_shape, fixed)
-        agreement = {fmt: _check(runs[fmt], checks, references) for fmt in formats}
+            runs[fmt] = _write(fmt, targets[fmt].module, folder, input_shape, fixed)
+        agreement = {
+            fmt: _check(runs[fmt], checks, references[id(targets[fmt].module)], targets[fmt].diff) for fmt in formats
+        }
     except _SizeFixed as err:
         for fmt in formats:
             (folder / FILES[fmt]).unlink(missing_ok=True)
-        return _write_formats(model, folder, formats, input_shape, str(err))
+        return _write_formats(targets, folder, formats, input_shape, str(err))
     bad = {f: d for f, d in agreement.items() if not d <= AGREEMENT_TOLERANCE}
     if bad:
         raise ExportError(f"formats disagree with the module beyond {AGREEMENT_TOLERANCE}: {bad}")
@@ -306,9 +371,9 @@ def _write_formats(
 
 
 def _at_training_resolution(
-    model: Any, runs: dict[str, Any], input_shape: tuple[int, ...], trained: dict[str, Any] | None
+    targets: dict[str, _Target], runs: dict[str, Any], input_shape: tuple[int, ...], trained: dict[str, Any] | None
 ) -> dict[str, Any] | None:
-    """Which formats run (and agree with the module) at the resolution the weights were trained and
+    """Which formats run (and agree with their module) at the resolution the weights were trained and
     measured at, when the export's size is another: a free size need not reach it (torch.export
     keeps a feature map that is 1x1 at one size and not at the other apart)."""
     import torch
@@ -319,38 +384,43 @@ def _at_training_resolution(
     x = torch.randn(1, input_shape[0], r, r, generator=torch.Generator().manual_seed(1))
     ok = {}
     with torch.no_grad():
-        try:
-            reference = model(x)
-        except Exception:
-            reference = None  # fixed-size weights: nothing runs there
         for fmt, run in runs.items():
             try:
-                ok[fmt] = reference is not None and _max_diff(run(x), reference) <= AGREEMENT_TOLERANCE
+                reference = targets[fmt].module(x)
+            except Exception:
+                ok[fmt] = False  # fixed-size weights: nothing runs there
+                continue
+            try:
+                ok[fmt] = targets[fmt].diff(run(x), reference, x) <= AGREEMENT_TOLERANCE
             except Exception:
                 ok[fmt] = False
     return {"input_shape": [input_shape[0], r, r], "runs": ok}
 
 
-def _write(fmt: str, model: Any, folder: Path, input_shape: tuple[int, ...], fixed: str | None) -> Any:
+def _write(fmt: str, module: Any, folder: Path, input_shape: tuple[int, ...], fixed: str | None) -> Any:
     """``fmt``'s writer; with a free size, a failure is ``_SizeFixed`` (the fixed size is tried next)."""
     try:
-        return _WRITERS[fmt](model, folder / FILES[fmt], input_shape, fixed is None)
+        return WRITERS[fmt](module, folder / FILES[fmt], input_shape, fixed is None)
+    except OnnxCheckError as err:
+        if fixed is not None:
+            raise ExportError("onnx", str(err)) from err
+        raise _SizeFixed(f"{fmt} cannot be written with a free height and width ({_first_line(err)})") from err
     except Exception as err:
         if fixed is not None:
             raise
         raise _SizeFixed(f"{fmt} cannot be written with a free height and width ({_first_line(err)})") from err
 
 
-def _check(run: Any, checks: list[Any], references: list[Any]) -> float:
-    """The largest |difference| of ``run``'s logits from the module's over the check inputs; a
-    failure past the first input (another size) is ``_SizeFixed``."""
+def _check(run: Any, checks: list[Any], references: list[Any], diff: Any) -> float:
+    """The largest distance of ``run``'s outputs from its module's over the check inputs; a failure
+    past the first input (another size) is ``_SizeFixed``."""
     import torch
 
     diffs = []
     for i, (x, reference) in enumerate(zip(checks, references, strict=True)):
         try:
             with torch.no_grad():
-                diffs.append(_max_diff(run(x), reference))
+                diffs.append(diff(run(x), reference, x))
         except Exception as err:
             if i == 0:
                 raise
@@ -403,7 +473,7 @@ def _write_int8(model: Any, path: Path, int8: tuple[bytes, dict[str, Any]], cand
         "fp32_accuracy": m.get("measured_accuracy"),
         "drop": m.get("int8_drop"),
         "quantization": recipe,
-        "max_abs_diff_from_fp32_logits": _max_diff(logits, reference),
+        "max_abs_diff_from_fp32_logits": max_diff(logits, reference),
         "runs_in": f"onnxruntime {ort.__version__} (CPUExecutionProvider), without this package",
     }
 
@@ -453,86 +523,3 @@ def _train(model: Any, spec: JobSpec, steps: int, batch: int) -> dict[str, Any]:
         "held_out_images": len(held_out),
         "held_out_accuracy": trainer.accuracy(held_out),
     }
-
-
-def _max_diff(a: Any, b: Any) -> float:
-    import numpy as np
-
-    return float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))))
-
-
-# Each writer saves the module in its format at ``shape`` (free height and width if ``free``) and
-# returns the file loaded back, as a callable from an input batch to logits.
-
-
-def _write_state_dict(model: Any, path: Path, shape: tuple[int, ...], free: bool) -> Any:
-    import copy
-
-    import torch
-
-    torch.save(model.state_dict(), path)
-    reloaded = copy.deepcopy(model)
-    for p in reloaded.parameters():  # the reloaded weights, not the copied ones, must produce the output
-        p.data.zero_()
-    reloaded.load_state_dict(torch.load(path, weights_only=True))
-    return reloaded
-
-
-def _write_exported_program(model: Any, path: Path, shape: tuple[int, ...], free: bool) -> Any:
-    import torch
-
-    example = torch.zeros(2, *shape)  # not 1: torch.export specialises a size-1 dimension
-    dims: dict[int, Any] = {0: torch.export.Dim("batch", min=1, max=4096)}
-    if free:  # AUTO: torch keeps them free where the network allows (e.g. not where a map becomes 1x1)
-        dims |= {2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.export.export(model, (example,), dynamic_shapes=(dims,))
-        torch.export.save(program, str(path))
-        return torch.export.load(str(path)).module()
-
-
-def _write_onnx(model: Any, path: Path, shape: tuple[int, ...], free: bool) -> Any:
-    import onnx
-    import onnxruntime as ort
-    import torch
-
-    example = torch.zeros(1, *shape)
-    axes = {0: "batch", 2: "height", 3: "width"} if free else {0: "batch"}
-    with warnings.catch_warnings(), contextlib.redirect_stdout(None):
-        warnings.simplefilter("ignore")  # it is deprecated too; the torch.export-based one is ten times slower here
-        torch.onnx.export(
-            model,
-            (example,),
-            str(path),
-            dynamo=False,  # the TorchScript-based exporter: no extra dependencies, a plain opset-17 graph
-            opset_version=ONNX_OPSET,
-            input_names=["image"],
-            output_names=["logits"],
-            dynamic_axes={"image": axes, "logits": {0: "batch"}},
-        )
-    try:
-        onnx.checker.check_model(str(path), full_check=True)
-    except onnx.checker.ValidationError as err:
-        raise ExportError("onnx", f"the exported graph fails the ONNX checker: {err}") from err
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return lambda x: session.run(["logits"], {"image": x.numpy()})[0]
-
-
-def _write_torchscript(model: Any, path: Path, shape: tuple[int, ...], free: bool) -> Any:
-    import torch
-
-    example = torch.zeros(1, *shape)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # deprecated in favour of torch.export; written only when asked for
-        traced = torch.jit.trace(model, example, check_trace=False)
-        traced.save(str(path))
-        return torch.jit.load(str(path))
-
-
-_WRITERS = {
-    "state_dict": _write_state_dict,
-    "exported_program": _write_exported_program,
-    "onnx": _write_onnx,
-    "torchscript": _write_torchscript,
-}

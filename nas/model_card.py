@@ -45,15 +45,20 @@ def model_card(
     trained: dict[str, Any] | None,
     priced: Any,
     int8: dict[str, Any] | None = None,
+    dense: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The card of an export. ``dense`` (``nas._dense_export.dense_card``): a detector's or segmenter's
+    outputs per file, what runs on the host, and its ONNX file's check without this project."""
     channels, height, width = shape.exported
     free = shape.fixed is None
     measured_by_job = trained is not None and "measured_accuracy" in trained
     hardware_keys = priced.metrics.keys()
-    return {
+    task = dense["task"] if dense else "classification"
+    card = {
         "name": c.name,
         "arch_hash": c.arch_hash,
         "exported_at": datetime.now(UTC).isoformat(),
+        "task": task,
         "job": {"id": job.id, "name": job.name, "tags": list(job.tags), "objectives": spec.objectives},
         "candidate": {"id": c.id, "trial_number": c.trial_number, "on_front": c.on_front},
         "input": {
@@ -68,7 +73,9 @@ def model_card(
             "checked_at": shape.checked,
             "at_training_resolution": shape.at_training,
         },
-        "output": {"shape": ["batch", spec.num_classes], "name": "logits"},
+        "output": {f: o for f, o in dense["outputs"].items() if f in files}
+        if dense
+        else {"shape": ["batch", spec.num_classes], "name": "logits"},
         "primary_format": "exported_program" if "exported_program" in files else None,
         "build": {
             "space": spec.space.plugin
@@ -89,10 +96,10 @@ def model_card(
             "units": "channels, height px, width px",
             "as_on_front": list(shape.exported) == list(spec.input_shape),
         },
-        "accuracy": _accuracy(job, c, trained, spec.seed),
+        "accuracy": _accuracy(job, c, trained, spec.seed, task),
         # INT8 as the chip computes: the shipped INT8 model's measured accuracy and how it was quantized
         "int8": int8,
-        "preprocessing": _preprocessing(spec, trained),
+        "preprocessing": _preprocessing(spec, trained, task),
         "scores": c.scores,
         "deployable": priced.deployable,
         "hardware": priced.hardware,
@@ -101,21 +108,51 @@ def model_card(
         "priced_at_input_shape": list(spec.input_shape),  # the front's candidate, as `front` gives it
         "front": {"input_shape": list(spec.input_shape), "metrics": c.metrics},
         "constraints": spec.constraints.model_dump(mode="json", exclude_none=True),
-        "weights": _weights_text(trained, spec.seed),
+        "weights": _weights_text(trained, spec.seed, task),
         "training": trained,
         "files": files,
         "agreement_max_abs_diff": agreement,
         "versions": _versions(),
     }
+    if dense:
+        # what the host does after the network (in no figure above), and model.onnx run without this project
+        r = (trained or {}).get("resolution") or _recipe_resolution(job)
+        card |= {
+            "host": dense["host"],
+            "resolutions": {"priced": list(shape.exported), "trained": [channels, r, r] if r else None},
+            "agreement_measures": {"onnx": dense["agreement"], "other formats": "max |difference| of raw outputs"},
+            "onnx_without_project": dense["onnx_without_project"],
+        }
+    return card
 
 
-def _preprocessing(spec: JobSpec, trained: dict[str, Any] | None) -> dict[str, Any] | None:
+def _recipe_resolution(job: JobRecord) -> int | None:
+    """The resolution the job trains (and measures) its candidates at, from its predictor's recipe."""
+    return (job.predictor.get("recipe") or {}).get("resolution")
+
+
+def _preprocessing(spec: JobSpec, trained: dict[str, Any] | None, task: str) -> dict[str, Any] | None:
     """How the images the weights were trained (and measured) on were made into inputs; None for
-    initialised weights or a plug-in evaluator's job (no dataset known here)."""
+    initialised weights or a plug-in evaluator's job (no dataset known here). A dense job stores it
+    with the weights (its sets' ``preprocessing()``: the train split's statistics)."""
     from nas.data import DataNotFoundError, describe_preprocessing
 
     if trained is None or isinstance(spec.evaluator, PluginRef):
         return None
+    if task != "classification":
+        if trained.get("preprocessing"):
+            return trained["preprocessing"]
+        try:  # the job's training set, loaded as its training loaded it: its statistics normalised the inputs
+            from nas import training
+
+            return training.dense_sets(spec)[0].preprocessing()
+        except Exception as err:  # e.g. the dataset is gone since, or a tree without dense jobs
+            r = trained.get("resolution")
+            return {
+                "dataset": trained.get("dataset", getattr(spec.evaluator, "data", None)),
+                "resize": [r, r] if r else None,
+                "note": f"not described: the job's training set cannot be read here ({type(err).__name__}: {err})",
+            }
     try:
         return describe_preprocessing(
             spec.evaluator.data,
@@ -150,9 +187,20 @@ def _accelerator(job: JobRecord, spec: JobSpec, c: CandidateRecord) -> dict[str,
     return out
 
 
-def _weights_text(trained: dict[str, Any] | None, seed: int) -> str:
+def _weights_text(trained: dict[str, Any] | None, seed: int, task: str = "classification") -> str:
     if trained is None:
         return f"initialised (seed {seed}), not trained: exported with allow_untrained"
+    if task != "classification":
+        from nas.tasks import get_task
+
+        r, value = trained.get("resolution"), trained.get("measured_accuracy")
+        how = ", ".join(f"{k} {trained[k]}" for k in ("steps", "epochs", "images", "batch_size") if k in trained)
+        return (
+            f"trained by the job on {trained.get('dataset', 'its dataset')}"
+            + (f" at {r}x{r} px" if r else "")
+            + (f" ({how})" if how else "")
+            + (f"; measured {get_task(task).label} {value:.4f}" if value is not None else "")
+        )
     if "measured_accuracy" in trained:
         return (
             f"trained by the job: {trained['epochs']:g} epochs over {trained['images']} {trained['dataset']} images at "
@@ -164,8 +212,31 @@ def _weights_text(trained: dict[str, Any] | None, seed: int) -> str:
     )
 
 
-def _accuracy(job: JobRecord, c: CandidateRecord, trained: dict[str, Any] | None, seed: int) -> dict[str, Any]:
-    """The accuracy of the exported weights, with its units and provenance."""
+def _accuracy(
+    job: JobRecord, c: CandidateRecord, trained: dict[str, Any] | None, seed: int, task: str = "classification"
+) -> dict[str, Any]:
+    """The accuracy of the exported weights, with its units and provenance. A dense task's metric
+    (mAP, mIoU) is kept in the accuracy fields: it is named here, with what is measured beside it."""
+    a = _classification_accuracy(job, c, trained, seed)
+    if task == "classification":
+        return a
+    from nas import tasks
+    from nas.tasks import get_task
+
+    t, m = get_task(task), c.metrics
+    # measured beside the metric (map50, pixel_accuracy) by the training of these weights: its last
+    # rung's (nas.tasks.task_extras), else where the candidate's metrics keep them
+    extras = getattr(tasks, "task_extras", None)
+    beside = extras(c.rungs) if extras and c.rungs else {}
+    beside = beside or {e: m.get(f"measured_{e}", m.get(e)) for e in t.extra}
+    beside = {k: v for k, v in beside.items() if v is not None} if trained is not None else {}
+    beside = beside or None
+    return {"metric": t.metric, "label": t.label, "units": "0-1", **a, "beside": beside}
+
+
+def _classification_accuracy(
+    job: JobRecord, c: CandidateRecord, trained: dict[str, Any] | None, seed: int
+) -> dict[str, Any]:
     if trained is None:
         front = _front_accuracy(job, c)
         return {
@@ -211,12 +282,16 @@ def _front_accuracy(job: JobRecord, c: CandidateRecord) -> dict[str, Any]:
 
 
 def _accuracy_line(a: dict[str, Any]) -> str:
+    what = a.get("label", "top-1")
     if a["kind"] == "measured" and "on" in a:
         return f"{a['value']:.4f}, measured (top-1 on {a['on']})"
     if a["kind"] == "measured":
         r = (a.get("recipe") or {}).get("resolution")
         at = f" at {r}x{r} px" if r else ""
-        return f"{a['value']:.4f}, measured (top-1 under the job's recipe{at}, model_card.json `accuracy.recipe`)"
+        beside = "".join(f"; {k} {v:.4f}" for k, v in (a.get("beside") or {}).items() if v is not None)
+        return (
+            f"{a['value']:.4f}, measured ({what} under the job's recipe{at}, model_card.json `accuracy.recipe`{beside})"
+        )
     if a["kind"] == "predicted":
         return f"{a['value']:.4f} +- {a['std']:.4f}, predicted by the job's calibrated predictor (not measured)"
     if a["value"] is None:
@@ -234,6 +309,64 @@ def _int8_lines(q: dict[str, Any] | None) -> list[str]:
     )
     drop = "" if q["drop"] is None else f"; drop {q['drop']:+.4f} from FP32"
     return ["", f"INT8 accuracy (as the chip computes): {q['value']:.4f}, {how}{drop}."]
+
+
+def _metric_key(key: str, card: dict[str, Any]) -> str:
+    """A metric's name as the README shows it: a dense task's metric is kept in the accuracy fields."""
+    a = card["accuracy"]
+    if "metric" in a and (
+        key == "accuracy" or key.startswith(("accuracy_", "measured_accuracy", "predicted_accuracy"))
+    ):
+        return key.replace("accuracy", a["metric"], 1)
+    return key
+
+
+def _metric_name(card: dict[str, Any]) -> str:
+    a = card["accuracy"]
+    return f"{a['label']} ({a['metric']}, 0-1)" if "label" in a else "Accuracy"
+
+
+def _dense_lines(card: dict[str, Any]) -> list[str]:
+    """A detector's or segmenter's README: task, resolutions, each file's outputs, what the host does
+    (and the chip's price leaves out), and model.onnx run without this project."""
+    if card.get("task", "classification") == "classification":
+        return []
+    res, host, out = card["resolutions"], card["host"], card["output"]
+    trained = res["trained"]
+    lines = [
+        f"Task: {card['task']}. Priced on the chip at {'x'.join(map(str, res['priced']))} (channels x height x width px)"
+        + (f"; trained and measured at {'x'.join(map(str, trained))}." if trained else "."),
+        "",
+        f"On the chip, in the figures above: {host['priced_on_chip']}. On the host, in no figure of this card"
+        " (the chip's price leaves them out):",
+        "",
+        *(f"- {op}" for op in host["on_host"]),
+        "",
+        f"Where they run: {host['in_files']['onnx']}; {host['in_files']['exported_program']}.",
+        "",
+        "Outputs:",
+        "",
+    ]
+    files = card["files"]
+    network = [f"{files[f]}" for f in ("exported_program", "state_dict", "torchscript") if f in out]
+    if network:
+        net = out[next(f for f in ("exported_program", "state_dict", "torchscript") if f in out)]
+        lines.append(f"- {', '.join(network)} (the network): `{net['name']}`, {net['format']}.")
+    if "onnx" in out:
+        onnx = {k: v for k, v in out["onnx"].items() if isinstance(v, dict)}
+        lines.append(
+            f"- {files['onnx']} (network + host): "
+            + "; ".join(
+                f"`{k}` {v['dtype']} ({', '.join(map(str, v['shape']))}): {v['format']}" for k, v in onnx.items()
+            )
+            + (f"; {out['onnx']['order']}" if "order" in out["onnx"] else "")
+            + "."
+        )
+    check = card.get("onnx_without_project")
+    if check:
+        lines += ["", f"model.onnx checked in {check['runs_in']}: outputs {check['outputs']}; agrees with PyTorch "
+                  f"({card['agreement_measures']['onnx']})."]  # fmt: skip
+    return [*lines, ""]
 
 
 def card_readme(card: dict[str, Any]) -> str:
@@ -255,17 +388,22 @@ def card_readme(card: dict[str, Any]) -> str:
         "",
         "| metric | value |",
         "|---|---|",
-        *(f"| {k} | {v:.6g} |" for k, v in m.items() if isinstance(v, int | float)),
+        *(f"| {_metric_key(k, card)} | {v:.6g} |" for k, v in m.items() if isinstance(v, int | float)),
         "",
         f"Weights: {card['weights']}.",
         "",
-        f"Accuracy: {_accuracy_line(card['accuracy'])}.",
+        f"{_metric_name(card)}: {_accuracy_line(card['accuracy'])}.",
         *_int8_lines(card["accuracy"].get("int8")),
         "",
-        f"Input `image` float32 ({shape}): {inp['size']}; output `logits` (batch, {card['output']['shape'][1]}).",
+        f"Input `image` float32 ({shape}): {inp['size']}; output `logits` (batch, {card['output']['shape'][1]})."
+        if card.get("task", "classification") == "classification"
+        else f"Input `image` float32 ({shape}): {inp['size']}.",
         "",
+        *_dense_lines(card),
     ]
     pre = card["preprocessing"]
+    if pre and "note" in pre:
+        lines += [f"Preprocessing of {pre.get('dataset')}: {pre['note']}.", ""]
     if pre and "classes" in pre:
         r = pre["resize"]
         lines += [
@@ -297,6 +435,17 @@ def card_readme(card: dict[str, Any]) -> str:
         lines.append(f"model = torch.export.load({files['exported_program']!r}).module()  # the primary format")
     if "onnx" in files:
         lines.append(f"session = onnxruntime.InferenceSession({files['onnx']!r})")
+        if card.get("task", "classification") != "classification":
+            lines += [
+                "import numpy",
+                f"x = numpy.zeros((1, {c}, {h}, {w}), numpy.float32)  # a batch of images, preprocessed as above",
+            ]
+        if card.get("task") == "detection":
+            lines.append(
+                "boxes, scores, classes, batch_index, cell_boxes, cell_scores = session.run(None, {'image': x})"
+            )
+        elif card.get("task") == "segmentation":
+            lines.append("(class_map,) = session.run(None, {'image': x})  # int64, batch x height x width")
     if "torchscript" in files:
         lines.append(
             f"model = torch.jit.load({files['torchscript']!r})  # TorchScript: deprecated, kept while torch ships it"
@@ -315,7 +464,8 @@ def card_readme(card: dict[str, Any]) -> str:
             "# INT8, as the chip computes (onnxruntime alone, no torch needed):",
             f"int8 = onnxruntime.InferenceSession({q['file']!r})  # input {q['input']['name']!r}: {q['input']['shape']}",
         ]
-    lines += ["```", "", "Max |difference| of each format's logits from the module's on seeded inputs of shapes "
+    what = "logits" if card.get("task", "classification") == "classification" else "outputs (`agreement_measures`)"
+    lines += ["```", "", f"Max |difference| of each format's {what} from the module's on seeded inputs of shapes "
               + ", ".join("x".join(map(str, s)) for s in inp["checked_at"]) + ":", ""]  # fmt: skip
     lines += [f"- {f}: {d:.2e}" for f, d in card["agreement_max_abs_diff"].items()]
     if q:
