@@ -8,6 +8,7 @@ from nas.objectives import accuracy_label
 from nas.reference import bounds
 from nas.spec import JobSpec, SpecError, load_spec
 from nas.tasks import TASKS, get_task, task_extras
+from search_spaces import sample_archs
 
 
 def test_a_spec_without_a_task_is_the_classification_job_it_always_was():
@@ -89,3 +90,16 @@ def test_a_dense_jobs_objectives_and_bounds_are_shown_by_its_metric_name():
     assert [spec_name(o, "detection") for o in ("accuracy", "latency_ms")] == ["map", "latency_ms"]
     assert spec_name("min_accuracy", "segmentation") == "min_miou"
     assert spec_name("accuracy", "classification") == "accuracy"
+
+
+@pytest.mark.parametrize(("name", "task"), [("edge-detector", "detection"), ("edge-segmenter", "segmentation")])
+def test_the_dense_example_jobs_load_and_their_space_draws_their_task(name, task):
+    from pathlib import Path
+
+    from nas.plugins import resolve_space
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "docs" / "examples" / f"{name}.yaml")
+    assert spec.task == task and spec.objectives[0] == "accuracy" and spec.input_shape == (3, 640, 640)
+    space = resolve_space(spec)
+    assert space.task == task
+    assert {a.task for a in sample_archs(space.space, 5, seed=0, task=task)} == {task}
