@@ -167,6 +167,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"exported candidate {card['candidate']['id']} ({card['name']}) of job {card['job']['id']} to {args.out}")
     print(f"  files: {', '.join(card['files'].values())}; max |diff| from the module: {agreement}")
     print(f"  weights: {card['weights']}")
+    if card.get("task", "classification") != "classification":
+        print(f"  task {card['task']}; on the host, not in the chip's price (model.onnx runs them after the network):")
+        for step in card["host"]["on_host"]:
+            print(f"    - {step}")
     if card.get("int8"):
         q = card["int8"]
         print(f"  INT8: {q['file']}, top-1 {q['accuracy']:.4f} measured (FP32 {q['fp32_accuracy']:.4f}), "
