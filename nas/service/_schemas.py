@@ -70,7 +70,7 @@ JOB_EXAMPLE = {
     "reference_point": {"accuracy": 0.1, "latency_ms": 1.25, "energy_mj": 3.0}, "eval_seconds": 130.5,
     "run_seconds": 72.0, "tenant": None, "managed": True, "predictor": {}, "train_final": 3,
     "constraint_report": {}, "calibration": {}, "train_top": 3, "accuracy_kind": "predicted",
-    "accuracy_label": "accuracy",
+    "accuracy_label": "accuracy", "task": "classification", "metric": "accuracy",
     "progress": {"trials": 120, "budget_trials": 200, "budget_wall_time_s": 240, "complete": 61, "infeasible": 52,
                  "failed": 0, "duplicates": 7, "front": 9, "trainings": 12, "trainings_planned": 15},
     "objectives": ["accuracy", "latency_ms", "energy_mj"],
@@ -100,8 +100,13 @@ Job = record_model(
     descriptions={
         "managed": "the service runs it, and resumes it after a restart",
         "error": "why it failed (server paths and URLs removed)",
-        "accuracy_kind": "what `accuracy` is: predicted (top-1, 0-1, under predictor.recipe; measured where"
-        " measured_accuracy is set), score (a proxy's ranking score, no units) or evaluator (a plug-in's value)",
+        "accuracy_kind": "what `accuracy` is: predicted (the task's metric, 0-1: top-1, mAP or mIoU, under"
+        " predictor.recipe; measured where measured_accuracy is set), score (a proxy's ranking score, no units)"
+        " or evaluator (a plug-in's value)",
+        "task": "what its networks do: classification, detection or segmentation (nas.tasks)",
+        "metric": "the name of the task's metric its accuracy fields hold: accuracy (top-1), map (COCO"
+        " mAP@[.5:.95]) or miou (mean IoU); a spec, --where and --sort may use it",
+        "accuracy_label": "how `accuracy` is shown: the task's metric with its units, or proxy score",
         "predictor": "the job's accuracy predictor: recipe, candidates measured, leave-one-out and prospective"
         " errors (predicted before training vs measured)",
         "calibration": "deprecated: the same as predictor (kept for older clients)",
