@@ -41,7 +41,7 @@ from pydantic import (
 
 from hwmodels import KNOBS, MAX_VARIANTS
 from nas.objectives import OBJECTIVES, check_objectives
-from nas.tasks import DENSE_TASKS, TASK_NAMES, TASKS
+from nas.tasks import DENSE_TASKS, SCENES_CLASSES, SCENES_DATASET, SCENES_SIZE, SCENES_TRAIN, TASK_NAMES, TASKS
 from search_spaces import SearchSpace
 
 MAX_OPTIONS_BYTES = 64 << 10  # a plug-in's options, as JSON: settings, not data
@@ -172,6 +172,13 @@ class Training(_Frozen):
         return self.candidates > 0 or self.final > 0
 
 
+def _train_shorthand(v: Any) -> Any:
+    """``train: N`` is short for ``{candidates: N}`` (0: train nothing at all)."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return {"candidates": v, "final": 0} if v == 0 else {"candidates": v}
+    return v
+
+
 class ProxyEvaluatorSpec(_Frozen):
     """Score each candidate with an accuracy proxy (``nas proxy list``) on real images, and turn the
     scores into a predicted accuracy with a predictor the job fits on the candidates it trains."""
@@ -188,9 +195,7 @@ class ProxyEvaluatorSpec(_Frozen):
     @field_validator("train", mode="before")
     @classmethod
     def _train_count(cls, v: Any) -> Any:
-        if isinstance(v, int) and not isinstance(v, bool):
-            return {"candidates": v, "final": 0} if v == 0 else {"candidates": v}
-        return v
+        return _train_shorthand(v)
 
 
 class AcceleratorSearch(_Frozen):
@@ -296,9 +301,9 @@ _TAGS = {"name", "inline", "plugin", "proxy", "search"}
 # a dense task's evaluator defaults, where classification's would not do: the generated scenes
 # (nas.tasks.scenes: 2000 training scenes), trained and scored at their canvas size
 DENSE_EVALUATOR_DEFAULTS: dict[str, Any] = {
-    "data": "fashion-mnist-scenes",
-    "resolution": 128,
-    "train": {"recipe": {"images": 2000}},
+    "data": SCENES_DATASET,
+    "resolution": SCENES_SIZE,
+    "train": {"recipe": {"images": SCENES_TRAIN}},
 }
 
 
@@ -348,7 +353,14 @@ class JobSpec(_Frozen):
         if task.name in DENSE_TASKS:  # the evaluator's defaults are classification's: a dense task has its own
             evaluator = data.get("evaluator", {})
             if isinstance(evaluator, dict) and "plugin" not in evaluator:
+                evaluator = {
+                    **evaluator,
+                    **({"train": _train_shorthand(evaluator["train"])} if "train" in evaluator else {}),
+                }
                 data = {**data, "evaluator": _with_defaults(evaluator, DENSE_EVALUATOR_DEFAULTS)}
+                if evaluator.get("data", SCENES_DATASET) == SCENES_DATASET and "num_classes" not in data:
+                    # the scenes' classes (the background too, for segmentation)
+                    data = {**data, "num_classes": SCENES_CLASSES + (task.name == "segmentation")}
         others = {t.metric: t.name for t in TASKS.values() if t.metric not in (own, "accuracy")}
         objectives = data.get("objectives")
         if isinstance(objectives, (list, tuple)):
@@ -360,6 +372,9 @@ class JobSpec(_Frozen):
                     )
             data = {**data, "objectives": ["accuracy" if o == own else o for o in objectives]}
         constraints = data.get("constraints")
+        reference = data.get("reference_point")
+        if own != "accuracy" and isinstance(reference, dict) and own in reference:
+            data = {**data, "reference_point": {("accuracy" if k == own else k): v for k, v in reference.items()}}
         if isinstance(constraints, dict):
             for name, owner in others.items():
                 if f"min_{name}" in constraints:
@@ -376,7 +391,13 @@ class JobSpec(_Frozen):
 
     @model_validator(mode="after")
     def _dense_task(self) -> JobSpec:
+        data = getattr(self.evaluator, "data", None)
         if self.task not in DENSE_TASKS:
+            if data == SCENES_DATASET:
+                raise ValueError(
+                    f"evaluator.data: {SCENES_DATASET} holds detection and segmentation scenes; set task: "
+                    "detection or segmentation, or train a classifier on fashion-mnist or an image folder"
+                )
             return self
         metric = TASKS[self.task].metric
         if isinstance(self.space, PluginRef) or isinstance(self.evaluator, PluginRef):
@@ -391,10 +412,17 @@ class JobSpec(_Frozen):
                 f"{field}: INT8 {metric} is not measured for {self.task} yet (INT8 is measured on classifiers); "
                 "drop accuracy_int8 / max_int8_drop"
             )
-        if self.evaluator.data == "fashion-mnist":
+        if data == "fashion-mnist":
             raise ValueError(
                 f"evaluator.data: fashion-mnist is a classification set; a {self.task} job trains on "
-                "fashion-mnist-scenes (generated here) or a folder in COCO / mask format (docs/dense_data.md)"
+                f"{SCENES_DATASET} (generated here) or a folder in COCO / mask format (docs/dense_data.md)"
+            )
+        scenes = SCENES_CLASSES + (self.task == "segmentation")
+        if data == SCENES_DATASET and self.num_classes != scenes:
+            raise ValueError(
+                f"num_classes: {SCENES_DATASET} has {scenes} classes for {self.task}"
+                f"{' (10 objects and the background, class 0)' if self.task == 'segmentation' else ''}; "
+                f"set num_classes: {scenes} (or omit it)"
             )
         return self
 

@@ -107,7 +107,19 @@ def dense_sets(spec: JobSpec) -> tuple[Any, Any]:
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
     # the val images normalised as the training images are: the network sees one preprocessing
     test = load(root, "val", resolution=e.resolution, limit=r.test_images, stats=(train.mean, train.std))
+    same_classes(train, test)
     return train.subset(order[: r.images]), test
+
+
+def same_classes(train: Any, val: Any) -> None:
+    """A folder's splits number their classes alike (by each split's own category list), or its
+    metric would compare one class's predictions with another's labels."""
+    if train.classes != val.classes:
+        raise SpecError(
+            "evaluator.data",
+            f"the val split's classes {list(val.classes)} are not the train split's {list(train.classes)} "
+            "(same names, same order); list the same categories in both",
+        )
 
 
 def check_dense_data(spec: JobSpec) -> None:
@@ -118,11 +130,20 @@ def check_dense_data(spec: JobSpec) -> None:
     from nas.tasks.datasets import AnnotationError, load_detection, load_segmentation
 
     load = load_detection if spec.task == "detection" else load_segmentation
+    splits = []
     for split in ("train", "val"):
         try:
-            load(spec.evaluator.data, split, resolution=16)
+            splits.append(load(spec.evaluator.data, split, resolution=16))
         except (AnnotationError, FileNotFoundError) as err:  # DataNotFoundError: no such folder or split
             raise SpecError("evaluator.data", f"{split} split: {err}") from err
+    same_classes(*splits)
+    if splits[0].num_classes != spec.num_classes:
+        raise SpecError(
+            "num_classes",
+            f"{spec.evaluator.data} has {splits[0].num_classes} classes"
+            f"{' (the background included)' if spec.task == 'segmentation' else ''}, the job's networks "
+            f"{spec.num_classes}; set num_classes: {splits[0].num_classes}",
+        )
 
 
 def training_sets(spec: JobSpec) -> tuple[Any, Any]:

@@ -80,6 +80,17 @@ def test_a_bad_dataset_is_refused_at_submission_naming_the_field(tmp_path, scene
     assert err.value.errors[0][0] == "evaluator.data" and "annotations[3].category_id" in str(err.value)
     assert store.list_jobs() == []
 
+    swapped = shutil.copytree(scenes, tmp_path / "swapped")  # val lists its categories in another order
+    val_file = swapped / "val" / "annotations.json"
+    val = json.loads(val_file.read_text())
+    val["categories"] = val["categories"][::-1]
+    val_file.write_text(json.dumps(val))
+    with pytest.raises(SpecError, match="the val split's classes"):
+        submit(store, load_spec(dense_spec("detection", swapped)))
+    with pytest.raises(SpecError, match=r"num_classes: .* has 10 classes"):
+        submit(store, load_spec(dense_spec("detection", scenes, num_classes=12)))
+    assert store.list_jobs() == []
+
     app = create_app(store, run_jobs=False, data_dir=tmp_path / "service", data_roots=(tmp_path,))
     with TestClient(app) as client:
         bad = client.post("/jobs", json=dense_spec("detection", broken))

@@ -23,6 +23,10 @@ def test_a_dense_job_names_its_metric_and_gets_its_own_evaluator_defaults(task, 
     assert spec.objectives == ("accuracy", "latency_ms") and spec.constraints.min_accuracy == 0.2
     assert spec.evaluator.data == "fashion-mnist-scenes" and spec.evaluator.resolution == 128
     assert JobSpec.model_validate_json(spec.to_json()) == spec  # what the store keeps loads back the same
+    assert spec.num_classes == (10 if task == "detection" else 11)  # the scenes' classes, background too
+    short = load_spec({"task": task, "evaluator": {"train": 5}, "reference_point": {metric: 0.01}})
+    assert short.evaluator.train.candidates == 5 and short.evaluator.train.recipe.images == 2000
+    assert short.reference_point == {"accuracy": 0.01}
     # a user's own choices win over the dense defaults
     own = load_spec({"task": task, "evaluator": {"data": "/data/coco-mini", "resolution": 96}})
     assert own.evaluator.data == "/data/coco-mini" and own.evaluator.resolution == 96
@@ -40,6 +44,8 @@ def test_a_dense_job_names_its_metric_and_gets_its_own_evaluator_defaults(task, 
         ({"task": "segmentation", "constraints": {"max_int8_drop": 0.01}}, "constraints.max_int8_drop", "drop"),
         ({"task": "detection", "space": {"plugin": "pkg.mod:Space"}}, "space", "MetaFormer space"),
         ({"task": "tracking"}, "task", "classification"),
+        ({"task": "segmentation", "num_classes": 10}, "num_classes", "set num_classes: 11"),
+        ({"evaluator": {"data": "fashion-mnist-scenes"}}, "evaluator.data", "set task: detection"),
     ],
 )
 def test_what_a_dense_job_cannot_do_names_the_field_and_the_fix(data, field, fix):
@@ -74,14 +80,20 @@ def test_a_trained_candidates_extras_are_its_last_rung_at_the_end():
     assert task_extras([]) == {}
 
 
-def test_queries_name_a_dense_jobs_metric_by_its_own_name():
+def test_queries_name_a_dense_jobs_metric_by_its_own_name_and_no_other_tasks():
     from nas.store import parse_bounds
+    from nas.tasks import own_metric
 
     assert [(b.metric, b.op, b.value) for b in parse_bounds("map>=0.3,latency_ms<2")] == [
-        ("accuracy", ">=", 0.3),
+        ("map", ">=", 0.3),
         ("latency_ms", "<", 2.0),
-    ]
-    assert parse_bounds("miou>0.5")[0].metric == "accuracy"
+    ]  # the store resolves it against the job's task
+    assert own_metric("map", "detection", "where") == "accuracy" == own_metric("miou", "segmentation", "sort")
+    assert own_metric("latency_ms", "detection", "sort") == "latency_ms"
+    with pytest.raises(ValueError, match="sort: miou is the metric of segmentation jobs; this detection job's is map"):
+        own_metric("miou", "detection", "sort")
+    with pytest.raises(ValueError, match="where: map is the metric of detection"):
+        own_metric("map", "classification", "where")
 
 
 def test_a_dense_jobs_objectives_and_bounds_are_shown_by_its_metric_name():

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 from nas.cli.format import table
+from nas.tasks import DENSE_TASKS
 
 # numpy, torch and PIL load inside the commands: the rest of `nas` starts without them.
 SPLITS = ("train", "val")
-TASKS = ("detection", "segmentation")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +31,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = cmds.add_parser("check", help="load a detection or segmentation data set and report it, or what is wrong")
     p.add_argument("path", help="the data set's folder (train/ and val/ in it; see docs/dense_data.md)")
-    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument("--task", required=True, choices=DENSE_TASKS)
     p.add_argument("--split", choices=SPLITS, help="only this split (default: each one present)")
     p.add_argument("--resolution", type=int, default=128, help="px the images are resized to (default 128)")
     p.add_argument("--limit", type=int, help="only the first N images of each split")

@@ -240,7 +240,8 @@ def _job_detail(store, args: argparse.Namespace) -> int:
         return _print_json({**job.to_dict(), "hypervolume_history": hv})
     spec = job.spec
     print(f"job {job.id}: {job.name} [{job.status}]{' tags ' + ','.join(job.tags) if job.tags else ''}")
-    print(f"  task {job.task}, space {spec['space'] if isinstance(spec['space'], str) else '(inline/plug-in)'}, "
+    task = "" if job.task == "classification" else f"task {job.task}, "  # classification's line stays as it was
+    print(f"  {task}space {spec['space'] if isinstance(spec['space'], str) else '(inline/plug-in)'}, "
           f"input {'x'.join(map(str, spec['input_shape']))}, accelerator {_accelerator_text(spec['accelerator'])}, sampler {spec['sampler']}")  # fmt: skip
     named = {k: v for k, v in spec["constraints"].items() if v not in (None, False)}
     print(f"  objectives {', '.join(spec_name(o, job.task) for o in spec['objectives'])}; constraints "

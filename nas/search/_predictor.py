@@ -86,7 +86,25 @@ def arch_encoding(arch_json: str) -> list[float]:
     share = [sum(s.depth for s in arch.stages if s.mixer in family) / total for family in MIXER_FAMILIES.values()]
     width = sum(s.dim * s.depth for s in arch.stages) / total
     ratio = sum(s.mlp_ratio * s.depth for s in arch.stages) / total
-    return [float(total), float(len(depths)), math.log(width), float(ratio), *share]
+    return [float(total), float(len(depths)), math.log(width), float(ratio), *share, *dense_encoding(arch)]
+
+
+NECKS = ("none", "fpn", "pan")
+
+
+def dense_encoding(arch: ArchConfig) -> list[float]:
+    """A dense network's neck and head: the neck's kind (one-hot), log width and depth, the head's
+    log width, depth and kind (segmentation: fpn_fuse 0, mlp 1). Nothing for a classifier, so its
+    encoding is as it was; within a job every network has the same task, so the same length."""
+    if arch.task_head is None:
+        return []
+    neck, head = arch.neck, arch.task_head
+    kind = [float(neck is not None and neck.kind == k) for k in NECKS]
+    width = math.log(neck.width) if neck is not None and neck.width else 0.0
+    depth = float(neck.depth or 0) if neck is not None else 0.0
+    head_depth = float(getattr(head, "depth", 0) or 0)
+    head_kind = float(getattr(head, "kind", "") == "mlp")
+    return [*kind, width, depth, math.log(head.width), head_depth, head_kind]
 
 
 def predictor_features(score: float, params: float | None, macs: float | None, arch_json: str) -> np.ndarray:

@@ -30,7 +30,10 @@ async def pareto(
         str | None, Query(max_length=2000, description="bounds, e.g. 'latency_ms<1.25,energy_mj<3'")
     ] = None,
     sort: Annotated[
-        str | None, Query(description=f"one of {', '.join(FILTERABLE)} (a dense job's map / miou: its accuracy); default the first objective")
+        str | None,
+        Query(
+            description=f"one of {', '.join(FILTERABLE)} (a dense job's map / miou: its accuracy); default the first objective"
+        ),
     ] = None,
     descending: Annotated[bool | None, Query(description="default: best first")] = None,
     fields: Annotated[

@@ -5,6 +5,7 @@ themselves are pure functions elsewhere (``nas.pareto``: dominance and hypervolu
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,7 +20,7 @@ from nas.store._accuracy_rows import eligible
 from nas.store._convert import _candidate
 from nas.store._models import CandidateModel, HypervolumeModel, JobModel
 from nas.store._records import _OPS, FILTERABLE, Bound, CandidateRecord, JobRecord, now
-from nas.tasks import METRIC_ALIASES
+from nas.tasks import own_metric
 
 FRONT_CACHE_SIZE = 256  # recomputed fronts kept per Store (a few kB each)
 
@@ -95,6 +96,8 @@ class FrontRows:
         with self._session() as s:
             job = self._job(s, job_id)
             objectives = job.spec["objectives"]
+            task = job.spec.get("task") or "classification"
+            where = [dataclasses.replace(b, metric=own_metric(b.metric, task, "where")) for b in where]
             filters = [_OPS[b.op](getattr(CandidateModel, b.metric), b.value) for b in where]
             if all(_cuts_worse_side(b, objectives) for b in where):
                 base = [*_on_front(job_id), *filters]
@@ -115,7 +118,7 @@ class FrontRows:
                         while len(self._fronts) > FRONT_CACHE_SIZE:
                             self._fronts.popitem(last=False)
                 base = [CandidateModel.id.in_(ids)] if ids else [CandidateModel.id.is_(None)]
-            sort = METRIC_ALIASES.get(sort, sort) if sort else objectives[0]  # `map`, `miou`: the job's accuracy
+            sort = own_metric(sort, task, "sort") if sort else objectives[0]
             if sort not in FILTERABLE:
                 raise ValueError(f"sort: unknown metric {sort!r}; known: {', '.join(FILTERABLE)}")
             if descending is None:

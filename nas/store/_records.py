@@ -271,8 +271,8 @@ def parse_bounds(text: str | list[str] | tuple[str, ...] | None) -> list[Bound]:
         m = _BOUND.match(part)
         if not m:
             raise ValueError(f"where: cannot read {part.strip()!r}; write METRIC OP NUMBER, e.g. 'latency_ms<2'")
-        metric, op, value = METRIC_ALIASES.get(m.group(1), m.group(1)), m.group(2), float(m.group(3))
-        if metric not in FILTERABLE:
+        metric, op, value = m.group(1), m.group(2), float(m.group(3))
+        if metric not in FILTERABLE and metric not in METRIC_ALIASES:  # map, miou: the job's own (store.pareto)
             raise ValueError(f"where: unknown metric {metric!r}; known: {', '.join(FILTERABLE)}")
         op = "=" if op == "==" else op
         if op == "=" and metric not in COUNT_METRICS:  # a latency is never exactly 2: it would match nothing

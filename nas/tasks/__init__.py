@@ -11,6 +11,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from search_spaces import DENSE_TASKS as _ARCH_DENSE_TASKS
+from search_spaces import TASKS as _ARCH_TASKS
+
+# the generated scenes (nas.tasks.scenes): a dataset name a spec may give, and the classes of their
+# objects (Fashion-MNIST's); a segmentation of them adds the background as class 0
+SCENES_DATASET = "fashion-mnist-scenes"
+SCENES_CLASSES = 10
+SCENES_TRAIN, SCENES_VAL, SCENES_SIZE = 2000, 500, 128  # the default scenes: images per split, canvas px
+IGNORE_INDEX = 255  # a mask pixel that counts for no class
+
 
 @dataclass(frozen=True)
 class Task:
@@ -49,9 +59,11 @@ TASKS: dict[str, Task] = {
     ),
 }
 TASK_NAMES = tuple(TASKS)
+assert TASK_NAMES == _ARCH_TASKS, "nas.tasks and search_spaces name the same tasks"
+DENSE_TASKS = _ARCH_DENSE_TASKS  # the tasks whose networks have a dense head (search_spaces defines them)
 # a dense task's metric by its own name, where a query names a candidate's number: its accuracy fields
 METRIC_ALIASES = {t.metric: "accuracy" for t in TASKS.values() if t.metric != "accuracy"}
-DENSE_TASKS = ("detection", "segmentation")
+METRIC_TASKS = {t.metric: t.name for t in TASKS.values()}
 
 
 def get_task(name: str) -> Task:
@@ -59,6 +71,20 @@ def get_task(name: str) -> Task:
         return TASKS[name]
     except KeyError:
         raise ValueError(f"unknown task {name!r}; known: {', '.join(TASK_NAMES)}") from None
+
+
+def own_metric(name: str, task: str, field: str) -> str:
+    """A query's metric name for a ``task`` job's column: its task's metric by its own name (``map``)
+    is its ``accuracy``; another task's metric name is an error naming ``field`` (where, sort)."""
+    if name not in METRIC_ALIASES:
+        return name
+    metric = get_task(task).metric
+    if name != metric:
+        raise ValueError(
+            f"{field}: {name} is the metric of {METRIC_TASKS[name]} jobs; this {task} job's is {metric}"
+            f"{' (or accuracy)' if metric != 'accuracy' else ''}"
+        )
+    return METRIC_ALIASES[name]
 
 
 def spec_name(name: str, task: str) -> str:

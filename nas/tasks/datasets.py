@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 from nas.data import DataNotFoundError, channel_stats
+from nas.tasks import IGNORE_INDEX
 
 MAX_ANNOTATION_BYTES = 256 * 2**20  # an annotations.json above this is refused before it is read
 MAX_MEMORY_BYTES = 8 * 2**30  # the resized uint8 images (and masks) of one split
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 2048
-IGNORE_INDEX = 255  # a mask pixel that counts for no class
 BOX_TOLERANCE = 0.01  # px a box may pass the image's edge by (float rounding in exported COCO files); clipped
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from nas.tasks import IGNORE_INDEX
+
 MAX_DETECTIONS = 100  # per image, COCO's maxDets for AP
 
 
@@ -88,7 +90,7 @@ class SegmentationMeter:
     """Accumulates a confusion matrix over batches of class maps; ``compute`` gives mIoU and pixel
     accuracy (0-1). Target pixels equal to ``ignore_index`` count nowhere."""
 
-    def __init__(self, num_classes: int, ignore_index: int = 255):
+    def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX):
         if num_classes < 1:
             raise ValueError(f"num_classes: must be >= 1, got {num_classes}")
         self.num_classes = num_classes

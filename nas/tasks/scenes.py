@@ -27,13 +27,15 @@ from pathlib import Path
 import numpy as np
 
 from nas.data import FASHION_MNIST, FASHION_MNIST_CLASSES, DataNotFoundError, load_dataset
+from nas.tasks import SCENES_CLASSES, SCENES_DATASET, SCENES_SIZE, SCENES_TRAIN, SCENES_VAL
 
-SCENES_DATASET = "fashion-mnist-scenes"
+assert len(FASHION_MNIST_CLASSES) == SCENES_CLASSES, "the scenes' objects are Fashion-MNIST's classes"
+
 SCENES_DIR_ENV = "NAS_SCENES_DIR"
 SCENES_CACHE = Path("~/.cache/imc-nas")
 GENERATOR_VERSION = 1  # bump when a change alters the scenes: the cache folder's name carries it
 
-DEFAULT_TRAIN, DEFAULT_VAL, DEFAULT_SIZE = 2000, 500, 128
+DEFAULT_TRAIN, DEFAULT_VAL, DEFAULT_SIZE = SCENES_TRAIN, SCENES_VAL, SCENES_SIZE
 DEFAULT_OBJECTS = (1, 5)
 DEFAULT_CLUTTER = (2, 6)
 MAX_IMAGES = 100_000  # per split

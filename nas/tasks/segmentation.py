@@ -13,7 +13,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-IGNORE = 255
+from nas.tasks import IGNORE_INDEX
+
+IGNORE = IGNORE_INDEX  # nas.tasks
 
 
 def _hw(size: int | Sequence[int]) -> tuple[int, int]:

@@ -22,10 +22,11 @@ import torch
 from torch import nn
 
 from nas.proxies._training import Trainer, TrainRecipe, _device_of, _placed, _precision
+from nas.tasks import DENSE_TASKS
 from nas.tasks.detection import decode, detection_loss
 from nas.tasks.segmentation import IGNORE, predict, segmentation_loss
 
-DENSE = ("detection", "segmentation")
+DENSE = DENSE_TASKS  # nas.tasks
 
 
 def task_of(model: nn.Module) -> str:
