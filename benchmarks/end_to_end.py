@@ -283,6 +283,7 @@ def dense_report(spec: JobSpec, path: Path, complete: list[dict], by_role: dict[
         return "\n".join([*lines, "", "Incomplete: run every stage."]) + "\n"
     best = max(by_role["search"], key=lambda n: n["mean"])
     median_random = statistics.median(n["mean"] for n in by_role["random"])
+    best_random = max(by_role["random"], key=lambda n: n["mean"])
     largest = by_role["largest"][0]["mean"]
     margin = best["mean"] - median_random
     lines += [
@@ -295,7 +296,12 @@ def dense_report(spec: JobSpec, path: Path, complete: list[dict], by_role: dict[
             if margin > spread
             else "**does NOT beat it by more than the spread**"
         ),
+        f"- the best of the {len(by_role['random'])} random feasible networks ({best_random['name']}):"
+        f" {best_random['mean']:.4f}; the search's best is {best['mean'] - best_random['mean']:+.4f} from it",
         f"- the largest network that fits: {largest:.4f} ({best['mean'] - largest:+.4f} from the search's best)",
+        "- the job chose its top 3 partly by its own seed-0 measurement of them (the same recipe and seed),"
+        " so their seed-0 figures carry a winner's bias; seed 1 is the independent check: "
+        + ", ".join(f"{n['name']} {n['runs']['1']:.4f}" for n in by_role["search"]),
     ]
     for hand in by_role["hand"]:
         fits = all(
