@@ -161,7 +161,7 @@ def search_stage(spec: JobSpec, path: Path, workdir: Path, top: int = 3) -> None
     if job is None:
         start = time.perf_counter()
         job = run(store, submit(store, spec).id)
-        print(f"README job {job.id}: {job.n_trials} trials in {time.perf_counter() - start:.0f} s", flush=True)
+        print(f"{spec.name} job {job.id}: {job.n_trials} trials in {time.perf_counter() - start:.0f} s", flush=True)
     space = resolve_space(spec)
     best = store.pareto(job.id, sort="accuracy", descending=True, limit=top)
     networks = [

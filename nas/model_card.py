@@ -133,8 +133,8 @@ def _recipe_resolution(job: JobRecord) -> int | None:
 
 def _preprocessing(spec: JobSpec, trained: dict[str, Any] | None, task: str) -> dict[str, Any] | None:
     """How the images the weights were trained (and measured) on were made into inputs; None for
-    initialised weights or a plug-in evaluator's job (no dataset known here). A dense job stores it
-    with the weights (its sets' ``preprocessing()``: the train split's statistics)."""
+    initialised weights or a plug-in evaluator's job (no dataset known here). A dense job's is its
+    training set's ``preprocessing()`` (the train split's statistics), read again from its folder."""
     from nas.data import DataNotFoundError, describe_preprocessing
 
     if trained is None or isinstance(spec.evaluator, PluginRef):
@@ -146,7 +146,7 @@ def _preprocessing(spec: JobSpec, trained: dict[str, Any] | None, task: str) -> 
             from nas import training
 
             return training.dense_sets(spec)[0].preprocessing()
-        except Exception as err:  # e.g. the dataset is gone since, or a tree without dense jobs
+        except (FileNotFoundError, ValueError) as err:  # the dataset gone since (DataNotFoundError) or changed
             r = trained.get("resolution")
             return {
                 "dataset": trained.get("dataset", getattr(spec.evaluator, "data", None)),

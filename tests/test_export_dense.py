@@ -5,7 +5,6 @@ in onnxruntime in a Python that cannot import this project, and agrees with the 
 on an image; the card names the task, its metric and the host's ops that the price leaves out."""
 
 import dataclasses
-import inspect
 import io
 import json
 import subprocess
@@ -24,11 +23,6 @@ from nas.store import Store
 from nas.tasks import get_task
 from nas.tasks.detection import decode, decode_dense
 from nas.tasks.segmentation import predict
-
-# The space's dense networks come with search_spaces.sample_archs(task=); without them, nothing to export.
-needs_dense = pytest.mark.skipif(
-    "task" not in inspect.signature(ss.sample_archs).parameters, reason="the space has no dense networks yet"
-)
 
 SPEC = {
     "name": "export-dense",
@@ -123,7 +117,6 @@ def _isolated(folder, image):
         return json.loads(done.stdout.strip().splitlines()[-1]), dict(out)
 
 
-@needs_dense
 @pytest.mark.slow
 def test_each_file_loads_and_is_the_network_with_raw_head_outputs(exported):
     task, out, done = exported
@@ -144,7 +137,6 @@ def test_each_file_loads_and_is_the_network_with_raw_head_outputs(exported):
     assert card["metrics"]["params"] == sum(p.numel() for p in net.parameters())
 
 
-@needs_dense
 @pytest.mark.slow
 def test_the_onnx_file_runs_without_the_project_and_agrees_with_the_pytorch_decoding(exported):
     task, out, _ = exported
@@ -180,7 +172,6 @@ def test_the_onnx_file_runs_without_the_project_and_agrees_with_the_pytorch_deco
     assert np.all(np.diff(got["batch_index"]) >= 0)
 
 
-@needs_dense
 @pytest.mark.slow
 def test_the_card_names_the_task_its_metric_and_what_runs_on_the_host(exported):
     task, out, done = exported
@@ -208,7 +199,6 @@ def test_the_card_names_the_task_its_metric_and_what_runs_on_the_host(exported):
         assert card["output"]["exported_program"]["shape"][0] == ["batch", 5 + K, "height / 8", "width / 8"]
 
 
-@needs_dense
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["detection", "segmentation"])
 def test_an_untrained_dense_export_says_its_metric_is_not_measured(job, tmp_path, task):
@@ -225,8 +215,6 @@ def test_a_dense_job_is_not_trained_or_quantized_in_the_export(job):
     store, record = job
     c = store.pareto(record.id, limit=1)[0]
     spec = JobSpec.model_validate(record.spec)
-    if "task" not in JobSpec.model_fields:
-        pytest.skip("the job spec has no task yet")
     dense = spec.model_copy(update={"task": "detection"})
     with pytest.raises(ExportError, match=r"train_steps: training in the export is for classifiers"):
         check_request(dense, c, train_steps=5)
