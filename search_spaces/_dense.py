@@ -23,10 +23,9 @@ from torchvision.ops.misc import Conv2dNormActivation
 
 from search_spaces._arch import ArchConfig, DetectionHeadConfig, NeckConfig, SegmentationHeadConfig
 from search_spaces._builder import MetaFormerTrunk, _init_weights
-from search_spaces._geometry import bottom_up_geometry, dense_levels
+from search_spaces._geometry import BOX_CHANNELS, bottom_up_geometry, dense_levels
 
 CLASS_PRIOR = 0.01  # FCOS / RetinaNet: every location starts as background with probability 0.99
-BOX_CHANNELS = 4 + 1  # l, t, r, b distances and a centerness logit, before the class logits
 
 
 def conv_bn_relu(cin: int, cout: int, kernel: int, stride: int = 1) -> Conv2dNormActivation:

@@ -94,6 +94,9 @@ def token_mlp_hidden(stage: StageConfig) -> int:
     return int((stage.token_mlp_ratio or 0.0) * stage.dim)
 
 
+BOX_CHANNELS = 4 + 1  # a detection level's l, t, r, b distances and centerness logit, before the class logits
+
+
 def dense_levels(arch: ArchConfig) -> tuple[int, ...]:
     """The stages whose outputs a dense network's neck reads: every stage for segmentation (its
     logits come out at the finest, stride 4), those at strides >= 8 for detection (8, 16, 32 in the

@@ -167,17 +167,31 @@ class _Emitter:
 
 
 def lower(arch: ArchConfig, input_shape: Sequence[int], *, num_classes: int = 1000) -> list[Layer]:
-    """The layer IR of ``arch`` for one frame of ``input_shape`` (C, H, W), without torch.
+    """The layer IR of ``arch`` for one frame of ``input_shape`` (C, H, W), without torch: the
+    whole network, with its neck and head for a dense task (``_lower_dense``).
 
     Parameter totals equal those of ``build_model(arch, num_classes=..., img_size=(H, W))``.
     """
     if not isinstance(arch, ArchConfig):
         raise TypeError(f"arch: expected an ArchConfig, got {type(arch).__name__}")
     cin, h, w = parse_input_shape(input_shape)
-    sizes = stage_feature_sizes(arch, (h, w))
     e = _Emitter()
+    features = lower_trunk(e, arch, cin, (h, w))
+    if arch.task != "classification":
+        from search_spaces._lower_dense import lower_dense
+
+        lower_dense(e, arch, features, num_classes)
+        return e.layers
+    (prev_dim, prev_size) = features[-1]
+    _head(e, arch, prev_dim, prev_size, num_classes)
+    return e.layers
+
+
+def lower_trunk(e: _Emitter, arch: ArchConfig, cin: int, size: tuple[int, int]) -> list[tuple[int, tuple[int, int]]]:
+    """Stem and stages; returns each stage output's (channels, (H, W))."""
+    sizes = stage_feature_sizes(arch, size)
     dim0 = arch.stages[0].dim
-    e.conv("stem.conv", cin, dim0, (h, w), stem_geometry(arch))
+    e.conv("stem.conv", cin, dim0, size, stem_geometry(arch))
     e.norm("stem.norm", arch.downsample_norm, (dim0, *sizes[0]), dim0)
     prev_dim, prev_size = dim0, sizes[0]
     for i, (stage, size) in enumerate(zip(arch.stages, sizes, strict=True)):
@@ -194,8 +208,7 @@ def lower(arch: ArchConfig, input_shape: Sequence[int], *, num_classes: int = 10
                 _metaformer_block(e, prefix, stage, arch, size, j)
         prev_dim, prev_size = stage.dim, size
     e.stage = e.block = None
-    _head(e, arch, prev_dim, prev_size, num_classes)
-    return e.layers
+    return [(stage.dim, size) for stage, size in zip(arch.stages, sizes, strict=True)]
 
 
 def _metaformer_block(

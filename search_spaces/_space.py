@@ -33,6 +33,7 @@ from pydantic import (
 from search_spaces._arch import (
     DENSE_TASKS,
     MAX_RATIO,
+    MAX_SIZE,
     MIXER_OPTIONS,
     TASKS,
     Act,
@@ -164,11 +165,11 @@ class HierarchicalSpace(_Frozen):
                 )
         return self
 
-    def size(self) -> int:
+    def size(self, num_stages: tuple[int, ...] | list[int] | None = None) -> int:
         return (
             len(self.stem)
             * len(self.downsample)
-            * sum(math.prod(s.size() for s in self.stages[:n]) for n in self.num_stages)
+            * sum(math.prod(s.size() for s in self.stages[:n]) for n in num_stages or self.num_stages)
         )
 
 
@@ -196,8 +197,8 @@ class IsotropicSpace(_Frozen):
 
 
 def _positive(values: tuple[int, ...] | None, field: str) -> tuple[int, ...] | None:
-    if values is not None and min(_nonempty(values)) < 1:
-        raise ValueError(f"{field}: choices must be >= 1, got {list(values)}")
+    if values is not None and not 1 <= min(_nonempty(values)) <= max(values) <= MAX_SIZE:
+        raise ValueError(f"{field}: choices must be >= 1 and <= {MAX_SIZE}, got {list(values)}")
     return values
 
 
@@ -316,13 +317,22 @@ class SearchSpace(_Frozen):
                 f"add `dense:` with `neck` and `{head}` choices (see the shipped metaformer.yaml)"
             )
 
-    def size(self) -> int:
-        """Number of distinct configs the space can sample (depth-0 stages counted as written)."""
-        structures = (self.hierarchical.size() if self.hierarchical else 0) + (
-            self.isotropic.size() if self.isotropic else 0
-        )
-        globals_ = (self.norm, self.act, self.bias, self.layer_scale, self.downsample_norm, self.head, self.head_norm)
-        return structures * math.prod(len(c) for c in globals_)
+    def size(self, task: str = "classification") -> int:
+        """Number of distinct configs the space can sample for ``task`` (depth-0 stages counted as
+        written)."""
+        self.check_task(task)
+        network_wide = (self.norm, self.act, self.bias, self.layer_scale, self.downsample_norm)
+        if task not in DENSE_TASKS:
+            structures = (self.hierarchical.size() if self.hierarchical else 0) + (
+                self.isotropic.size() if self.isotropic else 0
+            )
+            return structures * math.prod(len(c) for c in (*network_wide, self.head, self.head_norm))
+        neck = self.dense.neck
+        necks = sum(1 if kind == "none" else len(neck.width) * len(neck.depth) for kind in neck.kind)
+        head = self.dense.detection_head if task == "detection" else self.dense.segmentation_head
+        heads = math.prod(len(choices) for _, choices in head)
+        backbones = self.hierarchical.size(self._dense_num_stages())
+        return backbones * math.prod(len(c) for c in network_wide) * necks * heads
 
     def sample(self, trial: Any, task: str = "classification") -> ArchConfig:
         """Draw one architecture for ``task`` from an Optuna trial (``optuna.Trial`` or anything

@@ -137,3 +137,24 @@ def test_a_network_needs_a_non_empty_stage():
         ArchConfig.model_validate({"stages": [{"mixer": "pooling", "depth": 0, "dim": 8}]})
     with pytest.raises(ValidationError, match="stages"):
         ArchConfig.model_validate({"stages": []})
+
+
+def test_a_classifier_hashes_as_before_dense_parts_existed():
+    """Classifier identity is frozen: this hash was computed before ArchConfig gained a neck and
+    a task head, which a classifier's JSON does not mention."""
+    arch = ArchConfig.model_validate(CAFORMER)
+    assert arch.arch_hash == "cdc415b9c7262e7b"
+    assert arch.name == "sep3x64-sep3x128-att9x320-att3x512"
+    assert "neck" not in arch.to_json() and "task_head" not in arch.to_json()
+    assert arch.task == "classification"
+
+
+def test_dense_parts_are_part_of_the_identity():
+    base = {**CAFORMER, "neck": {"kind": "fpn", "width": 64, "depth": 1}}
+    det = ArchConfig.model_validate({**base, "task_head": {"task": "detection", "width": 64, "depth": 2}})
+    wider = ArchConfig.model_validate({**base, "task_head": {"task": "detection", "width": 96, "depth": 2}})
+    seg = ArchConfig.model_validate({**base, "task_head": {"task": "segmentation", "kind": "mlp", "width": 64}})
+    assert len({a.arch_hash for a in (ArchConfig.model_validate(CAFORMER), det, wider, seg)}) == 4
+    assert det.name == "sep3x64-sep3x128-att9x320-att3x512-fpn64x1-det64x2"
+    assert (det.task, seg.task) == ("detection", "segmentation")
+    assert ArchConfig.from_json(seg.to_json()) == seg

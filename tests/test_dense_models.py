@@ -10,8 +10,10 @@ import textwrap
 
 import pytest
 import torch
+from test_lowering import _assert_agree
 
 import search_spaces as ss
+from hwmodels import OpKind, op_counts, total_params
 from search_spaces import ArchConfig, SearchSpace, SpaceError
 
 SPACES = ss.space_names()
@@ -206,7 +208,11 @@ def test_unknown_task_is_refused():
     [
         ("dense: {neck: {kind: [fpn]}, detection_head: {width: [8], depth: [1]}}", "need `width` and `depth`"),
         ("dense: {neck: {kind: [none]}}", "give `detection_head`, `segmentation_head` or both"),
-        ("dense: {neck: {kind: [none]}, detection_head: {width: [0], depth: [1]}}", "choices must be >= 1"),
+        ("dense: {neck: {kind: [none]}, detection_head: {width: [0], depth: [1]}}", "width: choices must be >= 1"),
+        (
+            "dense: {neck: {kind: [fpn], width: [8], depth: [2000000]}, detection_head: {width: [8], depth: [1]}}",
+            "<= 1048576",
+        ),
         ("dense: {neck: {kind: [bifpn]}, detection_head: {width: [8], depth: [1]}}", r"dense\.neck\.kind"),
         ("dense: {neck: {kind: [none]}, segmentation_head: {kind: [mlp], width: []}}", "at least one choice"),
     ],
@@ -221,6 +227,20 @@ def test_dense_sampling_skips_stage_counts_that_could_be_single_scale(tmp_path):
     space = SearchSpace.from_yaml(_space_yaml(tmp_path, body + DENSE_SECTION))
     assert {len(a.stages) for a in ss.sample_archs(space, 30, seed=0)} == {1, 2}
     assert {len(a.stages) for a in ss.sample_archs(space, 30, seed=0, task="detection")} == {2}
+    assert space.size() == 2 and space.size("detection") == 1  # one network, or it with its one neck and head
+
+
+def test_dense_size_counts_every_neck_and_head(tmp_path):
+    body = """
+    dense:
+      neck: {kind: [none, fpn], width: [16, 32], depth: [1]}
+      detection_head: {width: [16], depth: [1, 2]}
+      segmentation_head: {kind: [fpn_fuse, mlp], width: [8, 16, 32]}
+    """
+    space = SearchSpace.from_yaml(_space_yaml(tmp_path, HIER + body))
+    assert (space.size("detection"), space.size("segmentation")) == (3 * 2, 3 * 6)  # necks: none, fpn x 2 widths
+    for task in DENSE:
+        assert len(set(ss.sample_archs(space, 300, seed=0, task=task))) == space.size(task)
 
 
 @pytest.mark.parametrize("name", SPACES)
@@ -231,6 +251,8 @@ def test_dense_sampling_draws_hierarchical_networks_with_their_parts(name, task)
     assert {a.neck.kind for a in archs} == {"none", "fpn", "pan"}
     assert len({a.arch_hash for a in archs}) > 190
     assert ss.sample_archs(ss.get_space(name), 5, seed=5, task=task) == archs[:5]  # seeded
+    space = ss.get_space(name)
+    assert len({a.arch_hash for a in archs}) <= space.size(task)
 
 
 # -- built networks -------------------------------------------------------------------------------
@@ -238,22 +260,43 @@ def test_dense_sampling_draws_hierarchical_networks_with_their_parts(name, task)
 
 @pytest.mark.parametrize("name", SPACES)
 @pytest.mark.parametrize("task", DENSE)
-def test_sampled_dense_networks_build_and_keep_the_output_contract_on_meta(name, task):
-    """Every module and shape, no weight memory, at a deployment and a training resolution."""
-    for arch in ss.sample_archs(ss.get_space(name), 30, seed=7, task=task):
+def test_sampled_dense_networks_build_and_lower_alike(name, task):
+    """200 networks: each builds on the meta device (every module, no weight memory) with the
+    lowering's parameter count, and the lowering's outputs keep the contract, at 640 and 96."""
+    for arch in ss.sample_archs(ss.get_space(name), 50, seed=7, task=task):
+        for size in (640, 96):  # a spatial MLP's weights depend on the map: built for each size
+            with torch.device("meta"):
+                model = ss.build_model(arch, num_classes=K, img_size=size)
+            layers = ss.lower(arch, (3, size, size), num_classes=K)
+            assert total_params(layers) == sum(p.numel() for p in model.parameters()), arch.name
+            _check_outputs(model, arch, _lowered_outputs(layers, task), 1, size)
+        assert [f["reduction"] for f in model.feature_info] == [4 * 2**i for i in range(len(arch.stages))]
+
+
+def _lowered_outputs(layers, task):
+    """The network's outputs as the lowering records them (shapes only, batch 1)."""
+    if task == "detection":
+        return [torch.empty(1, *x.out_shape, device="meta") for x in layers if x.name.endswith(":cat")]
+    return torch.empty(1, *layers[-1].out_shape, device="meta")
+
+
+@pytest.mark.parametrize("name", SPACES)
+@pytest.mark.parametrize("task", DENSE)
+def test_sampled_dense_networks_keep_the_output_contract_on_meta(name, task):
+    """A forward pass of every module, shapes only, at a deployment and a training resolution."""
+    for arch in ss.sample_archs(ss.get_space(name), 6, seed=8, task=task):
         for size in (640, 96):
             with torch.device("meta"):
                 model = ss.build_model(arch, num_classes=K, img_size=size)
                 out = model(torch.empty(2, 3, size, size))
             assert model.task == task
             _check_outputs(model, arch, out, 2, size)
-        assert [f["reduction"] for f in model.feature_info] == [4 * 2**i for i in range(len(arch.stages))]
 
 
 @pytest.mark.parametrize("name", SPACES)
 @pytest.mark.parametrize("task", DENSE)
 def test_sampled_dense_networks_run_for_real(name, task):
-    for arch in ss.sample_archs(ss.get_space(name), 3, seed=11, task=task):
+    for arch in ss.sample_archs(ss.get_space(name), 2, seed=11, task=task):
         for size in (128, 96):
             model = ss.build_model(arch, num_classes=K, img_size=size).eval()
             with torch.no_grad():
@@ -287,3 +330,56 @@ def test_dense_networks_need_classes():
     arch = _dense(ss.get_preset("poolformer_s12"), {"kind": "none"}, SEG)
     with pytest.raises(ValueError, match="num_classes: a segmentation network needs >= 1"):
         ss.build_model(arch, num_classes=0)
+
+
+# -- lowering == trace ----------------------------------------------------------------------------
+
+
+def _neck_and_head(layers):
+    """Every field of the neck's and head's records but the name (the two producers name alike
+    only up to the op suffix)."""
+    return [x[1:] for x in layers if x.name.split(".")[0].split(":")[0] in ("neck", "head")]
+
+
+def _assert_lowered_is_traced(arch, size):
+    model = ss.build_model(arch, num_classes=K, img_size=size)
+    lowered = ss.lower(arch, (3, size, size), num_classes=K)
+    traced = ss.trace(model, (3, size, size))
+    _assert_agree(lowered, traced, label=f"{arch.name} at {size}")
+    assert _neck_and_head(lowered) == _neck_and_head(traced), arch.name  # record for record
+    assert op_counts(lowered)[OpKind.RESIZE] == op_counts(traced)[OpKind.RESIZE]
+
+
+@pytest.mark.parametrize("name", SPACES)
+@pytest.mark.parametrize("task", DENSE)
+def test_lowering_matches_the_trace_of_sampled_dense_networks(name, task):
+    for arch in ss.sample_archs(ss.get_space(name), 2, seed=9, task=task):
+        for size in (128, 100):
+            _assert_lowered_is_traced(arch, size)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SPACES)
+@pytest.mark.parametrize("task", DENSE)
+def test_lowering_matches_the_trace_at_deployment_resolution(name, task):
+    for arch in ss.sample_archs(ss.get_space(name), 1, seed=10, task=task):
+        _assert_lowered_is_traced(arch, 640)
+
+
+def test_every_neck_and_head_kind_lowers_as_traced():
+    # 2x2 patch merges floor the odd maps of a 100 px input (25 -> 12) where PAN's stride-2 conv
+    # rounds up (25 -> 13): the bottom-up path resizes, in both producers
+    base = ArchConfig(
+        downsample="patch",
+        norm="batchnorm",
+        stages=[
+            {"mixer": m, "depth": 1, "dim": d}
+            for m, d in (("mbconv", 16), ("pooling", 24), ("sepconv", 32), ("attention", 64))
+        ],
+    )
+    for neck in ({"kind": "none"}, {"kind": "fpn", "width": 24, "depth": 2}, {"kind": "pan", "width": 16, "depth": 1}):
+        for head in (DET, SEG, {**SEG, "kind": "fpn_fuse"}):
+            arch = _dense(base, neck, head)
+            _assert_lowered_is_traced(arch, 100)
+            if neck["kind"] == "pan" and arch.task == "segmentation":  # its levels start at the 25 px map
+                assert "neck.down.0:resize" in {x.name for x in ss.lower(arch, (3, 100, 100), num_classes=K)}

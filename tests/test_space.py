@@ -92,6 +92,33 @@ def test_parameter_names_are_flat_stable_and_conditional():
     assert seen_window
 
 
+@pytest.mark.parametrize("task", ["detection", "segmentation"])
+def test_dense_parameter_names_are_flat_and_only_for_dense_tasks(task):
+    """A dense task draws no hierarchy (hierarchical only) and no classifier head; its neck and
+    head come under their own names, the neck's width and depth only when it has one."""
+    space = ss.get_space()
+    head = {f"{task}_head.{p}" for p in (("width", "depth") if task == "detection" else ("kind", "width"))}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    kinds = set()
+    for _ in range(100):
+        trial = study.ask()
+        arch = space.sample(trial, task=task)
+        params = trial.params
+        assert not {"hierarchy", "head", "head_norm"} & set(params)
+        dense = {k for k in params if k.startswith(("neck.", "detection_head.", "segmentation_head."))}
+        neck = {"neck.kind"} | ({"neck.width", "neck.depth"} if arch.neck.kind != "none" else set())
+        assert dense == neck | head
+        kinds.add(params["neck.kind"])
+        study.tell(trial, 0.0)
+    assert kinds == {"none", "fpn", "pan"}
+    classification = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(50):
+        trial = classification.ask()
+        space.sample(trial)
+        assert not any(k.startswith(("neck.", "detection_head.", "segmentation_head.")) for k in trial.params)
+        classification.tell(trial, 0.0)
+
+
 def _space(tmp_path, text):
     path = tmp_path / "space.yaml"
     path.write_text(textwrap.dedent(text))
