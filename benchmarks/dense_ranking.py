@@ -267,8 +267,8 @@ def report(runs: dict[str, dict[int, dict]], args: argparse.Namespace) -> str:
         f"{s.lr}, weight decay {s.weight_decay}, {s.warmup_steps} warm-up steps then cosine to zero, random "
         "horizontal flips, seed 0, float32 on one CPU thread. "
         f"Long recipe: the same with {lg.steps} steps ({LONG_FACTOR}x), {lg.warmup_steps} warm-up steps.",
-        "- Seconds are wall time per training (scoring included) on a shared 2-core machine under a load of"
-        " about 10, one thread per process: they compare networks, not what a training costs on an idle core.",
+        "- Seconds are wall time per training (scoring included) on a shared 2-core machine under a varying load"
+        " (load average 3 to 14), one thread per process: not what a training costs on an idle core.",
         *(
             [
                 "- Segmentation: measured the same way (mIoU) in docs/dense_ranking_segmentation.md"
