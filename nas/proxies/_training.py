@@ -71,21 +71,26 @@ class Trainer:
         torch.manual_seed(recipe.seed)  # dropout / drop-path draws
 
     def advance(self, steps: int) -> None:
-        r, model = self.recipe, self.model
-        model.train()
+        self.model.train()
         for _ in range(steps):
-            x, y = self.data.batch(self._next_indices(), resolution=r.resolution)
-            x, y = _placed(x, self._device), y.to(self._device)
             for group in self._optimizer.param_groups:
-                group["lr"] = r.lr_at(self.step)
-            with _precision(self._device):
-                loss = F.cross_entropy(model(x), y, label_smoothing=r.label_smoothing)
+                group["lr"] = self.recipe.lr_at(self.step)
+            loss = self._loss()
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"training diverged at step {self.step} (loss {loss.item()})")
             self._optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self._optimizer.step()
             self.step += 1
+
+    def _loss(self) -> torch.Tensor:
+        """The next batch's training loss: cross-entropy with the recipe's label smoothing (a
+        subclass trains another task by its own loss, ``nas.tasks.training.DenseTrainer``)."""
+        r = self.recipe
+        x, y = self.data.batch(self._next_indices(), resolution=r.resolution)
+        x, y = _placed(x, self._device), y.to(self._device)
+        with _precision(self._device):
+            return F.cross_entropy(self.model(x), y, label_smoothing=r.label_smoothing)
 
     def accuracy(self, data: ImageData) -> float:
         return evaluate(self.model, data, resolution=self.recipe.resolution)

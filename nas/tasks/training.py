@@ -84,30 +84,20 @@ class DenseTrainer(Trainer):
         self.flip = flip
         self._flips = torch.Generator().manual_seed(recipe.seed + 1)  # apart from the batch order's draws
 
-    def advance(self, steps: int) -> None:
-        r, model = self.recipe, self.model
-        model.train()
-        for _ in range(steps):
-            x, targets = self.data.batch(self._next_indices())
-            if x.shape[-1] != r.resolution or x.shape[-2] != r.resolution:
-                raise ValueError(
-                    f"data: images are {x.shape[-2]}x{x.shape[-1]} but recipe.resolution is {r.resolution}; "
-                    f"load the set with resolution={r.resolution}"
-                )
-            if self.flip:
-                x, targets = hflip(x, targets, torch.rand(len(x), generator=self._flips) < 0.5)
-            x, targets = _placed(x, self._device), _to(targets, self._device)
-            for group in self._optimizer.param_groups:
-                group["lr"] = r.lr_at(self.step)
-            with _precision(self._device):
-                outputs = model(x)
-            loss = dense_loss(model, outputs, targets)  # in float32: the losses cast the outputs up
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training diverged at step {self.step} (loss {loss.item()})")
-            self._optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self._optimizer.step()
-            self.step += 1
+    def _loss(self) -> torch.Tensor:
+        r = self.recipe
+        x, targets = self.data.batch(self._next_indices())
+        if x.shape[-1] != r.resolution or x.shape[-2] != r.resolution:
+            raise ValueError(
+                f"data: images are {x.shape[-2]}x{x.shape[-1]} but recipe.resolution is {r.resolution}; "
+                f"load the set with resolution={r.resolution}"
+            )
+        if self.flip:
+            x, targets = hflip(x, targets, torch.rand(len(x), generator=self._flips) < 0.5)
+        x, targets = _placed(x, self._device), _to(targets, self._device)
+        with _precision(self._device):
+            outputs = self.model(x)
+        return dense_loss(self.model, outputs, targets)  # in float32: the losses cast the outputs up
 
     def metrics(self, data: Any) -> dict[str, float]:
         return evaluate_dense(self.model, data)
