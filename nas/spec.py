@@ -406,8 +406,7 @@ class JobSpec(_Frozen):
                 f"{field}: a {self.task} job searches the MetaFormer space's dense networks with the proxy "
                 "evaluator; plug-ins serve classification jobs. Use a MetaFormer space, or task: classification"
             )
-        if self.constraints.max_int8_drop is not None or "accuracy_int8" in self.objectives:
-            field = "constraints.max_int8_drop" if self.constraints.max_int8_drop is not None else "objectives"
+        if field := self._int8_field():
             raise ValueError(
                 f"{field}: INT8 {metric} is not measured for {self.task} yet (INT8 is measured on classifiers); "
                 "drop accuracy_int8 / max_int8_drop"
@@ -452,8 +451,7 @@ class JobSpec(_Frozen):
                 "constraints.min_accuracy: this job's accuracy is a proxy score without units; "
                 "train candidates (evaluator.train > 0) so that it is a predicted accuracy, or drop the bound"
             )
-        if self.constraints.max_int8_drop is not None or "accuracy_int8" in self.objectives:
-            field = "constraints.max_int8_drop" if self.constraints.max_int8_drop is not None else "objectives"
+        if field := self._int8_field():
             raise ValueError(
                 f"{field}: INT8 accuracy is measured on the networks a job trains and predicted from them; this "
                 "job trains none (a plug-in evaluator's or evaluator.train: 0): train candidates with the proxy "
@@ -467,6 +465,12 @@ class JobSpec(_Frozen):
         if extra:
             raise ValueError(f"reference_point: {', '.join(extra)} is not among the objectives {list(self.objectives)}")
         return self
+
+    def _int8_field(self) -> str | None:
+        """The field that asks for INT8 accuracy (a bound on its drop, or the objective), if any."""
+        if self.constraints.max_int8_drop is not None:
+            return "constraints.max_int8_drop"
+        return "objectives" if "accuracy_int8" in self.objectives else None
 
     def to_json(self) -> str:
         return self.model_dump_json()
