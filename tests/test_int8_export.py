@@ -88,7 +88,9 @@ def test_the_int8_export_runs_without_the_project_at_the_stored_accuracy(measure
     np.save(out / "inputs.npy", x.numpy())
     np.save(out / "labels.npy", y.numpy())
     script = ISOLATED.format(purelib=sysconfig.get_paths()["purelib"])
-    done = subprocess.run([sys.executable, "-I", "-S", "-c", script], cwd=out, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script], cwd=out, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert float(done.stdout.split()[-1]) == pytest.approx(c.metrics["measured_accuracy_int8"], abs=0.005)
 
