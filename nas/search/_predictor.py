@@ -47,6 +47,7 @@ from nas.status import CandidateStatus
 from nas.store import CandidateRecord, JobRecord, Store
 from nas.store._records import Measured
 from nas.surrogate import AccuracySurrogate, Calibration, standardise
+from nas.tasks import get_task
 from nas.training import describe_recipe
 from search_spaces import ArchConfig
 
@@ -128,6 +129,9 @@ class AccuracyPredictor:
         default = load_default() if self.proxy == "default" and benchmark else None
         self.prior = default if default is not None and default.accuracy_prior else None
         self.recipe = describe_recipe(spec)
+        # before anything is measured: a top-1 of one half; a dense metric (mAP, mIoU) its floor, 0,
+        # where a network that has learnt nothing sits (a half would be an absurd mAP)
+        self.unmeasured_prior = 0.5 if spec.task == "classification" else get_task(spec.task).chance(spec.num_classes)
         self.raw: dict[int, np.ndarray] = {}  # candidate id -> features (score first)
         self.records: dict[int, CandidateRecord] = {}
         self.measured: dict[int, float] = {}
@@ -187,7 +191,7 @@ class AccuracyPredictor:
     def _prior_from(self, scores: list[float]) -> np.ndarray:
         if self.prior is not None:
             return np.array([self.prior.prior_accuracy(s) for s in scores])
-        fallback = np.mean(list(self.measured.values())) if self.measured else 0.5
+        fallback = np.mean(list(self.measured.values())) if self.measured else self.unmeasured_prior
         return np.full(len(scores), fallback)
 
     def _standardised(self, ids: list[int]) -> np.ndarray:
