@@ -139,7 +139,11 @@ def test_the_demo_job_over_http_watched_in_the_dashboard_and_its_winner_exported
     # the front's best was measured at the job's end: its trained weights ship, with the accuracy's provenance
     assert card["accuracy"]["kind"] == "measured" and card["weights"].startswith("trained by the job")
     assert card["accuracy"]["value"] == card["metrics"]["measured_accuracy"]
-    assert card["input"]["exported_at"] == card["front"]["input_shape"]  # the network the front priced
+    if "weights depend on the input size" in card["input"]["size"]:  # a spatial MLP's, a clamped window's:
+        r = card["accuracy"]["recipe"]["resolution"]  # exported (and re-priced) where they were trained
+        assert card["input"]["exported_at"] == [3, r, r] and card["input"]["size"].startswith(f"fixed at {r}x{r}")
+    else:
+        assert card["input"]["exported_at"] == card["front"]["input_shape"]  # the network the front priced
     outputs = run_without_our_package(winner)
     assert outputs["onnx"].shape == (3, 10)
     np.testing.assert_allclose(outputs["onnx"], outputs["exported_program"], atol=1e-4)
