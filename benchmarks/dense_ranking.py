@@ -33,6 +33,7 @@ import torch
 
 import search_spaces as ss
 from nas.proxies import TrainRecipe, score
+from nas.tasks import DENSE_TASKS, get_task
 from nas.tasks.training import as_classifier, proxy_batch, short_dense_training
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +50,7 @@ LONG_FACTOR = 5
 LONG = replace(SHORT, steps=SHORT.steps * LONG_FACTOR, decay_steps=SHORT.steps * LONG_FACTOR, warmup_steps=20)
 PROXY_NAMES = ("default", "params", "flops")
 PROXY_BATCH = 64
-METRIC = {"detection": ("map", "map50"), "segmentation": ("miou", "pixel_accuracy")}
+METRIC = {task: (get_task(task).metric, *get_task(task).extra) for task in DENSE_TASKS}
 
 _DATA: dict = {}  # per process: (task, scenes) -> (train set, val set)
 

@@ -205,10 +205,7 @@ def report(spec: JobSpec, path: Path) -> str:
     ]
     if not all(by_role.values()):
         return "\n".join([*lines, "", "Incomplete: run every stage."]) + "\n"
-    best = max(by_role["search"], key=lambda n: n["mean"])
-    median_random = statistics.median(n["mean"] for n in by_role["random"])
-    best_random = max(by_role["random"], key=lambda n: n["mean"])
-    largest = by_role["largest"][0]["mean"]
+    best, median_random, best_random, largest = headline(by_role)
     margin = best["mean"] - median_random
     beats = margin > spread
     matches = best["mean"] >= largest - spread
@@ -234,6 +231,14 @@ def report(spec: JobSpec, path: Path) -> str:
         + ", ".join(f"{n['name']} {n['runs']['1']:.4f}" for n in by_role["search"]),
     ]
     return "\n".join(lines) + "\n"
+
+
+def headline(by_role: dict[str, list[dict]]) -> tuple[dict, float, dict, float]:
+    """(the search's best, the median random network's mean, the best random one, the largest's mean)."""
+    best = max(by_role["search"], key=lambda n: n["mean"])
+    median_random = statistics.median(n["mean"] for n in by_role["random"])
+    best_random = max(by_role["random"], key=lambda n: n["mean"])
+    return best, median_random, best_random, by_role["largest"][0]["mean"]
 
 
 def table(by_role: dict[str, list[dict]]) -> list[str]:
@@ -281,10 +286,7 @@ def dense_report(spec: JobSpec, path: Path, complete: list[dict], by_role: dict[
     ]
     if not all(by_role[role] for role in ("search", "random", "largest")):
         return "\n".join([*lines, "", "Incomplete: run every stage."]) + "\n"
-    best = max(by_role["search"], key=lambda n: n["mean"])
-    median_random = statistics.median(n["mean"] for n in by_role["random"])
-    best_random = max(by_role["random"], key=lambda n: n["mean"])
-    largest = by_role["largest"][0]["mean"]
+    best, median_random, best_random, largest = headline(by_role)
     margin = best["mean"] - median_random
     lines += [
         "",

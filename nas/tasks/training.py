@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from nas.proxies._training import Trainer, TrainRecipe, _device_of, _placed, _precision
-from nas.tasks import DENSE_TASKS
-from nas.tasks.detection import decode, detection_loss
+from nas.tasks import DENSE_TASKS, get_task
+from nas.tasks.detection import CLS, decode, detection_loss
 from nas.tasks.segmentation import IGNORE, predict, segmentation_loss
 
 DENSE = DENSE_TASKS  # nas.tasks
@@ -105,7 +105,7 @@ class DenseTrainer(Trainer):
     def accuracy(self, data: Any) -> float:
         """The task's quality metric (``map`` or ``miou``, 0-1), as ``Trainer.accuracy`` gives top-1."""
         values = self.metrics(data)
-        return values["map" if task_of(self.model) == "detection" else "miou"]
+        return values[get_task(task_of(self.model)).metric]
 
 
 @torch.no_grad()
@@ -187,7 +187,7 @@ class ClassifierView(nn.Module):
         out = self.model(x)
         if self.task == "segmentation":
             return out.mean((2, 3))
-        cls = [o[:, 5:].flatten(2) for o in out]
+        cls = [o[:, CLS].flatten(2) for o in out]
         return torch.cat(cls, dim=2).mean(2)
 
 
